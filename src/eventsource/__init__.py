@@ -1,0 +1,139 @@
+"""eventsource: async-first event sourcing for Python.
+
+Public names load lazily, so `import eventsource` needs only pydantic: database and broker
+drivers are imported by the backend that uses them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # events
+    "DomainEvent": "eventsource.events.base",
+    "EventRegistry": "eventsource.events.registry",
+    "default_registry": "eventsource.events.registry",
+    "register_event": "eventsource.events.registry",
+    "get_event_class": "eventsource.events.registry",
+    "get_event_class_or_none": "eventsource.events.registry",
+    "is_event_registered": "eventsource.events.registry",
+    "list_registered_events": "eventsource.events.registry",
+    # aggregates
+    "AggregateRoot": "eventsource.aggregates.base",
+    "DeclarativeAggregate": "eventsource.aggregates.base",
+    "AggregateRepository": "eventsource.aggregates.repository",
+    "handles": "eventsource.projections.decorators",
+    # stores
+    "EventStore": "eventsource.stores.interface",
+    "EventPublisher": "eventsource.stores.interface",
+    "EventStream": "eventsource.stores.interface",
+    "AppendResult": "eventsource.stores.interface",
+    "StoredEvent": "eventsource.stores.interface",
+    "ReadOptions": "eventsource.stores.interface",
+    "ReadDirection": "eventsource.stores.interface",
+    "ExpectedVersion": "eventsource.stores.interface",
+    "CommittedPage": "eventsource.stores.interface",
+    "InMemoryEventStore": "eventsource.stores.in_memory",
+    "PostgreSQLEventStore": "eventsource.stores.postgresql",
+    "SQLITE_AVAILABLE": "eventsource.stores.sqlite",
+    # protocols
+    "EventHandlerFunc": "eventsource.protocols",
+    "AsyncEventHandler": "eventsource.protocols",
+    "EventHandler": "eventsource.protocols",
+    "SyncEventHandler": "eventsource.protocols",
+    "FlexibleEventHandler": "eventsource.protocols",
+    "EventSubscriber": "eventsource.protocols",
+    "FlexibleEventSubscriber": "eventsource.protocols",
+    # exceptions
+    "EventSourceError": "eventsource.exceptions",
+    "OptimisticLockError": "eventsource.exceptions",
+    "AggregateNotFoundError": "eventsource.exceptions",
+    "EventNotFoundError": "eventsource.exceptions",
+    "EventVersionError": "eventsource.exceptions",
+    "ProjectionError": "eventsource.exceptions",
+    "UnhandledEventError": "eventsource.exceptions",
+    "SerializationError": "eventsource.exceptions",
+    "EventStoreError": "eventsource.exceptions",
+    "EventTypeNotFoundError": "eventsource.exceptions",
+    "DuplicateEventTypeError": "eventsource.exceptions",
+    # snapshots
+    "Snapshot": "eventsource.snapshots.interface",
+    "SnapshotStore": "eventsource.snapshots.interface",
+    "InMemorySnapshotStore": "eventsource.snapshots.in_memory",
+    # types
+    "AggregateId": "eventsource.types",
+    "EventId": "eventsource.types",
+    "TenantId": "eventsource.types",
+    "CorrelationId": "eventsource.types",
+    "CausationId": "eventsource.types",
+    "TState": "eventsource.types",
+}
+
+# Present only when aiosqlite is installed (SQLITE_AVAILABLE).
+_SQLITE_EXPORTS: dict[str, str] = {
+    "SQLiteEventStore": "eventsource.stores.sqlite",
+}
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None and name in _SQLITE_EXPORTS:
+        if import_module("eventsource.stores.sqlite").SQLITE_AVAILABLE:
+            module = _SQLITE_EXPORTS[name]
+    if module is None:
+        raise AttributeError(f"module 'eventsource' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from eventsource.aggregates.base import AggregateRoot, DeclarativeAggregate
+    from eventsource.aggregates.repository import AggregateRepository
+    from eventsource.events.base import DomainEvent
+    from eventsource.events.registry import (
+        EventRegistry,
+        default_registry,
+        get_event_class,
+        get_event_class_or_none,
+        is_event_registered,
+        list_registered_events,
+        register_event,
+    )
+    from eventsource.exceptions import (
+        AggregateNotFoundError,
+        DuplicateEventTypeError,
+        EventNotFoundError,
+        EventSourceError,
+        EventStoreError,
+        EventTypeNotFoundError,
+        EventVersionError,
+        OptimisticLockError,
+        ProjectionError,
+        SerializationError,
+        UnhandledEventError,
+    )
+    from eventsource.projections.decorators import handles
+    from eventsource.snapshots.in_memory import InMemorySnapshotStore
+    from eventsource.snapshots.interface import Snapshot, SnapshotStore
+    from eventsource.stores.in_memory import InMemoryEventStore
+    from eventsource.stores.interface import (
+        AppendResult,
+        CommittedPage,
+        EventPublisher,
+        EventStore,
+        EventStream,
+        ExpectedVersion,
+        ReadDirection,
+        ReadOptions,
+        StoredEvent,
+    )

@@ -1,0 +1,52 @@
+"""Fast random (version 4) UUIDs for event and correlation ids.
+
+`uuid.uuid4()` makes one `os.urandom` system call per id; building an event makes two. Here the
+random bytes come from a buffer refilled from `os.urandom` 4 KiB at a time, and the UUID object
+is built without re-validating its own fields. The bytes are as random as `uuid4()`'s. The buffer
+is dropped in a forked child so parent and child never hand out the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+from uuid import UUID, SafeUUID
+
+_BUFFER_SIZE = 4096
+_CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4_RFC_4122 = (0x4000 << 64) | (0x8000 << 48)
+_new = object.__new__
+_set = object.__setattr__
+_from_bytes = int.from_bytes
+_unknown = SafeUUID.unknown
+
+
+class _Pool:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.pos = _BUFFER_SIZE
+
+    def reset(self) -> None:
+        self.buf = b""
+        self.pos = _BUFFER_SIZE
+
+
+_pool = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pool.reset)
+
+
+def new_uuid4() -> UUID:
+    """A random version-4 UUID, equal in kind to `uuid.uuid4()`, about twice as fast."""
+    pool = _pool
+    pos = pool.pos
+    if pos >= _BUFFER_SIZE:
+        pool.buf = os.urandom(_BUFFER_SIZE)
+        pos = 0
+    pool.pos = pos + 16
+    value = _from_bytes(pool.buf[pos : pos + 16]) & _CLEAR_VERSION_AND_VARIANT | _VERSION_4_RFC_4122
+    uid = _new(UUID)
+    _set(uid, "int", value)
+    _set(uid, "is_safe", _unknown)
+    return uid  # type: ignore[no-any-return]

@@ -1,0 +1,241 @@
+"""`AggregateRepository`: load aggregates from an event store and save their new events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from eventsource.aggregates.base import AggregateRoot
+from eventsource.exceptions import AggregateNotFoundError
+from eventsource.observability.tracing import TracingMixin
+from eventsource.snapshots.interface import Snapshot, SnapshotStore
+from eventsource.stores.interface import EventPublisher, EventStore
+
+__all__ = ["AggregateRepository"]
+
+logger = logging.getLogger(__name__)
+
+TAggregate = TypeVar("TAggregate", bound=AggregateRoot[Any])
+SnapshotMode = Literal["sync", "background", "manual"]
+
+
+class AggregateRepository(TracingMixin, Generic[TAggregate]):
+    """Loads aggregates by replaying their stream (from a snapshot when there is one) and saves
+    their uncommitted events with the aggregate's version as the expected version."""
+
+    def __init__(
+        self,
+        event_store: EventStore,
+        aggregate_factory: Callable[[UUID], TAggregate],
+        aggregate_type: str,
+        event_publisher: EventPublisher | None = None,
+        snapshot_store: SnapshotStore | None = None,
+        snapshot_threshold: int | None = None,
+        snapshot_mode: SnapshotMode = "sync",
+        enable_tracing: bool = True,
+    ) -> None:
+        if snapshot_mode not in ("sync", "background", "manual"):
+            raise ValueError(
+                f"snapshot_mode must be 'sync', 'background' or 'manual', got {snapshot_mode!r}"
+            )
+        if snapshot_threshold is not None and snapshot_threshold < 1:
+            raise ValueError(f"snapshot_threshold must be >= 1, got {snapshot_threshold}")
+        self._init_tracing(__name__, enable_tracing)
+        self._event_store = event_store
+        self._factory = aggregate_factory
+        self._aggregate_type = aggregate_type
+        self._publisher = event_publisher
+        self._snapshot_store = snapshot_store
+        self._snapshot_threshold = snapshot_threshold
+        self._snapshot_mode: SnapshotMode = snapshot_mode
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def aggregate_type(self) -> str:
+        return self._aggregate_type
+
+    @property
+    def event_store(self) -> EventStore:
+        return self._event_store
+
+    @property
+    def event_publisher(self) -> EventPublisher | None:
+        return self._publisher
+
+    @property
+    def snapshot_store(self) -> SnapshotStore | None:
+        return self._snapshot_store
+
+    @property
+    def snapshot_threshold(self) -> int | None:
+        return self._snapshot_threshold
+
+    @property
+    def snapshot_mode(self) -> SnapshotMode:
+        return self._snapshot_mode
+
+    @property
+    def has_snapshot_support(self) -> bool:
+        return self._snapshot_store is not None
+
+    @property
+    def pending_snapshot_count(self) -> int:
+        return sum(1 for task in self._pending if not task.done())
+
+    def create_new(self, aggregate_id: UUID) -> TAggregate:
+        """A fresh aggregate (version 0, no state); nothing is stored."""
+        return self._factory(aggregate_id)
+
+    async def load(self, aggregate_id: UUID) -> TAggregate:
+        """The aggregate rebuilt from its snapshot and events; AggregateNotFoundError if none."""
+        with self._create_span_context(
+            "eventsource.repository.load",
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": self._aggregate_type},
+        ):
+            return await self._load(aggregate_id)
+
+    async def _load(self, aggregate_id: UUID) -> TAggregate:
+        aggregate = self._factory(aggregate_id)
+        snapshot = await self._usable_snapshot(aggregate, aggregate_id)
+        from_version = snapshot.version if snapshot is not None else 0
+        stream = await self._event_store.get_events(
+            aggregate_id, self._aggregate_type, from_version=from_version
+        )
+        if snapshot is None and not stream.events:
+            raise AggregateNotFoundError(aggregate_id, self._aggregate_type)
+        if snapshot is not None:
+            try:
+                aggregate._restore_from_snapshot(snapshot.state, snapshot.schema_version)
+                aggregate._version = snapshot.version
+            except Exception:
+                logger.warning(
+                    "Snapshot of %s %s at v%d could not be restored; replaying all events",
+                    self._aggregate_type, aggregate_id, snapshot.version, exc_info=True,
+                )
+                aggregate = self._factory(aggregate_id)
+                stream = await self._event_store.get_events(aggregate_id, self._aggregate_type)
+                if not stream.events:
+                    raise AggregateNotFoundError(aggregate_id, self._aggregate_type) from None
+        aggregate.load_from_history(stream.events)
+        return aggregate
+
+    async def _usable_snapshot(self, aggregate: TAggregate, aggregate_id: UUID) -> Snapshot | None:
+        if self._snapshot_store is None:
+            return None
+        try:
+            snapshot = await self._snapshot_store.get_snapshot(aggregate_id, self._aggregate_type)
+        except Exception:
+            logger.warning("Snapshot read failed for %s", aggregate_id, exc_info=True)
+            return None
+        if snapshot is None:
+            return None
+        expected = getattr(type(aggregate), "schema_version", 1)
+        if snapshot.schema_version == expected:
+            return snapshot
+        overrides = (
+            type(aggregate)._restore_from_snapshot is not AggregateRoot._restore_from_snapshot
+        )
+        if snapshot.schema_version < expected and overrides:
+            return snapshot
+        logger.info(
+            "Ignoring snapshot of %s %s: schema version %d, aggregate expects %d",
+            self._aggregate_type, aggregate_id, snapshot.schema_version, expected,
+        )
+        return None
+
+    async def load_or_create(self, aggregate_id: UUID) -> TAggregate:
+        """`load`, or a fresh aggregate when there is nothing stored."""
+        try:
+            return await self.load(aggregate_id)
+        except AggregateNotFoundError:
+            return self.create_new(aggregate_id)
+
+    async def get_or_raise(self, aggregate_id: UUID) -> TAggregate:
+        return await self.load(aggregate_id)
+
+    async def save(self, aggregate: TAggregate) -> None:
+        """Append the aggregate's uncommitted events atomically, then publish them."""
+        events = aggregate.uncommitted_events
+        if not events:
+            return
+        with self._create_span_context(
+            "eventsource.repository.save",
+            {"eventsource.aggregate.id": aggregate.aggregate_id,
+             "eventsource.aggregate.type": self._aggregate_type,
+             "eventsource.event.count": len(events)},
+        ):
+            expected_version = aggregate.version - len(events)
+            await self._event_store.append_events(
+                aggregate.aggregate_id, self._aggregate_type, events, expected_version
+            )
+            aggregate.mark_events_as_committed()
+            if self._publisher is not None:
+                await self._publisher.publish(events)
+            if self._snapshot_store is not None:
+                await self._apply_snapshot_policy(aggregate, expected_version)
+
+    async def _apply_snapshot_policy(self, aggregate: TAggregate, version_before: int) -> None:
+        threshold = self._snapshot_threshold
+        if threshold is None or self._snapshot_mode == "manual":
+            return
+        if version_before // threshold >= aggregate.version // threshold:
+            return
+        snapshot = self._build_snapshot(aggregate)
+        if self._snapshot_mode == "sync":
+            await self._save_snapshot_logged(snapshot)
+            return
+        task = asyncio.create_task(self._save_snapshot_logged(snapshot))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _build_snapshot(self, aggregate: TAggregate) -> Snapshot:
+        return Snapshot(
+            aggregate_id=aggregate.aggregate_id,
+            aggregate_type=self._aggregate_type,
+            version=aggregate.version,
+            state=aggregate._serialize_state(),
+            schema_version=getattr(type(aggregate), "schema_version", 1),
+            created_at=datetime.now(UTC),
+        )
+
+    async def _save_snapshot_logged(self, snapshot: Snapshot) -> None:
+        assert self._snapshot_store is not None
+        try:
+            await self._snapshot_store.save_snapshot(snapshot)
+        except Exception:
+            logger.exception("Saving %s failed; the aggregate was saved", snapshot)
+
+    async def create_snapshot(self, aggregate: TAggregate) -> Snapshot:
+        """Build and save a snapshot now, whatever the mode and threshold."""
+        if self._snapshot_store is None:
+            raise RuntimeError("This repository has no snapshot store")
+        with self._create_span_context(
+            "eventsource.repository.create_snapshot",
+            {"eventsource.aggregate.id": aggregate.aggregate_id},
+        ):
+            snapshot = self._build_snapshot(aggregate)
+            await self._snapshot_store.save_snapshot(snapshot)
+            return snapshot
+
+    async def await_pending_snapshots(self) -> int:
+        """Wait for every background snapshot; how many there were."""
+        pending = list(self._pending)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+    async def exists(self, aggregate_id: UUID) -> bool:
+        """True if the aggregate's stream has at least one event."""
+        with self._create_span_context(
+            "eventsource.repository.exists", {"eventsource.aggregate.id": aggregate_id}
+        ):
+            return await self.get_version(aggregate_id) > 0
+
+    async def get_version(self, aggregate_id: UUID) -> int:
+        """The stream's version, 0 if none."""
+        return await self._event_store.get_stream_version(aggregate_id, self._aggregate_type)

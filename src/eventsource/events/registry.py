@@ -1,0 +1,164 @@
+"""The event registry: event-type names to classes, so stores and buses can rebuild events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, overload
+
+from eventsource.events.base import DomainEvent
+from eventsource.exceptions import DuplicateEventTypeError, EventTypeNotFoundError
+
+__all__ = [
+    "DuplicateEventTypeError",
+    "EventRegistry",
+    "EventTypeNotFoundError",
+    "default_registry",
+    "get_event_class",
+    "get_event_class_or_none",
+    "is_event_registered",
+    "list_registered_events",
+    "register_event",
+    "resolve_event_class",
+]
+
+E = TypeVar("E", bound=type[DomainEvent])
+
+
+def event_type_name(event_class: type[DomainEvent], event_type: str | None = None) -> str:
+    """The name a class registers under: explicit, else its `event_type` default, else its name."""
+    if event_type is not None:
+        return event_type
+    field = event_class.model_fields.get("event_type") if hasattr(event_class, "model_fields") else None
+    default = getattr(field, "default", None)
+    return default if isinstance(default, str) else event_class.__name__
+
+
+class EventRegistry:
+    """A thread-safe map from event-type strings to `DomainEvent` subclasses."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[DomainEvent]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, event_class: E, event_type: str | None = None) -> E:
+        """Register `event_class`; the same class again is a no-op, another class raises."""
+        if not (isinstance(event_class, type) and issubclass(event_class, DomainEvent)):
+            raise TypeError(f"Only DomainEvent subclasses can be registered, got {event_class!r}")
+        name = event_type_name(event_class, event_type)
+        with self._lock:
+            existing = self._classes.get(name)
+            if existing is not None and existing is not event_class:
+                raise DuplicateEventTypeError(name, existing, event_class)
+            self._classes[name] = event_class
+        return event_class
+
+    def get(self, name: str) -> type[DomainEvent]:
+        """The class for `name`; `EventTypeNotFoundError` if there is none."""
+        found = self._classes.get(name)
+        if found is None:
+            raise EventTypeNotFoundError(name, self.list_types())
+        return found
+
+    def get_or_none(self, name: str) -> type[DomainEvent] | None:
+        """The class for `name`, or None."""
+        return self._classes.get(name)
+
+    def contains(self, name: str) -> bool:
+        """True if `name` is registered."""
+        return name in self._classes
+
+    def list_types(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._classes)
+
+    def list_classes(self) -> list[type[DomainEvent]]:
+        """Registered classes, by sorted name."""
+        return [self._classes[name] for name in self.list_types()]
+
+    def unregister(self, name: str) -> bool:
+        """Remove `name`; True if it was registered."""
+        with self._lock:
+            return self._classes.pop(name, None) is not None
+
+    def clear(self) -> None:
+        """Remove every registration."""
+        with self._lock:
+            self._classes.clear()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._classes))
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"EventRegistry({len(self._classes)} types)"
+
+
+default_registry = EventRegistry()
+
+
+def resolve_event_class(name: str, registry: EventRegistry | None = None) -> type[DomainEvent]:
+    """The lookup rule of every deserialising component: its registry, then the default one."""
+    if registry is not None:
+        found = registry.get_or_none(name)
+        if found is not None:
+            return found
+    found = default_registry.get_or_none(name)
+    if found is None:
+        known = sorted(set(default_registry.list_types()) | set(registry or ()))
+        raise EventTypeNotFoundError(name, known)
+    return found
+
+
+@overload
+def register_event(event_class: E, /) -> E: ...
+@overload
+def register_event(
+    *, event_type: str | None = None, registry: EventRegistry | None = None
+) -> Callable[[E], E]: ...
+
+
+def register_event(
+    event_class: Any = None,
+    /,
+    *,
+    event_type: str | None = None,
+    registry: EventRegistry | None = None,
+) -> Any:
+    """Register an event class: `@register_event`, `@register_event()` or with keywords."""
+    target = registry if registry is not None else default_registry
+
+    def decorate(cls: E) -> E:
+        return target.register(cls, event_type)
+
+    if event_class is None:
+        return decorate
+    return decorate(event_class)
+
+
+def is_event_registered(name: str) -> bool:
+    """True if `name` is in the default registry."""
+    return default_registry.contains(name)
+
+
+def list_registered_events() -> list[str]:
+    """The default registry's names, sorted."""
+    return default_registry.list_types()
+
+
+def get_event_class(name: str) -> type[DomainEvent]:
+    """The default registry's class for `name`."""
+    return default_registry.get(name)
+
+
+def get_event_class_or_none(name: str) -> type[DomainEvent] | None:
+    """The default registry's class for `name`, or None."""
+    return default_registry.get_or_none(name)

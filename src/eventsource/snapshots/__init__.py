@@ -1,0 +1,6 @@
+"""Snapshots: an aggregate's state at a version, so loads read only the tail of its stream."""
+
+from eventsource.snapshots.in_memory import InMemorySnapshotStore
+from eventsource.snapshots.interface import Snapshot, SnapshotStore
+
+__all__ = ["InMemorySnapshotStore", "Snapshot", "SnapshotStore"]

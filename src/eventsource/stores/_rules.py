@@ -1,0 +1,128 @@
+"""Rules every event store follows, written once: argument checks, the expected-version check,
+and turning events into rows and rows back into events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, resolve_event_class
+from eventsource.exceptions import (
+    EventStoreError,
+    EventTypeNotFoundError,
+    OptimisticLockError,
+    SerializationError,
+)
+from eventsource.stores.interface import ExpectedVersion
+
+__all__ = [
+    "CorruptEventError",
+    "check_append_args",
+    "check_expected_version",
+    "decode_event",
+    "encode_payload",
+]
+
+
+class CorruptEventError(EventStoreError):
+    """A stored row could not be turned back into an event; names the event id and type."""
+
+    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.reason = reason
+        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
+
+
+def check_append_args(
+    aggregate_id: object, aggregate_type: object, events: Sequence[object], expected_version: object
+) -> None:
+    """Reject bad input to `append_events` before anything is written; errors name the culprit."""
+    if not isinstance(aggregate_id, UUID):
+        raise TypeError(f"aggregate_id must be a UUID, got {type(aggregate_id).__name__}: "
+                        f"{aggregate_id!r}")
+    if not isinstance(aggregate_type, str) or not aggregate_type:
+        raise TypeError(f"aggregate_type must be a non-empty str, got {aggregate_type!r}")
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise TypeError(f"expected_version must be an int, got {expected_version!r}")
+    if expected_version < ExpectedVersion.STREAM_EXISTS:
+        raise ValueError(
+            f"expected_version must be >= -2 (ExpectedVersion.STREAM_EXISTS), got {expected_version}"
+        )
+    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+        raise TypeError(f"events must be a list of DomainEvent, got {type(events).__name__}")
+    for index, event in enumerate(events):
+        if not isinstance(event, DomainEvent):
+            raise TypeError(
+                f"events[{index}] is a {type(event).__name__}, not a DomainEvent: {event!r:.200}"
+            )
+        if event.aggregate_id != aggregate_id:
+            raise ValueError(
+                f"events[{index}] ({event.event_type} {event.event_id}) belongs to aggregate "
+                f"{event.aggregate_id}, not to {aggregate_id} given to append_events"
+            )
+
+
+def check_expected_version(aggregate_id: UUID, expected: int, current: int) -> None:
+    """Raise OptimisticLockError unless a stream at `current` may be appended to."""
+    if expected == ExpectedVersion.ANY:
+        return
+    ok = current > 0 if expected == ExpectedVersion.STREAM_EXISTS else current == expected
+    if not ok:  # NO_STREAM is 0, so the exact comparison covers it
+        raise OptimisticLockError(aggregate_id, expected, current)
+
+
+def version_matches(expected: int, current: int) -> bool:
+    """The same rule as a predicate (for backends that check inside SQL and re-check here)."""
+    if expected == ExpectedVersion.ANY:
+        return True
+    if expected == ExpectedVersion.STREAM_EXISTS:
+        return current > 0
+    return current == expected
+
+
+def encode_payload(event: DomainEvent) -> str:
+    """The event's full JSON dump; SerializationError (before any write) if it has none."""
+    try:
+        return event.model_dump_json()
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise SerializationError(event.event_type, str(exc), event.event_id) from exc
+
+
+def encode_payloads(events: Sequence[DomainEvent]) -> list[str]:
+    """`encode_payload` for a batch: all or nothing."""
+    return [encode_payload(event) for event in events]
+
+
+def decode_event(
+    event_type: str,
+    payload: str | bytes | dict[str, Any],
+    registry: EventRegistry | None,
+    event_id: object = None,
+) -> DomainEvent:
+    """Rebuild a stored event as its registered class (the registry, then the default one).
+
+    pydantic validates straight from the JSON text. Any failure raises `CorruptEventError`
+    naming the event id and type, so a bad row never surfaces as a bare error mid-iteration.
+    """
+    try:
+        cls = resolve_event_class(event_type, registry)
+    except EventTypeNotFoundError as exc:
+        raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+    try:
+        if isinstance(payload, dict):
+            return cls.model_validate(payload)
+        return cls.model_validate_json(payload)
+    except ValidationError as exc:
+        raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+
+def in_time_range(occurred_at: datetime, start: datetime | None, end: datetime | None) -> bool:
+    """Inclusive timestamp bounds."""
+    return (start is None or occurred_at >= start) and (end is None or occurred_at <= end)

@@ -1,0 +1,311 @@
+"""The event-store contract: data types and the `EventStore` base class."""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, ClassVar, Final, Protocol, Self, runtime_checkable
+from uuid import UUID
+
+from eventsource.events.base import DomainEvent
+
+__all__ = [
+    "AppendResult",
+    "CommittedPage",
+    "EventPublisher",
+    "EventStore",
+    "EventStream",
+    "ExpectedVersion",
+    "ReadDirection",
+    "ReadOptions",
+    "ReadResult",
+    "StoredEvent",
+]
+
+
+class ExpectedVersion:
+    """What `append_events` checks before writing. Any `n >= 0` means "exactly n events"."""
+
+    NO_STREAM: Final[int] = 0
+    ANY: Final[int] = -1
+    STREAM_EXISTS: Final[int] = -2
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """The outcome of an append. Conflicts are raised, so stored results have `success=True`."""
+
+    success: bool
+    new_version: int
+    global_position: int = 0
+    conflict: bool = False
+
+    @classmethod
+    def successful(cls, new_version: int, global_position: int = 0) -> AppendResult:
+        return cls(True, new_version, global_position)
+
+    @classmethod
+    def conflicted(cls, current_version: int) -> AppendResult:
+        return cls(False, current_version, 0, True)
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """One aggregate's events in version order."""
+
+    aggregate_id: UUID
+    aggregate_type: str
+    events: list[DomainEvent] = field(default_factory=list)
+    version: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.events
+
+    @property
+    def latest_event(self) -> DomainEvent | None:
+        return self.events[-1] if self.events else None
+
+    @classmethod
+    def empty(cls, aggregate_id: UUID, aggregate_type: str) -> EventStream:
+        return cls(aggregate_id, aggregate_type, [], 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with where and when the store put it. Positions are 1-based."""
+
+    event: DomainEvent
+    stream_id: str
+    stream_position: int
+    global_position: int
+    stored_at: datetime
+
+    @property
+    def event_id(self) -> UUID:
+        return self.event.event_id
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+    @property
+    def aggregate_id(self) -> UUID:
+        return self.event.aggregate_id
+
+    @property
+    def aggregate_type(self) -> str:
+        return self.event.aggregate_type
+
+
+_new_object = object.__new__
+_set_event = StoredEvent.event.__set__  # type: ignore[attr-defined]
+_set_stream_id = StoredEvent.stream_id.__set__  # type: ignore[attr-defined]
+_set_stream_position = StoredEvent.stream_position.__set__  # type: ignore[attr-defined]
+_set_global_position = StoredEvent.global_position.__set__  # type: ignore[attr-defined]
+_set_stored_at = StoredEvent.stored_at.__set__  # type: ignore[attr-defined]
+
+
+def make_stored_event(
+    event: DomainEvent, stream_id: str, stream_position: int, global_position: int,
+    stored_at: datetime,
+) -> StoredEvent:
+    """Build a `StoredEvent` through its slots: the frozen dataclass `__init__` costs 3x more."""
+    stored: StoredEvent = _new_object(StoredEvent)
+    _set_event(stored, event)
+    _set_stream_id(stored, stream_id)
+    _set_stream_position(stored, stream_position)
+    _set_global_position(stored, global_position)
+    _set_stored_at(stored, stored_at)
+    return stored
+
+
+def stream_id_of(aggregate_id: UUID, aggregate_type: str) -> str:
+    """The `"<aggregate_id>:<aggregate_type>"` name of a stream."""
+    return f"{aggregate_id}:{aggregate_type}"
+
+
+class ReadDirection(Enum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of `read_all` / `read_stream`: positions after `from_position`, at most `limit`."""
+
+    direction: ReadDirection = ReadDirection.FORWARD
+    from_position: int = 0
+    limit: int | None = None
+    from_timestamp: datetime | None = None
+    to_timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.from_position < 0 and self.from_position != -1:
+            raise ValueError(f"from_position must be >= 0 (or -1), got {self.from_position}")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0 or None, got {self.limit}")
+
+
+@runtime_checkable
+class EventPublisher(Protocol):
+    """Anything that can publish stored events (every event bus)."""
+
+    async def publish(self, events: list[DomainEvent]) -> None: ...
+
+
+class ReadResult:
+    """The result of `read_all` / `read_stream`: iterate it with `async for`, or await it.
+
+    Awaiting collects every event into `.events` and returns the result itself.
+    """
+
+    __slots__ = ("_source", "events")
+
+    def __init__(
+        self,
+        source: Callable[[], AsyncIterator[StoredEvent]] | None = None,
+        events: list[StoredEvent] | None = None,
+    ) -> None:
+        self._source = source
+        self.events: list[StoredEvent] = events if events is not None else []
+
+    def __aiter__(self) -> AsyncIterator[StoredEvent]:
+        if self._source is None:
+            return _iterate(self.events)
+        return self._source()
+
+    async def _collect(self) -> Self:
+        if self._source is not None:
+            self.events = [stored async for stored in self._source()]
+            self._source = None
+        return self
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self._collect().__await__()
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+async def _iterate(events: list[StoredEvent]) -> AsyncIterator[StoredEvent]:
+    for stored in events:
+        yield stored
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedPage:
+    """A page of the commit-safe read of all events (see `EventStore.read_committed`)."""
+
+    events: list[StoredEvent]
+    cursor: str
+    """Opaque; pass it back to `read_committed` to get the events after this page."""
+
+
+class EventStore(ABC):
+    """Streams of events keyed by `(aggregate_id, aggregate_type)`, with global positions.
+
+    See the package documentation for the rules every backend follows; the contract suite in
+    `eventsource.testing.contract` checks them.
+    """
+
+    span_prefix: ClassVar[str] = "event_store"
+
+    @abstractmethod
+    async def append_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        """Append `events` atomically if the stream is at `expected_version`."""
+
+    @abstractmethod
+    async def get_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None = None,
+        from_version: int = 0,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+    ) -> EventStream:
+        """One stream's events after `from_version`, in version order (inclusive time bounds)."""
+
+    @abstractmethod
+    async def get_events_by_type(
+        self,
+        aggregate_type: str,
+        tenant_id: UUID | None = None,
+        from_timestamp: datetime | float | None = None,
+    ) -> list[DomainEvent]:
+        """All events of an aggregate type, oldest first; `from_timestamp` is exclusive."""
+
+    @abstractmethod
+    async def event_exists(self, event_id: UUID) -> bool:
+        """True if an event with this id is stored."""
+
+    @abstractmethod
+    async def get_global_position(self) -> int:
+        """The highest global position, 0 when the store is empty."""
+
+    async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        """The stream's version (its number of events), 0 if it does not exist."""
+        return (await self.get_events(aggregate_id, aggregate_type)).version
+
+    def read_all(self, options: ReadOptions | None = None) -> ReadResult:
+        """Every event in global-position order (async-iterable and awaitable)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement read_all")
+
+    def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
+        """One stream (`"<uuid>:<type>"`, or a bare UUID for any type) in version order."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement read_stream")
+
+    async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
+        """The next events in commit-safe order after the opaque cursor `after`.
+
+        A reader that keeps calling this with the cursor of the last page receives every
+        committed event exactly once, even while concurrent writers commit out of position
+        order. This default serves stores whose writers commit in position order (one writer at
+        a time: in-memory, SQLite); PostgreSQL overrides it.
+        """
+        position = position_from_cursor(after)
+        page = await self.read_all(ReadOptions(from_position=position, limit=limit))
+        last = page.events[-1].global_position if page.events else position
+        return CommittedPage(page.events, str(last))
+
+    async def committed_lag(self, after: str | None = None) -> int:
+        """How many stored events a reader at cursor `after` has not read yet."""
+        return max(0, await self.get_global_position() - position_from_cursor(after))
+
+    async def close(self) -> None:
+        """Release resources (no-op by default)."""
+
+
+def position_from_cursor(cursor: str | None) -> int:
+    """The global position a plain-position cursor stands for (`None` is the start)."""
+    if cursor is None or cursor == "":
+        return 0
+    try:
+        position = int(cursor)
+    except ValueError:
+        raise ValueError(f"Not a cursor of this store: {cursor!r}") from None
+    if position < 0:
+        raise ValueError(f"Not a cursor of this store: {cursor!r}")
+    return position
+
+
+def coerce_timestamp(value: datetime | float | None) -> datetime | None:
+    """Accept a float epoch (deprecated) where a datetime is expected."""
+    if value is None or isinstance(value, datetime):
+        return value
+    warnings.warn(
+        "Passing a float epoch as from_timestamp is deprecated; pass a timezone-aware datetime",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return datetime.fromtimestamp(float(value), UTC)

@@ -1,0 +1,1 @@
+"""`PostgreSQLEventStore` (placeholder until the durable-stores work lands)."""
