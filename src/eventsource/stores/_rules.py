@@ -3,6 +3,7 @@ and turning events into rows and rows back into events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from eventsource.exceptions import (
     OptimisticLockError,
     SerializationError,
 )
+from eventsource.stores._codec import TypeConverter
 from eventsource.stores.interface import ExpectedVersion
 
 __all__ = [
@@ -105,6 +107,7 @@ def decode_event(
     payload: str | bytes | dict[str, Any],
     registry: EventRegistry | None,
     event_id: object = None,
+    converter: TypeConverter | None = None,
 ) -> DomainEvent:
     """Rebuild a stored event as its registered class (the registry, then the default one).
 
@@ -116,10 +119,13 @@ def decode_event(
     except EventTypeNotFoundError as exc:
         raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
     try:
+        if converter is not None and converter.needs_conversion(cls):
+            data = json.loads(payload) if not isinstance(payload, dict) else payload
+            return cls.model_validate(converter.convert(cls, data))
         if isinstance(payload, dict):
             return cls.model_validate(payload)
         return cls.model_validate_json(payload)
-    except ValidationError as exc:
+    except (ValidationError, ValueError) as exc:
         raise CorruptEventError(event_id, event_type, str(exc)) from exc
 
 
