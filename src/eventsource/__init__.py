@@ -82,9 +82,12 @@ __all__ = sorted(_EXPORTS)  # noqa: PLE0605
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None and name in _SQLITE_EXPORTS:
-        if import_module("eventsource.stores.sqlite").SQLITE_AVAILABLE:
-            module = _SQLITE_EXPORTS[name]
+    if (
+        module is None
+        and name in _SQLITE_EXPORTS
+        and import_module("eventsource.stores.sqlite").SQLITE_AVAILABLE
+    ):
+        module = _SQLITE_EXPORTS[name]
     if module is None:
         raise AttributeError(f"module 'eventsource' has no attribute {name!r}")
     value = getattr(import_module(module), name)

@@ -49,4 +49,4 @@ def new_uuid4() -> UUID:
     uid = _new(UUID)
     _set(uid, "int", value)
     _set(uid, "is_safe", _unknown)
-    return uid  # type: ignore[no-any-return]
+    return uid

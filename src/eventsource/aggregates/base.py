@@ -130,7 +130,10 @@ class AggregateRoot(ABC, Generic[TState]):
         raise RuntimeError(f"Cannot determine the state type of {cls.__name__}")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.aggregate_id == self._aggregate_id  # type: ignore[attr-defined]
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, AggregateRoot)
+        return other.aggregate_id == self._aggregate_id
 
     def __hash__(self) -> int:
         return hash((type(self), self._aggregate_id))

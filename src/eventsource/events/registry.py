@@ -29,7 +29,7 @@ def event_type_name(event_class: type[DomainEvent], event_type: str | None = Non
     """The name a class registers under: explicit, else its `event_type` default, else its name."""
     if event_type is not None:
         return event_type
-    field = event_class.model_fields.get("event_type") if hasattr(event_class, "model_fields") else None
+    field = event_class.model_fields.get("event_type")
     default = getattr(field, "default", None)
     return default if isinstance(default, str) else event_class.__name__
 

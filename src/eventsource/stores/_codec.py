@@ -7,6 +7,7 @@ JSON strings; for those, a converter decides which strings become UUIDs.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -81,8 +82,6 @@ class DefaultTypeConverter:
         for name in self._candidates(event_class):
             value = data.get(name)
             if isinstance(value, str):
-                try:
+                with suppress(ValueError):
                     data[name] = UUID(value)
-                except ValueError:
-                    pass
         return data

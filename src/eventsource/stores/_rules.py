@@ -55,7 +55,8 @@ def check_append_args(
         raise TypeError(f"expected_version must be an int, got {expected_version!r}")
     if expected_version < ExpectedVersion.STREAM_EXISTS:
         raise ValueError(
-            f"expected_version must be >= -2 (ExpectedVersion.STREAM_EXISTS), got {expected_version}"
+            "expected_version must be >= -2 (ExpectedVersion.STREAM_EXISTS), "
+            f"got {expected_version}"
         )
     if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
         raise TypeError(f"events must be a list of DomainEvent, got {type(events).__name__}")

@@ -190,7 +190,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
         try:
             uid = UUID(aggregate_id)
         except ValueError:
-            raise ValueError(f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}") from None
+            raise ValueError(
+                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
+            ) from None
         events = self._stream_events(uid, aggregate_type or None)
         return ReadResult(events=_select(events, options, by_global=False))
 

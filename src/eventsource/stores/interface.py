@@ -103,11 +103,12 @@ class StoredEvent:
 
 
 _new_object = object.__new__
-_set_event = StoredEvent.event.__set__  # type: ignore[attr-defined]
-_set_stream_id = StoredEvent.stream_id.__set__  # type: ignore[attr-defined]
-_set_stream_position = StoredEvent.stream_position.__set__  # type: ignore[attr-defined]
-_set_global_position = StoredEvent.global_position.__set__  # type: ignore[attr-defined]
-_set_stored_at = StoredEvent.stored_at.__set__  # type: ignore[attr-defined]
+_slots = StoredEvent.__dict__  # the slot descriptors; setting through them skips frozen checks
+_set_event = _slots["event"].__set__
+_set_stream_id = _slots["stream_id"].__set__
+_set_stream_position = _slots["stream_position"].__set__
+_set_global_position = _slots["global_position"].__set__
+_set_stored_at = _slots["stored_at"].__set__
 
 
 def make_stored_event(
@@ -282,7 +283,7 @@ class EventStore(ABC):
         """How many stored events a reader at cursor `after` has not read yet."""
         return max(0, await self.get_global_position() - position_from_cursor(after))
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (no-op by default)."""
 
 
