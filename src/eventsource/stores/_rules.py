@@ -65,7 +65,8 @@ def check_append_args(
             raise TypeError(
                 f"events[{index}] is a {type(event).__name__}, not a DomainEvent: {event!r:.200}"
             )
-        if event.aggregate_id != aggregate_id:
+        event_aggregate_id = event.aggregate_id
+        if event_aggregate_id is not aggregate_id and event_aggregate_id != aggregate_id:
             raise ValueError(
                 f"events[{index}] ({event.event_type} {event.event_id}) belongs to aggregate "
                 f"{event.aggregate_id}, not to {aggregate_id} given to append_events"

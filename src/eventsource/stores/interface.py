@@ -125,6 +125,23 @@ def make_stored_event(
     return stored
 
 
+_result_slots = AppendResult.__dict__
+_set_success = _result_slots["success"].__set__
+_set_new_version = _result_slots["new_version"].__set__
+_set_result_position = _result_slots["global_position"].__set__
+_set_conflict = _result_slots["conflict"].__set__
+
+
+def successful_append(new_version: int, global_position: int) -> AppendResult:
+    """`AppendResult.successful` without the frozen-dataclass `__init__` (hot path)."""
+    result: AppendResult = _new_object(AppendResult)
+    _set_success(result, True)
+    _set_new_version(result, new_version)
+    _set_result_position(result, global_position)
+    _set_conflict(result, False)
+    return result
+
+
 def stream_id_of(aggregate_id: UUID, aggregate_type: str) -> str:
     """The `"<aggregate_id>:<aggregate_type>"` name of a stream."""
     return f"{aggregate_id}:{aggregate_type}"
