@@ -63,6 +63,23 @@ _EXPORTS: dict[str, str] = {
     "Snapshot": "eventsource.snapshots.interface",
     "SnapshotStore": "eventsource.snapshots.interface",
     "InMemorySnapshotStore": "eventsource.snapshots.in_memory",
+    # bus
+    "EventBus": "eventsource.bus.interface",
+    "InMemoryEventBus": "eventsource.bus.memory",
+    # projections and their repositories
+    "Projection": "eventsource.projections.base",
+    "CheckpointTrackingProjection": "eventsource.projections.base",
+    "DeclarativeProjection": "eventsource.projections.base",
+    "DatabaseProjection": "eventsource.projections.base",
+    "CheckpointRepository": "eventsource.repositories.checkpoint",
+    "InMemoryCheckpointRepository": "eventsource.repositories.checkpoint",
+    "CheckpointData": "eventsource.repositories.checkpoint",
+    "LagMetrics": "eventsource.repositories.checkpoint",
+    "DLQRepository": "eventsource.repositories.dlq",
+    "InMemoryDLQRepository": "eventsource.repositories.dlq",
+    "DLQEntry": "eventsource.repositories.dlq",
+    "DLQStats": "eventsource.repositories.dlq",
+    "ProjectionFailureCount": "eventsource.repositories.dlq",
     # types
     "AggregateId": "eventsource.types",
     "EventId": "eventsource.types",

@@ -1,0 +1,154 @@
+"""`InMemoryEventBus`: in-process publish/subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
+from eventsource.events.base import DomainEvent
+from eventsource.observability.tracing import TracingMixin
+from eventsource.protocols import FlexibleEventSubscriber
+
+__all__ = ["InMemoryEventBus"]
+
+logger = logging.getLogger(__name__)
+
+
+class InMemoryEventBus(TracingMixin, EventBus):
+    """Delivers each event to its class's handlers and the wildcard handlers, concurrently.
+
+    A failing handler is logged and counted; it never stops the others or reaches the publisher.
+    """
+
+    def __init__(self, *, enable_tracing: bool = True) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._handlers: dict[type[DomainEvent], list[Handler]] = {}
+        self._wildcard: list[Handler] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._stats = {
+            "events_published": 0,
+            "handlers_invoked": 0,
+            "handler_errors": 0,
+            "background_tasks_created": 0,
+            "background_tasks_completed": 0,
+        }
+
+    def subscribe(self, event_type: type[DomainEvent], handler: Handler | None = None) -> Any:
+        """Register `handler` for `event_type`; without one, return a decorator."""
+        if handler is None:
+
+            def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+                self._handlers.setdefault(event_type, []).append(func)
+                return func
+
+            return decorate
+        self._handlers.setdefault(event_type, []).append(handler)
+        return None
+
+    def unsubscribe(self, event_type: type[DomainEvent], handler: Handler) -> bool:
+        handlers = self._handlers.get(event_type, [])
+        for index, registered in enumerate(handlers):
+            if registered is handler or registered == handler:
+                del handlers[index]
+                return True
+        return False
+
+    def subscribe_all(self, subscriber: FlexibleEventSubscriber) -> None:
+        for event_type in subscriber.subscribed_to():
+            self.subscribe(event_type, subscriber)
+
+    def subscribe_to_all_events(self, handler: Handler) -> None:
+        self._wildcard.append(handler)
+
+    def unsubscribe_from_all_events(self, handler: Handler) -> bool:
+        for index, registered in enumerate(self._wildcard):
+            if registered is handler or registered == handler:
+                del self._wildcard[index]
+                return True
+        return False
+
+    async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None:
+        """Dispatch events one by one, in order; `background=True` returns at once."""
+        if not events:
+            return
+        if background:
+            task = asyncio.create_task(self._dispatch_all(list(events)))
+            self._stats["background_tasks_created"] += 1
+            self._background.add(task)
+            task.add_done_callback(self._background_done)
+            return
+        await self._dispatch_all(events)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        self._stats["background_tasks_completed"] += 1
+
+    async def _dispatch_all(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            with self._create_span_context(
+                "eventsource.event_bus.dispatch",
+                {
+                    "eventsource.event.type": event.event_type,
+                    "eventsource.event.id": event.event_id,
+                },
+            ):
+                handlers = [*self._handlers.get(type(event), ()), *self._wildcard]
+                if len(handlers) == 1:
+                    await self._run(handlers[0], event)
+                elif handlers:
+                    await asyncio.gather(*(self._run(h, event) for h in handlers))
+            self._stats["events_published"] += 1
+
+    async def _run(self, handler: Handler, event: DomainEvent) -> None:
+        try:
+            with self._create_span_context(
+                "eventsource.event_bus.handle",
+                {
+                    "eventsource.handler.name": handler_name(handler),
+                    "eventsource.event.type": event.event_type,
+                },
+            ):
+                await invoke_handler(handler, event)
+        except Exception:
+            self._stats["handler_errors"] += 1
+            logger.exception(
+                "Handler %s failed on %s %s",
+                handler_name(handler),
+                event.event_type,
+                event.event_id,
+            )
+        else:
+            self._stats["handlers_invoked"] += 1
+
+    def get_stats(self) -> dict[str, int]:
+        return dict(self._stats)
+
+    def get_subscriber_count(self, event_type: type[DomainEvent] | None = None) -> int:
+        if event_type is not None:
+            return len(self._handlers.get(event_type, ()))
+        return sum(len(handlers) for handlers in self._handlers.values())
+
+    def get_wildcard_subscriber_count(self) -> int:
+        return len(self._wildcard)
+
+    def get_background_task_count(self) -> int:
+        return len(self._background)
+
+    def clear_subscribers(self) -> None:
+        self._handlers.clear()
+        self._wildcard.clear()
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Wait for background publishing; cancel what is unfinished at the timeout."""
+        pending = list(self._background)
+        if not pending:
+            return
+        _done, unfinished = await asyncio.wait(pending, timeout=timeout)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            logger.warning("Cancelled %d background publish tasks at shutdown", len(unfinished))
+            await asyncio.gather(*unfinished, return_exceptions=True)

@@ -1,0 +1,318 @@
+"""Projections: read models built by handling events."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from eventsource.events.base import DomainEvent
+from eventsource.exceptions import ProjectionError, UnhandledEventError
+from eventsource.observability.tracing import TracingMixin
+from eventsource.projections.decorators import get_handled_event_type
+from eventsource.projections.retry import ExponentialBackoffRetryPolicy, RetryPolicy
+from eventsource.protocols import EventSubscriber
+from eventsource.repositories.checkpoint import CheckpointRepository, InMemoryCheckpointRepository
+from eventsource.repositories.dlq import DLQRepository, InMemoryDLQRepository
+from eventsource.subscriptions.retry import RetryConfig
+
+__all__ = [
+    "CheckpointTrackingProjection",
+    "DatabaseProjection",
+    "DeclarativeProjection",
+    "Projection",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Projection(ABC):
+    """Anything that handles events into a read model and can be reset."""
+
+    @abstractmethod
+    async def handle(self, event: DomainEvent) -> None:
+        """Apply one event to the read model."""
+
+    @abstractmethod
+    async def reset(self) -> None:
+        """Empty the read model."""
+
+
+def _legacy_retry_policy(max_retries: int, backoff_base: float) -> RetryPolicy:
+    if backoff_base <= 0:
+        config = RetryConfig(
+            max_retries=max(0, max_retries - 1),
+            initial_delay=0.001,
+            exponential_base=2.0,
+            jitter=0.0,
+        )
+    else:
+        config = RetryConfig(
+            max_retries=max(0, max_retries - 1),
+            initial_delay=float(backoff_base),
+            exponential_base=2.0,
+            jitter=0.1,
+        )
+    return ExponentialBackoffRetryPolicy(config)
+
+
+class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
+    """A projection that records a checkpoint after each event, retries failures per its policy
+    and sends events that fail for good to the dead-letter queue."""
+
+    MAX_RETRIES: ClassVar[int] = 3
+    RETRY_BACKOFF_BASE: ClassVar[float] = 2
+
+    def __init__(
+        self,
+        checkpoint_repo: CheckpointRepository | None = None,
+        dlq_repo: DLQRepository | None = None,
+        retry_policy: RetryPolicy | None = None,
+        enable_tracing: bool = False,
+    ) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._checkpoint_repo: CheckpointRepository = (
+            checkpoint_repo if checkpoint_repo is not None else InMemoryCheckpointRepository()
+        )
+        self._dlq_repo: DLQRepository = (
+            dlq_repo if dlq_repo is not None else InMemoryDLQRepository()
+        )
+        self._retry_policy = retry_policy or _legacy_retry_policy(
+            self.MAX_RETRIES, self.RETRY_BACKOFF_BASE
+        )
+
+    @property
+    def projection_name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def checkpoint_repo(self) -> CheckpointRepository:
+        return self._checkpoint_repo
+
+    @property
+    def dlq_repo(self) -> DLQRepository:
+        return self._dlq_repo
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry_policy
+
+    @abstractmethod
+    def subscribed_to(self) -> list[type[DomainEvent]]:
+        """The event classes this projection handles."""
+
+    @abstractmethod
+    async def _process_event(self, event: DomainEvent) -> None:
+        """Apply one event to the read model."""
+
+    async def _truncate_read_models(self) -> None:
+        """Empty the read model (called by `reset`)."""
+
+    async def handle(self, event: DomainEvent) -> None:
+        """Process `event`, retrying per policy; after the last attempt, dead-letter it and raise
+        `ProjectionError` chained from the cause."""
+        attempt = 0
+        while True:
+            try:
+                await self._process_event(event)
+            except Exception as exc:
+                if self._retry_policy.should_retry(attempt, exc):
+                    delay = self._retry_policy.get_backoff(attempt)
+                    logger.warning(
+                        "%s failed on %s %s (attempt %d): %s; retrying in %.2fs",
+                        self.projection_name,
+                        event.event_type,
+                        event.event_id,
+                        attempt + 1,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    attempt += 1
+                    continue
+                await self._dead_letter(event, exc, attempt + 1)
+                raise ProjectionError(
+                    self.projection_name, event.event_id, f"{type(exc).__name__}: {exc}"
+                ) from exc
+            break
+        await self._checkpoint_repo.update_checkpoint(
+            projection_name=self.projection_name,
+            event_id=event.event_id,
+            event_type=event.event_type,
+        )
+
+    async def _dead_letter(self, event: DomainEvent, error: Exception, attempts: int) -> None:
+        logger.error(
+            "%s gave up on %s %s after %d attempts: %s",
+            self.projection_name,
+            event.event_type,
+            event.event_id,
+            attempts,
+            error,
+        )
+        try:
+            await self._dlq_repo.add_failed_event(
+                event_id=event.event_id,
+                projection_name=self.projection_name,
+                event_type=event.event_type,
+                event_data=event.model_dump(mode="json"),
+                error=error,
+                retry_count=attempts,
+            )
+        except Exception:
+            logger.exception("Could not write %s to the dead-letter queue", event.event_id)
+
+    async def get_checkpoint(self) -> str | None:
+        """The id of the last processed event, as a string."""
+        found = await self._checkpoint_repo.get_checkpoint(projection_name=self.projection_name)
+        return str(found) if found is not None else None
+
+    async def get_lag_metrics(self) -> dict[str, Any] | None:
+        metrics = await self._checkpoint_repo.get_lag_metrics(
+            projection_name=self.projection_name,
+            event_types=[_type_name(cls) for cls in self.subscribed_to()],
+        )
+        if metrics is None:
+            return None
+        return {
+            "projection_name": metrics.projection_name,
+            "last_event_id": metrics.last_event_id,
+            "latest_event_id": metrics.latest_event_id,
+            "lag_seconds": metrics.lag_seconds,
+            "events_processed": metrics.events_processed,
+            "last_processed_at": metrics.last_processed_at,
+        }
+
+    async def reset(self) -> None:
+        """Forget the checkpoint, then empty the read model."""
+        await self._checkpoint_repo.reset_checkpoint(projection_name=self.projection_name)
+        await self._truncate_read_models()
+
+
+def _type_name(cls: type[DomainEvent]) -> str:
+    field = cls.model_fields.get("event_type")
+    default = getattr(field, "default", None)
+    return default if isinstance(default, str) else cls.__name__
+
+
+class DeclarativeProjection(CheckpointTrackingProjection):
+    """Routes each event to the async method decorated `@handles(ItsClass)`.
+
+    Handlers take `(self, event)` or `(self, conn, event)`; `conn` is None here and the
+    session's connection in `DatabaseProjection`.
+    """
+
+    unregistered_event_handling: ClassVar[str] = "ignore"
+    _handler_names: ClassVar[dict[type[DomainEvent], str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type[DomainEvent], str] = {}
+        for klass in reversed(cls.__mro__):  # base first: an override keeps its slot
+            for name, member in vars(klass).items():
+                event_class = get_handled_event_type(member) if callable(member) else None
+                if event_class is not None:
+                    handlers[event_class] = name
+        cls._handler_names = handlers
+
+    def __init__(
+        self,
+        checkpoint_repo: CheckpointRepository | None = None,
+        dlq_repo: DLQRepository | None = None,
+        enable_tracing: bool = False,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(checkpoint_repo, dlq_repo, retry_policy, enable_tracing)
+        self._handlers: dict[type[DomainEvent], tuple[Callable[..., Awaitable[None]], bool]] = {}
+        for event_class, name in self._handler_names.items():
+            method = getattr(self, name)
+            self._handlers[event_class] = (method, self._check_handler(name, method, event_class))
+
+    def _check_handler(self, name: str, method: Callable[..., Any], event_class: type) -> bool:
+        """Validate a handler; True if it takes a connection first."""
+        if not inspect.iscoroutinefunction(method):
+            raise ValueError(f"{type(self).__name__}.{name} must be an async method")
+        params = list(inspect.signature(method).parameters.values())
+        if len(params) not in (1, 2):
+            raise ValueError(
+                f"{type(self).__name__}.{name} must take (event) or (conn, event), "
+                f"not {len(params)} parameters"
+            )
+        annotation = params[-1].annotation
+        if isinstance(annotation, type) and annotation is not event_class:
+            logger.warning(
+                "%s.%s is declared for %s but annotated %s",
+                type(self).__name__,
+                name,
+                event_class.__name__,
+                annotation.__name__,
+            )
+        return len(params) == 2
+
+    def subscribed_to(self) -> list[type[DomainEvent]]:
+        return list(self._handler_names)
+
+    def _connection(self) -> Any:
+        return None
+
+    async def _process_event(self, event: DomainEvent) -> None:
+        found = self._handlers.get(type(event))
+        if found is None:
+            self._unhandled(event)
+            return
+        method, wants_connection = found
+        if wants_connection:
+            await method(self._connection(), event)
+        else:
+            await method(event)
+
+    def _unhandled(self, event: DomainEvent) -> None:
+        mode = self.unregistered_event_handling
+        if mode == "error":
+            raise UnhandledEventError(
+                event_type=type(event).__name__,
+                event_id=event.event_id,
+                handler_class=type(self).__name__,
+                available_handlers=[cls.__name__ for cls in self._handler_names],
+            )
+        if mode == "warn":
+            logger.warning(
+                "%s has no handler for %s (event %s)",
+                type(self).__name__,
+                type(event).__name__,
+                event.event_id,
+            )
+
+
+class DatabaseProjection(DeclarativeProjection):
+    """A declarative projection whose `handle` runs in one session transaction, passing its
+    connection to two-parameter handlers."""
+
+    def __init__(
+        self,
+        session_factory: Any,
+        checkpoint_repo: CheckpointRepository | None = None,
+        dlq_repo: DLQRepository | None = None,
+        enable_tracing: bool = False,
+    ) -> None:
+        super().__init__(checkpoint_repo, dlq_repo, enable_tracing)
+        self._session_factory = session_factory
+        self._current_connection: Any = None
+
+    def _connection(self) -> Any:
+        if self._current_connection is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: a (conn, event) handler ran outside handle()"
+            )
+        return self._current_connection
+
+    async def _process_event(self, event: DomainEvent) -> None:
+        async with self._session_factory() as session, session.begin():
+            self._current_connection = await session.connection()
+            try:
+                await super()._process_event(event)
+            finally:
+                self._current_connection = None

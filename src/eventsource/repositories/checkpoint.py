@@ -1,0 +1,151 @@
+"""Checkpoints: how far each projection or subscription has read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsource.observability.tracing import TracingMixin
+
+__all__ = [
+    "CheckpointData",
+    "CheckpointRepository",
+    "CheckpointRepositoryProtocol",
+    "InMemoryCheckpointRepository",
+    "LagMetrics",
+]
+
+
+@dataclass(frozen=True)
+class CheckpointData:
+    """One projection's checkpoint row. `cursor` is the store's commit-safe cursor, if any."""
+
+    projection_name: str
+    last_event_id: UUID | None = None
+    last_event_type: str | None = None
+    last_processed_at: datetime | None = None
+    events_processed: int = 0
+    global_position: int | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class LagMetrics:
+    projection_name: str
+    last_event_id: str | None = None
+    latest_event_id: str | None = None
+    lag_seconds: float = 0.0
+    events_processed: int = 0
+    last_processed_at: str | None = None
+
+
+@runtime_checkable
+class CheckpointRepository(Protocol):
+    """Where checkpoints live. Callers pass `projection_name` by keyword."""
+
+    async def get_checkpoint(self, projection_name: str) -> UUID | None: ...
+
+    async def update_checkpoint(
+        self, projection_name: str, event_id: UUID, event_type: str
+    ) -> None: ...
+
+    async def get_lag_metrics(
+        self, projection_name: str, event_types: list[str] | None = None
+    ) -> LagMetrics | None: ...
+
+    async def reset_checkpoint(self, projection_name: str) -> None: ...
+
+    async def get_position(self, subscription_id: str) -> int | None: ...
+
+    async def save_position(
+        self, subscription_id: str, position: int, event_id: UUID, event_type: str
+    ) -> None: ...
+
+    async def get_all_checkpoints(self) -> list[CheckpointData]: ...
+
+    async def get_checkpoint_data(self, projection_name: str) -> CheckpointData | None: ...
+
+
+CheckpointRepositoryProtocol = CheckpointRepository
+
+
+class InMemoryCheckpointRepository(TracingMixin):
+    """Checkpoints in a dict; lag is always 0.0. Share one instance to share checkpoints."""
+
+    def __init__(self, enable_tracing: bool = True) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._rows: dict[str, CheckpointData] = {}
+
+    def _advance(self, name: str, event_id: UUID, event_type: str, **changes: object) -> None:
+        row = self._rows.get(name) or CheckpointData(projection_name=name)
+        self._rows[name] = replace(
+            row,
+            last_event_id=event_id,
+            last_event_type=event_type,
+            last_processed_at=datetime.now(UTC),
+            events_processed=row.events_processed + 1,
+            **changes,  # type: ignore[arg-type]
+        )
+
+    async def get_checkpoint(self, projection_name: str) -> UUID | None:
+        row = self._rows.get(projection_name)
+        return row.last_event_id if row is not None else None
+
+    async def update_checkpoint(
+        self, projection_name: str, event_id: UUID, event_type: str
+    ) -> None:
+        with self._create_span_context(
+            "eventsource.checkpoint.update_checkpoint",
+            {"eventsource.projection.name": projection_name},
+        ):
+            self._advance(projection_name, event_id, event_type)
+
+    async def get_lag_metrics(
+        self, projection_name: str, event_types: list[str] | None = None
+    ) -> LagMetrics | None:
+        row = self._rows.get(projection_name)
+        if row is None:
+            return None
+        return LagMetrics(
+            projection_name=projection_name,
+            last_event_id=str(row.last_event_id) if row.last_event_id else None,
+            latest_event_id=None,
+            lag_seconds=0.0,
+            events_processed=row.events_processed,
+            last_processed_at=row.last_processed_at.isoformat() if row.last_processed_at else None,
+        )
+
+    async def reset_checkpoint(self, projection_name: str) -> None:
+        self._rows.pop(projection_name, None)
+
+    async def get_position(self, subscription_id: str) -> int | None:
+        row = self._rows.get(subscription_id)
+        return row.global_position if row is not None else None
+
+    async def save_position(
+        self,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        cursor: str | None = None,
+    ) -> None:
+        self._advance(
+            subscription_id, event_id, event_type, global_position=position, cursor=cursor
+        )
+
+    async def get_cursor(self, subscription_id: str) -> str | None:
+        """The commit-safe cursor saved with the position, if the store has one."""
+        row = self._rows.get(subscription_id)
+        return row.cursor if row is not None else None
+
+    async def get_all_checkpoints(self) -> list[CheckpointData]:
+        return [self._rows[name] for name in sorted(self._rows)]
+
+    async def get_checkpoint_data(self, projection_name: str) -> CheckpointData | None:
+        return self._rows.get(projection_name)
+
+    async def clear(self) -> None:
+        self._rows.clear()

@@ -1,0 +1,228 @@
+"""The dead-letter queue: events a projection could not handle, kept with their error."""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsource.observability.tracing import TracingMixin
+
+__all__ = [
+    "DLQEntry",
+    "DLQRepository",
+    "DLQStats",
+    "InMemoryDLQRepository",
+    "ProjectionFailureCount",
+]
+
+
+@dataclass
+class DLQEntry:
+    """One failed (event, projection) pair."""
+
+    id: int | str
+    event_id: UUID
+    projection_name: str
+    event_type: str
+    event_data: str | dict[str, Any]
+    error_message: str
+    error_stacktrace: str | None = None
+    retry_count: int = 0
+    first_failed_at: datetime | None = None
+    last_failed_at: datetime | None = None
+    status: str = "failed"
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(
+            "Dict-style access to DLQEntry is deprecated; use attributes",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class DLQStats:
+    total_failed: int = 0
+    total_retrying: int = 0
+    affected_projections: int = 0
+    oldest_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectionFailureCount:
+    projection_name: str
+    failure_count: int = 0
+    oldest_failure: str | None = None
+    most_recent_failure: str | None = None
+
+
+@runtime_checkable
+class DLQRepository(Protocol):
+    async def add_failed_event(
+        self,
+        event_id: UUID,
+        projection_name: str,
+        event_type: str,
+        event_data: dict[str, Any],
+        error: Exception,
+        retry_count: int = 0,
+    ) -> None: ...
+
+    async def get_failed_events(
+        self, projection_name: str | None = None, status: str = "failed", limit: int = 100
+    ) -> list[DLQEntry]: ...
+
+    async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None: ...
+
+    async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None: ...
+
+    async def mark_retrying(self, dlq_id: int | str) -> None: ...
+
+    async def get_failure_stats(self) -> DLQStats: ...
+
+    async def get_projection_failure_counts(self) -> list[ProjectionFailureCount]: ...
+
+    async def delete_resolved_events(self, older_than_days: int = 30) -> int: ...
+
+
+def stacktrace_of(error: BaseException) -> str | None:
+    """The formatted traceback of `error`, or None if it was never raised."""
+    if error.__traceback__ is None:
+        return None
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+class InMemoryDLQRepository(TracingMixin):
+    """Dead letters in a dict, ids from 1."""
+
+    def __init__(self, enable_tracing: bool = True) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._entries: dict[int, DLQEntry] = {}
+        self._by_key: dict[tuple[UUID, str], int] = {}
+        self._next_id = 1
+
+    async def add_failed_event(
+        self,
+        event_id: UUID,
+        projection_name: str,
+        event_type: str,
+        event_data: dict[str, Any],
+        error: Exception,
+        retry_count: int = 0,
+    ) -> None:
+        now = datetime.now(UTC)
+        key = (event_id, projection_name)
+        existing = self._by_key.get(key)
+        if existing is not None:
+            entry = self._entries[existing]
+            self._entries[existing] = replace(
+                entry,
+                retry_count=retry_count,
+                error_message=str(error),
+                error_stacktrace=stacktrace_of(error),
+                last_failed_at=now,
+                status="failed",
+            )
+            return
+        dlq_id = self._next_id
+        self._next_id += 1
+        self._by_key[key] = dlq_id
+        self._entries[dlq_id] = DLQEntry(
+            id=dlq_id,
+            event_id=event_id,
+            projection_name=projection_name,
+            event_type=event_type,
+            event_data=event_data,
+            error_message=str(error),
+            error_stacktrace=stacktrace_of(error),
+            retry_count=retry_count,
+            first_failed_at=now,
+            last_failed_at=now,
+        )
+
+    async def get_failed_events(
+        self, projection_name: str | None = None, status: str = "failed", limit: int = 100
+    ) -> list[DLQEntry]:
+        found = [
+            e
+            for e in self._entries.values()
+            if e.status == status
+            and (projection_name is None or e.projection_name == projection_name)
+        ]
+        found.sort(
+            key=lambda e: (e.first_failed_at or datetime.min.replace(tzinfo=UTC), e.id),
+            reverse=True,
+        )
+        return found[:limit]
+
+    async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
+        return self._entries.get(int(dlq_id))
+
+    async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
+        entry = self._entries.get(int(dlq_id))
+        if entry is not None:
+            self._entries[entry.id] = replace(  # type: ignore[index]
+                entry,
+                status="resolved",
+                resolved_at=datetime.now(UTC),
+                resolved_by=str(resolved_by),
+            )
+
+    async def mark_retrying(self, dlq_id: int | str) -> None:
+        entry = self._entries.get(int(dlq_id))
+        if entry is not None:
+            self._entries[entry.id] = replace(entry, status="retrying")  # type: ignore[index]
+
+    async def get_failure_stats(self) -> DLQStats:
+        open_entries = [e for e in self._entries.values() if e.status in ("failed", "retrying")]
+        oldest = min((e.first_failed_at for e in open_entries if e.first_failed_at), default=None)
+        return DLQStats(
+            total_failed=sum(1 for e in open_entries if e.status == "failed"),
+            total_retrying=sum(1 for e in open_entries if e.status == "retrying"),
+            affected_projections=len({e.projection_name for e in open_entries}),
+            oldest_failure=oldest.isoformat() if oldest else None,
+        )
+
+    async def get_projection_failure_counts(self) -> list[ProjectionFailureCount]:
+        groups: dict[str, list[DLQEntry]] = {}
+        for entry in self._entries.values():
+            if entry.status in ("failed", "retrying"):
+                groups.setdefault(entry.projection_name, []).append(entry)
+        counts = []
+        for name, entries in groups.items():
+            stamps = [e.first_failed_at for e in entries if e.first_failed_at]
+            last = [e.last_failed_at for e in entries if e.last_failed_at]
+            counts.append(
+                ProjectionFailureCount(
+                    projection_name=name,
+                    failure_count=len(entries),
+                    oldest_failure=min(stamps).isoformat() if stamps else None,
+                    most_recent_failure=max(last).isoformat() if last else None,
+                )
+            )
+        counts.sort(key=lambda c: (-c.failure_count, c.projection_name))
+        return counts
+
+    async def delete_resolved_events(self, older_than_days: int = 30) -> int:
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        doomed = [
+            e
+            for e in self._entries.values()
+            if e.status == "resolved" and e.resolved_at is not None and e.resolved_at < cutoff
+        ]
+        for entry in doomed:
+            del self._entries[entry.id]  # type: ignore[arg-type]
+            self._by_key.pop((entry.event_id, entry.projection_name), None)
+        return len(doomed)
+
+    async def clear(self) -> None:
+        self._entries.clear()
+        self._by_key.clear()
+        self._next_id = 1

@@ -1,0 +1,240 @@
+"""Retry with exponential backoff, and a circuit breaker: the one backoff policy of the package."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypeVar
+
+__all__ = [
+    "TRANSIENT_EXCEPTIONS",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerOpenError",
+    "CircuitState",
+    "RetryConfig",
+    "RetryError",
+    "RetryStats",
+    "RetryableOperation",
+    "calculate_backoff",
+    "is_retryable_exception",
+    "retry_async",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How often and how far apart to retry."""
+
+    max_retries: int = 5
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    exponential_base: float = 2.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.initial_delay <= 0:
+            raise ValueError(f"initial_delay must be > 0, got {self.initial_delay}")
+        if self.max_delay <= 0 or self.max_delay < self.initial_delay:
+            raise ValueError(
+                f"max_delay must be > 0 and >= initial_delay ({self.initial_delay}), "
+                f"got {self.max_delay}"
+            )
+        if self.exponential_base <= 1:
+            raise ValueError(f"exponential_base must be > 1, got {self.exponential_base}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be within [0, 1], got {self.jitter}")
+
+
+def calculate_backoff(attempt: int, config: RetryConfig) -> float:
+    """`min(initial * base**attempt, max)` give or take `jitter` of itself; never negative."""
+    delay = min(config.initial_delay * config.exponential_base**attempt, config.max_delay)
+    if config.jitter:
+        delay += delay * config.jitter * random.uniform(-1.0, 1.0)
+    return max(0.0, delay)
+
+
+def is_retryable_exception(
+    error: BaseException,
+    retryable_exceptions: tuple[type[BaseException], ...] = TRANSIENT_EXCEPTIONS,
+) -> bool:
+    """True if `error` is one of the transient kinds."""
+    return isinstance(error, retryable_exceptions)
+
+
+class RetryError(Exception):
+    """Every attempt failed."""
+
+    def __init__(self, message: str, attempts: int, last_error: BaseException | None) -> None:
+        self.attempts = attempts
+        self.last_error = last_error
+        super().__init__(message)
+
+
+@dataclass
+class RetryStats:
+    """Counters of one retrying operation."""
+
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0
+    total_delay: float = 0.0
+    last_error: str | None = None
+
+
+async def retry_async(
+    operation: Callable[[], Awaitable[T]],
+    config: RetryConfig | None = None,
+    retryable_exceptions: tuple[type[BaseException], ...] = TRANSIENT_EXCEPTIONS,
+    operation_name: str = "operation",
+) -> T:
+    """Run `operation`, retrying transient failures; RetryError when attempts run out."""
+    config = config or RetryConfig()
+    last: BaseException | None = None
+    for attempt in range(config.max_retries + 1):
+        try:
+            return await operation()
+        except retryable_exceptions as exc:
+            last = exc
+            if attempt == config.max_retries:
+                break
+            delay = calculate_backoff(attempt, config)
+            logger.warning(
+                "%s failed (attempt %d/%d): %s; retrying in %.2fs",
+                operation_name,
+                attempt + 1,
+                config.max_retries + 1,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+    raise RetryError(
+        f"{operation_name} failed after {config.max_retries + 1} attempts: {last}",
+        config.max_retries + 1,
+        last,
+    ) from last
+
+
+class RetryableOperation:
+    """`retry_async` bound to a config, with stats."""
+
+    def __init__(self, config: RetryConfig | None = None, name: str = "operation") -> None:
+        self.config = config or RetryConfig()
+        self.name = name
+        self.stats = RetryStats()
+
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        self.stats.attempts += 1
+        try:
+            result = await retry_async(operation, self.config, operation_name=self.name)
+        except RetryError as exc:
+            self.stats.failures += 1
+            self.stats.last_error = str(exc.last_error)
+            raise
+        self.stats.successes += 1
+        return result
+
+
+class CircuitState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig:
+    failure_threshold: int = 5
+    recovery_timeout: float = 30.0
+    half_open_max_calls: int = 1
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ValueError(f"failure_threshold must be >= 1, got {self.failure_threshold}")
+        if self.recovery_timeout <= 0:
+            raise ValueError(f"recovery_timeout must be > 0, got {self.recovery_timeout}")
+        if self.half_open_max_calls < 1:
+            raise ValueError(f"half_open_max_calls must be >= 1, got {self.half_open_max_calls}")
+
+
+class CircuitBreakerOpenError(Exception):
+    """The breaker is open; calls are refused until `recovery_time` seconds have passed."""
+
+    def __init__(self, message: str, recovery_time: float) -> None:
+        self.recovery_time = recovery_time
+        super().__init__(message)
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after `failure_threshold` consecutive failures; lets a probe through after the
+    recovery timeout; closes again on success."""
+
+    config: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    state: CircuitState = CircuitState.CLOSED
+    failure_count: int = 0
+    opened_at: float | None = None
+    half_open_calls: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._current_state() is CircuitState.OPEN
+
+    def _current_state(self) -> CircuitState:
+        if (
+            self.state is CircuitState.OPEN
+            and self.opened_at is not None
+            and time.monotonic() - self.opened_at >= self.config.recovery_timeout
+        ):
+            self.state = CircuitState.HALF_OPEN
+            self.half_open_calls = 0
+        return self.state
+
+    def record_success(self) -> None:
+        self.state = CircuitState.CLOSED
+        self.failure_count = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        self.failure_count += 1
+        if (
+            self.state is CircuitState.HALF_OPEN
+            or self.failure_count >= self.config.failure_threshold
+        ):
+            self.state = CircuitState.OPEN
+            self.opened_at = time.monotonic()
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation` through the breaker."""
+        state = self._current_state()
+        if state is CircuitState.OPEN:
+            assert self.opened_at is not None
+            remaining = self.config.recovery_timeout - (time.monotonic() - self.opened_at)
+            raise CircuitBreakerOpenError("Circuit breaker is open", max(0.0, remaining))
+        if state is CircuitState.HALF_OPEN:
+            if self.half_open_calls >= self.config.half_open_max_calls:
+                raise CircuitBreakerOpenError("Circuit breaker is half-open and busy", 0.0)
+            self.half_open_calls += 1
+        try:
+            result = await operation()
+        except Exception:
+            self.record_failure()
+            raise
+        self.record_success()
+        return result
