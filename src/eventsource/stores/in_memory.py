@@ -114,6 +114,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
             _set_stored_at(stored, event.occurred_at)
             stream_events.append(stored)
             all_events.append(stored)
+        self._signal_commit()
         return successful_append(current, position)
 
     def _stream_events(self, aggregate_id: UUID, aggregate_type: str | None) -> list[StoredEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -299,6 +300,43 @@ class EventStore(ABC):
     async def committed_lag(self, after: str | None = None) -> int:
         """How many stored events a reader at cursor `after` has not read yet."""
         return max(0, await self.get_global_position() - position_from_cursor(after))
+
+    async def head_cursor(self) -> str:
+        """A cursor after every event committed so far (a reader starting "at the end")."""
+        return str(await self.get_global_position())
+
+    async def cursor_for_position(self, position: int) -> str:
+        """A cursor just after the event at global `position` (0: before everything)."""
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        return str(position)
+
+    async def wait_for_new_events(self, timeout: float) -> bool:
+        """Wait until events may have been committed since the call, or `timeout` seconds.
+
+        True when woken by a commit. Readers use it to follow the store live without busy
+        polling. This default is woken by appends made through this store object; backends
+        that can hear other processes' commits (PostgreSQL LISTEN/NOTIFY) override it.
+        """
+        # The signal is sticky: a commit made while the reader was busy reading wakes its next
+        # wait at once (at worst one needless re-read), so no wake-up is ever lost in between.
+        waiter = self.__dict__.get("_commit_signal")
+        if waiter is None:
+            waiter = self.__dict__["_commit_signal"] = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter.wait()
+        except TimeoutError:
+            return False
+        waiter.clear()
+        return True
+
+    def _signal_commit(self) -> None:
+        """Wake readers blocked in `wait_for_new_events` (call after a successful append)."""
+        waiter = self.__dict__.get("_commit_signal")
+        if waiter is None:
+            waiter = self.__dict__["_commit_signal"] = asyncio.Event()
+        waiter.set()
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (no-op by default)."""
