@@ -80,6 +80,11 @@ _EXPORTS: dict[str, str] = {
     "DLQEntry": "eventsource.repositories.dlq",
     "DLQStats": "eventsource.repositories.dlq",
     "ProjectionFailureCount": "eventsource.repositories.dlq",
+    "OutboxRepository": "eventsource.repositories.outbox",
+    "InMemoryOutboxRepository": "eventsource.repositories.outbox",
+    "OutboxEntry": "eventsource.repositories.outbox",
+    "OutboxStats": "eventsource.repositories.outbox",
+    "EventSourceJSONEncoder": "eventsource.repositories._json",
     # types
     "AggregateId": "eventsource.types",
     "EventId": "eventsource.types",

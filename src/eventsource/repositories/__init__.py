@@ -1,5 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories (protocols and in-memory versions)."""
 
+from eventsource.repositories._json import EventSourceJSONEncoder, json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
     CheckpointRepository,
@@ -14,6 +15,13 @@ from eventsource.repositories.dlq import (
     InMemoryDLQRepository,
     ProjectionFailureCount,
 )
+from eventsource.repositories.outbox import (
+    InMemoryOutboxRepository,
+    OutboxEntry,
+    OutboxRepository,
+    OutboxRepositoryProtocol,
+    OutboxStats,
+)
 
 __all__ = [
     "CheckpointData",
@@ -22,8 +30,16 @@ __all__ = [
     "DLQEntry",
     "DLQRepository",
     "DLQStats",
+    "EventSourceJSONEncoder",
     "InMemoryCheckpointRepository",
     "InMemoryDLQRepository",
+    "InMemoryOutboxRepository",
     "LagMetrics",
+    "OutboxEntry",
+    "OutboxRepository",
+    "OutboxRepositoryProtocol",
+    "OutboxStats",
     "ProjectionFailureCount",
+    "json_dumps",
+    "json_loads",
 ]
