@@ -87,7 +87,11 @@ class Model:
             return
         stream = self.streams.setdefault(key, [])
         row = Row(
-            event.event_id, key, len(stream) + 1, len(self.rows) + 1, event.occurred_at,
+            event.event_id,
+            key,
+            len(stream) + 1,
+            len(self.rows) + 1,
+            event.occurred_at,
             event.tenant_id,
         )
         stream.append(row)
@@ -108,7 +112,8 @@ def select(rows: list[Row], options: ReadOptions, *, by_global: bool) -> list[Ro
         return row.global_position if by_global else row.stream_position
 
     chosen = [
-        r for r in rows
+        r
+        for r in rows
         if position(r) > options.from_position
         and in_range(r, options.from_timestamp, options.to_timestamp)
     ]
@@ -205,7 +210,9 @@ class StoreMachine(RuleBasedStateMachine):
                 self.run(self.store.append_events(key[0], key[1], batch, expected))
             error = caught.value
             assert (error.aggregate_id, error.expected_version, error.actual_version) == (
-                key[0], expected, current,
+                key[0],
+                expected,
+                current,
             )
             assert self.run(self.store.get_global_position()) == before
             return
@@ -228,10 +235,12 @@ class StoreMachine(RuleBasedStateMachine):
         versions = {key: self.model.version(key) for key in keys}
 
         async def race() -> list[Any]:
-            return await asyncio.gather(*(
-                self.store.append_events(key[0], key[1], batches[key], versions[key])
-                for key in keys
-            ))
+            return await asyncio.gather(
+                *(
+                    self.store.append_events(key[0], key[1], batches[key], versions[key])
+                    for key in keys
+                )
+            )
 
         start = len(self.model.rows)
         results = self.run(race())
@@ -256,15 +265,25 @@ class StoreMachine(RuleBasedStateMachine):
         end=instants,
     )
     def get_events(
-        self, aggregate_id: UUID, aggregate_type: str | None, from_version: int,
-        start: datetime | None, end: datetime | None,
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None,
+        from_version: int,
+        start: datetime | None,
+        end: datetime | None,
     ) -> None:
-        stream = self.run(self.store.get_events(
-            aggregate_id, aggregate_type, from_version=from_version,
-            from_timestamp=start, to_timestamp=end,
-        ))
+        stream = self.run(
+            self.store.get_events(
+                aggregate_id,
+                aggregate_type,
+                from_version=from_version,
+                from_timestamp=start,
+                to_timestamp=end,
+            )
+        )
         rows = [
-            r for r in self.model.stream_rows(aggregate_id, aggregate_type)
+            r
+            for r in self.model.stream_rows(aggregate_id, aggregate_type)
             if r.stream_position > from_version and in_range(r, start, end)
         ]
         assert [e.event_id for e in stream.events] == [r.event_id for r in rows]
@@ -288,8 +307,9 @@ class StoreMachine(RuleBasedStateMachine):
         aggregate_type=st.sampled_from([*TYPES, None]),
         options=read_options,
     )
-    def read_stream(self, aggregate_id: UUID, aggregate_type: str | None,
-                    options: ReadOptions) -> None:
+    def read_stream(
+        self, aggregate_id: UUID, aggregate_type: str | None, options: ReadOptions
+    ) -> None:
         name = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
 
         async def iterate() -> list[Any]:
@@ -311,7 +331,8 @@ class StoreMachine(RuleBasedStateMachine):
     ) -> None:
         found = self.run(self.store.get_events_by_type(aggregate_type, tenant, start))
         rows = [
-            r for r in self.model.rows
+            r
+            for r in self.model.rows
             if r.key[1] == aggregate_type
             and (tenant is None or r.tenant_id == tenant)
             and (start is None or r.occurred_at > start)

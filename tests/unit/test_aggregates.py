@@ -70,20 +70,29 @@ class TaskAggregate(AggregateRoot[TaskState]):
             self._state = state.model_copy(update={"done": True})
 
     def create(self, title: str) -> None:
-        self.apply_event(AggTaskCreated(
-            aggregate_id=self.aggregate_id, title=title, aggregate_version=self.get_next_version()
-        ))
+        self.apply_event(
+            AggTaskCreated(
+                aggregate_id=self.aggregate_id,
+                title=title,
+                aggregate_version=self.get_next_version(),
+            )
+        )
 
     def reassign(self, assignee: str) -> None:
-        self.apply_event(AggTaskReassigned(
-            aggregate_id=self.aggregate_id, assignee=assignee,
-            aggregate_version=self.get_next_version(),
-        ))
+        self.apply_event(
+            AggTaskReassigned(
+                aggregate_id=self.aggregate_id,
+                assignee=assignee,
+                aggregate_version=self.get_next_version(),
+            )
+        )
 
     def complete(self) -> None:
-        self.apply_event(AggTaskCompleted(
-            aggregate_id=self.aggregate_id, aggregate_version=self.get_next_version()
-        ))
+        self.apply_event(
+            AggTaskCompleted(
+                aggregate_id=self.aggregate_id, aggregate_version=self.get_next_version()
+            )
+        )
 
 
 class LenientTask(TaskAggregate):
@@ -156,7 +165,9 @@ def test_commands_add_versions_and_track_uncommitted_events() -> None:
     task.complete()
     assert task.version == 3
     assert [f"{e.event_type} (v{e.aggregate_version})" for e in task.uncommitted_events] == [
-        "AggTaskCreated (v1)", "AggTaskReassigned (v2)", "AggTaskCompleted (v3)",
+        "AggTaskCreated (v1)",
+        "AggTaskReassigned (v2)",
+        "AggTaskCompleted (v3)",
     ]
     assert task.state == TaskState(
         task_id=task.aggregate_id, title="Write tests", assignee="alice", done=True
@@ -236,7 +247,9 @@ def test_declarative_handlers_are_per_class() -> None:
     task_id = uuid4()
     base_task = DeclarativeTask(task_id)
     base_task.apply_event(AggTaskCreated(aggregate_id=task_id, title="T"))
-    base_task.apply_event(AggTaskReassigned(aggregate_id=task_id, assignee="x", aggregate_version=2))
+    base_task.apply_event(
+        AggTaskReassigned(aggregate_id=task_id, assignee="x", aggregate_version=2)
+    )
     assert base_task.state is not None
     assert base_task.state.assignee is None
 
@@ -314,7 +327,9 @@ def test_class_attribute_defaults_and_import_paths() -> None:
             return TaskState(task_id=self.aggregate_id)
 
     assert (Bare.aggregate_type, Bare.schema_version, Bare.validate_versions) == (
-        "Unknown", 1, True,
+        "Unknown",
+        1,
+        True,
     )
     assert DeclarativeAggregate.unregistered_event_handling == "ignore"
     for module in (eventsource.aggregates, eventsource.aggregates.base):

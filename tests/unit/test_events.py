@@ -123,9 +123,20 @@ def test_to_dict_and_from_dict_round_trip() -> None:
     assert data["event_id"] == str(event.event_id)
     assert isinstance(data["occurred_at"], str)
     assert set(data) >= {
-        "event_id", "event_type", "event_version", "occurred_at", "aggregate_id",
-        "aggregate_type", "aggregate_version", "tenant_id", "actor_id", "correlation_id",
-        "causation_id", "metadata", "title", "estimate",
+        "event_id",
+        "event_type",
+        "event_version",
+        "occurred_at",
+        "aggregate_id",
+        "aggregate_type",
+        "aggregate_version",
+        "tenant_id",
+        "actor_id",
+        "correlation_id",
+        "causation_id",
+        "metadata",
+        "title",
+        "estimate",
     }
     assert "timestamp" not in data
     assert UnitTaskCreated.from_dict(data) == event
@@ -173,8 +184,7 @@ def test_timestamp_falls_back_to_occurred_at() -> None:
 def test_str_names_type_ids_and_version() -> None:
     event = created(aggregate_version=3)
     assert str(event) == (
-        f"UnitTaskCreated(event_id={event.event_id}, aggregate_id={event.aggregate_id}, "
-        "version=3)"
+        f"UnitTaskCreated(event_id={event.event_id}, aggregate_id={event.aggregate_id}, version=3)"
     )
 
 

@@ -52,7 +52,9 @@ def test_optimistic_lock_error() -> None:
     aggregate_id = uuid4()
     error = OptimisticLockError(aggregate_id, 1, 2)
     assert (error.aggregate_id, error.expected_version, error.actual_version) == (
-        aggregate_id, 1, 2,
+        aggregate_id,
+        1,
+        2,
     )
     assert str(error) == (
         f"Optimistic lock error for aggregate {aggregate_id}: expected version 1, "
@@ -77,8 +79,9 @@ def test_event_not_found_and_version_errors() -> None:
     event_id, aggregate_id = uuid4(), uuid4()
     assert EventNotFoundError(event_id).event_id == event_id
     assert str(event_id) in str(EventNotFoundError(event_id))
-    error = EventVersionError(expected_version=2, actual_version=5, event_id=event_id,
-                              aggregate_id=aggregate_id)
+    error = EventVersionError(
+        expected_version=2, actual_version=5, event_id=event_id, aggregate_id=aggregate_id
+    )
     assert (error.expected_version, error.actual_version) == (2, 5)
     assert (error.event_id, error.aggregate_id) == (event_id, aggregate_id)
     assert str(aggregate_id) in str(error)
@@ -88,7 +91,10 @@ def test_unhandled_event_error() -> None:
     event_id = uuid4()
     error = UnhandledEventError("TaskArchived", event_id, "TaskAggregate", ["TaskCreated"])
     assert (error.event_type, error.event_id, error.handler_class, error.available_handlers) == (
-        "TaskArchived", event_id, "TaskAggregate", ["TaskCreated"],
+        "TaskArchived",
+        event_id,
+        "TaskAggregate",
+        ["TaskCreated"],
     )
     assert "TaskArchived" in str(error)
     assert "TaskAggregate" in str(error)
@@ -117,12 +123,24 @@ def test_registry_errors() -> None:
 
 
 def test_import_paths() -> None:
-    for name in ("EventSourceError", "OptimisticLockError", "AggregateNotFoundError",
-                 "EventNotFoundError", "EventVersionError", "ProjectionError",
-                 "EventTypeNotFoundError", "DuplicateEventTypeError"):
+    for name in (
+        "EventSourceError",
+        "OptimisticLockError",
+        "AggregateNotFoundError",
+        "EventNotFoundError",
+        "EventVersionError",
+        "ProjectionError",
+        "EventTypeNotFoundError",
+        "DuplicateEventTypeError",
+    ):
         assert getattr(eventsource, name) is getattr(exceptions, name)
-    for name in ("EventStoreError", "EventBusError", "CheckpointError", "SerializationError",
-                 "UnhandledEventError"):
+    for name in (
+        "EventStoreError",
+        "EventBusError",
+        "CheckpointError",
+        "SerializationError",
+        "UnhandledEventError",
+    ):
         assert hasattr(exceptions, name)
 
 
@@ -140,13 +158,19 @@ def test_snapshot_errors() -> None:
     )
     assert isinstance(broken, base)
     assert (broken.aggregate_id, broken.aggregate_type, broken.original_error) == (
-        aggregate_id, "Task", cause,
+        aggregate_id,
+        "Task",
+        cause,
     )
     assert isinstance(broken.message, str)
     schema = snapshots.SnapshotSchemaVersionError(aggregate_id, "Task", 1, 2)  # type: ignore[attr-defined]
     assert (schema.snapshot_schema_version, schema.expected_schema_version) == (1, 2)
     missing = snapshots.SnapshotNotFoundError(aggregate_id, "Task")  # type: ignore[attr-defined]
     assert (missing.aggregate_id, missing.aggregate_type) == (aggregate_id, "Task")
-    for name in ("SnapshotError", "SnapshotDeserializationError", "SnapshotSchemaVersionError",
-                 "SnapshotNotFoundError"):
+    for name in (
+        "SnapshotError",
+        "SnapshotDeserializationError",
+        "SnapshotSchemaVersionError",
+        "SnapshotNotFoundError",
+    ):
         assert getattr(eventsource, name) is getattr(snapshots, name)

@@ -33,7 +33,9 @@ class MemNoted(DomainEvent):
 
 def test_expected_version_constants_are_plain_ints() -> None:
     assert (ExpectedVersion.NO_STREAM, ExpectedVersion.ANY, ExpectedVersion.STREAM_EXISTS) == (
-        0, -1, -2,
+        0,
+        -1,
+        -2,
     )
     assert type(ExpectedVersion.ANY) is int
 
@@ -124,6 +126,7 @@ async def test_all_duplicate_append_leaves_no_trace_of_a_stream() -> None:
     assert await store.get_aggregate_ids() == [first, second]
     assert (await store.get_events(second)).aggregate_type == "Real"
     third = uuid4()
-    await store.append_events(third, "Ghost", [MemNoted(aggregate_id=third, event_id=event.event_id)], 0)
+    ghost = MemNoted(aggregate_id=third, event_id=event.event_id)
+    await store.append_events(third, "Ghost", [ghost], 0)
     assert await store.get_aggregate_ids() == [first, second]
     assert (await store.get_events(third)).aggregate_type == "Unknown"

@@ -170,9 +170,7 @@ def test_previous_test_changes_were_undone() -> None:
 
 def test_registration_is_thread_safe() -> None:
     registry = EventRegistry()
-    classes = [
-        type(f"RegThread{n}", (DomainEvent,), {"__annotations__": {}}) for n in range(40)
-    ]
+    classes = [type(f"RegThread{n}", (DomainEvent,), {"__annotations__": {}}) for n in range(40)]
     errors: list[BaseException] = []
 
     def register_all() -> None:
@@ -193,7 +191,15 @@ def test_registration_is_thread_safe() -> None:
 
 def test_import_paths() -> None:
     for module in (eventsource, eventsource.events, registry_module):
-        for name in ("EventRegistry", "default_registry", "register_event", "get_event_class",
-                     "get_event_class_or_none", "is_event_registered", "list_registered_events",
-                     "EventTypeNotFoundError", "DuplicateEventTypeError"):
+        for name in (
+            "EventRegistry",
+            "default_registry",
+            "register_event",
+            "get_event_class",
+            "get_event_class_or_none",
+            "is_event_registered",
+            "list_registered_events",
+            "EventTypeNotFoundError",
+            "DuplicateEventTypeError",
+        ):
             assert getattr(module, name) is getattr(registry_module, name), (module, name)

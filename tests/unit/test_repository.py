@@ -49,9 +49,13 @@ class Account(DeclarativeAggregate[AccountState]):
         )
 
     def deposit(self, amount: float) -> None:
-        self.apply_event(RepoDeposited(
-            aggregate_id=self.aggregate_id, amount=amount, aggregate_version=self.get_next_version()
-        ))
+        self.apply_event(
+            RepoDeposited(
+                aggregate_id=self.aggregate_id,
+                amount=amount,
+                aggregate_version=self.get_next_version(),
+            )
+        )
 
 
 class AccountV2(Account):
@@ -97,13 +101,15 @@ class FailingSnapshotStore(InMemorySnapshotStore):
         raise RuntimeError("disk gone")
 
 
-def repository(store: InMemoryEventStore | None = None, factory: Any = Account,
-               **kw: Any) -> AggregateRepository[Any]:
+def repository(
+    store: InMemoryEventStore | None = None, factory: Any = Account, **kw: Any
+) -> AggregateRepository[Any]:
     return AggregateRepository(store or InMemoryEventStore(), factory, "Account", **kw)
 
 
-def snapshot(account_id: UUID, version: int, state: dict[str, Any],
-             schema_version: int = 1) -> Snapshot:
+def snapshot(
+    account_id: UUID, version: int, state: dict[str, Any], schema_version: int = 1
+) -> Snapshot:
     return Snapshot(account_id, "Account", version, state, schema_version, datetime.now(UTC))
 
 
@@ -114,7 +120,8 @@ async def test_create_new_stores_nothing() -> None:
     assert (account.version, account.state) == (0, None)
     assert await store.get_event_count() == 0
     assert (repo.aggregate_type, repo.event_store, repo.event_publisher) == ("Account", store, None)
-    assert (repo.snapshot_store, repo.snapshot_threshold, repo.snapshot_mode) == (None, None, "sync")
+    assert repo.snapshot_store is None
+    assert (repo.snapshot_threshold, repo.snapshot_mode) == (None, "sync")
     assert not repo.has_snapshot_support
 
 
@@ -128,7 +135,9 @@ async def test_save_and_load() -> None:
     assert (account.version, len(account.uncommitted_events)) == (1, 0)
     loaded = await repo.load(account.aggregate_id)
     assert (loaded.version, loaded.state, loaded.uncommitted_events) == (
-        1, AccountState(balance=10, transaction_count=1), [],
+        1,
+        AccountState(balance=10, transaction_count=1),
+        [],
     )
     assert await repo.exists(account.aggregate_id)
     assert await repo.get_version(account.aggregate_id) == 1

@@ -132,7 +132,10 @@ class EventStoreContract:
         cart = uuid4()
         first = await store.append_events(cart, CART, [added(cart)], expected_version=0)
         assert (first.success, first.new_version, first.global_position, first.conflict) == (
-            True, 1, 1, False,
+            True,
+            1,
+            1,
+            False,
         )
         second = await store.append_events(
             cart, CART, [added(cart, aggregate_version=2)], expected_version=1
@@ -195,9 +198,7 @@ class EventStoreContract:
         )
         assert result.new_version == 2
 
-    async def test_stale_version_is_rejected_and_nothing_appended(
-        self, store: EventStore
-    ) -> None:
+    async def test_stale_version_is_rejected_and_nothing_appended(self, store: EventStore) -> None:
         cart = uuid4()
         await store.append_events(cart, CART, added_many(cart, 2), expected_version=0)
         before = await fingerprint(store)
@@ -279,7 +280,9 @@ class EventStoreContract:
         for version in range(1, 6):
             # occurred_at runs backwards: order must follow versions, not timestamps
             await store.append_events(
-                cart, CART, [added(cart, aggregate_version=version, occurred_at=at(-version))],
+                cart,
+                CART,
+                [added(cart, aggregate_version=version, occurred_at=at(-version))],
                 expected_version=version - 1,
             )
             await store.append_events(other, CART, [added(other)], ExpectedVersion.ANY)
@@ -411,11 +414,24 @@ class EventStoreContract:
     async def test_envelope_and_payload_round_trip(self, store: EventStore) -> None:
         cart, tenant, cause = uuid4(), uuid4(), uuid4()
         event = added(
-            cart, "sku-ü", quantity=3, price=Decimal("19.99"), tenant_id=tenant,
-            actor_id="user:42", causation_id=cause, event_version=2, aggregate_version=1,
+            cart,
+            "sku-ü",
+            quantity=3,
+            price=Decimal("19.99"),
+            tenant_id=tenant,
+            actor_id="user:42",
+            causation_id=cause,
+            event_version=2,
+            aggregate_version=1,
             occurred_at=datetime(2023, 6, 1, 8, 30, 15, 123456, tzinfo=UTC),
-            metadata={"source": "api", "n": 1, "ratio": 0.5, "ok": True, "none": None,
-                      "nested": {"list": [1, "two", {"three": 3}]}},
+            metadata={
+                "source": "api",
+                "n": 1,
+                "ratio": 0.5,
+                "ok": True,
+                "none": None,
+                "nested": {"list": [1, "two", {"three": 3}]},
+            },
         )
         await store.append_events(cart, CART, [event], 0)
         reads = [
@@ -477,7 +493,9 @@ class EventStoreContract:
         unknown = uuid4()
         stream = await store.get_events(unknown, "Whatever")
         assert (stream.aggregate_id, stream.aggregate_type, stream.version) == (
-            unknown, "Whatever", 0,
+            unknown,
+            "Whatever",
+            0,
         )
         assert stream.is_empty
         assert stream.latest_event is None
@@ -495,7 +513,12 @@ class EventStoreContract:
         stored = await everything(store)
         positions = [s.global_position for s in stored]
         assert [(s.aggregate_id, s.stream_position) for s in stored] == [
-            (one, 1), (one, 2), (one, 3), (two, 1), (two, 2), (one, 4),
+            (one, 1),
+            (one, 2),
+            (one, 3),
+            (two, 1),
+            (two, 2),
+            (one, 4),
         ]
         assert stored[3].stream_id == f"{two}:{CART}"
         assert stored[0].event_type == "ContractItemAdded"
@@ -676,9 +699,7 @@ class EventStoreContract:
 
     async def test_concurrent_writers_on_distinct_streams(self, store: EventStore) -> None:
         carts = [uuid4() for _ in range(self.concurrent_writers)]
-        await asyncio.gather(
-            *(store.append_events(c, CART, added_many(c, 2), 0) for c in carts)
-        )
+        await asyncio.gather(*(store.append_events(c, CART, added_many(c, 2), 0) for c in carts))
         stored = await everything(store)
         positions = [s.global_position for s in stored]
         assert len(set(positions)) == len(positions) == 2 * len(carts)
