@@ -63,6 +63,10 @@ _EXPORTS: dict[str, str] = {
     "Snapshot": "eventsource.snapshots.interface",
     "SnapshotStore": "eventsource.snapshots.interface",
     "InMemorySnapshotStore": "eventsource.snapshots.in_memory",
+    "SnapshotError": "eventsource.snapshots.exceptions",
+    "SnapshotDeserializationError": "eventsource.snapshots.exceptions",
+    "SnapshotSchemaVersionError": "eventsource.snapshots.exceptions",
+    "SnapshotNotFoundError": "eventsource.snapshots.exceptions",
     # bus
     "EventBus": "eventsource.bus.interface",
     "InMemoryEventBus": "eventsource.bus.memory",

@@ -1,6 +1,20 @@
 """Snapshots: an aggregate's state at a version, so loads read only the tail of its stream."""
 
+from eventsource.snapshots.exceptions import (
+    SnapshotDeserializationError,
+    SnapshotError,
+    SnapshotNotFoundError,
+    SnapshotSchemaVersionError,
+)
 from eventsource.snapshots.in_memory import InMemorySnapshotStore
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 
-__all__ = ["InMemorySnapshotStore", "Snapshot", "SnapshotStore"]
+__all__ = [
+    "InMemorySnapshotStore",
+    "Snapshot",
+    "SnapshotDeserializationError",
+    "SnapshotError",
+    "SnapshotNotFoundError",
+    "SnapshotSchemaVersionError",
+    "SnapshotStore",
+]

@@ -91,9 +91,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
         stream = self._streams.get(key)
         current = len(stream.events) if stream is not None else 0
         check_expected_version(aggregate_id, expected_version, current)
+        is_new_stream = stream is None
         if stream is None:
-            stream = self._streams[key] = _Stream(stream_id_of(aggregate_id, aggregate_type))
-            self._types_by_id.setdefault(aggregate_id, []).append(aggregate_type)
+            stream = _Stream(stream_id_of(aggregate_id, aggregate_type))
         ids, all_events, stream_events = self._ids, self._all, stream.events
         stream_id = stream.stream_id
         position = len(all_events)
@@ -114,6 +114,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
             _set_stored_at(stored, event.occurred_at)
             stream_events.append(stored)
             all_events.append(stored)
+        if is_new_stream and stream_events:  # a batch of duplicates creates no stream
+            self._streams[key] = stream
+            self._types_by_id.setdefault(aggregate_id, []).append(aggregate_type)
         self._signal_commit()
         return successful_append(current, position)
 
