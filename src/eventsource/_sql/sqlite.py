@@ -1,0 +1,127 @@
+"""SQLite: connecting with the library's pragmas, one-hop work in the driver thread, the DDL,
+and mapping driver errors to library errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, cast
+
+from eventsource._optional import optional
+from eventsource.exceptions import EventStoreError, StoreNotConnectedError
+from eventsource.migrations import get_all_schemas
+
+if TYPE_CHECKING:
+    import aiosqlite
+else:
+    aiosqlite = optional("aiosqlite")
+
+__all__ = ["SQLiteConnection", "is_memory", "map_error", "utc_iso"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_memory(database: str) -> bool:
+    """True for databases that live only as long as their connection."""
+    return database in ("", ":memory:") or (
+        database.startswith("file:") and "mode=memory" in database
+    )
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with microseconds: fixed width, so text order is time order."""
+    if moment.tzinfo is None:  # naive datetimes are taken as UTC, as everywhere in the library
+        return moment.isoformat(timespec="microseconds") + "+00:00"
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
+    """The library error for a driver error; callers chain it (`raise ... from exc`)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in _BUSY_CODES:
+        return EventStoreError(
+            f"SQLite database {database!r} is locked: another connection kept it busy for "
+            f"longer than busy_timeout={busy_timeout} ms ({exc})"
+        )
+    if "no such table" in str(exc):
+        return StoreNotConnectedError(
+            f"SQLite database {database!r} has no event tables ({exc}): call "
+            "`await store.initialize()` to create them"
+        )
+    return EventStoreError(f"SQLite error on database {database!r}: {exc}")
+
+
+class SQLiteConnection:
+    """One aiosqlite connection; `run(fn, *args)` calls `fn(sqlite3_connection, *args)` in its
+    worker thread as a single hop, so a whole transaction costs one thread switch."""
+
+    __slots__ = ("_raw", "busy_timeout", "connection", "database")
+
+    def __init__(
+        self, connection: aiosqlite.Connection, raw: sqlite3.Connection, database: str,
+        busy_timeout: int,
+    ) -> None:
+        self.connection = connection
+        self._raw = raw
+        self.database = database
+        self.busy_timeout = busy_timeout
+
+    @classmethod
+    async def open(cls, database: str, *, wal_mode: bool, busy_timeout: int) -> SQLiteConnection:
+        """Connect in autocommit mode (transactions are explicit) and apply the pragmas."""
+        try:
+            connection = await aiosqlite.connect(
+                database, isolation_level=None, uri=database.startswith("file:"),
+                timeout=busy_timeout / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise map_error(exc, database, busy_timeout) from exc
+        try:
+            opened = cls(connection, connection._conn, database, busy_timeout)
+            await opened.run(_configure, wal_mode and not is_memory(database), busy_timeout)
+        except BaseException:
+            await connection.close()
+            raise
+        return opened
+
+    async def run(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
+        """`fn(connection, *args)` in the driver's thread; sqlite3 errors become library ones."""
+        # aiosqlite sends each statement to its worker thread separately (one round trip per
+        # statement). Its private `Connection._execute(fn, *args)` (aiosqlite 0.17 to 0.22 at
+        # least) queues any callable on that thread: this is the only place that uses it.
+        try:
+            result = await self.connection._execute(  # type: ignore[no-untyped-call]
+                fn, self._raw, *args
+            )
+            return cast(T, result)
+        except sqlite3.Error as exc:
+            raise map_error(exc, self.database, self.busy_timeout) from exc
+
+    async def create_tables(self) -> None:
+        """Create every table the SQLite components use (idempotent, one transaction)."""
+        await self.run(_create_tables, get_all_schemas("sqlite"))
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> None:
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+    db.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        db.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit that returned survives power loss (WAL's NORMAL may lose the last ones).
+    db.execute("PRAGMA synchronous = FULL")
+
+
+def _create_tables(db: sqlite3.Connection, script: str) -> None:
+    try:
+        db.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
