@@ -34,9 +34,12 @@ def is_memory(database: str) -> bool:
 
 def utc_iso(moment: datetime) -> str:
     """ISO-8601 in UTC with microseconds: fixed width, so text order is time order."""
-    if moment.tzinfo is None:  # naive datetimes are taken as UTC, as everywhere in the library
+    offset = moment.utcoffset()
+    if offset is None:  # naive datetimes are taken as UTC, as everywhere in the library
         return moment.isoformat(timespec="microseconds") + "+00:00"
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if offset:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:

@@ -418,16 +418,13 @@ def _append(
     try:
         current = db.execute(_VERSION, key).fetchone()[0] or 0
         check_expected_version(aggregate_id, expected, current)
-        stored = _insert(db, rows, current)
+        stored, position = _insert(db, rows, current)
         if stored != len(rows):  # some event ids are stored already: redo without them
             db.execute("ROLLBACK")
             db.execute("BEGIN IMMEDIATE")
             current = db.execute(_VERSION, key).fetchone()[0] or 0
             check_expected_version(aggregate_id, expected, current)
-            stored = _insert(db, _unstored(db, rows), current)
-        position = db.execute(
-            "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
-        ).fetchone()[0]
+            stored, position = _insert(db, _unstored(db, rows), current)
         db.execute("COMMIT")
     except sqlite3.IntegrityError as exc:
         _rollback(db)
@@ -441,15 +438,19 @@ def _append(
     return current + stored, position
 
 
-def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> int:
-    """Insert rows at versions current+1, ...; returns how many were new."""
+def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
+    """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
     for version, row in enumerate(rows, current + 1):
         row[_VERSION_SLOT] = version
-    if not rows:
-        return 0
     if len(rows) == 1:
-        return db.execute(_INSERT, rows[0]).rowcount
-    return db.executemany(_INSERT, rows).rowcount
+        cursor = db.execute(_INSERT, rows[0])
+        if cursor.rowcount == 1:
+            return 1, cursor.lastrowid or 0
+        stored = 0
+    else:
+        stored = db.executemany(_INSERT, rows).rowcount if rows else 0
+    last = "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
+    return stored, db.execute(last).fetchone()[0]
 
 
 def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
