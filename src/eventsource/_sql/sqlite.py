@@ -65,7 +65,10 @@ class SQLiteConnection:
     __slots__ = ("_raw", "busy_timeout", "connection", "database")
 
     def __init__(
-        self, connection: aiosqlite.Connection, raw: sqlite3.Connection, database: str,
+        self,
+        connection: aiosqlite.Connection,
+        raw: sqlite3.Connection,
+        database: str,
         busy_timeout: int,
     ) -> None:
         self.connection = connection
@@ -78,7 +81,9 @@ class SQLiteConnection:
         """Connect in autocommit mode (transactions are explicit) and apply the pragmas."""
         try:
             connection = await aiosqlite.connect(
-                database, isolation_level=None, uri=database.startswith("file:"),
+                database,
+                isolation_level=None,
+                uri=database.startswith("file:"),
                 timeout=busy_timeout / 1000,
             )
         except sqlite3.Error as exc:

@@ -113,7 +113,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
     ) -> SQLiteEventStore:
         """A store where only `uuid_fields` (of untyped payload fields) become UUIDs."""
         return cls(
-            database, event_registry, wal_mode=wal_mode, busy_timeout=busy_timeout,
+            database,
+            event_registry,
+            wal_mode=wal_mode,
+            busy_timeout=busy_timeout,
             enable_tracing=enable_tracing,
             type_converter=DefaultTypeConverter.strict(uuid_fields),
         )
@@ -143,7 +146,9 @@ class SQLiteEventStore(TracingMixin, EventStore):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -195,9 +200,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         if self._tracer is not None:
             with self._create_span_context(
                 f"{self.span_prefix}.append_events",
-                {"eventsource.aggregate.id": aggregate_id,
-                 "eventsource.aggregate.type": aggregate_type,
-                 "eventsource.event.count": len(events)},
+                {
+                    "eventsource.aggregate.id": aggregate_id,
+                    "eventsource.aggregate.type": aggregate_type,
+                    "eventsource.event.count": len(events),
+                },
             ):
                 version, position = await link.run(_append, aggregate_id, rows, expected_version)
         else:
@@ -215,9 +222,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         if self._tracer is not None:
             with self._create_span_context(
                 f"{self.span_prefix}.get_events",
-                {"eventsource.aggregate.id": aggregate_id,
-                 "eventsource.aggregate.type": aggregate_type,
-                 "eventsource.from_version": from_version},
+                {
+                    "eventsource.aggregate.id": aggregate_id,
+                    "eventsource.aggregate.type": aggregate_type,
+                    "eventsource.from_version": from_version,
+                },
             ):
                 return await self._get_events(
                     aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
@@ -300,7 +309,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
     async def _pages(
-        self, clauses: list[str], params: list[object], options: ReadOptions, position: str,
+        self,
+        clauses: list[str],
+        params: list[object],
+        options: ReadOptions,
+        position: str,
         page_by: str,
     ) -> AsyncIterator[StoredEvent]:
         """Yield the selected events, fetching `_PAGE` rows per query (one thread hop each)."""
@@ -314,8 +327,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
             params.append(options.from_position)
         _time_filter(clauses, params, options.from_timestamp, options.to_timestamp)
         clauses.append(f"{page_by} {'<' if backward else '>'} ?")
-        sql = (f"SELECT {_STORED} FROM events WHERE {' AND '.join(clauses)} "
-               f"ORDER BY {page_by} {'DESC' if backward else 'ASC'} LIMIT ?")
+        sql = (
+            f"SELECT {_STORED} FROM events WHERE {' AND '.join(clauses)} "
+            f"ORDER BY {page_by} {'DESC' if backward else 'ASC'} LIMIT ?"
+        )
         key = 0 if page_by == "id" else 4
         after = _LAST_ID if backward else 0
         remaining = options.limit
@@ -350,8 +365,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
             raise
 
     def _where(self, row: Row) -> str:
-        return (f"at global position {row[0]}, stream version {row[4]}, "
-                f"in SQLite database {self._database!r}")
+        return (
+            f"at global position {row[0]}, stream version {row[4]}, "
+            f"in SQLite database {self._database!r}"
+        )
 
 
 def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
@@ -360,11 +377,20 @@ def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent])
     rows = []
     for event in events:
         tenant_id = event.tenant_id
-        rows.append([
-            str(event.event_id), event.event_type, aggregate_id, aggregate_type,
-            None if tenant_id is None else str(tenant_id), event.actor_id, 0,
-            utc_iso(event.occurred_at), encode_payload(event), stored_at,
-        ])
+        rows.append(
+            [
+                str(event.event_id),
+                event.event_type,
+                aggregate_id,
+                aggregate_type,
+                None if tenant_id is None else str(tenant_id),
+                event.actor_id,
+                0,
+                utc_iso(event.occurred_at),
+                encode_payload(event),
+                stored_at,
+            ]
+        )
     return rows
 
 
@@ -458,7 +484,7 @@ def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
     seen: set[str] = set()
     ids = [row[0] for row in rows]
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
         seen.update(found for (found,) in db.execute(sql, chunk))

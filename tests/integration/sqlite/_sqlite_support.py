@@ -49,8 +49,9 @@ async def race_for_versions(
     return wins, conflicts
 
 
-def race_process(path: str, stream: str, writer: int, wins_wanted: int, ready: Any,
-                 start: Any, results: Any) -> None:
+def race_process(
+    path: str, stream: str, writer: int, wins_wanted: int, ready: Any, start: Any, results: Any
+) -> None:
     """A spawned writer: report ready, wait for the start signal, race, send the outcome."""
     ready.put(writer)
     start.wait(30)
@@ -65,8 +66,9 @@ def append_process(path: str, stream: str, count: int) -> None:
         async with SQLiteEventStore(path) as store:
             await store.initialize()
             sid = UUID(stream)
-            await store.append_events(sid, "SqliteCart", [item(sid, f"p{i}") for i in range(count)],
-                                      0)
+            await store.append_events(
+                sid, "SqliteCart", [item(sid, f"p{i}") for i in range(count)], 0
+            )
 
     asyncio.run(run())
 

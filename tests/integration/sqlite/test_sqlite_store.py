@@ -76,8 +76,13 @@ async def test_initialize_without_async_with_and_idempotent_close(db_path: str) 
     conn = sqlite3.connect(db_path)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
-    assert {"events", "event_outbox", "projection_checkpoints", "dead_letter_queue",
-            "snapshots"} <= tables
+    assert {
+        "events",
+        "event_outbox",
+        "projection_checkpoints",
+        "dead_letter_queue",
+        "snapshots",
+    } <= tables
 
 
 async def test_file_data_survives_new_instances_and_processes(db_path: str) -> None:
@@ -111,9 +116,9 @@ async def test_data_calls_while_disconnected_raise(db_path: str) -> None:
         lambda: store.get_events(cart, CART),
         lambda: store.get_events_by_type(CART),
         lambda: store.event_exists(uuid4()),
-        lambda: store.get_global_position(),
+        store.get_global_position,
         lambda: store.get_stream_version(cart, CART),
-        lambda: store.read_all(),
+        store.read_all,
         lambda: store.read_stream(f"{cart}:{CART}"),
     ]
     for call in calls:
@@ -170,15 +175,18 @@ async def test_corrupt_rows_raise_corrupt_event_error_naming_the_row(
         await store.get_events_by_type(CART)
     assert event_id in str(caught.value)
     assert event_type in str(caught.value)
-    seen = []
-    with pytest.raises(CorruptEventError) as caught:
+    seen: list[int] = []
+
+    async def iterate() -> None:
         async for stored in store.read_all():
             seen.append(stored.global_position)
+
+    with pytest.raises(CorruptEventError) as caught:
+        await iterate()
     assert seen == [1]  # the good event before the bad row still arrives
     assert caught.value.event_type == event_type
     assert str(caught.value.event_id) == event_id
-    assert any("global position 2" in note and db_path in note
-               for note in caught.value.__notes__)
+    assert any("global position 2" in note and db_path in note for note in caught.value.__notes__)
     with pytest.raises(CorruptEventError):
         await store.read_all()
 
