@@ -4,25 +4,45 @@ and mapping driver errors to library errors."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, cast
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, cast
+from uuid import UUID
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventStoreError, StoreNotConnectedError
+from eventsource.exceptions import EventStoreError, OptimisticLockError, StoreNotConnectedError
 from eventsource.migrations import get_all_schemas
+from eventsource.stores._rules import check_expected_version
 
 if TYPE_CHECKING:
     import aiosqlite
 else:
     aiosqlite = optional("aiosqlite")
 
-__all__ = ["SQLiteConnection", "is_memory", "map_error", "utc_iso"]
+__all__ = [
+    "VERSION_SQL",
+    "SQLiteConnection",
+    "append_rows",
+    "fetch",
+    "fetch_with_first_type",
+    "is_memory",
+    "map_error",
+    "utc_iso",
+]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
+Row = tuple[Any, ...]
+
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_INSERT = (
+    "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
+    " version, timestamp, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_VERSION_SLOT = 6  # index of `version` in an _INSERT row
+VERSION_SQL = "SELECT MAX(version) FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
 
 
 def is_memory(database: str) -> bool:
@@ -133,3 +153,92 @@ def _create_tables(db: sqlite3.Connection, script: str) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+# The event-table work below runs in the driver's thread, each call one hop (`run`).
+
+
+def fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
+    return db.execute(sql, params).fetchall()
+
+
+def fetch_with_first_type(
+    db: sqlite3.Connection, sql: str, params: Sequence[object]
+) -> tuple[str | None, list[Row]]:
+    """Rows of every stream of an aggregate id, and the type it was first stored under."""
+    db.execute("BEGIN")  # one snapshot for both queries
+    try:
+        first = db.execute(
+            "SELECT aggregate_type FROM events WHERE aggregate_id = ? ORDER BY id LIMIT 1",
+            (params[0],),
+        ).fetchone()
+        rows = db.execute(sql, params).fetchall()
+    finally:
+        db.execute("COMMIT")
+    return (first[0] if first else None), rows
+
+
+def append_rows(
+    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int
+) -> tuple[int, int]:
+    """The whole append as one transaction: (new version, global position)."""
+    key = (rows[0][2], rows[0][3])
+    db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
+    try:
+        current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+        check_expected_version(aggregate_id, expected, current)
+        stored, position = _insert(db, rows, current)
+        if stored != len(rows):  # some event ids are stored already: redo without them
+            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+            check_expected_version(aggregate_id, expected, current)
+            stored, position = _insert(db, _unstored(db, rows), current)
+        db.execute("COMMIT")
+    except sqlite3.IntegrityError as exc:
+        _rollback(db)
+        if "events.version" in str(exc):  # a writer that bypassed the lock took our version
+            actual = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+            raise OptimisticLockError(aggregate_id, expected, actual) from exc
+        raise
+    except BaseException:
+        _rollback(db)
+        raise
+    return current + stored, position
+
+
+def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
+    """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
+    for version, row in enumerate(rows, current + 1):
+        row[_VERSION_SLOT] = version
+    if len(rows) == 1:
+        cursor = db.execute(_INSERT, rows[0])
+        if cursor.rowcount == 1:
+            return 1, cursor.lastrowid or 0
+        stored = 0
+    else:
+        stored = db.executemany(_INSERT, rows).rowcount if rows else 0
+    last = "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
+    return stored, db.execute(last).fetchone()[0]
+
+
+def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
+    """The rows whose event id is neither stored nor earlier in the batch (idempotency)."""
+    seen: set[str] = set()
+    ids = [row[0] for row in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+        seen.update(found for (found,) in db.execute(sql, chunk))
+    fresh = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            fresh.append(row)
+    return fresh
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -13,16 +12,22 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsource._optional import optional
-from eventsource._sql.sqlite import SQLiteConnection, utc_iso
+from eventsource._sql.sqlite import (
+    VERSION_SQL,
+    SQLiteConnection,
+    append_rows,
+    fetch,
+    fetch_with_first_type,
+    utc_iso,
+)
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, default_registry
-from eventsource.exceptions import OptimisticLockError, StoreNotConnectedError
+from eventsource.exceptions import StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
     CorruptEventError,
     check_append_args,
-    check_expected_version,
     decode_event,
     encode_payload,
 )
@@ -48,13 +53,6 @@ logger = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 
 _PAGE = 1000  # rows per query when iterating read_all / read_stream
-_INSERT = (
-    "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
-    " version, timestamp, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (event_id) DO NOTHING"
-)
-_VERSION = "SELECT MAX(version) FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
-_VERSION_SLOT = 6  # index of `version` in an _INSERT row
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
 _STORED = f"{_EVENT}, aggregate_id, aggregate_type, created_at"  # and what StoredEvent needs
 _LAST_ID = 2**63 - 1
@@ -206,9 +204,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
                     "eventsource.event.count": len(events),
                 },
             ):
-                version, position = await link.run(_append, aggregate_id, rows, expected_version)
+                version, position = await link.run(
+                    append_rows, aggregate_id, rows, expected_version
+                )
         else:
-            version, position = await link.run(_append, aggregate_id, rows, expected_version)
+            version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
         return successful_append(version, position)
 
     async def get_events(
@@ -252,16 +252,16 @@ class SQLiteEventStore(TracingMixin, EventStore):
         order = "version" if aggregate_type is not None else "id"
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
         if aggregate_type is None:
-            stored_type, rows = await link.run(_fetch_with_type, sql, params)
+            stored_type, rows = await link.run(fetch_with_first_type, sql, params)
             aggregate_type = stored_type or "Unknown"
         else:
-            rows = await link.run(_fetch, sql, params)
+            rows = await link.run(fetch, sql, params)
         events = self._decode(rows)
         version = rows[-1][4] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
-        rows = await self._connected().run(_fetch, _VERSION, (str(aggregate_id), aggregate_type))
+        rows = await self._connected().run(fetch, VERSION_SQL, (str(aggregate_id), aggregate_type))
         return int(rows[0][0] or 0)
 
     async def get_events_by_type(
@@ -280,15 +280,15 @@ class SQLiteEventStore(TracingMixin, EventStore):
             clauses.append("timestamp > ?")
             params.append(utc_iso(start))
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
-        return self._decode(await link.run(_fetch, sql, params))
+        return self._decode(await link.run(fetch, sql, params))
 
     async def event_exists(self, event_id: UUID) -> bool:
         sql = "SELECT 1 FROM events WHERE event_id = ?"
-        return bool(await self._connected().run(_fetch, sql, (str(event_id),)))
+        return bool(await self._connected().run(fetch, sql, (str(event_id),)))
 
     async def get_global_position(self) -> int:
         sql = "SELECT COALESCE(MAX(id), 0) FROM events"
-        return int((await self._connected().run(_fetch, sql, ()))[0][0])
+        return int((await self._connected().run(fetch, sql, ()))[0][0])
 
     def read_all(self, options: ReadOptions | None = None) -> ReadResult:
         return ReadResult(partial(self._pages, [], [], options or ReadOptions(), "id", "id"))
@@ -338,7 +338,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         stamps: dict[str, datetime] = {}
         while remaining is None or remaining > 0:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
-            rows = await self._connected().run(_fetch, sql, (*params, after, size))
+            rows = await self._connected().run(fetch, sql, (*params, after, size))
             for row in rows:
                 try:
                     event = decode_event(row[2], row[3], registry, row[1], converter)
@@ -410,92 +410,3 @@ def _time_filter(
     if end is not None:
         clauses.append("timestamp <= ?")
         params.append(utc_iso(end))
-
-
-# The functions below run in the driver's thread, each as one hop (SQLiteConnection.run).
-
-
-def _fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
-    return db.execute(sql, params).fetchall()
-
-
-def _fetch_with_type(
-    db: sqlite3.Connection, sql: str, params: Sequence[object]
-) -> tuple[str | None, list[Row]]:
-    """Rows of every stream of an aggregate id, and the type it was first stored under."""
-    db.execute("BEGIN")  # one snapshot for both queries
-    try:
-        first = db.execute(
-            "SELECT aggregate_type FROM events WHERE aggregate_id = ? ORDER BY id LIMIT 1",
-            (params[0],),
-        ).fetchone()
-        rows = db.execute(sql, params).fetchall()
-    finally:
-        db.execute("COMMIT")
-    return (first[0] if first else None), rows
-
-
-def _append(
-    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int
-) -> tuple[int, int]:
-    """The whole append as one transaction: (new version, global position)."""
-    key = (rows[0][2], rows[0][3])
-    db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
-    try:
-        current = db.execute(_VERSION, key).fetchone()[0] or 0
-        check_expected_version(aggregate_id, expected, current)
-        stored, position = _insert(db, rows, current)
-        if stored != len(rows):  # some event ids are stored already: redo without them
-            db.execute("ROLLBACK")
-            db.execute("BEGIN IMMEDIATE")
-            current = db.execute(_VERSION, key).fetchone()[0] or 0
-            check_expected_version(aggregate_id, expected, current)
-            stored, position = _insert(db, _unstored(db, rows), current)
-        db.execute("COMMIT")
-    except sqlite3.IntegrityError as exc:
-        _rollback(db)
-        if "events.version" in str(exc):  # a writer that bypassed the lock took our version
-            actual = db.execute(_VERSION, key).fetchone()[0] or 0
-            raise OptimisticLockError(aggregate_id, expected, actual) from exc
-        raise
-    except BaseException:
-        _rollback(db)
-        raise
-    return current + stored, position
-
-
-def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
-    """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
-    for version, row in enumerate(rows, current + 1):
-        row[_VERSION_SLOT] = version
-    if len(rows) == 1:
-        cursor = db.execute(_INSERT, rows[0])
-        if cursor.rowcount == 1:
-            return 1, cursor.lastrowid or 0
-        stored = 0
-    else:
-        stored = db.executemany(_INSERT, rows).rowcount if rows else 0
-    last = "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
-    return stored, db.execute(last).fetchone()[0]
-
-
-def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
-    """The rows whose event id is neither stored nor earlier in the batch (idempotency)."""
-    seen: set[str] = set()
-    ids = [row[0] for row in rows]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
-        seen.update(found for (found,) in db.execute(sql, chunk))
-    fresh = []
-    for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
-            fresh.append(row)
-    return fresh
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        db.execute("ROLLBACK")
