@@ -1,7 +1,412 @@
-"""`SQLiteEventStore` (placeholder until the durable-stores work lands)."""
+"""`SQLiteEventStore`: events in one SQLite file (or in memory), through aiosqlite."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
 from eventsource._optional import optional
+from eventsource._sql.sqlite import (
+    VERSION_SQL,
+    SQLiteConnection,
+    append_rows,
+    fetch,
+    fetch_with_first_type,
+    utc_iso,
+)
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, default_registry
+from eventsource.exceptions import StoreNotConnectedError
+from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
+from eventsource.stores._rules import (
+    CorruptEventError,
+    check_append_args,
+    decode_event,
+    encode_payload,
+)
+from eventsource.stores.interface import (
+    AppendResult,
+    EventStore,
+    EventStream,
+    ReadDirection,
+    ReadOptions,
+    ReadResult,
+    StoredEvent,
+    coerce_timestamp,
+    make_stored_event,
+    successful_append,
+)
+
+__all__ = ["SQLITE_AVAILABLE", "SQLiteEventStore"]
 
 SQLITE_AVAILABLE: bool = optional("aiosqlite") is not None
+
+logger = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+_PAGE = 1000  # rows per query when iterating read_all / read_stream
+_EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
+_STORED = f"{_EVENT}, aggregate_id, aggregate_type, created_at"  # and what StoredEvent needs
+_LAST_ID = 2**63 - 1
+
+
+class SQLiteEventStore(TracingMixin, EventStore):
+    """Events in an SQLite database: a file for embedded apps and tests, or `":memory:"`.
+
+    Every append is one `BEGIN IMMEDIATE` transaction run whole in the driver's thread: SQLite
+    lets one writer at a time hold the write lock, so the version check and the insert are
+    atomic across connections and processes, and other writers wait up to `busy_timeout` ms.
+    Because writers are serialised and positions (`id`) are assigned under that lock, events
+    become visible in position order: the base-class `read_committed` / `committed_lag` with
+    plain position cursors are exact here.
+    """
+
+    span_prefix = "sqlite_event_store"
+
+    def __init__(
+        self,
+        database: str,
+        event_registry: EventRegistry | None = None,
+        *,
+        wal_mode: bool = True,
+        busy_timeout: int = 5000,
+        enable_tracing: bool = True,
+        type_converter: TypeConverter | None = None,
+        uuid_fields: set[str] | None = None,
+        string_id_fields: set[str] | None = None,
+        auto_detect_uuid: bool = True,
+    ) -> None:
+        if not SQLITE_AVAILABLE:
+            raise ImportError(
+                "SQLiteEventStore needs aiosqlite: pip install 'eventsource-py[sqlite]'"
+            )
+        self._init_tracing(__name__, enable_tracing)
+        self._database = os.fspath(database)
+        self._wal_mode = wal_mode
+        self._busy_timeout = busy_timeout
+        self._registry = event_registry
+        self._converter: TypeConverter = type_converter or DefaultTypeConverter(
+            uuid_fields, string_id_fields, auto_detect_uuid
+        )
+        self._link: SQLiteConnection | None = None
+
+    @classmethod
+    def with_strict_uuid_detection(
+        cls,
+        database: str,
+        uuid_fields: set[str],
+        *,
+        event_registry: EventRegistry | None = None,
+        wal_mode: bool = True,
+        busy_timeout: int = 5000,
+        enable_tracing: bool = True,
+    ) -> SQLiteEventStore:
+        """A store where only `uuid_fields` (of untyped payload fields) become UUIDs."""
+        return cls(
+            database,
+            event_registry,
+            wal_mode=wal_mode,
+            busy_timeout=busy_timeout,
+            enable_tracing=enable_tracing,
+            type_converter=DefaultTypeConverter.strict(uuid_fields),
+        )
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def wal_mode(self) -> bool:
+        return self._wal_mode
+
+    @property
+    def busy_timeout(self) -> int:
+        return self._busy_timeout
+
+    @property
+    def is_connected(self) -> bool:
+        return self._link is not None
+
+    @property
+    def event_registry(self) -> EventRegistry:
+        return self._registry if self._registry is not None else default_registry
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def initialize(self) -> None:
+        """Connect if needed and create every table the SQLite components use (idempotent)."""
+        await (await self._open()).create_tables()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent); `":memory:"` data goes with it."""
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+            logger.debug("Closed SQLite event store %s", self._database)
+
+    async def _open(self) -> SQLiteConnection:
+        if self._link is None:
+            link = await SQLiteConnection.open(
+                self._database, wal_mode=self._wal_mode, busy_timeout=self._busy_timeout
+            )
+            if self._link is None:
+                self._link = link
+                logger.debug("Opened SQLite event store %s", self._database)
+            else:  # another task connected meanwhile
+                await link.close()
+        return self._link
+
+    def _connected(self) -> SQLiteConnection:
+        link = self._link
+        if link is None:
+            raise StoreNotConnectedError(
+                f"SQLiteEventStore({self._database!r}) is not connected: call "
+                "`await store.initialize()` or use `async with store:` first"
+            )
+        return link
+
+    async def append_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        check_append_args(aggregate_id, aggregate_type, events, expected_version)
+        if not events:
+            return AppendResult(True, expected_version)
+        link = self._connected()
+        rows = _rows(str(aggregate_id), aggregate_type, events)
+        if self._tracer is not None:
+            with self._create_span_context(
+                f"{self.span_prefix}.append_events",
+                {
+                    "eventsource.aggregate.id": aggregate_id,
+                    "eventsource.aggregate.type": aggregate_type,
+                    "eventsource.event.count": len(events),
+                },
+            ):
+                version, position = await link.run(
+                    append_rows, aggregate_id, rows, expected_version
+                )
+        else:
+            version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
+        return successful_append(version, position)
+
+    async def get_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None = None,
+        from_version: int = 0,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+    ) -> EventStream:
+        if self._tracer is not None:
+            with self._create_span_context(
+                f"{self.span_prefix}.get_events",
+                {
+                    "eventsource.aggregate.id": aggregate_id,
+                    "eventsource.aggregate.type": aggregate_type,
+                    "eventsource.from_version": from_version,
+                },
+            ):
+                return await self._get_events(
+                    aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+                )
+        return await self._get_events(
+            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+        )
+
+    async def _get_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None,
+        from_version: int,
+        from_timestamp: datetime | None,
+        to_timestamp: datetime | None,
+    ) -> EventStream:
+        link = self._connected()
+        clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
+        if from_version > 0:
+            clauses.append("version > ?")
+            params.append(from_version)
+        _time_filter(clauses, params, from_timestamp, to_timestamp)
+        order = "version" if aggregate_type is not None else "id"
+        sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
+        if aggregate_type is None:
+            stored_type, rows = await link.run(fetch_with_first_type, sql, params)
+            aggregate_type = stored_type or "Unknown"
+        else:
+            rows = await link.run(fetch, sql, params)
+        events = self._decode(rows)
+        version = rows[-1][4] if rows else max(from_version, 0)
+        return EventStream(aggregate_id, aggregate_type, events, version)
+
+    async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        rows = await self._connected().run(fetch, VERSION_SQL, (str(aggregate_id), aggregate_type))
+        return int(rows[0][0] or 0)
+
+    async def get_events_by_type(
+        self,
+        aggregate_type: str,
+        tenant_id: UUID | None = None,
+        from_timestamp: datetime | float | None = None,
+    ) -> list[DomainEvent]:
+        start = coerce_timestamp(from_timestamp)
+        link = self._connected()
+        clauses, params = ["aggregate_type = ?"], [aggregate_type]
+        if tenant_id is not None:
+            clauses.append("tenant_id = ?")
+            params.append(str(tenant_id))
+        if start is not None:
+            clauses.append("timestamp > ?")
+            params.append(utc_iso(start))
+        sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
+        return self._decode(await link.run(fetch, sql, params))
+
+    async def event_exists(self, event_id: UUID) -> bool:
+        sql = "SELECT 1 FROM events WHERE event_id = ?"
+        return bool(await self._connected().run(fetch, sql, (str(event_id),)))
+
+    async def get_global_position(self) -> int:
+        sql = "SELECT COALESCE(MAX(id), 0) FROM events"
+        return int((await self._connected().run(fetch, sql, ()))[0][0])
+
+    def read_all(self, options: ReadOptions | None = None) -> ReadResult:
+        return ReadResult(partial(self._pages, [], [], options or ReadOptions(), "id", "id"))
+
+    def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
+        aggregate_id, _, aggregate_type = stream_id.partition(":")
+        try:
+            uid = UUID(aggregate_id)
+        except ValueError:
+            raise ValueError(
+                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
+            ) from None
+        clauses, params = _stream_filter(str(uid), aggregate_type or None)
+        # One stream is paged by version along its unique index; several (a bare UUID) by id.
+        page_by = "version" if aggregate_type else "id"
+        return ReadResult(
+            partial(self._pages, clauses, params, options or ReadOptions(), "version", page_by)
+        )
+
+    async def _pages(
+        self,
+        clauses: list[str],
+        params: list[object],
+        options: ReadOptions,
+        position: str,
+        page_by: str,
+    ) -> AsyncIterator[StoredEvent]:
+        """Yield the selected events, fetching `_PAGE` rows per query (one thread hop each)."""
+        backward = options.direction is ReadDirection.BACKWARD
+        clauses, params = list(clauses), list(params)
+        if options.from_position == -1:  # "from the end": nothing forward, everything backward
+            if not backward:
+                return
+        elif options.from_position > 0:
+            clauses.append(f"{position} > ?")
+            params.append(options.from_position)
+        _time_filter(clauses, params, options.from_timestamp, options.to_timestamp)
+        clauses.append(f"{page_by} {'<' if backward else '>'} ?")
+        sql = (
+            f"SELECT {_STORED} FROM events WHERE {' AND '.join(clauses)} "
+            f"ORDER BY {page_by} {'DESC' if backward else 'ASC'} LIMIT ?"
+        )
+        key = 0 if page_by == "id" else 4
+        after = _LAST_ID if backward else 0
+        remaining = options.limit
+        registry, converter = self._registry, self._converter
+        stamps: dict[str, datetime] = {}
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            rows = await self._connected().run(fetch, sql, (*params, after, size))
+            for row in rows:
+                try:
+                    event = decode_event(row[2], row[3], registry, row[1], converter)
+                except CorruptEventError as exc:
+                    exc.add_note(self._where(row))
+                    raise
+                stored_at = stamps.get(row[7])
+                if stored_at is None:
+                    stored_at = stamps[row[7]] = datetime.fromisoformat(row[7])
+                yield make_stored_event(event, f"{row[5]}:{row[6]}", row[4], row[0], stored_at)
+            if len(rows) < size:
+                return
+            after = rows[-1][key]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def _decode(self, rows: list[Row]) -> list[DomainEvent]:
+        registry, converter = self._registry, self._converter
+        try:
+            return [decode_event(row[2], row[3], registry, row[1], converter) for row in rows]
+        except CorruptEventError as exc:
+            row = next(r for r in rows if str(r[1]) == str(exc.event_id))
+            exc.add_note(self._where(row))
+            raise
+
+    def _where(self, row: Row) -> str:
+        return (
+            f"at global position {row[0]}, stream version {row[4]}, "
+            f"in SQLite database {self._database!r}"
+        )
+
+
+def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
+    """Insert parameters for each event; payloads are encoded here, before any write."""
+    stored_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    rows = []
+    for event in events:
+        tenant_id = event.tenant_id
+        rows.append(
+            [
+                str(event.event_id),
+                event.event_type,
+                aggregate_id,
+                aggregate_type,
+                None if tenant_id is None else str(tenant_id),
+                event.actor_id,
+                0,
+                utc_iso(event.occurred_at),
+                encode_payload(event),
+                stored_at,
+            ]
+        )
+    return rows
+
+
+def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:
+    if aggregate_type is None:
+        return ["aggregate_id = ?"], [aggregate_id]
+    return ["aggregate_id = ?", "aggregate_type = ?"], [aggregate_id, aggregate_type]
+
+
+def _time_filter(
+    clauses: list[str], params: list[object], start: datetime | None, end: datetime | None
+) -> None:
+    """Inclusive bounds on occurred_at (stored as fixed-width UTC text, so text order works)."""
+    if start is not None:
+        clauses.append("timestamp >= ?")
+        params.append(utc_iso(start))
+    if end is not None:
+        clauses.append("timestamp <= ?")
+        params.append(utc_iso(end))

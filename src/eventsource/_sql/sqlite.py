@@ -1,0 +1,244 @@
+"""SQLite: connecting with the library's pragmas, one-hop work in the driver thread, the DDL,
+and mapping driver errors to library errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, cast
+from uuid import UUID
+
+from eventsource._optional import optional
+from eventsource.exceptions import EventStoreError, OptimisticLockError, StoreNotConnectedError
+from eventsource.migrations import get_all_schemas
+from eventsource.stores._rules import check_expected_version
+
+if TYPE_CHECKING:
+    import aiosqlite
+else:
+    aiosqlite = optional("aiosqlite")
+
+__all__ = [
+    "VERSION_SQL",
+    "SQLiteConnection",
+    "append_rows",
+    "fetch",
+    "fetch_with_first_type",
+    "is_memory",
+    "map_error",
+    "utc_iso",
+]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+Row = tuple[Any, ...]
+
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_INSERT = (
+    "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
+    " version, timestamp, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_VERSION_SLOT = 6  # index of `version` in an _INSERT row
+VERSION_SQL = "SELECT MAX(version) FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
+
+
+def is_memory(database: str) -> bool:
+    """True for databases that live only as long as their connection."""
+    return database in ("", ":memory:") or (
+        database.startswith("file:") and "mode=memory" in database
+    )
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with microseconds: fixed width, so text order is time order."""
+    offset = moment.utcoffset()
+    if offset is None:  # naive datetimes are taken as UTC, as everywhere in the library
+        return moment.isoformat(timespec="microseconds") + "+00:00"
+    if offset:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
+    """The library error for a driver error; callers chain it (`raise ... from exc`)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in _BUSY_CODES:
+        return EventStoreError(
+            f"SQLite database {database!r} is locked: another connection kept it busy for "
+            f"longer than busy_timeout={busy_timeout} ms ({exc})"
+        )
+    if "no such table" in str(exc):
+        return StoreNotConnectedError(
+            f"SQLite database {database!r} has no event tables ({exc}): call "
+            "`await store.initialize()` to create them"
+        )
+    return EventStoreError(f"SQLite error on database {database!r}: {exc}")
+
+
+class SQLiteConnection:
+    """One aiosqlite connection; `run(fn, *args)` calls `fn(sqlite3_connection, *args)` in its
+    worker thread as a single hop, so a whole transaction costs one thread switch."""
+
+    __slots__ = ("_raw", "busy_timeout", "connection", "database")
+
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        raw: sqlite3.Connection,
+        database: str,
+        busy_timeout: int,
+    ) -> None:
+        self.connection = connection
+        self._raw = raw
+        self.database = database
+        self.busy_timeout = busy_timeout
+
+    @classmethod
+    async def open(cls, database: str, *, wal_mode: bool, busy_timeout: int) -> SQLiteConnection:
+        """Connect in autocommit mode (transactions are explicit) and apply the pragmas."""
+        try:
+            connection = await aiosqlite.connect(
+                database,
+                isolation_level=None,
+                uri=database.startswith("file:"),
+                timeout=busy_timeout / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise map_error(exc, database, busy_timeout) from exc
+        try:
+            opened = cls(connection, connection._conn, database, busy_timeout)
+            await opened.run(_configure, wal_mode and not is_memory(database), busy_timeout)
+        except BaseException:
+            await connection.close()
+            raise
+        return opened
+
+    async def run(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
+        """`fn(connection, *args)` in the driver's thread; sqlite3 errors become library ones."""
+        # aiosqlite sends each statement to its worker thread separately (one round trip per
+        # statement). Its private `Connection._execute(fn, *args)` (aiosqlite 0.17 to 0.22 at
+        # least) queues any callable on that thread: this is the only place that uses it.
+        try:
+            result = await self.connection._execute(  # type: ignore[no-untyped-call]
+                fn, self._raw, *args
+            )
+            return cast(T, result)
+        except sqlite3.Error as exc:
+            raise map_error(exc, self.database, self.busy_timeout) from exc
+
+    async def create_tables(self) -> None:
+        """Create every table the SQLite components use (idempotent, one transaction)."""
+        await self.run(_create_tables, get_all_schemas("sqlite"))
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> None:
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+    db.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        db.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit that returned survives power loss (WAL's NORMAL may lose the last ones).
+    db.execute("PRAGMA synchronous = FULL")
+
+
+def _create_tables(db: sqlite3.Connection, script: str) -> None:
+    try:
+        db.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+# The event-table work below runs in the driver's thread, each call one hop (`run`).
+
+
+def fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
+    return db.execute(sql, params).fetchall()
+
+
+def fetch_with_first_type(
+    db: sqlite3.Connection, sql: str, params: Sequence[object]
+) -> tuple[str | None, list[Row]]:
+    """Rows of every stream of an aggregate id, and the type it was first stored under."""
+    db.execute("BEGIN")  # one snapshot for both queries
+    try:
+        first = db.execute(
+            "SELECT aggregate_type FROM events WHERE aggregate_id = ? ORDER BY id LIMIT 1",
+            (params[0],),
+        ).fetchone()
+        rows = db.execute(sql, params).fetchall()
+    finally:
+        db.execute("COMMIT")
+    return (first[0] if first else None), rows
+
+
+def append_rows(
+    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int
+) -> tuple[int, int]:
+    """The whole append as one transaction: (new version, global position)."""
+    key = (rows[0][2], rows[0][3])
+    db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
+    try:
+        current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+        check_expected_version(aggregate_id, expected, current)
+        stored, position = _insert(db, rows, current)
+        if stored != len(rows):  # some event ids are stored already: redo without them
+            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+            check_expected_version(aggregate_id, expected, current)
+            stored, position = _insert(db, _unstored(db, rows), current)
+        db.execute("COMMIT")
+    except sqlite3.IntegrityError as exc:
+        _rollback(db)
+        if "events.version" in str(exc):  # a writer that bypassed the lock took our version
+            actual = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+            raise OptimisticLockError(aggregate_id, expected, actual) from exc
+        raise
+    except BaseException:
+        _rollback(db)
+        raise
+    return current + stored, position
+
+
+def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
+    """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
+    for version, row in enumerate(rows, current + 1):
+        row[_VERSION_SLOT] = version
+    if len(rows) == 1:
+        cursor = db.execute(_INSERT, rows[0])
+        if cursor.rowcount == 1:
+            return 1, cursor.lastrowid or 0
+        stored = 0
+    else:
+        stored = db.executemany(_INSERT, rows).rowcount if rows else 0
+    last = "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
+    return stored, db.execute(last).fetchone()[0]
+
+
+def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
+    """The rows whose event id is neither stored nor earlier in the batch (idempotency)."""
+    seen: set[str] = set()
+    ids = [row[0] for row in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+        seen.update(found for (found,) in db.execute(sql, chunk))
+    fresh = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            fresh.append(row)
+    return fresh
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
