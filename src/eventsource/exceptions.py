@@ -17,6 +17,7 @@ __all__ = [
     "EventVersionError",
     "OptimisticLockError",
     "ProjectionError",
+    "SQLiteNotAvailableError",
     "SerializationError",
     "StoreNotConnectedError",
     "UnhandledEventError",
@@ -134,6 +135,15 @@ class SerializationError(EventSourceError):
         self.event_id = event_id
         where = f" (event {event_id})" if event_id is not None else ""
         super().__init__(f"Cannot (de)serialise event type {event_type!r}{where}: {message}")
+
+
+class SQLiteNotAvailableError(ImportError):
+    """aiosqlite is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "SQLite support needs aiosqlite: pip install 'eventsource-py[sqlite]'"
+        )
 
 
 class EventTypeNotFoundError(KeyError):

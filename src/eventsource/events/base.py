@@ -41,6 +41,10 @@ class DomainEvent(BaseModel):
             shared = _SHARED_FIELD_SETS.setdefault(key, self.__pydantic_fields_set__)
         _object_setattr(self, "__pydantic_fields_set__", shared)
 
+    # Without this pydantic would treat the override as a custom __init__ and call it from
+    # model_validate/model_validate_json too, validating every decoded event twice.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     event_id: UUID = Field(default_factory=new_uuid4)
     event_type: str
     event_version: int = Field(default=1, ge=1)

@@ -1,5 +1,6 @@
 """Snapshots: an aggregate's state at a version, so loads read only the tail of its stream."""
 
+from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.snapshots.exceptions import (
     SnapshotDeserializationError,
     SnapshotError,
@@ -11,6 +12,7 @@ from eventsource.snapshots.interface import Snapshot, SnapshotStore
 
 __all__ = [
     "InMemorySnapshotStore",
+    "SQLiteNotAvailableError",
     "Snapshot",
     "SnapshotDeserializationError",
     "SnapshotError",

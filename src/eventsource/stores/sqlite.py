@@ -22,7 +22,7 @@ from eventsource._sql.sqlite import (
 )
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, default_registry
-from eventsource.exceptions import StoreNotConnectedError
+from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
@@ -85,9 +85,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         auto_detect_uuid: bool = True,
     ) -> None:
         if not SQLITE_AVAILABLE:
-            raise ImportError(
-                "SQLiteEventStore needs aiosqlite: pip install 'eventsource-py[sqlite]'"
-            )
+            raise SQLiteNotAvailableError
         self._init_tracing(__name__, enable_tracing)
         self._database = os.fspath(database)
         self._wal_mode = wal_mode
