@@ -51,26 +51,37 @@ def check_append_args(
                         f"{aggregate_id!r}")
     if not isinstance(aggregate_type, str) or not aggregate_type:
         raise TypeError(f"aggregate_type must be a non-empty str, got {aggregate_type!r}")
-    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+    if type(expected_version) is not int and (
+        isinstance(expected_version, bool) or not isinstance(expected_version, int)
+    ):
         raise TypeError(f"expected_version must be an int, got {expected_version!r}")
     if expected_version < ExpectedVersion.STREAM_EXISTS:
         raise ValueError(
             "expected_version must be >= -2 (ExpectedVersion.STREAM_EXISTS), "
             f"got {expected_version}"
         )
-    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+    # `type(...) is list` first: the Sequence ABC check is slow and this runs on every append.
+    if type(events) is not list and (
+        isinstance(events, str | bytes) or not isinstance(events, Sequence)
+    ):
         raise TypeError(f"events must be a list of DomainEvent, got {type(events).__name__}")
-    for index, event in enumerate(events):
-        if not isinstance(event, DomainEvent):
-            raise TypeError(
-                f"events[{index}] is a {type(event).__name__}, not a DomainEvent: {event!r:.200}"
-            )
-        event_aggregate_id = event.aggregate_id
-        if event_aggregate_id is not aggregate_id and event_aggregate_id != aggregate_id:
-            raise ValueError(
-                f"events[{index}] ({event.event_type} {event.event_id}) belongs to aggregate "
-                f"{event.aggregate_id}, not to {aggregate_id} given to append_events"
-            )
+    for event in events:
+        if not isinstance(event, DomainEvent) or (
+            event.aggregate_id is not aggregate_id and event.aggregate_id != aggregate_id
+        ):
+            _reject_event(events, event, aggregate_id)
+
+
+def _reject_event(events: Sequence[object], event: object, aggregate_id: UUID) -> None:
+    index = next(i for i, candidate in enumerate(events) if candidate is event)
+    if not isinstance(event, DomainEvent):
+        raise TypeError(
+            f"events[{index}] is a {type(event).__name__}, not a DomainEvent: {event!r:.200}"
+        )
+    raise ValueError(
+        f"events[{index}] ({event.event_type} {event.event_id}) belongs to aggregate "
+        f"{event.aggregate_id}, not to {aggregate_id} given to append_events"
+    )
 
 
 def check_expected_version(aggregate_id: UUID, expected: int, current: int) -> None:
