@@ -204,6 +204,7 @@ class SubscriptionReader:
                     continue
                 if page.events:
                     sub.caught_up = False
+                    await self._refresh_lag()
                     self._page, self._index, self._page_cursor = page.events, 0, page.cursor
                     await self._process_page()
                 else:
@@ -238,6 +239,20 @@ class SubscriptionReader:
             sub.name, type(exc).__name__, exc, delay,
         )
         await self._sleep(delay)
+
+    async def _refresh_lag(self) -> None:
+        """Measure how many committed events lie past the cursor (at most once a second)."""
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_REFRESH_SECONDS:
+            return
+        self._lag_at = now
+        try:
+            behind = await self.store.committed_lag(self.cursor)
+        except Exception:
+            # Informative only: a real outage shows at the next read.
+            logger.debug("Subscription %s: lag unavailable", self.sub.name, exc_info=True)
+        else:
+            self.sub.max_known_position = self.sub.last_processed_position + behind
 
     async def _idle(self, cursor: str) -> None:
         """Everything committed has been read: go live, checkpoint if due, wait for a wake-up."""
@@ -346,15 +361,6 @@ class SubscriptionReader:
             await self._checkpoint(self._last_read, self.cursor)
         elif strategy is CheckpointStrategy.PERIODIC:
             await self._periodic_checkpoint()
-        now = time.monotonic()
-        if now - self._lag_at >= _LAG_REFRESH_SECONDS:
-            self._lag_at = now
-            try:
-                behind = await self.store.committed_lag(self.cursor)
-            except Exception:
-                logger.debug("Subscription %s: lag unavailable", sub.name, exc_info=True)
-            else:
-                sub.max_known_position = sub.last_processed_position + behind
 
     # -- checkpoints ----------------------------------------------------------------------
 
