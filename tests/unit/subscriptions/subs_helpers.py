@@ -66,7 +66,7 @@ async def place_orders(store: InMemoryEventStore, count: int) -> list[UUID]:
 async def eventually(predicate: Callable[[], Any], timeout: float = 15.0) -> None:
     """Wait until `predicate()` is truthy (a generous deadline, not a timing assertion)."""
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polls plain state, there is no event to await
             await asyncio.sleep(0.005)
 
 
@@ -95,7 +95,13 @@ class FlakyStore(InMemoryEventStore):
     def __init__(self, failures: int) -> None:
         super().__init__(enable_tracing=False)
         self.failures_left = failures
+        self.position_down = False
         self.reads = 0
+
+    async def get_global_position(self) -> int:
+        if self.position_down:
+            raise ConnectionError("event store unreachable")
+        return await super().get_global_position()
 
     async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
         self.reads += 1

@@ -10,6 +10,15 @@ from uuid import UUID, uuid4
 
 import pytest
 from pydantic import BaseModel
+from subs_helpers import (
+    CountingCheckpointRepository,
+    OrderPlaced,
+    OrderShipped,
+    Recorder,
+    UserRegistered,
+    eventually,
+    place_orders,
+)
 
 from eventsource import (
     AggregateRepository,
@@ -30,16 +39,6 @@ from eventsource.subscriptions import (
     SubscriptionConfig,
     SubscriptionManager,
     SubscriptionState,
-)
-from subs_helpers import (
-    CountingCheckpointRepository,
-    OrderPlaced,
-    OrderShipped,
-    Recorder,
-    UserRegistered,
-    eventually,
-    place_orders,
-    stored_ids,
 )
 
 
