@@ -24,15 +24,8 @@ from eventsource.subscriptions.exceptions import (
     SubscriptionAlreadyExistsError,
     SubscriptionConfigError,
 )
-from eventsource.subscriptions.health import (
-    HealthCheckConfig,
-    HealthCheckResult,
-    LivenessStatus,
-    ManagerHealth,
-    ReadinessStatus,
-    SubscriptionHealth,
-    assess_subscription,
-)
+from eventsource.subscriptions.health import HealthCheckConfig
+from eventsource.subscriptions.monitoring import ManagerMonitoring
 from eventsource.subscriptions.reader import SubscriptionReader
 from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
 from eventsource.subscriptions.subscription import PauseReason, Subscription, SubscriptionState
@@ -51,7 +44,6 @@ __all__ = ["SubscriptionManager"]
 
 logger = logging.getLogger(__name__)
 
-_LIVENESS_TIMEOUT = 5.0
 _SHUTTING_DOWN = (ShutdownPhase.STOPPING, ShutdownPhase.DRAINING, ShutdownPhase.CHECKPOINTING)
 
 
@@ -64,7 +56,7 @@ def _accepts_cursor(save_position: Callable[..., Any]) -> bool:
     return any(p.name == "cursor" or p.kind is p.VAR_KEYWORD for p in params)
 
 
-class SubscriptionManager(TracingMixin):
+class SubscriptionManager(ManagerMonitoring, TracingMixin):
     """Catches subscribers up from the store, then keeps them live, with checkpoints.
 
     Every subscription reads only the store's commit-safe pages; the bus and the store's
@@ -271,10 +263,6 @@ class SubscriptionManager(TracingMixin):
             self._last_result = result
             return result
 
-    @property
-    def is_running(self) -> bool:
-        return self._running
-
     async def __aenter__(self) -> Self:
         await self.start()
         return self
@@ -312,6 +300,10 @@ class SubscriptionManager(TracingMixin):
         return self._phase in _SHUTTING_DOWN
 
     @property
+    def is_running(self) -> bool:
+        return self._running
+
+    @property
     def shutdown_phase(self) -> ShutdownPhase:
         return self._phase
 
@@ -335,86 +327,6 @@ class SubscriptionManager(TracingMixin):
 
     def on_error_severity(self, severity: ErrorSeverity, callback: AnyErrorCallback) -> None:
         self._callbacks.by_severity.setdefault(severity, []).append(callback)
-
-    def get_error_handler(self, name: str) -> SubscriptionErrorHandler | None:
-        return self._errors.get(name)
-
-    @property
-    def total_errors(self) -> int:
-        return sum(h.stats.total_errors for h in self._errors.values())
-
-    @property
-    def total_dlq_count(self) -> int:
-        return sum(h.stats.dlq_count for h in self._errors.values())
-
-    def get_error_stats(self) -> dict[str, Any]:
-        return {
-            "total_errors": self.total_errors,
-            "total_dlq_count": self.total_dlq_count,
-            "subscriptions": {name: h.stats.to_dict() for name, h in self._errors.items()},
-        }
-
-    # -- health ---------------------------------------------------------------------------
-
-    def _assess(self, name: str) -> tuple[SubscriptionHealth, HealthCheckResult]:
-        return assess_subscription(
-            self._subscriptions[name], self._errors[name], self.health_check_config,
-            time.monotonic(),
-        )
-
-    def get_health(self) -> ManagerHealth:
-        healths = [self._assess(name)[0] for name in self._subscriptions]
-        return ManagerHealth.from_subscriptions(self._running, self.uptime_seconds, healths)
-
-    async def health_check(self) -> ManagerHealth:
-        return self.get_health()
-
-    def get_subscription_health(self, name: str) -> SubscriptionHealth | None:
-        return self._assess(name)[0] if name in self._subscriptions else None
-
-    def check_health(self, name: str) -> HealthCheckResult | None:
-        return self._assess(name)[1] if name in self._subscriptions else None
-
-    def check_all_health(self) -> dict[str, HealthCheckResult]:
-        return {name: self._assess(name)[1] for name in self._subscriptions}
-
-    @property
-    def is_healthy(self) -> bool:
-        return self.get_health().status != "unhealthy"
-
-    async def readiness_check(self) -> ReadinessStatus:
-        states = {name: sub.state.value for name, sub in self._subscriptions.items()}
-        details: dict[str, Any] = {"running": self._running, "subscriptions": states}
-        if self.is_shutting_down:
-            return ReadinessStatus(False, "Manager is shutting down", details)
-        if not self._running:
-            return ReadinessStatus(False, "Manager is not running", details)
-        for state, label in ((SubscriptionState.ERROR, "in error"),
-                             (SubscriptionState.STARTING, "still starting")):
-            names = [n for n, s in self._subscriptions.items() if s.state is state]
-            if names:
-                return ReadinessStatus(False, f"Subscriptions {label}: {', '.join(names)}",
-                                       details)
-        return ReadinessStatus(True, "Manager is ready", details)
-
-    async def liveness_check(self) -> LivenessStatus:
-        details: dict[str, Any] = {"running": self._running}
-        try:
-            async with asyncio.timeout(_LIVENESS_TIMEOUT):
-                await self._lock.acquire()
-        except TimeoutError:
-            return LivenessStatus(False, "Manager lock not acquired within "
-                                  f"{_LIVENESS_TIMEOUT}s", details)
-        self._lock.release()
-        return LivenessStatus(True, "Manager is alive and responsive", details)
-
-    async def get_comprehensive_health(self) -> dict[str, Any]:
-        return {
-            "health": (await self.health_check()).to_dict(),
-            "readiness": (await self.readiness_check()).to_dict(),
-            "liveness": (await self.liveness_check()).to_dict(),
-            "errors": self.get_error_stats(),
-        }
 
     # -- pause / resume -------------------------------------------------------------------
 

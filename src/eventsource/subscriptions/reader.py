@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsource.observability.tracing import span
 from eventsource.subscriptions.config import CheckpointStrategy
-from eventsource.subscriptions.error_handling import ErrorInfo
-from eventsource.subscriptions.retry import calculate_backoff
+from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
 
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from eventsource.repositories.dlq import DLQRepository
     from eventsource.stores.interface import CommittedPage, EventStore, StoredEvent
     from eventsource.subscriptions.error_handling import (
-        ErrorClassification,
         ErrorHandlingConfig,
         SubscriptionErrorHandler,
     )
@@ -37,10 +35,6 @@ logger = logging.getLogger("eventsource.subscriptions.manager")
 _OUTAGE_FIRST_DELAY = 0.1
 _OUTAGE_MAX_DELAY = 5.0
 _LAG_REFRESH_SECONDS = 1.0
-
-
-class _Halt(Exception):  # noqa: N818 - internal control flow, never escapes the reader
-    """The subscription must stop in ERROR (an error it may not skip)."""
 
 
 class SubscriptionReader:
@@ -87,7 +81,10 @@ class SubscriptionReader:
         self._checkpointed_at = time.monotonic()
         self._lag_at = 0.0
         self._outages = 0
-        self._processed_at_failure = 0
+        self._recovery = FailureRecovery(
+            subscription, errors, error_config, dlq, self._sleep, lambda: self.stop_requested
+        )
+        self._recover = self._recovery.recover
         self._types: set[type[DomainEvent]] | None = None
         self._type_names: set[str] = set()
         self._aggregates: frozenset[str] | None = None
@@ -209,7 +206,7 @@ class SubscriptionReader:
                     await self._process_page()
                 else:
                     await self._idle(page.cursor)
-        except _Halt as halt:
+        except HaltSubscription as halt:
             sub.state = SubscriptionState.ERROR
             sub.last_error = halt.__cause__ or halt
             logger.exception("Subscription %s stopped after an error it may not skip", sub.name)
@@ -401,83 +398,3 @@ class SubscriptionReader:
         cursor = self.cursor if self._index >= len(self._page) else None
         await self._checkpoint(self._last_read, cursor)
         return self.checkpoints_saved > before
-
-    # -- errors ---------------------------------------------------------------------------
-
-    async def _recover(self, stored: StoredEvent, error: Exception) -> bool:
-        """Retry a failed event per the config; True if a retry succeeded.
-
-        Otherwise count, report and dead-letter it, and raise `_Halt` when the subscription may
-        not go past it.
-        """
-        sub, errors = self.sub, self.errors
-        classification = errors.classify(error)
-        attempts = 1
-        if self.error_config.retries and classification.retryable:
-            retry = sub.config.get_retry_config()
-            for attempt in range(retry.max_retries):
-                await self._sleep(calculate_backoff(attempt, retry))
-                if self.stop_requested:
-                    break
-                attempts += 1
-                try:
-                    async with asyncio.timeout(sub.config.processing_timeout):
-                        await sub.handler(stored.event)
-                except Exception as again:
-                    error, classification = again, errors.classify(again)
-                    if not classification.retryable:
-                        break
-                else:
-                    if sub.circuit_breaker is not None:
-                        sub.circuit_breaker.record_success()
-                    return True
-        return await self._give_up(stored, error, classification, attempts)
-
-    async def _give_up(
-        self,
-        stored: StoredEvent,
-        error: Exception,
-        classification: ErrorClassification,
-        attempts: int,
-    ) -> bool:
-        sub = self.sub
-        sub.events_failed += 1
-        sub.last_error = error
-        skip = sub.config.continue_on_error and self.error_config.skips_failures
-        info = ErrorInfo.from_exception(
-            error, classification, event_id=stored.event_id, event_type=stored.event_type,
-            position=stored.global_position, subscription_name=sub.name,
-            retry_count=attempts - 1,
-        )
-        if skip and self.dlq is not None and self.error_config.dlq_enabled:
-            try:
-                await self.dlq.add_failed_event(
-                    event_id=stored.event_id,
-                    projection_name=sub.name,
-                    event_type=stored.event_type,
-                    event_data=stored.event.model_dump(mode="json"),
-                    error=error,
-                    retry_count=attempts,
-                )
-            except Exception:
-                logger.exception("Subscription %s could not write to the DLQ", sub.name)
-            else:
-                info.sent_to_dlq = True
-                sub.events_dlq += 1
-        now = time.monotonic()
-        await self.errors.record(info, now)
-        sub.recent_errors_count = len(self.errors.recent_errors)
-        if not skip or self.errors.should_stop(now):
-            raise _Halt(str(error)) from error
-        breaker = sub.circuit_breaker
-        if breaker is not None:
-            if sub.events_processed > self._processed_at_failure:
-                breaker.record_success()  # the breaker counts consecutive failures only
-            self._processed_at_failure = sub.events_processed
-            breaker.record_failure()
-            if breaker.is_open:
-                # Give the failing dependency time to recover before the next event.
-                logger.warning("Subscription %s: circuit open, pausing %.1fs", sub.name,
-                               breaker.config.recovery_timeout)
-                await self._sleep(breaker.config.recovery_timeout)
-        return False
