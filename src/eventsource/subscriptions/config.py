@@ -1,0 +1,133 @@
+"""How a subscription reads: where it starts, page size, checkpoints, timeouts, retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from eventsource.events.base import DomainEvent
+from eventsource.subscriptions.retry import CircuitBreakerConfig, RetryConfig
+
+__all__ = [
+    "CheckpointStrategy",
+    "StartPosition",
+    "SubscriptionConfig",
+    "create_catch_up_config",
+    "create_live_only_config",
+]
+
+StartPosition = Literal["beginning", "end", "checkpoint"] | int
+_NAMED_STARTS = ("beginning", "end", "checkpoint")
+
+
+class CheckpointStrategy(Enum):
+    EVERY_EVENT = "every_event"
+    EVERY_BATCH = "every_batch"
+    PERIODIC = "periodic"
+
+
+@dataclass(frozen=True)
+class SubscriptionConfig:
+    """One subscription's settings; invalid values raise `ValueError` at construction."""
+
+    start_from: StartPosition = "checkpoint"
+    batch_size: int = 100
+    max_in_flight: int = 1000
+    backpressure_threshold: float = 0.8
+    checkpoint_strategy: CheckpointStrategy = CheckpointStrategy.EVERY_BATCH
+    checkpoint_interval_seconds: float = 5.0
+    processing_timeout: float = 30.0
+    shutdown_timeout: float = 30.0
+    event_types: tuple[type[DomainEvent], ...] | None = None
+    aggregate_types: tuple[str, ...] | None = None
+    continue_on_error: bool = True
+    max_retries: int = 5
+    initial_retry_delay: float = 1.0
+    max_retry_delay: float = 60.0
+    retry_exponential_base: float = 2.0
+    retry_jitter: float = 0.1
+    circuit_breaker_enabled: bool = True
+    circuit_breaker_failure_threshold: int = 5
+    circuit_breaker_recovery_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.checkpoint_strategy, str):
+            # Tutorials pass the enum's value ("every_batch"); frozen, so set it through object.
+            object.__setattr__(
+                self, "checkpoint_strategy", CheckpointStrategy(self.checkpoint_strategy)
+            )
+        if self.event_types is not None and not isinstance(self.event_types, tuple):
+            object.__setattr__(self, "event_types", tuple(self.event_types))
+        if self.aggregate_types is not None and not isinstance(self.aggregate_types, tuple):
+            object.__setattr__(self, "aggregate_types", tuple(self.aggregate_types))
+        self._check_start()
+        self._check_limits()
+        # The helpers build (and so validate) the retry and breaker settings.
+        self.get_retry_config()
+        self.get_circuit_breaker_config()
+
+    def _check_start(self) -> None:
+        start = self.start_from
+        if isinstance(start, bool) or not isinstance(start, int | str):
+            raise ValueError(  # noqa: TRY004 - API.md: invalid config values raise ValueError
+                f"start_from must be {_NAMED_STARTS} or an int, got {start!r}"
+            )
+        if isinstance(start, str) and start not in _NAMED_STARTS:
+            raise ValueError(f"start_from must be one of {_NAMED_STARTS} or an int, got {start!r}")
+        if isinstance(start, int) and start < 0:
+            raise ValueError(f"start_from must be >= 0, got {start}")
+
+    def _check_limits(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        for name in (
+            "checkpoint_interval_seconds",
+            "processing_timeout",
+            "shutdown_timeout",
+            "circuit_breaker_recovery_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("backpressure_threshold", "retry_jitter"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+
+    def get_retry_config(self) -> RetryConfig:
+        """The retry settings as a `RetryConfig`."""
+        return RetryConfig(
+            max_retries=self.max_retries,
+            initial_delay=self.initial_retry_delay,
+            max_delay=self.max_retry_delay,
+            exponential_base=self.retry_exponential_base,
+            jitter=self.retry_jitter,
+        )
+
+    def get_circuit_breaker_config(self) -> CircuitBreakerConfig:
+        """The circuit-breaker settings as a `CircuitBreakerConfig`."""
+        return CircuitBreakerConfig(
+            failure_threshold=self.circuit_breaker_failure_threshold,
+            recovery_timeout=self.circuit_breaker_recovery_timeout,
+        )
+
+
+def create_catch_up_config(
+    batch_size: int = 1000, checkpoint_every_batch: bool = True
+) -> SubscriptionConfig:
+    """A config for rebuilding from the beginning in large pages."""
+    return SubscriptionConfig(
+        start_from="beginning",
+        batch_size=batch_size,
+        checkpoint_strategy=(
+            CheckpointStrategy.EVERY_BATCH
+            if checkpoint_every_batch
+            else CheckpointStrategy.PERIODIC
+        ),
+    )
+
+
+def create_live_only_config() -> SubscriptionConfig:
+    """A config that ignores history and follows only new events."""
+    return SubscriptionConfig(start_from="end", batch_size=100)

@@ -1,0 +1,54 @@
+"""Errors raised by subscriptions and their manager (API.md §14)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointNotFoundError",
+    "EventBusConnectionError",
+    "EventStoreConnectionError",
+    "SubscriptionAlreadyExistsError",
+    "SubscriptionConfigError",
+    "SubscriptionError",
+    "SubscriptionStateError",
+    "TransitionError",
+]
+
+
+class SubscriptionError(Exception):
+    """Base of every subscription error."""
+
+
+class SubscriptionConfigError(SubscriptionError):
+    """A subscription is configured in a way that cannot work."""
+
+
+class SubscriptionStateError(SubscriptionError):
+    """An operation does not fit the subscription's current state."""
+
+
+class EventStoreConnectionError(SubscriptionError):
+    """The event store could not be reached."""
+
+
+class EventBusConnectionError(SubscriptionError):
+    """The event bus could not be reached."""
+
+
+class TransitionError(SubscriptionError):
+    """A state transition that the subscription lifecycle does not allow."""
+
+
+class SubscriptionAlreadyExistsError(SubscriptionError):
+    """A subscription with this name is already registered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Subscription {name!r} already exists")
+
+
+class CheckpointNotFoundError(SubscriptionError):
+    """No checkpoint is stored for this projection."""
+
+    def __init__(self, projection_name: str) -> None:
+        self.projection_name = projection_name
+        super().__init__(f"No checkpoint found for {projection_name!r}")

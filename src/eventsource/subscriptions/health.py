@@ -1,0 +1,240 @@
+"""Health, readiness and liveness reports of subscriptions and their manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from eventsource.subscriptions.subscription import SubscriptionState
+
+if TYPE_CHECKING:
+    from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
+    from eventsource.subscriptions.subscription import Subscription
+
+__all__ = [
+    "HealthCheckConfig",
+    "HealthCheckResult",
+    "HealthIndicator",
+    "HealthStatus",
+    "LivenessStatus",
+    "ManagerHealth",
+    "ReadinessStatus",
+    "SubscriptionHealth",
+    "assess_subscription",
+    "worst_status",
+]
+
+
+class HealthStatus(Enum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2, "critical": 3}
+
+
+def worst_status(statuses: list[str]) -> str:
+    """The worst of some status strings ("healthy" when there are none)."""
+    return max(statuses, key=_RANK.__getitem__, default="healthy")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    """Thresholds of the health indicators."""
+
+    max_error_rate_per_minute: float = 10.0
+    max_errors_warning: int = 10
+    max_errors_critical: int = 100
+    max_lag_events_warning: int = 1000
+    max_lag_events_critical: int = 10000
+    backpressure_warning_duration_seconds: float = 60.0
+    backpressure_critical_duration_seconds: float = 300.0
+    circuit_open_is_unhealthy: bool = True
+    max_dlq_events_warning: int = 10
+    max_dlq_events_critical: int = 100
+
+
+@dataclass(frozen=True)
+class HealthIndicator:
+    """One evaluated aspect of a subscription's health."""
+
+    name: str
+    status: str
+    message: str = ""
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheckResult:
+    """A subscription's indicators and their overall status."""
+
+    name: str
+    status: str
+    indicators: list[HealthIndicator] = field(default_factory=list)
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "indicators": [vars(i) for i in self.indicators],
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass
+class SubscriptionHealth:
+    """One subscription's health. `lag_seconds` and `store_reachable` are extras."""
+
+    name: str
+    status: str
+    state: str
+    events_processed: int
+    events_failed: int
+    lag_events: int
+    error_rate: float
+    last_error: str | None
+    uptime_seconds: float
+    lag_seconds: float = 0.0
+    store_reachable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class ManagerHealth:
+    """The manager's health: the worst of its subscriptions."""
+
+    status: str
+    running: bool
+    subscription_count: int
+    healthy_count: int
+    degraded_count: int
+    unhealthy_count: int
+    total_events_processed: int
+    total_events_failed: int
+    total_lag_events: int
+    uptime_seconds: float
+    timestamp: datetime = field(default_factory=_now)
+    subscriptions: list[SubscriptionHealth] = field(default_factory=list)
+
+    @classmethod
+    def from_subscriptions(
+        cls, running: bool, uptime_seconds: float, subscriptions: list[SubscriptionHealth]
+    ) -> ManagerHealth:
+        statuses = [s.status for s in subscriptions]
+        healthy = statuses.count("healthy")
+        degraded = statuses.count("degraded")
+        unhealthy = statuses.count("unhealthy") + statuses.count("critical")
+        if unhealthy:
+            status = "unhealthy"
+        elif degraded:
+            status = "degraded"
+        else:
+            status = "healthy" if healthy else "unknown"
+        return cls(
+            status=status,
+            running=running,
+            subscription_count=len(subscriptions),
+            healthy_count=healthy,
+            degraded_count=degraded,
+            unhealthy_count=unhealthy,
+            total_events_processed=sum(s.events_processed for s in subscriptions),
+            total_events_failed=sum(s.events_failed for s in subscriptions),
+            total_lag_events=sum(s.lag_events for s in subscriptions),
+            uptime_seconds=uptime_seconds,
+            subscriptions=subscriptions,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in vars(self).items() if k != "subscriptions"}
+        data["timestamp"] = self.timestamp.isoformat()
+        data["subscriptions"] = [s.to_dict() for s in self.subscriptions]
+        return data
+
+
+@dataclass
+class ReadinessStatus:
+    ready: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "timestamp": self.timestamp.isoformat()}
+
+
+@dataclass
+class LivenessStatus:
+    alive: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "timestamp": self.timestamp.isoformat()}
+
+
+def assess_subscription(
+    sub: Subscription, errors: SubscriptionErrorHandler, config: HealthCheckConfig, now: float
+) -> tuple[SubscriptionHealth, HealthCheckResult]:
+    """Evaluate one subscription's indicators; its status is the worst of them."""
+    indicators = [HealthIndicator("state", _STATE_STATUS[sub.state], sub.state.value)]
+
+    def threshold(name: str, value: int, warning: int, critical: int) -> None:
+        status = "critical" if value >= critical else "degraded" if value >= warning else "healthy"
+        indicators.append(HealthIndicator(name, status, f"{name}={value}", float(value)))
+
+    threshold("events_failed", sub.events_failed, config.max_errors_warning,
+              config.max_errors_critical)
+    threshold("lag_events", sub.lag, config.max_lag_events_warning,
+              config.max_lag_events_critical)
+    threshold("dlq_events", sub.events_dlq, config.max_dlq_events_warning,
+              config.max_dlq_events_critical)
+    rate = errors.error_rate(now)
+    indicators.append(HealthIndicator(
+        "error_rate",
+        "degraded" if rate > config.max_error_rate_per_minute else "healthy",
+        f"{rate:.1f} errors/minute", rate,
+    ))
+    breaker = sub.circuit_breaker
+    if breaker is not None and breaker.is_open:
+        status = "unhealthy" if config.circuit_open_is_unhealthy else "degraded"
+        indicators.append(HealthIndicator("circuit_breaker", status, "open"))
+    if not sub.store_reachable:
+        indicators.append(HealthIndicator("event_store", "unhealthy", str(sub.last_error)))
+    status = worst_status([i.status for i in indicators])
+    health = SubscriptionHealth(
+        name=sub.name,
+        status=status,
+        state=sub.state.value,
+        events_processed=sub.events_processed,
+        events_failed=sub.events_failed,
+        lag_events=sub.lag,
+        error_rate=rate,
+        last_error=str(sub.last_error) if sub.last_error is not None else None,
+        uptime_seconds=sub.uptime_seconds,
+        lag_seconds=sub.lag_seconds,
+        store_reachable=sub.store_reachable,
+    )
+    return health, HealthCheckResult(sub.name, status, indicators)
+
+
+_STATE_STATUS = {
+    SubscriptionState.STARTING: "healthy",
+    SubscriptionState.CATCHING_UP: "healthy",
+    SubscriptionState.LIVE: "healthy",
+    SubscriptionState.PAUSED: "degraded",
+    SubscriptionState.STOPPED: "degraded",
+    SubscriptionState.ERROR: "unhealthy",
+}

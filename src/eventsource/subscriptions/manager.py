@@ -1,0 +1,370 @@
+"""`SubscriptionManager`: runs subscribers over the store, from their start position, live."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from eventsource.observability.tracing import TracingMixin
+from eventsource.subscriptions.config import SubscriptionConfig
+from eventsource.subscriptions.error_handling import (
+    AnyErrorCallback,
+    ErrorCategory,
+    ErrorHandlerRegistry,
+    ErrorHandlingConfig,
+    ErrorSeverity,
+    SubscriptionErrorHandler,
+)
+from eventsource.subscriptions.exceptions import (
+    SubscriptionAlreadyExistsError,
+    SubscriptionConfigError,
+)
+from eventsource.subscriptions.health import HealthCheckConfig
+from eventsource.subscriptions.monitoring import ManagerMonitoring
+from eventsource.subscriptions.reader import SubscriptionReader
+from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
+from eventsource.subscriptions.subscription import PauseReason, Subscription, SubscriptionState
+from eventsource.subscriptions.supervision import stop_readers, watch_store
+
+if TYPE_CHECKING:
+    from eventsource.bus.interface import EventBus
+    from eventsource.events.base import DomainEvent
+    from eventsource.protocols import FlexibleEventSubscriber
+    from eventsource.repositories.checkpoint import CheckpointRepository
+    from eventsource.repositories.dlq import DLQRepository
+    from eventsource.stores.interface import EventStore
+    from eventsource.subscriptions.subscription import SubscriptionStatus
+
+__all__ = ["SubscriptionManager"]
+
+logger = logging.getLogger(__name__)
+
+_SHUTTING_DOWN = (ShutdownPhase.STOPPING, ShutdownPhase.DRAINING, ShutdownPhase.CHECKPOINTING)
+
+
+def _accepts_cursor(save_position: Callable[..., Any]) -> bool:
+    """Whether a checkpoint repository can keep the store's cursor next to the position."""
+    try:
+        params = inspect.signature(save_position).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "cursor" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+class SubscriptionManager(ManagerMonitoring, TracingMixin):
+    """Catches subscribers up from the store, then keeps them live, with checkpoints.
+
+    Every subscription reads only the store's commit-safe pages; the bus and the store's
+    commit signal merely wake readers that have read everything (`poll_interval` is the
+    fallback when neither does).
+    """
+
+    poll_interval: float = 1.0
+
+    def __init__(
+        self,
+        event_store: EventStore,
+        event_bus: EventBus | None,
+        checkpoint_repo: CheckpointRepository,
+        shutdown_timeout: float = 30.0,
+        drain_timeout: float = 10.0,
+        dlq_repo: DLQRepository | None = None,
+        error_handling_config: ErrorHandlingConfig | None = None,
+        health_check_config: HealthCheckConfig | None = None,
+        enable_tracing: bool = True,
+    ) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self.event_store = event_store
+        self.event_bus = event_bus
+        self.checkpoint_repo = checkpoint_repo
+        self.dlq_repo = dlq_repo
+        self.shutdown_timeout = shutdown_timeout
+        self.drain_timeout = drain_timeout
+        self.error_handling_config = error_handling_config or ErrorHandlingConfig()
+        self.health_check_config = health_check_config or HealthCheckConfig()
+        self._callbacks = ErrorHandlerRegistry()
+        self._subscriptions: dict[str, Subscription] = {}
+        self._errors: dict[str, SubscriptionErrorHandler] = {}
+        self._readers: dict[str, SubscriptionReader] = {}
+        self._save_cursor = _accepts_cursor(checkpoint_repo.save_position)
+        self._lock = asyncio.Lock()
+        self._running = False
+        self._started_at: float | None = None
+        self._phase = ShutdownPhase.STOPPED
+        self._last_result: ShutdownResult | None = None
+        self._shutdown = ShutdownCoordinator()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- registration ---------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        subscriber: FlexibleEventSubscriber,
+        config: SubscriptionConfig | None = None,
+        name: str | None = None,
+    ) -> Subscription:
+        """Register `subscriber`; started at once if the manager is running."""
+        if not callable(getattr(subscriber, "handle", None)) or not callable(
+            getattr(subscriber, "subscribed_to", None)
+        ):
+            raise SubscriptionConfigError(
+                f"{type(subscriber).__name__} needs subscribed_to() and handle(event)"
+            )
+        name = name or type(subscriber).__name__
+        async with self._lock:
+            if name in self._subscriptions:
+                raise SubscriptionAlreadyExistsError(name)
+            subscription = Subscription(name, config or SubscriptionConfig(), subscriber)
+            self._subscriptions[name] = subscription
+            self._errors[name] = SubscriptionErrorHandler(
+                name, self.error_handling_config, self._callbacks
+            )
+            if self._running:
+                await self._start_one(name)
+        return subscription
+
+    async def unsubscribe(self, name: str) -> bool:
+        """Stop the subscription if it runs, and forget it."""
+        async with self._lock:
+            if name not in self._subscriptions:
+                return False
+            if name in self._readers:
+                await stop_readers(self, [name], self.shutdown_timeout)
+            del self._subscriptions[name]
+            del self._errors[name]
+        return True
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions.values())
+
+    @property
+    def subscription_names(self) -> list[str]:
+        return list(self._subscriptions)
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subscriptions)
+
+    def get_subscription(self, name: str) -> Subscription | None:
+        return self._subscriptions.get(name)
+
+    def get_all_statuses(self) -> dict[str, SubscriptionStatus]:
+        return {name: sub.get_status() for name, sub in self._subscriptions.items()}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(
+        self, subscription_names: Sequence[str] | None = None, concurrent: bool = True
+    ) -> dict[str, Exception | None]:
+        """Start all (or the named) subscriptions; maps each name to None or its start error."""
+        async with self._lock:
+            if self._running and subscription_names is None:
+                return {}
+            if not self._running:
+                self._begin()
+            names = list(subscription_names or self._subscriptions)
+            results: dict[str, Exception | None] = {}
+            if concurrent:
+                outcomes = await asyncio.gather(
+                    *(self._start_one(n) for n in names), return_exceptions=True
+                )
+            else:
+                outcomes = []
+                for n in names:
+                    try:
+                        await self._start_one(n)
+                    except Exception as exc:
+                        outcomes.append(exc)
+                    else:
+                        outcomes.append(None)
+            for n, outcome in zip(names, outcomes, strict=True):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome
+                results[n] = outcome
+                if outcome is not None:
+                    logger.error("Subscription %s failed to start: %s", n, outcome)
+            return results
+
+    def _begin(self) -> None:
+        self._running = True
+        self._started_at = time.monotonic()
+        self._phase = ShutdownPhase.RUNNING
+        if self.event_bus is not None:
+            self.event_bus.subscribe_to_all_events(self._wake_readers)
+        self._watcher = asyncio.create_task(watch_store(self), name="subscriptions:store-watch")
+
+    def _wake_readers(self, _event: DomainEvent | None = None) -> None:
+        """Bus wildcard handler and store-signal hook: only wakes readers, delivers nothing."""
+        for reader in self._readers.values():
+            reader.wake.set()
+
+    async def _start_one(self, name: str) -> None:
+        subscription = self._subscriptions.get(name)
+        if subscription is None:
+            raise SubscriptionConfigError(f"No subscription named {name!r}")
+        if name in self._readers:
+            return
+        reader = SubscriptionReader(
+            subscription, self.event_store, self.checkpoint_repo, self.dlq_repo,
+            self._errors[name], self.error_handling_config,
+            save_cursor=self._save_cursor, poll_interval=self.poll_interval,
+            tracer=self._tracer if self.tracing_enabled else None,
+        )
+        subscription.mark_started()
+        try:
+            # Pin the start position now ("end" means the end as of start()); if the store is
+            # down, the reader keeps trying on its own.
+            await reader.resolve_start()
+        except Exception as exc:
+            subscription.store_reachable = False
+            subscription.last_error = exc
+        self._readers[name] = reader
+        reader.task = asyncio.create_task(reader.run(), name=f"subscription:{name}")
+        reader.task.add_done_callback(lambda task: self._reader_done(name, task))
+
+    def _reader_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            subscription = self._subscriptions.get(name)
+            if subscription is not None:
+                subscription.state = SubscriptionState.ERROR
+                subscription.last_error = error
+            logger.error("Subscription %s crashed", name, exc_info=error)
+
+    async def stop(
+        self, timeout: float = 30.0, subscription_names: Sequence[str] | None = None
+    ) -> ShutdownResult:
+        """Stop intake, drain the current pages, save final checkpoints."""
+        async with self._lock:
+            if not self._running:
+                return ShutdownResult(ShutdownPhase.STOPPED, 0.0, 0, 0)
+            if subscription_names is not None:
+                return await stop_readers(self, list(subscription_names), timeout)
+            self._phase = ShutdownPhase.STOPPING
+            if self.event_bus is not None:
+                self.event_bus.unsubscribe_from_all_events(self._wake_readers)
+            result = await stop_readers(
+                self, list(self._readers), timeout, reason=self._shutdown.reason
+            )
+            if self._watcher is not None:
+                self._watcher.cancel()
+                await asyncio.gather(self._watcher, return_exceptions=True)
+                self._watcher = None
+            self._running = False
+            self._phase = result.phase
+            self._last_result = result
+            return result
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop(timeout=self.shutdown_timeout)
+
+    async def run_until_shutdown(self, shutdown_timeout: float | None = None) -> ShutdownResult:
+        """Start, run until SIGTERM/SIGINT or `request_shutdown()`, then stop gracefully."""
+        self._shutdown.reset()
+        self.register_signals()
+        try:
+            await self.start()
+            await self._shutdown.wait()
+            return await self.stop(timeout=shutdown_timeout or self.shutdown_timeout)
+        finally:
+            self.unregister_signals()
+
+    def request_shutdown(self, reason: str = "requested") -> None:
+        self._shutdown.request(reason)
+
+    def register_signals(self) -> None:
+        self._shutdown.register_signals()
+
+    def unregister_signals(self) -> None:
+        self._shutdown.unregister_signals()
+
+    @property
+    def is_shutting_down(self) -> bool:
+        return self._phase in _SHUTTING_DOWN
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    @property
+    def shutdown_phase(self) -> ShutdownPhase:
+        return self._phase
+
+    @property
+    def last_shutdown_result(self) -> ShutdownResult | None:
+        return self._last_result
+
+    @property
+    def uptime_seconds(self) -> float:
+        if not self._running or self._started_at is None:
+            return 0.0
+        return time.monotonic() - self._started_at
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def on_error(self, callback: AnyErrorCallback) -> None:
+        self._callbacks.all.append(callback)
+
+    def on_error_category(self, category: ErrorCategory, callback: AnyErrorCallback) -> None:
+        self._callbacks.by_category.setdefault(category, []).append(callback)
+
+    def on_error_severity(self, severity: ErrorSeverity, callback: AnyErrorCallback) -> None:
+        self._callbacks.by_severity.setdefault(severity, []).append(callback)
+
+    # -- pause / resume -------------------------------------------------------------------
+
+    async def pause_subscription(self, name: str, reason: PauseReason | None = None) -> bool:
+        """Stop handing events to `name`; it keeps its position, new events wait in the store."""
+        reader = self._readers.get(name)
+        subscription = self._subscriptions.get(name)
+        if reader is None or subscription is None or not subscription.is_running:
+            return False
+        if subscription.is_paused:
+            return True
+        reader.pause()
+        subscription.state = SubscriptionState.PAUSED
+        subscription.pause_reason = reason or PauseReason.MANUAL
+        return True
+
+    async def resume_subscription(self, name: str) -> bool:
+        reader = self._readers.get(name)
+        subscription = self._subscriptions.get(name)
+        if reader is None or subscription is None or not subscription.is_paused:
+            return False
+        subscription.state = (
+            SubscriptionState.LIVE if subscription.caught_up else SubscriptionState.CATCHING_UP
+        )
+        subscription.pause_reason = None
+        reader.resume()
+        return True
+
+    async def pause_all(self, reason: PauseReason | None = None) -> dict[str, bool]:
+        return {name: await self.pause_subscription(name, reason) for name in self._subscriptions}
+
+    async def resume_all(self) -> dict[str, bool]:
+        return {name: await self.resume_subscription(name) for name in self._subscriptions}
+
+    @property
+    def paused_subscriptions(self) -> list[Subscription]:
+        return [s for s in self._subscriptions.values() if s.is_paused]
+
+    @property
+    def paused_subscription_names(self) -> list[str]:
+        return [s.name for s in self.paused_subscriptions]

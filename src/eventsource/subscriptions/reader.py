@@ -1,0 +1,400 @@
+"""The one task behind each subscription: read the store's commit-safe pages, hand events over.
+
+Catch-up and live are the same loop. The store owns the order (`read_committed`), so a late
+commit is never skipped and nothing is read twice; the bus and `wait_for_new_events` only wake
+the loop when it has read everything. A failing store is retried from the same cursor forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from eventsource.observability.tracing import span
+from eventsource.subscriptions.config import CheckpointStrategy
+from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
+from eventsource.subscriptions.subscription import SubscriptionState
+
+if TYPE_CHECKING:
+    from eventsource.events.base import DomainEvent
+    from eventsource.repositories.checkpoint import CheckpointRepository
+    from eventsource.repositories.dlq import DLQRepository
+    from eventsource.stores.interface import CommittedPage, EventStore, StoredEvent
+    from eventsource.subscriptions.error_handling import (
+        ErrorHandlingConfig,
+        SubscriptionErrorHandler,
+    )
+    from eventsource.subscriptions.subscription import Subscription
+
+__all__ = ["SubscriptionReader"]
+
+logger = logging.getLogger("eventsource.subscriptions.manager")
+
+_OUTAGE_FIRST_DELAY = 0.1
+_OUTAGE_MAX_DELAY = 5.0
+_LAG_REFRESH_SECONDS = 1.0
+
+
+class SubscriptionReader:
+    """Runs one subscription: start position, pages, filtering, checkpoints, errors."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        store: EventStore,
+        checkpoints: CheckpointRepository,
+        dlq: DLQRepository | None,
+        errors: SubscriptionErrorHandler,
+        error_config: ErrorHandlingConfig,
+        *,
+        save_cursor: bool,
+        poll_interval: float,
+        tracer: Any = None,
+    ) -> None:
+        self.sub = subscription
+        self.store = store
+        self.checkpoints = checkpoints
+        self.dlq = dlq
+        self.errors = errors
+        self.error_config = error_config
+        self.save_cursor = save_cursor
+        self.poll_interval = poll_interval
+        self.tracer = tracer
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.stop_requested = False
+        self.pause_requested = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._interrupt = asyncio.Event()
+        self.cursor: str | None = None
+        self.cursor_resolved = False
+        self.checkpoints_saved = 0
+        self.events_drained = 0
+        self._page: list[StoredEvent] = []
+        self._index = 0
+        self._page_cursor: str | None = None
+        self._last_read: StoredEvent | None = None
+        self._saved: tuple[int, str | None] = (-1, None)
+        self._checkpointed_at = time.monotonic()
+        self._lag_at = 0.0
+        self._outages = 0
+        self._recovery = FailureRecovery(
+            subscription, errors, error_config, dlq, self._sleep, lambda: self.stop_requested
+        )
+        self._recover = self._recovery.recover
+        self._types: set[type[DomainEvent]] | None = None
+        self._type_names: set[str] = set()
+        self._aggregates: frozenset[str] | None = None
+        self._accepted: dict[type[DomainEvent], bool] = {}
+        self._configure_filter()
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _configure_filter(self) -> None:
+        config = self.sub.config
+        types = config.event_types
+        if types is None:
+            types = tuple(self.sub.subscriber.subscribed_to())
+        # An empty list means "every event", as for `AsyncEventHandler.event_types()`.
+        self._types = set(types) if types else None
+        for cls in types or ():
+            field = getattr(cls, "model_fields", {}).get("event_type")
+            if field is not None and isinstance(field.default, str):
+                self._type_names.add(field.default)
+        self._aggregates = frozenset(config.aggregate_types) if config.aggregate_types else None
+
+    def _wanted(self, stored: StoredEvent) -> bool:
+        event = stored.event
+        if self._types is not None:
+            kind = type(event)
+            accepted = self._accepted.get(kind)
+            if accepted is None:
+                accepted = self._accepted[kind] = (
+                    issubclass(kind, tuple(self._types)) or event.event_type in self._type_names
+                )
+            if not accepted:
+                return False
+        return self._aggregates is None or stored.stream_id.partition(":")[2] in self._aggregates
+
+    async def resolve_start(self) -> None:
+        """Turn `config.start_from` into a store cursor and the position it stands for."""
+        start = self.sub.config.start_from
+        store = self.store
+        position = 0
+        cursor: str | None = None
+        if start == "end":
+            position = await store.get_global_position()
+            cursor = await store.head_cursor()
+        elif isinstance(start, int):
+            position = start
+            cursor = await store.cursor_for_position(start) if start else None
+        elif start == "checkpoint":
+            position = await self.checkpoints.get_position(self.sub.name) or 0
+            get_cursor = getattr(self.checkpoints, "get_cursor", None)
+            saved = await get_cursor(self.sub.name) if get_cursor is not None else None
+            if saved:
+                cursor = saved
+            elif position:
+                cursor = await store.cursor_for_position(position)
+            self._saved = (position, saved) if position else (-1, None)
+        self.cursor = cursor
+        self.sub.last_processed_position = position
+        self.sub.max_known_position = position
+        self.cursor_resolved = True
+
+    # -- control --------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        self.wake.set()
+        self._resumed.set()
+        self._interrupt.set()
+
+    def pause(self) -> None:
+        self.pause_requested = True
+        self._resumed.clear()
+        self.wake.set()
+
+    def resume(self) -> None:
+        self.pause_requested = False
+        self._resumed.set()
+        self.wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Events of the current page not handed over yet."""
+        return len(self._page) - self._index
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep, cut short by a stop request."""
+        try:
+            async with asyncio.timeout(delay):
+                await self._interrupt.wait()
+        except TimeoutError:
+            pass
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sub = self.sub
+        try:
+            while not self.cursor_resolved and not self.stop_requested:
+                try:
+                    await self.resolve_start()
+                except Exception as exc:
+                    await self._outage(exc)
+            if not self.stop_requested and not self.pause_requested:
+                sub.state = SubscriptionState.CATCHING_UP
+            while not self.stop_requested:
+                if self.pause_requested:
+                    await self._resumed.wait()
+                    continue
+                if self._index < len(self._page):
+                    await self._process_page()
+                    continue
+                self.wake.clear()
+                page = await self._read()
+                if page is None:
+                    continue
+                if page.events:
+                    sub.caught_up = False
+                    await self._refresh_lag()
+                    self._page, self._index, self._page_cursor = page.events, 0, page.cursor
+                    await self._process_page()
+                else:
+                    await self._idle(page.cursor)
+        except HaltSubscription as halt:
+            sub.state = SubscriptionState.ERROR
+            sub.last_error = halt.__cause__ or halt
+            logger.exception("Subscription %s stopped after an error it may not skip", sub.name)
+            await self.save_final_checkpoint()
+
+    async def _read(self) -> CommittedPage | None:
+        try:
+            page = await self.store.read_committed(self.cursor, self.sub.config.batch_size)
+        except Exception as exc:
+            await self._outage(exc)
+            return None
+        if not self.sub.store_reachable:
+            logger.info("Subscription %s: the event store is reachable again", self.sub.name)
+            self.sub.store_reachable = True
+            self._outages = 0
+        return page
+
+    async def _outage(self, exc: Exception) -> None:
+        """Record a store failure and back off (capped); the caller retries the same read."""
+        sub = self.sub
+        sub.store_reachable = False
+        sub.last_error = exc
+        delay = min(_OUTAGE_FIRST_DELAY * 2**self._outages, _OUTAGE_MAX_DELAY)
+        self._outages += 1
+        logger.warning(
+            "Subscription %s cannot read the event store (%s: %s); retrying in %.1fs",
+            sub.name, type(exc).__name__, exc, delay,
+        )
+        await self._sleep(delay)
+
+    async def _refresh_lag(self) -> None:
+        """Measure how many committed events lie past the cursor (at most once a second)."""
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_REFRESH_SECONDS:
+            return
+        self._lag_at = now
+        try:
+            behind = await self.store.committed_lag(self.cursor)
+        except Exception:
+            # Informative only: a real outage shows at the next read.
+            logger.debug("Subscription %s: lag unavailable", self.sub.name, exc_info=True)
+        else:
+            self.sub.max_known_position = self.sub.last_processed_position + behind
+
+    async def _idle(self, cursor: str) -> None:
+        """Everything committed has been read: go live, checkpoint if due, wait for a wake-up."""
+        sub = self.sub
+        self.cursor = cursor
+        sub.caught_up = True
+        sub.max_known_position = sub.last_processed_position
+        if sub.state is SubscriptionState.CATCHING_UP and not self.pause_requested:
+            sub.state = SubscriptionState.LIVE
+            logger.info("Subscription %s is live at position %d", sub.name,
+                        sub.last_processed_position)
+        if sub.config.checkpoint_strategy is CheckpointStrategy.PERIODIC:
+            await self._periodic_checkpoint()
+        if self.wake.is_set() or self.stop_requested:
+            return
+        try:
+            async with asyncio.timeout(self.poll_interval):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _process_page(self) -> None:
+        if self.tracer is None:
+            await self._handle_events()
+        else:
+            with span(self.tracer, "eventsource.subscription.batch",
+                      {"eventsource.subscription.name": self.sub.name,
+                       "eventsource.event.count": len(self._page) - self._index}):
+                await self._handle_events()
+        if self._index >= len(self._page):
+            self.cursor = self._page_cursor
+            self._page = []
+            self._index = 0
+            await self._end_of_page()
+
+    async def _handle_events(self) -> None:
+        """Hand the page's events over in order: the hot path, kept lean on purpose."""
+        sub, events = self.sub, self._page
+        n, i = len(events), self._index
+        handle = sub.handler
+        wanted = None if self._types is None and self._aggregates is None else self._wanted
+        every_event = sub.config.checkpoint_strategy is CheckpointStrategy.EVERY_EVENT
+        timeout = sub.config.processing_timeout
+        # One timer per page, re-armed only when less than `timeout` is left: arming a timer per
+        # event would cost more than a no-op handler. Each handler thus gets between `timeout`
+        # and `timeout + slack` seconds.
+        slack = min(timeout * 0.1, 1.0)
+        clock = asyncio.get_running_loop().time
+        while i < n:
+            try:
+                async with asyncio.timeout(None) as guard:
+                    deadline = 0.0
+                    while i < n and not self.pause_requested:
+                        stored = events[i]
+                        if wanted is None or wanted(stored):
+                            now = clock()
+                            if now + timeout > deadline:
+                                deadline = now + timeout + slack
+                                guard.reschedule(deadline)
+                            event = stored.event
+                            try:
+                                await handle(event)
+                                ok = True
+                            except Exception as exc:
+                                guard.reschedule(None)
+                                deadline = 0.0
+                                ok = await self._recover(stored, exc)
+                            if ok:
+                                sub.events_processed += 1
+                                sub.last_event = event
+                        position = stored.global_position
+                        if position > sub.last_processed_position:  # noqa: PLR1730 - max() is slower
+                            sub.last_processed_position = position
+                        self._last_read = stored
+                        i += 1
+                        self._index = i
+                        if self.stop_requested:
+                            self.events_drained += 1
+                        if every_event:
+                            await self._checkpoint(stored, self._page_cursor if i == n else None)
+            except TimeoutError:
+                # The page timer fired: events[i] overran processing_timeout.
+                await self._timed_out(events[i], timeout)
+                i += 1
+                self._index = i
+            else:
+                return
+
+    async def _timed_out(self, stored: StoredEvent, timeout: float) -> None:
+        sub = self.sub
+        error = TimeoutError(
+            f"Handling {stored.event_type} {stored.event_id} took longer than "
+            f"processing_timeout={timeout}s"
+        )
+        if await self._recover(stored, error):
+            sub.events_processed += 1
+            sub.last_event = stored.event
+        sub.last_processed_position = max(sub.last_processed_position, stored.global_position)
+        self._last_read = stored
+
+    async def _end_of_page(self) -> None:
+        sub = self.sub
+        sub.touch()
+        strategy = sub.config.checkpoint_strategy
+        if strategy is CheckpointStrategy.EVERY_BATCH:
+            await self._checkpoint(self._last_read, self.cursor)
+        elif strategy is CheckpointStrategy.PERIODIC:
+            await self._periodic_checkpoint()
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    async def _periodic_checkpoint(self) -> None:
+        interval = self.sub.config.checkpoint_interval_seconds
+        if time.monotonic() - self._checkpointed_at >= interval:
+            await self._checkpoint(self._last_read, self.cursor if not self._page else None)
+
+    async def _checkpoint(self, stored: StoredEvent | None, cursor: str | None) -> None:
+        """Save the position of `stored` (and the cursor after it, when known); never backwards."""
+        if stored is None:
+            return
+        position = stored.global_position
+        saved_position, saved_cursor = self._saved
+        if position < saved_position or (position == saved_position and cursor == saved_cursor):
+            return
+        name = self.sub.name
+        try:
+            if self.save_cursor:
+                await self.checkpoints.save_position(  # type: ignore[call-arg]
+                    name, position, stored.event_id, stored.event_type, cursor=cursor
+                )
+            else:
+                await self.checkpoints.save_position(
+                    name, position, stored.event_id, stored.event_type
+                )
+        except Exception as exc:
+            self.sub.last_error = exc
+            logger.warning("Subscription %s could not save its checkpoint: %s", name, exc)
+            return
+        self._saved = (position, cursor)
+        self._checkpointed_at = time.monotonic()
+        self.checkpoints_saved += 1
+
+    async def save_final_checkpoint(self) -> bool:
+        """Save how far the subscription got (on stop); True if something was written."""
+        before = self.checkpoints_saved
+        cursor = self.cursor if self._index >= len(self._page) else None
+        await self._checkpoint(self._last_read, cursor)
+        return self.checkpoints_saved > before

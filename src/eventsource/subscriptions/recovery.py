@@ -1,0 +1,129 @@
+"""What happens when a subscriber fails on an event: retries, classification, DLQ, callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from eventsource.subscriptions.error_handling import ErrorInfo
+from eventsource.subscriptions.retry import calculate_backoff
+
+if TYPE_CHECKING:
+    from eventsource.repositories.dlq import DLQRepository
+    from eventsource.stores.interface import StoredEvent
+    from eventsource.subscriptions.error_handling import (
+        ErrorClassification,
+        ErrorHandlingConfig,
+        SubscriptionErrorHandler,
+    )
+    from eventsource.subscriptions.subscription import Subscription
+
+__all__ = ["FailureRecovery", "HaltSubscription"]
+
+logger = logging.getLogger("eventsource.subscriptions.manager")
+
+
+class HaltSubscription(Exception):  # noqa: N818 - control flow inside the reader, not an error type
+    """The subscription must stop in ERROR: an error it may not skip."""
+
+
+class FailureRecovery:
+    """Retries a failed event per the subscription's config, else reports and dead-letters it."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        errors: SubscriptionErrorHandler,
+        error_config: ErrorHandlingConfig,
+        dlq: DLQRepository | None,
+        sleep: Callable[[float], Awaitable[None]],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.sub = subscription
+        self.errors = errors
+        self.error_config = error_config
+        self.dlq = dlq
+        self._sleep = sleep
+        self.stopping = stopping
+        self._processed_at_failure = 0
+
+    async def recover(self, stored: StoredEvent, error: Exception) -> bool:
+        """Retry a failed event per the config; True if a retry succeeded.
+
+        Otherwise count, report and dead-letter it, and raise `HaltSubscription` when the
+        subscription may not go past it.
+        """
+        sub, errors = self.sub, self.errors
+        classification = errors.classify(error)
+        attempts = 1
+        if self.error_config.retries and classification.retryable:
+            retry = sub.config.get_retry_config()
+            for attempt in range(retry.max_retries):
+                await self._sleep(calculate_backoff(attempt, retry))
+                if self.stopping():
+                    break
+                attempts += 1
+                try:
+                    async with asyncio.timeout(sub.config.processing_timeout):
+                        await sub.handler(stored.event)
+                except Exception as again:
+                    error, classification = again, errors.classify(again)
+                    if not classification.retryable:
+                        break
+                else:
+                    if sub.circuit_breaker is not None:
+                        sub.circuit_breaker.record_success()
+                    return True
+        return await self._give_up(stored, error, classification, attempts)
+
+    async def _give_up(
+        self,
+        stored: StoredEvent,
+        error: Exception,
+        classification: ErrorClassification,
+        attempts: int,
+    ) -> bool:
+        sub = self.sub
+        sub.events_failed += 1
+        sub.last_error = error
+        skip = sub.config.continue_on_error and self.error_config.skips_failures
+        info = ErrorInfo.from_exception(
+            error, classification, event_id=stored.event_id, event_type=stored.event_type,
+            position=stored.global_position, subscription_name=sub.name,
+            retry_count=attempts - 1,
+        )
+        if skip and self.dlq is not None and self.error_config.dlq_enabled:
+            try:
+                await self.dlq.add_failed_event(
+                    event_id=stored.event_id,
+                    projection_name=sub.name,
+                    event_type=stored.event_type,
+                    event_data=stored.event.model_dump(mode="json"),
+                    error=error,
+                    retry_count=attempts,
+                )
+            except Exception:
+                logger.exception("Subscription %s could not write to the DLQ", sub.name)
+            else:
+                info.sent_to_dlq = True
+                sub.events_dlq += 1
+        now = time.monotonic()
+        await self.errors.record(info, now)
+        sub.recent_errors_count = len(self.errors.recent_errors)
+        if not skip or self.errors.should_stop(now):
+            raise HaltSubscription(str(error)) from error
+        breaker = sub.circuit_breaker
+        if breaker is not None:
+            if sub.events_processed > self._processed_at_failure:
+                breaker.record_success()  # the breaker counts consecutive failures only
+            self._processed_at_failure = sub.events_processed
+            breaker.record_failure()
+            if breaker.is_open:
+                # Give the failing dependency time to recover before the next event.
+                logger.warning("Subscription %s: circuit open, pausing %.1fs", sub.name,
+                               breaker.config.recovery_timeout)
+                await self._sleep(breaker.config.recovery_timeout)
+        return False
