@@ -269,15 +269,16 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         async with self._connection("append_events") as conn:
             for attempt in range(_MAX_ATTEMPTS):
                 try:
-                    if attempt == 0:
+                    if attempt == 0 or expected_version >= 0:
                         row = await conn.fetchrow(self._append_sql, *args)
                     else:
                         row = await _append_locked(conn, self._append_sql, args)
                     break
                 except Exception as exc:
                     # A concurrent append won a version or an event id. Run again: the
-                    # statement then sees the winner and reports the true version (or, for
-                    # ANY, appends after it, serialised by a per-stream lock).
+                    # statement then sees the winner and reports the true version. ANY and
+                    # STREAM_EXISTS append after the winner instead, so their retries take a
+                    # per-stream lock to stop losing the same race again and again.
                     if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
                         raise
                     await asyncio.sleep(random.uniform(0, 0.002 * attempt))
