@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -35,7 +36,9 @@ def _pg_reachable(url: str) -> str | None:
         await conn.close()
 
     try:
-        asyncio.run(probe())
+        # In a thread of its own: the first caller may be inside a running event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
     except Exception as exc:
         return f"{PG_HINT.format(url=url)} ({exc})"
     return None

@@ -25,10 +25,8 @@ chooses the schema. The tables are created, or upgraded in place, on first use.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
@@ -47,7 +45,13 @@ from eventsource.events.registry import EventRegistry, default_registry
 from eventsource.exceptions import OptimisticLockError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
-from eventsource.stores._rules import check_append_args, decode_event, encode_payloads
+from eventsource.stores._rules import (
+    RowLayout,
+    check_append_args,
+    decode_rows,
+    encode_payloads,
+    stored_rows,
+)
 from eventsource.stores.interface import (
     AppendResult,
     CommittedPage,
@@ -58,7 +62,6 @@ from eventsource.stores.interface import (
     ReadResult,
     StoredEvent,
     coerce_timestamp,
-    make_stored_event,
 )
 
 if TYPE_CHECKING:
@@ -106,6 +109,10 @@ _APPEND_OUTBOX_SQL = _APPEND.format(body=_FRESH.lstrip() + _OUTBOX)
 _COLUMNS = (
     "id, event_id, event_type, aggregate_id, aggregate_type, version, created_at, payload::text"
 )
+_LAYOUT = RowLayout(
+    position=0, event_id=1, event_type=2, payload=7, version=5, aggregate_id=3,
+    aggregate_type=4, stored_at=6,
+)
 _TIME_BOUNDS = (
     '($2::timestamptz IS NULL OR "timestamp" >= $2) '
     'AND ($3::timestamptz IS NULL OR "timestamp" <= $3)'
@@ -128,6 +135,10 @@ _BY_TYPE = """SELECT event_id, event_type, payload::text FROM events
     WHERE aggregate_type = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
       AND ($3::timestamptz IS NULL OR "timestamp" > $3)
     ORDER BY "timestamp", id"""
+_BY_TYPE_LAYOUT = RowLayout(
+    position=-1, event_id=0, event_type=1, payload=2, version=-1, aggregate_id=-1,
+    aggregate_type=-1, stored_at=-1,
+)
 
 _PAGE = 5000
 _MAX_ATTEMPTS = 50
@@ -324,8 +335,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
         )
         registry, converter = self._registry, self._converter
-        with _gc_paused():
-            events = [decode_event(r[2], r[7], registry, r[1], converter) for r in rows]
+        events = decode_rows(rows, _LAYOUT, registry, converter)
         if aggregate_type is None:
             aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id)
         version = rows[-1][5] if rows else max(from_version, 0)
@@ -385,7 +395,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 rows.reverse()
             if opts.limit is not None:
                 rows = rows[: opts.limit]
-            for stored in self._stored(rows):
+            for stored in stored_rows(rows, _LAYOUT, self._registry, self._converter):
                 yield stored
 
         return ReadResult(source)
@@ -416,7 +426,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 mark = rows[-1][0]
                 if left is not None:
                     left -= len(rows)
-                for stored in self._stored(rows):
+                for stored in stored_rows(rows, _LAYOUT, self._registry, self._converter):
                     yield stored
                 if len(rows) < size:
                     return
@@ -451,7 +461,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             rows = await conn.fetch(_COMMITTED, str(tx_id), position, limit)
         if not rows:
             return CommittedPage([], f"{tx_id}:{position}")
-        return CommittedPage(self._stored(rows), f"{rows[-1][8]}:{rows[-1][0]}")
+        stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
+        return CommittedPage(stored, f"{rows[-1][8]}:{rows[-1][0]}")
 
     async def committed_lag(self, after: str | None = None) -> int:
         """How many stored events come after cursor `after`, including any held back by an
@@ -476,8 +487,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         async with self._connection("get_events_by_type") as conn:
             rows = await conn.fetch(_BY_TYPE, aggregate_type, tenant_id, start)
         registry, converter = self._registry, self._converter
-        with _gc_paused():
-            return [decode_event(r[1], r[2], registry, r[0], converter) for r in rows]
+        return decode_rows(rows, _BY_TYPE_LAYOUT, registry, converter)
 
     async def event_exists(self, event_id: UUID) -> bool:
         await self._ensure_ready()
@@ -493,38 +503,6 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             position = await conn.fetchval("SELECT COALESCE(MAX(id), 0) FROM events")
         return int(position)
 
-    def _stored(self, rows: Sequence[Row]) -> list[StoredEvent]:
-        """Rows of `_COLUMNS` as StoredEvents; a bad row raises CorruptEventError naming it."""
-        registry, converter = self._registry, self._converter
-        stream_ids: dict[tuple[Any, str], str] = {}
-        stored: list[StoredEvent] = []
-        with _gc_paused():
-            for r in rows:
-                key = (r[3], r[4])
-                stream_id = stream_ids.get(key)
-                if stream_id is None:
-                    stream_id = stream_ids[key] = f"{r[3]}:{r[4]}"
-                event = decode_event(r[2], r[7], registry, r[1], converter)
-                stored.append(make_stored_event(event, stream_id, r[5], r[0], r[6]))
-        return stored
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a page of rows becomes events.
-
-    Decoding allocates several container objects per event, none of them cyclic garbage; with
-    the collector on, its repeated passes over the growing page cost as much as the decoding.
-    The loop inside never awaits, so nothing else on this event loop runs meanwhile.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def _append_locked(conn: DriverConnection, sql: str, args: tuple[object, ...]) -> Row | None:

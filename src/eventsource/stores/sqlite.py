@@ -27,9 +27,11 @@ from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
     CorruptEventError,
+    RowLayout,
     check_append_args,
-    decode_event,
+    decode_rows,
     encode_payload,
+    stored_rows,
 )
 from eventsource.stores.interface import (
     AppendResult,
@@ -40,7 +42,6 @@ from eventsource.stores.interface import (
     ReadResult,
     StoredEvent,
     coerce_timestamp,
-    make_stored_event,
     successful_append,
 )
 
@@ -56,6 +57,14 @@ _PAGE = 1000  # rows per query when iterating read_all / read_stream
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
 _STORED = f"{_EVENT}, aggregate_id, aggregate_type, created_at"  # and what StoredEvent needs
 _LAST_ID = 2**63 - 1
+_LAYOUT = RowLayout(
+    position=0, event_id=1, event_type=2, payload=3, version=4, aggregate_id=5,
+    aggregate_type=6, stored_at=7,
+)
+
+
+def _index_of(rows: list[Row], event_id: object) -> int:
+    return next(i for i, row in enumerate(rows) if str(row[1]) == str(event_id))
 
 
 class SQLiteEventStore(TracingMixin, EventStore):
@@ -333,20 +342,23 @@ class SQLiteEventStore(TracingMixin, EventStore):
         after = _LAST_ID if backward else 0
         remaining = options.limit
         registry, converter = self._registry, self._converter
-        stamps: dict[str, datetime] = {}
         while remaining is None or remaining > 0:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
             rows = await self._connected().run(fetch, sql, (*params, after, size))
-            for row in rows:
-                try:
-                    event = decode_event(row[2], row[3], registry, row[1], converter)
-                except CorruptEventError as exc:
-                    exc.add_note(self._where(row))
-                    raise
-                stored_at = stamps.get(row[7])
-                if stored_at is None:
-                    stored_at = stamps[row[7]] = datetime.fromisoformat(row[7])
-                yield make_stored_event(event, f"{row[5]}:{row[6]}", row[4], row[0], stored_at)
+            try:
+                page = stored_rows(
+                    rows, _LAYOUT, registry, converter, datetime.fromisoformat, self._where
+                )
+            except CorruptEventError as exc:
+                # The events before the bad row are still handed over, in order.
+                good = rows[: _index_of(rows, exc.event_id)]
+                for stored in stored_rows(
+                    good, _LAYOUT, registry, converter, datetime.fromisoformat
+                ):
+                    yield stored
+                raise
+            for stored in page:
+                yield stored
             if len(rows) < size:
                 return
             after = rows[-1][key]
@@ -354,13 +366,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 remaining -= len(rows)
 
     def _decode(self, rows: list[Row]) -> list[DomainEvent]:
-        registry, converter = self._registry, self._converter
-        try:
-            return [decode_event(row[2], row[3], registry, row[1], converter) for row in rows]
-        except CorruptEventError as exc:
-            row = next(r for r in rows if str(r[1]) == str(exc.event_id))
-            exc.add_note(self._where(row))
-            raise
+        return decode_rows(rows, _LAYOUT, self._registry, self._converter, self._where)
 
     def _where(self, row: Row) -> str:
         return (
