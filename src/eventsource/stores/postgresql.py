@@ -1,1 +1,573 @@
-"""`PostgreSQLEventStore` (placeholder until the durable-stores work lands)."""
+"""`PostgreSQLEventStore`: the production event store, over an SQLAlchemy asyncpg engine.
+
+Appends. One append is one SQL statement, hence one round trip and one transaction: it reads
+the stream version, checks the expected version, skips event ids already stored and inserts the
+rest from arrays (plus their outbox rows when enabled). Writers on different streams run in
+parallel. The unique `(aggregate_id, aggregate_type, version)` constraint settles races on one
+stream: the loser re-runs the statement, which then reports the true version (an
+`OptimisticLockError`), or, for `ExpectedVersion.ANY`, appends after the winner.
+
+Reading everything, commit-safely. Global positions (`id`) are handed out at insert, not at
+commit, so a transaction holding a lower position can commit after a higher one is already
+visible: a reader tailing `read_all(from_position=last seen)` can skip it for good. Every row
+therefore records its writing transaction (`tx_id`), and `read_committed` delivers rows in
+`(tx_id, id)` order, and only rows whose transaction is older than every transaction still
+running (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`). No transaction can still add rows
+below that horizon, so a reader that keeps passing back the last cursor receives every committed
+event exactly once, without serialising writers. The cost: a tailing reader lags the oldest
+open transaction of the whole PostgreSQL cluster (any database), so a session left idle in a
+transaction stalls tailing until it ends; `committed_lag` shows how many events are held back.
+
+Requires PostgreSQL 13+ (`xid8`). Table names are unqualified: the connection's `search_path`
+chooses the schema. The tables are created, or upgraded in place, on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+from uuid import UUID
+
+from eventsource._sql.postgresql import (
+    DriverConnection,
+    Row,
+    apply_schema,
+    driver_connection,
+    engine_of,
+    is_unique_violation,
+    schema_is_current,
+)
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, default_registry
+from eventsource.exceptions import OptimisticLockError, StoreNotConnectedError
+from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
+from eventsource.stores._rules import check_append_args, decode_event, encode_payloads
+from eventsource.stores.interface import (
+    AppendResult,
+    CommittedPage,
+    EventStore,
+    EventStream,
+    ReadDirection,
+    ReadOptions,
+    ReadResult,
+    StoredEvent,
+    coerce_timestamp,
+    make_stored_event,
+)
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+__all__ = ["PostgreSQLEventStore"]
+
+_FRESH = """
+fresh AS (
+    SELECT t.*, ok.v + row_number() OVER (ORDER BY t.ord) AS version
+    FROM ok, unnest($4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], $9::text[])
+        WITH ORDINALITY AS t(event_id, event_type, tenant_id, actor_id, occurred_at, payload, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = t.event_id)
+), ins AS (
+    INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
+                        version, "timestamp", payload)
+    SELECT event_id, $1, $2, event_type, tenant_id, actor_id, version, occurred_at, payload::jsonb
+    FROM fresh ORDER BY ord
+    RETURNING id, version
+)"""
+_OUTBOX = """, box AS (
+    INSERT INTO event_outbox (id, event_id, event_type, aggregate_id, aggregate_type, tenant_id,
+                              event_data, created_at, status, retry_count)
+    SELECT gen_random_uuid(), event_id, event_type, $1, $2, tenant_id,
+           jsonb_build_object('event_id', event_id, 'aggregate_id', $1::uuid,
+                              'aggregate_type', $2::text, 'tenant_id', tenant_id,
+                              'occurred_at', occurred_at, 'payload', payload::jsonb),
+           now(), 'pending', 0
+    FROM fresh
+)"""
+_APPEND = """WITH cur AS (
+    SELECT COALESCE(MAX(version), 0) AS v FROM events
+    WHERE aggregate_id = $1::uuid AND aggregate_type = $2::text
+), ok AS (
+    SELECT v FROM cur WHERE $3::int = -1 OR ($3::int = -2 AND v > 0) OR v = $3::int
+), {body}
+SELECT (SELECT v FROM cur), EXISTS (SELECT 1 FROM ok), (SELECT max(version) FROM ins),
+       COALESCE((SELECT max(id) FROM ins), (SELECT max(id) FROM events))"""
+_APPEND_SQL = _APPEND.format(body=_FRESH.lstrip())
+_APPEND_OUTBOX_SQL = _APPEND.format(body=_FRESH.lstrip() + _OUTBOX)
+
+# The columns `_stored` turns into StoredEvents.
+_COLUMNS = (
+    "id, event_id, event_type, aggregate_id, aggregate_type, version, created_at, payload::text"
+)
+_TIME_BOUNDS = (
+    '($2::timestamptz IS NULL OR "timestamp" >= $2) '
+    'AND ($3::timestamptz IS NULL OR "timestamp" <= $3)'
+)
+_STREAM = f"""SELECT {_COLUMNS} FROM events
+    WHERE aggregate_id = $1 AND aggregate_type = $4 AND version > $5 AND {_TIME_BOUNDS}
+    ORDER BY version"""
+_STREAM_ANY_TYPE = f"""SELECT {_COLUMNS} FROM events
+    WHERE aggregate_id = $1 AND version > $5 AND {_TIME_BOUNDS} AND $4::text IS NULL
+    ORDER BY id"""
+_ALL_FORWARD = f"""SELECT {_COLUMNS} FROM events
+    WHERE id > $1 AND {_TIME_BOUNDS} ORDER BY id LIMIT $4"""
+_ALL_BACKWARD = f"""SELECT {_COLUMNS} FROM events
+    WHERE id < $1 AND id > $5 AND {_TIME_BOUNDS} ORDER BY id DESC LIMIT $4"""
+_COMMITTED = f"""SELECT {_COLUMNS}, tx_id::text FROM events
+    WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)
+      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY tx_id, id LIMIT $3"""
+_BY_TYPE = """SELECT event_id, event_type, payload::text FROM events
+    WHERE aggregate_type = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
+      AND ($3::timestamptz IS NULL OR "timestamp" > $3)
+    ORDER BY "timestamp", id"""
+
+_PAGE = 5000
+_MAX_ATTEMPTS = 50
+_NOT_MAX_ID = 2**63 - 1
+
+
+class PostgreSQLEventStore(TracingMixin, EventStore):
+    """Events in a PostgreSQL `events` table, reached through an SQLAlchemy `async_sessionmaker`.
+
+    See the module documentation for how appends stay atomic and how `read_committed` follows
+    the whole store without skipping late commits.
+    """
+
+    span_prefix = "postgresql_event_store"
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[Any],
+        *,
+        event_registry: EventRegistry | None = None,
+        outbox_enabled: bool = False,
+        enable_tracing: bool = True,
+        type_converter: TypeConverter | None = None,
+        uuid_fields: set[str] | None = None,
+        string_id_fields: set[str] | None = None,
+        auto_detect_uuid: bool = True,
+    ) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._session_factory = session_factory
+        self._engine = engine_of(session_factory)
+        self._registry = event_registry
+        self._outbox_enabled = outbox_enabled
+        self._converter: TypeConverter = type_converter or DefaultTypeConverter(
+            uuid_fields, string_id_fields, auto_detect_uuid
+        )
+        self._append_sql = _APPEND_OUTBOX_SQL if outbox_enabled else _APPEND_SQL
+        self._tables = ("events", "outbox") if outbox_enabled else ("events",)
+        self._ready = False
+        self._closed = False
+        self._ready_lock: asyncio.Lock | None = None
+
+    @classmethod
+    def with_strict_uuid_detection(
+        cls,
+        session_factory: async_sessionmaker[Any],
+        uuid_fields: set[str],
+        *,
+        event_registry: EventRegistry | None = None,
+        outbox_enabled: bool = False,
+        enable_tracing: bool = True,
+    ) -> Self:
+        """A store where only `uuid_fields` (no `*_id` guessing) become UUIDs in untyped fields."""
+        return cls(
+            session_factory,
+            event_registry=event_registry,
+            outbox_enabled=outbox_enabled,
+            enable_tracing=enable_tracing,
+            type_converter=DefaultTypeConverter.strict(uuid_fields),
+        )
+
+    @property
+    def session_factory(self) -> async_sessionmaker[Any]:
+        return self._session_factory
+
+    @property
+    def event_registry(self) -> EventRegistry:
+        return self._registry if self._registry is not None else default_registry
+
+    @property
+    def outbox_enabled(self) -> bool:
+        return self._outbox_enabled
+
+    async def initialize(self) -> None:
+        """Create the tables, or upgrade existing ones in place (idempotent; also done lazily)."""
+        self._closed = False
+        await self._prepare()
+
+    async def close(self) -> None:
+        """Stop using the store (idempotent). The engine belongs to the caller and stays open."""
+        self._closed = True
+
+    async def _prepare(self) -> None:
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if self._ready:
+                return
+            async with driver_connection(self._engine, "creating the tables") as conn:
+                if not await schema_is_current(conn, self._tables):
+                    await apply_schema(conn, self._tables)
+            self._ready = True
+
+    def _connection(self, what: str) -> AbstractAsyncContextManager[DriverConnection]:
+        if self._closed:
+            raise StoreNotConnectedError("PostgreSQLEventStore is closed; call initialize()")
+        return driver_connection(self._engine, what)
+
+    async def _ensure_ready(self) -> None:
+        if self._closed:
+            raise StoreNotConnectedError("PostgreSQLEventStore is closed; call initialize()")
+        if not self._ready:
+            await self._prepare()
+
+    # -- appends --------------------------------------------------------------------------
+
+    async def append_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        check_append_args(aggregate_id, aggregate_type, events, expected_version)
+        if not events:
+            return AppendResult(True, expected_version)
+        payloads = encode_payloads(events)  # SerializationError before anything is written
+        await self._ensure_ready()
+        if self._tracer is None:
+            return await self._append(aggregate_id, aggregate_type, events, payloads,
+                                      expected_version)
+        with self._create_span_context(
+            f"{self.span_prefix}.append_events",
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": aggregate_type,
+             "eventsource.event.count": len(events)},
+        ):
+            return await self._append(aggregate_id, aggregate_type, events, payloads,
+                                      expected_version)
+
+    async def _append(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        payloads: list[str],
+        expected_version: int,
+    ) -> AppendResult:
+        args = (aggregate_id, aggregate_type, expected_version, *_columns(events, payloads))
+        async with self._connection("append_events") as conn:
+            for attempt in range(_MAX_ATTEMPTS):
+                try:
+                    if attempt == 0:
+                        row = await conn.fetchrow(self._append_sql, *args)
+                    else:
+                        row = await _append_locked(conn, self._append_sql, args)
+                    break
+                except Exception as exc:
+                    # A concurrent append won a version or an event id. Run again: the
+                    # statement then sees the winner and reports the true version (or, for
+                    # ANY, appends after it, serialised by a per-stream lock).
+                    if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        assert row is not None  # the statement always returns one row
+        current, matched, new_version, position = row
+        if not matched:
+            raise OptimisticLockError(aggregate_id, expected_version, current)
+        return AppendResult(True, current if new_version is None else new_version, position or 0)
+
+    # -- one stream ---------------------------------------------------------------------------
+
+    async def get_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None = None,
+        from_version: int = 0,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+    ) -> EventStream:
+        if self._tracer is None:
+            return await self._get_events(
+                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+            )
+        with self._create_span_context(
+            f"{self.span_prefix}.get_events",
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": aggregate_type,
+             "eventsource.from_version": from_version},
+        ):
+            return await self._get_events(
+                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+            )
+
+    async def _get_events(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None,
+        from_version: int,
+        from_timestamp: datetime | None,
+        to_timestamp: datetime | None,
+    ) -> EventStream:
+        rows = await self._stream_rows(
+            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+        )
+        registry, converter = self._registry, self._converter
+        with _gc_paused():
+            events = [decode_event(r[2], r[7], registry, r[1], converter) for r in rows]
+        if aggregate_type is None:
+            aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id)
+        version = rows[-1][5] if rows else max(from_version, 0)
+        return EventStream(aggregate_id, aggregate_type, events, version)
+
+    async def _stream_rows(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str | None,
+        after_version: int,
+        from_timestamp: datetime | None,
+        to_timestamp: datetime | None,
+    ) -> list[Row]:
+        await self._ensure_ready()
+        sql = _STREAM if aggregate_type is not None else _STREAM_ANY_TYPE
+        async with self._connection("get_events") as conn:
+            return await conn.fetch(
+                sql, aggregate_id, from_timestamp, to_timestamp, aggregate_type, after_version
+            )
+
+    async def _first_type(self, aggregate_id: UUID) -> str:
+        async with self._connection("get_events") as conn:
+            found = await conn.fetchval(
+                "SELECT aggregate_type FROM events WHERE aggregate_id = $1 ORDER BY id LIMIT 1",
+                aggregate_id,
+            )
+        return str(found) if found is not None else "Unknown"
+
+    async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        await self._ensure_ready()
+        async with self._connection("get_stream_version") as conn:
+            version = await conn.fetchval(
+                "SELECT COALESCE(MAX(version), 0) FROM events "
+                "WHERE aggregate_id = $1 AND aggregate_type = $2",
+                aggregate_id, aggregate_type,
+            )
+        return int(version)
+
+    def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
+        aggregate_id, _, aggregate_type = stream_id.partition(":")
+        try:
+            uid = UUID(aggregate_id)
+        except ValueError:
+            raise ValueError(
+                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
+            ) from None
+        opts = options or ReadOptions()
+
+        async def source() -> AsyncIterator[StoredEvent]:
+            if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
+                return
+            rows = await self._stream_rows(
+                uid, aggregate_type or None, max(opts.from_position, 0),
+                opts.from_timestamp, opts.to_timestamp,
+            )
+            if opts.direction is ReadDirection.BACKWARD:
+                rows.reverse()
+            if opts.limit is not None:
+                rows = rows[: opts.limit]
+            for stored in self._stored(rows):
+                yield stored
+
+        return ReadResult(source)
+
+    # -- the whole store ----------------------------------------------------------------------
+
+    def read_all(self, options: ReadOptions | None = None) -> ReadResult:
+        """Every event in global-position order (async-iterable and awaitable).
+
+        Not the safe way to tail the store while writers are active: a transaction can commit
+        an event at a position below one already read, and a reader continuing from the last
+        position it saw would skip it. Tail with `read_committed` instead.
+        """
+        opts = options or ReadOptions()
+
+        async def source() -> AsyncIterator[StoredEvent]:
+            backward = opts.direction is ReadDirection.BACKWARD
+            if opts.from_position == -1 and not backward:
+                return
+            floor = max(opts.from_position, 0)
+            mark = _NOT_MAX_ID if backward else floor
+            left = opts.limit
+            while left is None or left > 0:
+                size = _PAGE if left is None else min(_PAGE, left)
+                rows = await self._page(backward, mark, floor, size, opts)
+                if not rows:
+                    return
+                mark = rows[-1][0]
+                if left is not None:
+                    left -= len(rows)
+                for stored in self._stored(rows):
+                    yield stored
+                if len(rows) < size:
+                    return
+
+        return ReadResult(source)
+
+    async def _page(
+        self, backward: bool, mark: int, floor: int, size: int, opts: ReadOptions
+    ) -> list[Row]:
+        await self._ensure_ready()
+        async with self._connection("read_all") as conn:
+            if backward:
+                return await conn.fetch(
+                    _ALL_BACKWARD, mark, opts.from_timestamp, opts.to_timestamp, size, floor
+                )
+            return await conn.fetch(
+                _ALL_FORWARD, mark, opts.from_timestamp, opts.to_timestamp, size
+            )
+
+    async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
+        """The next events in commit-safe `(transaction, position)` order after cursor `after`.
+
+        Only events of transactions older than every running one are returned, so no event can
+        later appear before the returned cursor: passing it back delivers every committed event
+        exactly once. Cursors look like `"<xid>:<position>"`; treat them as opaque.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        tx_id, position = _parse_cursor(after)
+        await self._ensure_ready()
+        async with self._connection("read_committed") as conn:
+            rows = await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+        if not rows:
+            return CommittedPage([], f"{tx_id}:{position}")
+        return CommittedPage(self._stored(rows), f"{rows[-1][8]}:{rows[-1][0]}")
+
+    async def committed_lag(self, after: str | None = None) -> int:
+        """How many stored events come after cursor `after`, including any held back by an
+        open transaction."""
+        tx_id, position = _parse_cursor(after)
+        await self._ensure_ready()
+        async with self._connection("committed_lag") as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)",
+                str(tx_id), position,
+            )
+        return int(count)
+
+    async def get_events_by_type(
+        self,
+        aggregate_type: str,
+        tenant_id: UUID | None = None,
+        from_timestamp: datetime | float | None = None,
+    ) -> list[DomainEvent]:
+        start = coerce_timestamp(from_timestamp)
+        await self._ensure_ready()
+        async with self._connection("get_events_by_type") as conn:
+            rows = await conn.fetch(_BY_TYPE, aggregate_type, tenant_id, start)
+        registry, converter = self._registry, self._converter
+        with _gc_paused():
+            return [decode_event(r[1], r[2], registry, r[0], converter) for r in rows]
+
+    async def event_exists(self, event_id: UUID) -> bool:
+        await self._ensure_ready()
+        async with self._connection("event_exists") as conn:
+            found = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)", event_id
+            )
+        return bool(found)
+
+    async def get_global_position(self) -> int:
+        await self._ensure_ready()
+        async with self._connection("get_global_position") as conn:
+            position = await conn.fetchval("SELECT COALESCE(MAX(id), 0) FROM events")
+        return int(position)
+
+    def _stored(self, rows: Sequence[Row]) -> list[StoredEvent]:
+        """Rows of `_COLUMNS` as StoredEvents; a bad row raises CorruptEventError naming it."""
+        registry, converter = self._registry, self._converter
+        stream_ids: dict[tuple[Any, str], str] = {}
+        stored: list[StoredEvent] = []
+        with _gc_paused():
+            for r in rows:
+                key = (r[3], r[4])
+                stream_id = stream_ids.get(key)
+                if stream_id is None:
+                    stream_id = stream_ids[key] = f"{r[3]}:{r[4]}"
+                event = decode_event(r[2], r[7], registry, r[1], converter)
+                stored.append(make_stored_event(event, stream_id, r[5], r[0], r[6]))
+        return stored
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a page of rows becomes events.
+
+    Decoding allocates several container objects per event, none of them cyclic garbage; with
+    the collector on, its repeated passes over the growing page cost as much as the decoding.
+    The loop inside never awaits, so nothing else on this event loop runs meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def _append_locked(conn: DriverConnection, sql: str, args: tuple[object, ...]) -> Row | None:
+    """The append statement after taking the stream's advisory lock (the contended path)."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text || ':' || $2::text, 0))",
+            args[0], args[1],
+        )
+        return await conn.fetchrow(sql, *args)
+
+
+def _columns(events: Sequence[DomainEvent], payloads: list[str]) -> tuple[list[Any], ...]:
+    """The append's column arrays; an event id repeated within the batch is kept once."""
+    ids: list[UUID] = []
+    types: list[str] = []
+    tenants: list[UUID | None] = []
+    actors: list[str | None] = []
+    times: list[datetime] = []
+    kept: list[str] = []
+    seen: set[UUID] = set()
+    for event, payload in zip(events, payloads, strict=True):
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        ids.append(event.event_id)
+        types.append(event.event_type)
+        tenants.append(event.tenant_id)
+        actors.append(event.actor_id)
+        times.append(event.occurred_at)
+        kept.append(payload)
+    return ids, types, tenants, actors, times, kept
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int]:
+    """`"<xid>:<position>"` as two ints; `None` or `""` is the start of the store."""
+    if not cursor:
+        return 0, 0
+    tx_text, sep, position_text = cursor.partition(":")
+    try:
+        tx_id, position = int(tx_text), int(position_text)
+    except ValueError:
+        tx_id = position = -1
+    if not sep or tx_id < 0 or position < 0:
+        raise ValueError(f"Not a cursor of PostgreSQLEventStore: {cursor!r}")
+    return tx_id, position
+
