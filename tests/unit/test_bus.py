@@ -77,11 +77,8 @@ async def test_counts_and_stats_match_the_tutorial() -> None:
         "background_tasks_completed": 0,
     }
     assert list(bus.get_stats()) == [
-        "events_published",
-        "handlers_invoked",
-        "handler_errors",
-        "background_tasks_created",
-        "background_tasks_completed",
+        "events_published", "handlers_invoked", "handler_errors",
+        "background_tasks_created", "background_tasks_completed",
     ]
     assert sorted(calls) == ["h1", "h1", "h2", "w", "w"]
 

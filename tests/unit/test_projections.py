@@ -191,24 +191,16 @@ async def test_dlq_repository_contract_in_memory() -> None:
     dlq = InMemoryDLQRepository()
     event = created()
     await dlq.add_failed_event(
-        event_id=event.event_id,
-        projection_name="P",
-        event_type="TaskCreated",
-        event_data=event.model_dump(mode="json"),
-        error=ValueError("broken"),
-        retry_count=3,
+        event_id=event.event_id, projection_name="P", event_type="TaskCreated",
+        event_data=event.model_dump(mode="json"), error=ValueError("broken"), retry_count=3,
     )
     stats = await dlq.get_failure_stats()
     assert (stats.total_failed, stats.affected_projections) == (1, 1)
     [entry] = await dlq.get_failed_events()
     assert (entry.id, entry.error_message, entry.retry_count) == (1, "broken", 3)
     await dlq.add_failed_event(
-        event_id=event.event_id,
-        projection_name="P",
-        event_type="TaskCreated",
-        event_data={},
-        error=ValueError("again"),
-        retry_count=4,
+        event_id=event.event_id, projection_name="P", event_type="TaskCreated",
+        event_data={}, error=ValueError("again"), retry_count=4,
     )
     [entry] = await dlq.get_failed_events()
     assert (entry.id, entry.error_message, entry.retry_count) == (1, "again", 4)
@@ -244,11 +236,8 @@ def test_retry_policies() -> None:
 
 def test_retry_config_validation_and_jitter_bounds() -> None:
     for bad in (
-        {"max_retries": -1},
-        {"initial_delay": 0},
-        {"max_delay": 0.5},
-        {"exponential_base": 1.0},
-        {"jitter": 1.5},
+        {"max_retries": -1}, {"initial_delay": 0}, {"max_delay": 0.5},
+        {"exponential_base": 1.0}, {"jitter": 1.5},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             RetryConfig(**bad)  # type: ignore[arg-type]

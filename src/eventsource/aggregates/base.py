@@ -74,11 +74,8 @@ class AggregateRoot(ABC, Generic[TState]):
                 )
             logger.warning(
                 "Event %s (%s) has aggregate_version %d; aggregate %s expected %d",
-                event.event_id,
-                event.event_type,
-                event.aggregate_version,
-                self._aggregate_id,
-                self._version + 1,
+                event.event_id, event.event_type, event.aggregate_version,
+                self._aggregate_id, self._version + 1,
             )
         self._version = event.aggregate_version
         self._apply(event)
@@ -182,7 +179,5 @@ class DeclarativeAggregate(AggregateRoot[TState]):
         if mode == "warn":
             logger.warning(
                 "%s has no handler for %s (event %s)",
-                type(self).__name__,
-                type(event).__name__,
-                event.event_id,
+                type(self).__name__, type(event).__name__, event.event_id,
             )

@@ -94,10 +94,8 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         """The aggregate rebuilt from its snapshot and events; AggregateNotFoundError if none."""
         with self._create_span_context(
             "eventsource.repository.load",
-            {
-                "eventsource.aggregate.id": aggregate_id,
-                "eventsource.aggregate.type": self._aggregate_type,
-            },
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": self._aggregate_type},
         ):
             return await self._load(aggregate_id)
 
@@ -117,10 +115,7 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             except Exception:
                 logger.warning(
                     "Snapshot of %s %s at v%d could not be restored; replaying all events",
-                    self._aggregate_type,
-                    aggregate_id,
-                    snapshot.version,
-                    exc_info=True,
+                    self._aggregate_type, aggregate_id, snapshot.version, exc_info=True,
                 )
                 aggregate = self._factory(aggregate_id)
                 stream = await self._event_store.get_events(aggregate_id, self._aggregate_type)
@@ -149,10 +144,7 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             return snapshot
         logger.info(
             "Ignoring snapshot of %s %s: schema version %d, aggregate expects %d",
-            self._aggregate_type,
-            aggregate_id,
-            snapshot.schema_version,
-            expected,
+            self._aggregate_type, aggregate_id, snapshot.schema_version, expected,
         )
         return None
 
@@ -173,11 +165,9 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             return
         with self._create_span_context(
             "eventsource.repository.save",
-            {
-                "eventsource.aggregate.id": aggregate.aggregate_id,
-                "eventsource.aggregate.type": self._aggregate_type,
-                "eventsource.event.count": len(events),
-            },
+            {"eventsource.aggregate.id": aggregate.aggregate_id,
+             "eventsource.aggregate.type": self._aggregate_type,
+             "eventsource.event.count": len(events)},
         ):
             expected_version = aggregate.version - len(events)
             await self._event_store.append_events(

@@ -63,7 +63,9 @@ class TracingMixin:
     def tracing_enabled(self) -> bool:
         return self._enable_tracing and self._tracer is not None
 
-    def _create_span_context(self, name: str, attributes: dict[str, object] | None = None) -> Any:
+    def _create_span_context(
+        self, name: str, attributes: dict[str, object] | None = None
+    ) -> Any:
         if not self.tracing_enabled:
             return nullcontext(None)
         return span(self._tracer, name, attributes)

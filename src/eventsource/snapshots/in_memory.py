@@ -30,8 +30,7 @@ class InMemorySnapshotStore(TracingMixin, SnapshotStore):
         self, aggregate_type: str, schema_version_below: int | None = None
     ) -> int:
         doomed = [
-            key
-            for key, snap in self._snapshots.items()
+            key for key, snap in self._snapshots.items()
             if snap.aggregate_type == aggregate_type
             and (schema_version_below is None or snap.schema_version < schema_version_below)
         ]

@@ -64,8 +64,7 @@ class DefaultTypeConverter:
         found = self._loose.get(event_class)
         if found is None:
             found = tuple(
-                name
-                for name, info in event_class.model_fields.items()
+                name for name, info in event_class.model_fields.items()
                 if info.annotation in (Any, object, None) and self._is_candidate(name)
             )
             self._loose[event_class] = found

@@ -47,9 +47,8 @@ def check_append_args(
 ) -> None:
     """Reject bad input to `append_events` before anything is written; errors name the culprit."""
     if not isinstance(aggregate_id, UUID):
-        raise TypeError(
-            f"aggregate_id must be a UUID, got {type(aggregate_id).__name__}: {aggregate_id!r}"
-        )
+        raise TypeError(f"aggregate_id must be a UUID, got {type(aggregate_id).__name__}: "
+                        f"{aggregate_id!r}")
     if not isinstance(aggregate_type, str) or not aggregate_type:
         raise TypeError(f"aggregate_type must be a non-empty str, got {aggregate_type!r}")
     if type(expected_version) is not int and (

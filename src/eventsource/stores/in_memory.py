@@ -73,11 +73,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
         if self._tracer is not None:
             with self._create_span_context(
                 f"{self.span_prefix}.append_events",
-                {
-                    "eventsource.aggregate.id": aggregate_id,
-                    "eventsource.aggregate.type": aggregate_type,
-                    "eventsource.event.count": len(events),
-                },
+                {"eventsource.aggregate.id": aggregate_id,
+                 "eventsource.aggregate.type": aggregate_type,
+                 "eventsource.event.count": len(events)},
             ):
                 return self._append(aggregate_id, aggregate_type, events, expected_version)
         return self._append(aggregate_id, aggregate_type, events, expected_version)
@@ -144,11 +142,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
         if self._tracer is not None:
             with self._create_span_context(
                 f"{self.span_prefix}.get_events",
-                {
-                    "eventsource.aggregate.id": aggregate_id,
-                    "eventsource.aggregate.type": aggregate_type,
-                    "eventsource.from_version": from_version,
-                },
+                {"eventsource.aggregate.id": aggregate_id,
+                 "eventsource.aggregate.type": aggregate_type,
+                 "eventsource.from_version": from_version},
             ):
                 return self._get_events(
                     aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
@@ -170,8 +166,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
             stored = [s for s in stored if s.stream_position > from_version]
         if from_timestamp is not None or to_timestamp is not None:
             stored = [
-                s
-                for s in stored
+                s for s in stored
                 if in_time_range(s.event.occurred_at, from_timestamp, to_timestamp)
             ]
         if aggregate_type is None:
@@ -192,8 +187,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
     ) -> list[DomainEvent]:
         start = coerce_timestamp(from_timestamp)
         found = [
-            s.event
-            for s in self._all
+            s.event for s in self._all
             if s.stream_id[37:] == aggregate_type  # "<36-char uuid>:<type>"
             and (tenant_id is None or s.event.tenant_id == tenant_id)
             and (start is None or s.event.occurred_at > start)
@@ -256,8 +250,7 @@ def _select(
         chosen = [s for s in events if s.stream_position > start]
     if options.from_timestamp is not None or options.to_timestamp is not None:
         chosen = [
-            s
-            for s in chosen
+            s for s in chosen
             if in_time_range(s.event.occurred_at, options.from_timestamp, options.to_timestamp)
         ]
     if options.direction is ReadDirection.BACKWARD:

@@ -113,10 +113,7 @@ _set_stored_at = _slots["stored_at"].__set__
 
 
 def make_stored_event(
-    event: DomainEvent,
-    stream_id: str,
-    stream_position: int,
-    global_position: int,
+    event: DomainEvent, stream_id: str, stream_position: int, global_position: int,
     stored_at: datetime,
 ) -> StoredEvent:
     """Build a `StoredEvent` through its slots: the frozen dataclass `__init__` costs 3x more."""

@@ -246,20 +246,16 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         payloads = encode_payloads(events)  # SerializationError before anything is written
         await self._ensure_ready()
         if self._tracer is None:
-            return await self._append(
-                aggregate_id, aggregate_type, events, payloads, expected_version
-            )
+            return await self._append(aggregate_id, aggregate_type, events, payloads,
+                                      expected_version)
         with self._create_span_context(
             f"{self.span_prefix}.append_events",
-            {
-                "eventsource.aggregate.id": aggregate_id,
-                "eventsource.aggregate.type": aggregate_type,
-                "eventsource.event.count": len(events),
-            },
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": aggregate_type,
+             "eventsource.event.count": len(events)},
         ):
-            return await self._append(
-                aggregate_id, aggregate_type, events, payloads, expected_version
-            )
+            return await self._append(aggregate_id, aggregate_type, events, payloads,
+                                      expected_version)
 
     async def _append(
         self,
@@ -307,11 +303,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             )
         with self._create_span_context(
             f"{self.span_prefix}.get_events",
-            {
-                "eventsource.aggregate.id": aggregate_id,
-                "eventsource.aggregate.type": aggregate_type,
-                "eventsource.from_version": from_version,
-            },
+            {"eventsource.aggregate.id": aggregate_id,
+             "eventsource.aggregate.type": aggregate_type,
+             "eventsource.from_version": from_version},
         ):
             return await self._get_events(
                 aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
@@ -365,8 +359,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             version = await conn.fetchval(
                 "SELECT COALESCE(MAX(version), 0) FROM events "
                 "WHERE aggregate_id = $1 AND aggregate_type = $2",
-                aggregate_id,
-                aggregate_type,
+                aggregate_id, aggregate_type,
             )
         return int(version)
 
@@ -384,11 +377,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
             rows = await self._stream_rows(
-                uid,
-                aggregate_type or None,
-                max(opts.from_position, 0),
-                opts.from_timestamp,
-                opts.to_timestamp,
+                uid, aggregate_type or None, max(opts.from_position, 0),
+                opts.from_timestamp, opts.to_timestamp,
             )
             if opts.direction is ReadDirection.BACKWARD:
                 rows.reverse()
@@ -470,8 +460,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         async with self._connection("committed_lag") as conn:
             count = await conn.fetchval(
                 "SELECT count(*) FROM events WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)",
-                str(tx_id),
-                position,
+                str(tx_id), position,
             )
         return int(count)
 
@@ -542,8 +531,7 @@ async def _append_locked(conn: DriverConnection, sql: str, args: tuple[object, .
     async with conn.transaction():
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text || ':' || $2::text, 0))",
-            args[0],
-            args[1],
+            args[0], args[1],
         )
         return await conn.fetchrow(sql, *args)
 
@@ -582,3 +570,4 @@ def _parse_cursor(cursor: str | None) -> tuple[int, int]:
     if not sep or tx_id < 0 or position < 0:
         raise ValueError(f"Not a cursor of PostgreSQLEventStore: {cursor!r}")
     return tx_id, position
+

@@ -97,18 +97,12 @@ def _default_rules() -> ErrorClassifier:
     )
     rules: list[tuple[tuple[type[BaseException], ...], ErrorClassification]] = [
         ((ConnectionError, TimeoutError, asyncio.TimeoutError, OSError), transient),
-        (
-            (ValueError, KeyError),
-            ErrorClassification(ErrorCategory.APPLICATION, ErrorSeverity.MEDIUM, False),
-        ),
-        (
-            (TypeError, AttributeError),
-            ErrorClassification(ErrorCategory.APPLICATION, ErrorSeverity.HIGH, False),
-        ),
-        (
-            (MemoryError, SystemError),
-            ErrorClassification(ErrorCategory.INFRASTRUCTURE, ErrorSeverity.CRITICAL, False),
-        ),
+        ((ValueError, KeyError),
+         ErrorClassification(ErrorCategory.APPLICATION, ErrorSeverity.MEDIUM, False)),
+        ((TypeError, AttributeError),
+         ErrorClassification(ErrorCategory.APPLICATION, ErrorSeverity.HIGH, False)),
+        ((MemoryError, SystemError),
+         ErrorClassification(ErrorCategory.INFRASTRUCTURE, ErrorSeverity.CRITICAL, False)),
     ]
     for kinds, classification in rules:
         for kind in kinds:
@@ -143,14 +137,8 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(
-        cls,
-        error: BaseException,
-        classification: ErrorClassification,
-        *,
-        event_id: UUID | None,
-        event_type: str,
-        position: int,
-        subscription_name: str,
+        cls, error: BaseException, classification: ErrorClassification, *,
+        event_id: UUID | None, event_type: str, position: int, subscription_name: str,
         retry_count: int = 0,
     ) -> ErrorInfo:
         return cls(
@@ -326,19 +314,14 @@ class SubscriptionErrorHandler:
         self._times.append(now)
         stats.error_rate_per_minute = self.error_rate(now)
         self.recent_errors.append(info)
-        notify = (
-            _SEVERITY_RANK[info.classification.severity]
-            >= _SEVERITY_RANK[self.config.notify_on_severity]
-        )
+        notify = _SEVERITY_RANK[info.classification.severity] >= _SEVERITY_RANK[
+            self.config.notify_on_severity
+        ]
         logger.log(
             logging.ERROR if notify else logging.WARNING,
             "Subscription %s failed on %s %s at position %d: %s: %s",
-            self.subscription_name,
-            info.event_type,
-            info.event_id,
-            info.position,
-            info.error_type,
-            info.error_message,
+            self.subscription_name, info.event_type, info.event_id, info.position,
+            info.error_type, info.error_message,
         )
         await self.callbacks.notify(info)
 

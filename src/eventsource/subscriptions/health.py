@@ -195,22 +195,18 @@ def assess_subscription(
         status = "critical" if value >= critical else "degraded" if value >= warning else "healthy"
         indicators.append(HealthIndicator(name, status, f"{name}={value}", float(value)))
 
-    threshold(
-        "events_failed", sub.events_failed, config.max_errors_warning, config.max_errors_critical
-    )
-    threshold("lag_events", sub.lag, config.max_lag_events_warning, config.max_lag_events_critical)
-    threshold(
-        "dlq_events", sub.events_dlq, config.max_dlq_events_warning, config.max_dlq_events_critical
-    )
+    threshold("events_failed", sub.events_failed, config.max_errors_warning,
+              config.max_errors_critical)
+    threshold("lag_events", sub.lag, config.max_lag_events_warning,
+              config.max_lag_events_critical)
+    threshold("dlq_events", sub.events_dlq, config.max_dlq_events_warning,
+              config.max_dlq_events_critical)
     rate = errors.error_rate(now)
-    indicators.append(
-        HealthIndicator(
-            "error_rate",
-            "degraded" if rate > config.max_error_rate_per_minute else "healthy",
-            f"{rate:.1f} errors/minute",
-            rate,
-        )
-    )
+    indicators.append(HealthIndicator(
+        "error_rate",
+        "degraded" if rate > config.max_error_rate_per_minute else "healthy",
+        f"{rate:.1f} errors/minute", rate,
+    ))
     breaker = sub.circuit_breaker
     if breaker is not None and breaker.is_open:
         status = "unhealthy" if config.circuit_open_is_unhealthy else "degraded"

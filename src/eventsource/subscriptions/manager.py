@@ -211,14 +211,9 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         if name in self._readers:
             return
         reader = SubscriptionReader(
-            subscription,
-            self.event_store,
-            self.checkpoint_repo,
-            self.dlq_repo,
-            self._errors[name],
-            self.error_handling_config,
-            save_cursor=self._save_cursor,
-            poll_interval=self.poll_interval,
+            subscription, self.event_store, self.checkpoint_repo, self.dlq_repo,
+            self._errors[name], self.error_handling_config,
+            save_cursor=self._save_cursor, poll_interval=self.poll_interval,
             tracer=self._tracer if self.tracing_enabled else None,
         )
         subscription.mark_started()

@@ -60,9 +60,7 @@ class ManagerMonitoring:
 
     def _assess(self, name: str) -> tuple[SubscriptionHealth, HealthCheckResult]:
         return assess_subscription(
-            self._subscriptions[name],
-            self._errors[name],
-            self.health_check_config,
+            self._subscriptions[name], self._errors[name], self.health_check_config,
             time.monotonic(),
         )
 
@@ -93,13 +91,12 @@ class ManagerMonitoring:
             return ReadinessStatus(False, "Manager is shutting down", details)
         if not self._running:
             return ReadinessStatus(False, "Manager is not running", details)
-        for state, label in (
-            (SubscriptionState.ERROR, "in error"),
-            (SubscriptionState.STARTING, "still starting"),
-        ):
+        for state, label in ((SubscriptionState.ERROR, "in error"),
+                             (SubscriptionState.STARTING, "still starting")):
             names = [n for n, s in self._subscriptions.items() if s.state is state]
             if names:
-                return ReadinessStatus(False, f"Subscriptions {label}: {', '.join(names)}", details)
+                return ReadinessStatus(False, f"Subscriptions {label}: {', '.join(names)}",
+                                       details)
         return ReadinessStatus(True, "Manager is ready", details)
 
     async def liveness_check(self) -> LivenessStatus:
@@ -108,9 +105,8 @@ class ManagerMonitoring:
             async with asyncio.timeout(_LIVENESS_TIMEOUT):
                 await self._lock.acquire()
         except TimeoutError:
-            return LivenessStatus(
-                False, f"Manager lock not acquired within {_LIVENESS_TIMEOUT}s", details
-            )
+            return LivenessStatus(False, "Manager lock not acquired within "
+                                  f"{_LIVENESS_TIMEOUT}s", details)
         self._lock.release()
         return LivenessStatus(True, "Manager is alive and responsive", details)
 

@@ -233,10 +233,7 @@ class SubscriptionReader:
         self._outages += 1
         logger.warning(
             "Subscription %s cannot read the event store (%s: %s); retrying in %.1fs",
-            sub.name,
-            type(exc).__name__,
-            exc,
-            delay,
+            sub.name, type(exc).__name__, exc, delay,
         )
         await self._sleep(delay)
 
@@ -262,9 +259,8 @@ class SubscriptionReader:
         sub.max_known_position = sub.last_processed_position
         if sub.state is SubscriptionState.CATCHING_UP and not self.pause_requested:
             sub.state = SubscriptionState.LIVE
-            logger.info(
-                "Subscription %s is live at position %d", sub.name, sub.last_processed_position
-            )
+            logger.info("Subscription %s is live at position %d", sub.name,
+                        sub.last_processed_position)
         if sub.config.checkpoint_strategy is CheckpointStrategy.PERIODIC:
             await self._periodic_checkpoint()
         if self.wake.is_set() or self.stop_requested:
@@ -279,14 +275,9 @@ class SubscriptionReader:
         if self.tracer is None:
             await self._handle_events()
         else:
-            with span(
-                self.tracer,
-                "eventsource.subscription.batch",
-                {
-                    "eventsource.subscription.name": self.sub.name,
-                    "eventsource.event.count": len(self._page) - self._index,
-                },
-            ):
+            with span(self.tracer, "eventsource.subscription.batch",
+                      {"eventsource.subscription.name": self.sub.name,
+                       "eventsource.event.count": len(self._page) - self._index}):
                 await self._handle_events()
         if self._index >= len(self._page):
             self.cursor = self._page_cursor

@@ -91,12 +91,8 @@ class FailureRecovery:
         sub.last_error = error
         skip = sub.config.continue_on_error and self.error_config.skips_failures
         info = ErrorInfo.from_exception(
-            error,
-            classification,
-            event_id=stored.event_id,
-            event_type=stored.event_type,
-            position=stored.global_position,
-            subscription_name=sub.name,
+            error, classification, event_id=stored.event_id, event_type=stored.event_type,
+            position=stored.global_position, subscription_name=sub.name,
             retry_count=attempts - 1,
         )
         if skip and self.dlq is not None and self.error_config.dlq_enabled:
@@ -127,10 +123,7 @@ class FailureRecovery:
             breaker.record_failure()
             if breaker.is_open:
                 # Give the failing dependency time to recover before the next event.
-                logger.warning(
-                    "Subscription %s: circuit open, pausing %.1fs",
-                    sub.name,
-                    breaker.config.recovery_timeout,
-                )
+                logger.warning("Subscription %s: circuit open, pausing %.1fs", sub.name,
+                               breaker.config.recovery_timeout)
                 await self._sleep(breaker.config.recovery_timeout)
         return False

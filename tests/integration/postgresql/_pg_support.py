@@ -72,16 +72,14 @@ def open_store_in(url: str, schema: str) -> tuple[PostgreSQLEventStore, Any]:
 # -- process workers (run under the spawn start method) -----------------------------------
 
 
-def race_worker(
-    url: str, schema: str, stream: UUID, wins_wanted: int, barrier: Any, results: Any
-) -> None:
+def race_worker(url: str, schema: str, stream: UUID, wins_wanted: int, barrier: Any,
+                results: Any) -> None:
     """Append one event at a time at the version just read, until `wins_wanted` succeed."""
     asyncio.run(_race(url, schema, stream, wins_wanted, barrier, results))
 
 
-async def _race(
-    url: str, schema: str, stream: UUID, wins_wanted: int, barrier: Any, results: Any
-) -> None:
+async def _race(url: str, schema: str, stream: UUID, wins_wanted: int, barrier: Any,
+                results: Any) -> None:
     from eventsource.exceptions import OptimisticLockError
 
     store, engine = open_store_in(url, schema)
@@ -93,9 +91,8 @@ async def _race(
         while len(wins) < wins_wanted:
             version = await store.get_stream_version(stream, "PgCart")
             try:
-                result = await store.append_events(
-                    stream, "PgCart", [added(stream, os.getpid())], version
-                )
+                result = await store.append_events(stream, "PgCart", [added(stream, os.getpid())],
+                                                   version)
                 wins.append(result.new_version)
             except OptimisticLockError as exc:
                 losses.append((exc.expected_version, exc.actual_version))

@@ -17,7 +17,7 @@ __all__ = ["store"]
 
 _INSERT = (
     "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, "
-    "\"timestamp\", payload) VALUES ($1, $2, 'PgCart', 'PgItemAdded', 1, now(), $3::jsonb) "
+    '"timestamp", payload) VALUES ($1, $2, \'PgCart\', \'PgItemAdded\', 1, now(), $3::jsonb) '
     "RETURNING id"
 )
 
@@ -36,9 +36,8 @@ async def test_late_commit_at_a_lower_position_is_delivered_once(
         a_event = added(a_stream, 1)
         transaction = slow.transaction()
         await transaction.start()
-        a_position = await slow.fetchval(
-            _INSERT, a_event.event_id, a_stream, a_event.model_dump_json()
-        )
+        a_position = await slow.fetchval(_INSERT, a_event.event_id, a_stream,
+                                         a_event.model_dump_json())
         b_stream = uuid4()  # connection 2 (the store's pool): writer B commits at once
         b = await store.append_events(b_stream, "PgCart", [added(b_stream, 2)], 0)
         assert b.global_position > a_position

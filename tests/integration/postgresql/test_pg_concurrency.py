@@ -30,23 +30,17 @@ __all__ = ["store"]
 async def _stream_facts(pg_url: str, pg_schema: str, stream: UUID) -> tuple[list[int], int]:
     conn = await raw_connection(pg_url, pg_schema)
     try:
-        versions = [
-            r[0]
-            for r in await conn.fetch(
-                "SELECT version FROM events WHERE aggregate_id = $1 ORDER BY version", stream
-            )
-        ]
+        versions = [r[0] for r in await conn.fetch(
+            "SELECT version FROM events WHERE aggregate_id = $1 ORDER BY version", stream)]
         distinct_ids = await conn.fetchval(
-            "SELECT count(DISTINCT event_id) FROM events WHERE aggregate_id = $1", stream
-        )
+            "SELECT count(DISTINCT event_id) FROM events WHERE aggregate_id = $1", stream)
     finally:
         await conn.close()
     return versions, distinct_ids
 
 
-def _check_race(
-    wins: list[int], losses: list[tuple[int, int]], versions: list[int], distinct_ids: int
-) -> None:
+def _check_race(wins: list[int], losses: list[tuple[int, int]], versions: list[int],
+                distinct_ids: int) -> None:
     assert versions == list(range(1, len(versions) + 1))  # no gap, no duplicate version
     assert distinct_ids == len(versions)
     assert sorted(wins) == versions  # exactly one winner per version
@@ -115,9 +109,8 @@ async def test_any_version_under_contention_never_fails(
 
     async def writer() -> None:
         for _ in range(10):
-            await store.append_events(
-                stream, "PgCart", [added(stream, 0), added(stream, 1)], ExpectedVersion.ANY
-            )
+            await store.append_events(stream, "PgCart", [added(stream, 0), added(stream, 1)],
+                                      ExpectedVersion.ANY)
 
     await asyncio.gather(*(writer() for _ in range(12)))
     versions, distinct_ids = await _stream_facts(pg_url, pg_schema, stream)
@@ -154,9 +147,8 @@ async def test_killed_writer_leaves_all_or_none_of_its_batch(
     for delay in (0.0, 0.05, 0.15, 0.4):
         stream = uuid4()
         started = context.Event()
-        child = context.Process(
-            target=batch_worker, args=(pg_url, pg_schema, stream, 20000, started)
-        )
+        child = context.Process(target=batch_worker, args=(pg_url, pg_schema, stream, 20000,
+                                                           started))
         child.start()
         assert started.wait(timeout=120)
         await asyncio.sleep(delay)
@@ -177,8 +169,7 @@ async def _idle(pg_url: str, pg_schema: str) -> bool:
     try:
         busy = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state <> 'idle' AND pid <> pg_backend_pid() AND query LIKE 'WITH cur AS%'"
-        )
+            "AND state <> 'idle' AND pid <> pg_backend_pid() AND query LIKE 'WITH cur AS%'")
     finally:
         await conn.close()
     return busy == 0

@@ -120,32 +120,22 @@ async def test_same_semantics_as_the_in_memory_store(store: PostgreSQLEventStore
         return [(s.stream_id, s.stream_position, s.global_position, s.event_id) for s in events]
 
     cases = [
-        None,
-        ReadOptions(from_position=3),
-        ReadOptions(limit=4),
+        None, ReadOptions(from_position=3), ReadOptions(limit=4),
         ReadOptions(direction=ReadDirection.BACKWARD, limit=3),
         ReadOptions(direction=ReadDirection.BACKWARD, from_position=5),
         ReadOptions(from_position=-1),
         ReadOptions(direction=ReadDirection.BACKWARD, from_position=-1),
-        ReadOptions(
-            from_timestamp=base + timedelta(minutes=3), to_timestamp=base + timedelta(minutes=6)
-        ),
+        ReadOptions(from_timestamp=base + timedelta(minutes=3),
+                    to_timestamp=base + timedelta(minutes=6)),
     ]
     for options in cases:
         assert shape((await store.read_all(options)).events) == shape(
-            (await memory.read_all(options)).events
-        ), options
+            (await memory.read_all(options)).events), options
         for stream_id in (f"{carts[0]}:PgCart", str(carts[0])):
             assert shape((await store.read_stream(stream_id, options)).events) == shape(
-                (await memory.read_stream(stream_id, options)).events
-            ), (stream_id, options)
-    for args in [
-        (carts[0], "PgCart", 2),
-        (carts[0], None, 0),
-        (uuid4(), "PgCart", 0),
-        (carts[1], "PgCart", 5),
-        (carts[0], "PgCart", 0, base + timedelta(minutes=4)),
-    ]:
+                (await memory.read_stream(stream_id, options)).events), (stream_id, options)
+    for args in [(carts[0], "PgCart", 2), (carts[0], None, 0), (uuid4(), "PgCart", 0),
+                 (carts[1], "PgCart", 5), (carts[0], "PgCart", 0, base + timedelta(minutes=4))]:
         mine, theirs = await store.get_events(*args), await memory.get_events(*args)
         assert (mine.version, mine.aggregate_type) == (theirs.version, theirs.aggregate_type)
         assert [e.event_id for e in mine.events] == [e.event_id for e in theirs.events]
@@ -157,12 +147,8 @@ async def test_same_semantics_as_the_in_memory_store(store: PostgreSQLEventStore
 
 async def test_tenants_and_actor_are_kept(store: PostgreSQLEventStore) -> None:
     tenant_a, tenant_b, cart = uuid4(), uuid4(), uuid4()
-    await store.append_events(
-        cart,
-        "PgCart",
-        [added(cart, 1, tenant_id=tenant_a, actor_id="ann"), added(cart, 2, tenant_id=tenant_b)],
-        0,
-    )
+    await store.append_events(cart, "PgCart", [added(cart, 1, tenant_id=tenant_a, actor_id="ann"),
+                                              added(cart, 2, tenant_id=tenant_b)], 0)
     only_a = await store.get_events_by_type("PgCart", tenant_id=tenant_a)
     assert [(e.n, e.tenant_id, e.actor_id) for e in only_a] == [(1, tenant_a, "ann")]
     assert len(await store.get_events_by_type("PgCart")) == 2
@@ -188,14 +174,8 @@ async def test_outbox_rows_are_written_with_the_events(
     assert len(rows) == 2
     assert {r["status"] for r in rows} == {"pending"}
     data = __import__("json").loads(rows[0]["event_data"])
-    assert set(data) == {
-        "event_id",
-        "aggregate_id",
-        "aggregate_type",
-        "tenant_id",
-        "occurred_at",
-        "payload",
-    }
+    assert set(data) == {"event_id", "aggregate_id", "aggregate_type", "tenant_id",
+                         "occurred_at", "payload"}
     assert data["payload"]["n"] in (1, 2)
 
 
@@ -205,21 +185,14 @@ async def test_works_with_every_documented_table(
 ) -> None:
     conn = await raw_connection(pg_url, pg_schema)
     before = uuid4()
-    ddl = {
-        "tutorial11": TUTORIAL_11_TABLE,
-        "tutorial16": TUTORIAL_16_TABLE,
-        "shipped": get_schema("events"),
-        "partitioned": get_schema("events_partitioned"),
-    }
+    ddl = {"tutorial11": TUTORIAL_11_TABLE, "tutorial16": TUTORIAL_16_TABLE,
+           "shipped": get_schema("events"), "partitioned": get_schema("events_partitioned")}
     try:
         await conn.execute(ddl[table])
         await conn.execute(  # a row written before the store ever ran
             "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, "
             "timestamp, payload) VALUES ($1, $2, 'PgCart', 'PgItemAdded', 1, now(), $3::jsonb)",
-            uuid4(),
-            before,
-            f'{{"n": 0, "aggregate_id": "{before}"}}',
-        )
+            uuid4(), before, f'{{"n": 0, "aggregate_id": "{before}"}}')
     finally:
         await conn.close()
     register()
@@ -235,16 +208,11 @@ async def test_works_with_every_documented_table(
 async def test_strict_uuid_detection(pg_session_factory: Any) -> None:
     register()
     loose = PostgreSQLEventStore.with_strict_uuid_detection(
-        pg_session_factory, {"order_id"}, enable_tracing=False
-    )
+        pg_session_factory, {"order_id"}, enable_tracing=False)
     guessing = PostgreSQLEventStore(pg_session_factory, enable_tracing=False)
     cart, order, customer = uuid4(), uuid4(), uuid4()
-    await loose.append_events(
-        cart,
-        "PgCart",
-        [Loose(aggregate_id=cart, order_id=order, customer_id=customer, note="cust-1")],
-        0,
-    )
+    await loose.append_events(cart, "PgCart", [Loose(aggregate_id=cart, order_id=order,
+                                                     customer_id=customer, note="cust-1")], 0)
     strict_event = (await loose.get_events(cart, "PgCart")).events[0]
     assert (strict_event.order_id, strict_event.customer_id) == (order, str(customer))
     guessed = (await guessing.get_events(cart, "PgCart")).events[0]
@@ -259,11 +227,9 @@ async def test_corrupt_and_unknown_rows_name_the_event(
     bad_id, unknown_id = uuid4(), uuid4()
     conn = await raw_connection(pg_url, pg_schema)
     try:
-        insert = (
-            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, "
-            "version, timestamp, payload) "
-            "VALUES ($1, $2, 'PgCart', $3, $4, now(), $5::jsonb)"
-        )
+        insert = ("INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, "
+                  "version, timestamp, payload) "
+                  "VALUES ($1, $2, 'PgCart', $3, $4, now(), $5::jsonb)")
         await conn.execute(insert, bad_id, cart, "PgItemAdded", 2, '{"n": "not a number"}')
         await conn.execute(insert, unknown_id, uuid4(), "NoSuchEvent", 1, "{}")
     finally:
@@ -284,8 +250,7 @@ async def test_unserialisable_payload_writes_nothing(store: PostgreSQLEventStore
     cart = uuid4()
     with pytest.raises(SerializationError):
         await store.append_events(
-            cart, "PgCart", [added(cart, 1), Loose(aggregate_id=cart, note=object())], 0
-        )
+            cart, "PgCart", [added(cart, 1), Loose(aggregate_id=cart, note=object())], 0)
     assert await store.get_stream_version(cart, "PgCart") == 0
     assert await store.get_global_position() == 0
 
@@ -355,10 +320,8 @@ async def test_a_new_process_sees_everything(
     carts = [uuid4(), uuid4()]
     for cart in carts:
         await store.append_events(cart, "PgCart", [added(cart, 1), added(cart, 2)], 0)
-    expected = [
-        (s.global_position, s.stream_position, str(s.event_id))
-        for s in (await store.read_all()).events
-    ]
+    expected = [(s.global_position, s.stream_position, str(s.event_id))
+                for s in (await store.read_all()).events]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     child = context.Process(target=read_back_worker, args=(pg_url, pg_schema, results))

@@ -34,10 +34,8 @@ async def write_batches(store: EventStore, batches: int, batch_size: int) -> Non
     """One writer: `batches` new streams of `batch_size` events, each one append."""
     for _ in range(batches):
         cart_id = uuid4()
-        events = [
-            ItemAdded(aggregate_id=cart_id, aggregate_version=v, sku=f"sku-{v}")
-            for v in range(1, batch_size + 1)
-        ]
+        events = [ItemAdded(aggregate_id=cart_id, aggregate_version=v, sku=f"sku-{v}")
+                  for v in range(1, batch_size + 1)]
         await store.append_events(cart_id, "Cart", events, 0)
         await asyncio.sleep(0)
 
@@ -49,34 +47,25 @@ async def wait_until(predicate: object, timeout: float) -> None:
 
 
 async def assert_exactly_once_under_writers(
-    store: EventStore,
-    *,
-    before: int,
-    writers: int,
-    batches: int,
-    batch_size: int,
+    store: EventStore, *, before: int, writers: int, batches: int, batch_size: int,
     timeout: float = 240.0,
 ) -> None:
     """Catch up while `writers` tasks append, go live, and receive exactly the stored order."""
     await write_batches(store, before // batch_size, batch_size)
-    manager = SubscriptionManager(
-        store, None, InMemoryCheckpointRepository(enable_tracing=False), enable_tracing=False
-    )
+    manager = SubscriptionManager(store, None, InMemoryCheckpointRepository(enable_tracing=False),
+                                  enable_tracing=False)
     manager.poll_interval = 0.2
     collector = Collector()
     subscription = await manager.subscribe(
         collector, SubscriptionConfig(start_from="beginning", batch_size=250), name="carts"
     )
     async with manager:
-        tasks = [
-            asyncio.create_task(write_batches(store, batches, batch_size)) for _ in range(writers)
-        ]
+        tasks = [asyncio.create_task(write_batches(store, batches, batch_size))
+                 for _ in range(writers)]
         await asyncio.gather(*tasks)
         total = await store.get_global_position()
-        await wait_until(
-            lambda: len(collector.seen) >= total and subscription.state is SubscriptionState.LIVE,
-            timeout,
-        )
+        await wait_until(lambda: len(collector.seen) >= total
+                         and subscription.state is SubscriptionState.LIVE, timeout)
         await asyncio.sleep(0.3)
     expected = [stored.event_id async for stored in store.read_all()]
     assert len(expected) == before // batch_size * batch_size + writers * batches * batch_size

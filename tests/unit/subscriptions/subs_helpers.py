@@ -82,11 +82,7 @@ class CountingCheckpointRepository(InMemoryCheckpointRepository):
         self.saves: list[tuple[int, str | None]] = []
 
     async def save_position(
-        self,
-        subscription_id: str,
-        position: int,
-        event_id: UUID,
-        event_type: str,
+        self, subscription_id: str, position: int, event_id: UUID, event_type: str,
         cursor: str | None = None,
     ) -> None:
         self.saves.append((position, cursor))

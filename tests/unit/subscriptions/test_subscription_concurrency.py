@@ -36,27 +36,19 @@ async def test_exactly_once_in_store_order_under_concurrent_writers() -> None:
     bus = InMemoryEventBus(enable_tracing=False)
     for _ in range(500):
         order_id = uuid4()
-        await store.append_events(
-            order_id,
-            "Order",
-            [OrderPlaced(aggregate_id=order_id, aggregate_version=v) for v in range(1, 9)],
-            0,
-        )
-    manager = SubscriptionManager(
-        store, bus, InMemoryCheckpointRepository(enable_tracing=False), enable_tracing=False
-    )
+        await store.append_events(order_id, "Order", [
+            OrderPlaced(aggregate_id=order_id, aggregate_version=v) for v in range(1, 9)
+        ], 0)
+    manager = SubscriptionManager(store, bus, InMemoryCheckpointRepository(enable_tracing=False),
+                                  enable_tracing=False)
     recorders = {name: Recorder() for name in ("small-pages", "large-pages")}
     subscriptions = [
-        await manager.subscribe(
-            recorders["small-pages"],
-            SubscriptionConfig(start_from="beginning", batch_size=7),
-            name="small-pages",
-        ),
-        await manager.subscribe(
-            recorders["large-pages"],
-            SubscriptionConfig(start_from="beginning", batch_size=500),
-            name="large-pages",
-        ),
+        await manager.subscribe(recorders["small-pages"],
+                                SubscriptionConfig(start_from="beginning", batch_size=7),
+                                name="small-pages"),
+        await manager.subscribe(recorders["large-pages"],
+                                SubscriptionConfig(start_from="beginning", batch_size=500),
+                                name="large-pages"),
     ]
     async with manager:
         writers = [asyncio.create_task(writer(store, bus, seed)) for seed in range(WRITERS)]

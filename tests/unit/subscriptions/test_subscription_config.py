@@ -110,15 +110,10 @@ def test_invalid_values_raise_value_error(kwargs: dict[str, object]) -> None:
 
 
 def test_retry_and_breaker_helpers() -> None:
-    config = SubscriptionConfig(
-        max_retries=2,
-        initial_retry_delay=0.5,
-        max_retry_delay=4.0,
-        retry_exponential_base=3.0,
-        retry_jitter=0.0,
-        circuit_breaker_failure_threshold=7,
-        circuit_breaker_recovery_timeout=9.0,
-    )
+    config = SubscriptionConfig(max_retries=2, initial_retry_delay=0.5, max_retry_delay=4.0,
+                                retry_exponential_base=3.0, retry_jitter=0.0,
+                                circuit_breaker_failure_threshold=7,
+                                circuit_breaker_recovery_timeout=9.0)
     assert config.get_retry_config() == RetryConfig(2, 0.5, 4.0, 3.0, 0.0)
     breaker = config.get_circuit_breaker_config()
     assert (breaker.failure_threshold, breaker.recovery_timeout) == (7, 9.0)
@@ -141,36 +136,18 @@ def test_event_types_are_kept_as_a_tuple() -> None:
 def test_enum_values_are_lower_case() -> None:
     assert SubscriptionState.CATCHING_UP.value == "catching_up"
     assert [s.value for s in SubscriptionState] == [
-        "starting",
-        "catching_up",
-        "live",
-        "paused",
-        "stopped",
-        "error",
+        "starting", "catching_up", "live", "paused", "stopped", "error"
     ]
     assert [c.value for c in ErrorCategory] == [
-        "transient",
-        "permanent",
-        "infrastructure",
-        "application",
-        "unknown",
+        "transient", "permanent", "infrastructure", "application", "unknown"
     ]
     assert [s.value for s in ErrorSeverity] == ["low", "medium", "high", "critical"]
     assert [p.value for p in ShutdownPhase] == [
-        "running",
-        "stopping",
-        "draining",
-        "checkpointing",
-        "stopped",
-        "forced",
+        "running", "stopping", "draining", "checkpointing", "stopped", "forced"
     ]
     assert {r.name for r in PauseReason} == {"MANUAL", "BACKPRESSURE", "MAINTENANCE"}
     assert {s.name for s in ErrorHandlingStrategy} == {
-        "STOP",
-        "CONTINUE",
-        "RETRY_THEN_CONTINUE",
-        "RETRY_THEN_DLQ",
-        "DLQ_ONLY",
+        "STOP", "CONTINUE", "RETRY_THEN_CONTINUE", "RETRY_THEN_DLQ", "DLQ_ONLY"
     }
 
 
@@ -199,7 +176,6 @@ def test_default_classification_by_mro(
 def test_error_info_to_dict_flattens_the_classification() -> None:
     event_id = uuid4()
     classification = ErrorClassification(ErrorCategory.TRANSIENT, ErrorSeverity.MEDIUM, True)
-
     def fail() -> None:
         raise ConnectionError("db gone")
 
@@ -207,13 +183,8 @@ def test_error_info_to_dict_flattens_the_classification() -> None:
         fail()
     except ConnectionError as exc:
         info = ErrorInfo.from_exception(
-            exc,
-            classification,
-            event_id=event_id,
-            event_type="OrderPlaced",
-            position=7,
-            subscription_name="orders",
-            retry_count=2,
+            exc, classification, event_id=event_id, event_type="OrderPlaced", position=7,
+            subscription_name="orders", retry_count=2,
         )
     data = info.to_dict()
     assert data["event_id"] == str(event_id)
@@ -246,22 +217,14 @@ def test_error_handling_and_health_defaults() -> None:
 def test_shutdown_result_defaults() -> None:
     result = ShutdownResult(ShutdownPhase.STOPPED, 0.5, 2, 10)
     assert (result.checkpoints_saved, result.forced, result.error, result.reason) == (
-        0,
-        False,
-        None,
-        None,
+        0, False, None, None
     )
     assert (result.in_flight_at_start, result.events_not_drained) == (0, 0)
 
 
 def test_exception_hierarchy() -> None:
-    for kind in (
-        SubscriptionConfigError,
-        SubscriptionStateError,
-        EventStoreConnectionError,
-        EventBusConnectionError,
-        TransitionError,
-    ):
+    for kind in (SubscriptionConfigError, SubscriptionStateError, EventStoreConnectionError,
+                 EventBusConnectionError, TransitionError):
         assert issubclass(kind, SubscriptionError)
     assert issubclass(SubscriptionError, Exception)
     assert SubscriptionAlreadyExistsError("orders").name == "orders"

@@ -26,12 +26,8 @@ from eventsource.subscriptions import (
     SubscriptionState,
 )
 
-FAST_RETRY = {
-    "initial_retry_delay": 0.001,
-    "max_retry_delay": 0.01,
-    "retry_jitter": 0.0,
-    "circuit_breaker_enabled": False,
-}
+FAST_RETRY = {"initial_retry_delay": 0.001, "max_retry_delay": 0.01, "retry_jitter": 0.0,
+              "circuit_breaker_enabled": False}
 
 
 def config(**kwargs: object) -> SubscriptionConfig:
@@ -40,11 +36,9 @@ def config(**kwargs: object) -> SubscriptionConfig:
 
 def manager_for(store: InMemoryEventStore, **kwargs: object) -> SubscriptionManager:
     return SubscriptionManager(
-        store,
-        InMemoryEventBus(enable_tracing=False),
+        store, InMemoryEventBus(enable_tracing=False),
         kwargs.pop("checkpoints", None) or InMemoryCheckpointRepository(enable_tracing=False),  # type: ignore[arg-type]
-        enable_tracing=False,
-        **kwargs,  # type: ignore[arg-type]
+        enable_tracing=False, **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -53,7 +47,6 @@ def fail_on(bad: set[UUID], error: type[Exception] = ValueError, times: int | No
         if event.event_id in bad and (times is None or attempt <= times):
             return error(f"cannot handle {event.event_id}")
         return None
-
     return fail
 
 
@@ -173,19 +166,14 @@ async def test_dlq_follows_the_strategy(
     ids = await place_orders(store, 2)
     dlq = InMemoryDLQRepository(enable_tracing=False)
     recorder = Recorder(fail=fail_on({ids[0]}, ConnectionError))
-    manager = manager_for(
-        store,
-        dlq_repo=dlq,
-        error_handling_config=ErrorHandlingConfig(strategy=strategy, dlq_enabled=dlq_enabled),
-    )
+    manager = manager_for(store, dlq_repo=dlq, error_handling_config=ErrorHandlingConfig(
+        strategy=strategy, dlq_enabled=dlq_enabled))
     subscription = await manager.subscribe(recorder, config(max_retries=1))
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
     assert len(await dlq.get_failed_events()) == expected
-    retried = strategy in (
-        ErrorHandlingStrategy.RETRY_THEN_DLQ,
-        ErrorHandlingStrategy.RETRY_THEN_CONTINUE,
-    )
+    retried = strategy in (ErrorHandlingStrategy.RETRY_THEN_DLQ,
+                           ErrorHandlingStrategy.RETRY_THEN_CONTINUE)
     assert recorder.attempts[ids[0]] == (2 if retried else 1)
 
 
@@ -230,7 +218,9 @@ async def test_processing_timeout_is_an_error_and_processing_goes_on() -> None:
 
     recorder = Hangs()
     manager = manager_for(store)
-    subscription = await manager.subscribe(recorder, config(processing_timeout=0.05, max_retries=0))
+    subscription = await manager.subscribe(
+        recorder, config(processing_timeout=0.05, max_retries=0)
+    )
     infos: list[ErrorInfo] = []
     manager.on_error(infos.append)  # a sync callback is accepted too
     async with manager:
@@ -244,9 +234,8 @@ async def test_processing_timeout_is_an_error_and_processing_goes_on() -> None:
 async def test_max_errors_before_stop() -> None:
     store = InMemoryEventStore(enable_tracing=False)
     ids = await place_orders(store, 6)
-    manager = manager_for(
-        store, error_handling_config=ErrorHandlingConfig(max_errors_before_stop=2)
-    )
+    manager = manager_for(store, error_handling_config=ErrorHandlingConfig(
+        max_errors_before_stop=2))
     recorder = Recorder(fail=fail_on(set(ids[1:4])))
     subscription = await manager.subscribe(recorder, config())
     async with manager:
@@ -260,14 +249,9 @@ async def test_circuit_breaker_opens_after_consecutive_failures() -> None:
     ids = await place_orders(store, 4)
     manager = manager_for(store)
     recorder = Recorder(fail=fail_on(set(ids[:2])))
-    subscription = await manager.subscribe(
-        recorder,
-        config(
-            circuit_breaker_enabled=True,
-            circuit_breaker_failure_threshold=2,
-            circuit_breaker_recovery_timeout=0.3,
-        ),
-    )
+    subscription = await manager.subscribe(recorder, config(
+        circuit_breaker_enabled=True, circuit_breaker_failure_threshold=2,
+        circuit_breaker_recovery_timeout=0.3))
     async with manager:
         await eventually(lambda: subscription.events_failed == 2)
         assert subscription.circuit_breaker is not None

@@ -77,13 +77,8 @@ class Order(AggregateRoot[OrderState]):
         self._state = OrderState(placed=True)
 
     def place(self, total: float) -> None:
-        self.apply_event(
-            OrderPlaced(
-                aggregate_id=self.aggregate_id,
-                aggregate_version=self.get_next_version(),
-                total=total,
-            )
-        )
+        self.apply_event(OrderPlaced(aggregate_id=self.aggregate_id,
+                                     aggregate_version=self.get_next_version(), total=total))
 
 
 class OrderDashboard(DeclarativeProjection):
@@ -247,9 +242,8 @@ async def test_filters_skip_events_but_advance_the_position() -> None:
     await store.append_events(order_id, "Shipment", [shipped], 0)
     recorder = Recorder(types=[OrderPlaced, OrderShipped, UserRegistered])
     manager = make_manager(store, checkpoints)
-    config = SubscriptionConfig(
-        start_from="beginning", event_types=(OrderPlaced, OrderShipped), aggregate_types=("Order",)
-    )
+    config = SubscriptionConfig(start_from="beginning", event_types=(OrderPlaced, OrderShipped),
+                                aggregate_types=("Order",))
     subscription = await manager.subscribe(recorder, config, name="filtered")
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
@@ -298,9 +292,8 @@ async def test_every_batch_saves_once_per_page() -> None:
     await place_orders(store, 250)
     checkpoints = CountingCheckpointRepository()
     manager = make_manager(store, checkpoints)
-    config = SubscriptionConfig(
-        start_from="beginning", batch_size=100, checkpoint_strategy="every_batch"
-    )  # type: ignore[arg-type]
+    config = SubscriptionConfig(start_from="beginning", batch_size=100,
+                                checkpoint_strategy="every_batch")  # type: ignore[arg-type]
     subscription = await manager.subscribe(Recorder(), config, name="orders")
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
@@ -313,9 +306,8 @@ async def test_every_event_saves_each_event() -> None:
     await place_orders(store, 5)
     checkpoints = CountingCheckpointRepository()
     manager = make_manager(store, checkpoints)
-    config = SubscriptionConfig(
-        start_from="beginning", batch_size=2, checkpoint_strategy=CheckpointStrategy.EVERY_EVENT
-    )
+    config = SubscriptionConfig(start_from="beginning", batch_size=2,
+                                checkpoint_strategy=CheckpointStrategy.EVERY_EVENT)
     subscription = await manager.subscribe(Recorder(), config, name="orders")
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
@@ -330,12 +322,9 @@ async def test_periodic_saves_at_stop() -> None:
     await place_orders(store, 30)
     checkpoints = CountingCheckpointRepository()
     manager = make_manager(store, checkpoints)
-    config = SubscriptionConfig(
-        start_from="beginning",
-        batch_size=10,
-        checkpoint_strategy=CheckpointStrategy.PERIODIC,
-        checkpoint_interval_seconds=3600,
-    )
+    config = SubscriptionConfig(start_from="beginning", batch_size=10,
+                                checkpoint_strategy=CheckpointStrategy.PERIODIC,
+                                checkpoint_interval_seconds=3600)
     subscription = await manager.subscribe(Recorder(), config, name="orders")
     await manager.start()
     await eventually(lambda: subscription.state is SubscriptionState.LIVE)
