@@ -6,7 +6,8 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from eventsource.events.base import DomainEvent
@@ -15,7 +16,11 @@ from eventsource.observability.tracing import TracingMixin
 from eventsource.projections.decorators import get_handled_event_type
 from eventsource.projections.retry import ExponentialBackoffRetryPolicy, RetryPolicy
 from eventsource.protocols import EventSubscriber
-from eventsource.repositories.checkpoint import CheckpointRepository, InMemoryCheckpointRepository
+from eventsource.repositories.checkpoint import (
+    CheckpointRepository,
+    ConnectionCheckpointWriter,
+    InMemoryCheckpointRepository,
+)
 from eventsource.repositories.dlq import DLQRepository, InMemoryDLQRepository
 from eventsource.subscriptions.retry import RetryConfig
 
@@ -138,6 +143,10 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
                     self.projection_name, event.event_id, f"{type(exc).__name__}: {exc}"
                 ) from exc
             break
+        await self._record_checkpoint(event)
+
+    async def _record_checkpoint(self, event: DomainEvent) -> None:
+        """Save the checkpoint after `event` was processed."""
         await self._checkpoint_repo.update_checkpoint(
             projection_name=self.projection_name,
             event_id=event.event_id,
@@ -259,6 +268,10 @@ class DeclarativeProjection(CheckpointTrackingProjection):
         return None
 
     async def _process_event(self, event: DomainEvent) -> None:
+        await self._dispatch(event)
+
+    async def _dispatch(self, event: DomainEvent) -> None:
+        """Call the handler of `event`'s class."""
         found = self._handlers.get(type(event))
         if found is None:
             self._unhandled(event)
@@ -289,7 +302,13 @@ class DeclarativeProjection(CheckpointTrackingProjection):
 
 class DatabaseProjection(DeclarativeProjection):
     """A declarative projection whose `handle` runs in one session transaction, passing its
-    connection to two-parameter handlers."""
+    connection to two-parameter handlers.
+
+    Given a checkpoint repository that can write through that connection (the SQL ones), the
+    checkpoint is written in the same transaction as the read model: after a crash, the
+    checkpoint names exactly the last event whose writes committed, so resuming from it
+    applies nothing twice. `handle_batch` does the same for a whole page in one transaction.
+    """
 
     def __init__(
         self,
@@ -301,6 +320,9 @@ class DatabaseProjection(DeclarativeProjection):
         super().__init__(checkpoint_repo, dlq_repo, enable_tracing)
         self._session_factory = session_factory
         self._current_connection: Any = None
+        repo = self._checkpoint_repo
+        self._writer = repo if isinstance(repo, ConnectionCheckpointWriter) else None
+        self._writer_ready = False
 
     def _connection(self) -> Any:
         if self._current_connection is None:
@@ -309,10 +331,68 @@ class DatabaseProjection(DeclarativeProjection):
             )
         return self._current_connection
 
-    async def _process_event(self, event: DomainEvent) -> None:
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A session transaction whose connection the handlers get; commits on success."""
+        if self._writer is not None and not self._writer_ready:
+            # The checkpoint table gets created (if need be) before, not inside, the first
+            # read-model transaction: on SQLite its creation would wait on that transaction.
+            await self._checkpoint_repo.get_checkpoint(projection_name=self.projection_name)
+            self._writer_ready = True
         async with self._session_factory() as session, session.begin():
             self._current_connection = await session.connection()
             try:
-                await super()._process_event(event)
+                yield self._current_connection
             finally:
                 self._current_connection = None
+
+    async def _process_event(self, event: DomainEvent) -> None:
+        async with self._transaction() as conn:
+            await self._dispatch(event)
+            if self._writer is not None:
+                await self._writer.update_checkpoint_on(
+                    conn, self.projection_name, event.event_id, event.event_type
+                )
+
+    async def _record_checkpoint(self, event: DomainEvent) -> None:
+        if self._writer is None:  # otherwise it committed with the read model
+            await super()._record_checkpoint(event)
+
+    async def _process_batch(self, conn: Any, events: Sequence[DomainEvent]) -> None:
+        """Apply a page of events inside the open transaction (one handler call each).
+
+        Override to write the page with fewer statements (e.g. one executemany): handlers
+        that issue one statement per event pay one database round trip each.
+        """
+        for event in events:
+            await self._dispatch(event)
+
+    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
+        """Apply `events` (in order) in one transaction with one checkpoint write.
+
+        If any event fails, the whole page is rolled back and handled again one event at a
+        time through `handle`, so retries and dead-lettering apply per event as usual.
+        """
+        if not events:
+            return
+        last = events[-1]
+        try:
+            async with self._transaction() as conn:
+                await self._process_batch(conn, events)
+                if self._writer is not None:
+                    await self._writer.update_checkpoint_on(
+                        conn, self.projection_name, last.event_id, last.event_type, len(events)
+                    )
+        except Exception as exc:
+            logger.warning(
+                "%s: a page of %d events failed (%s); handling them one by one",
+                self.projection_name,
+                len(events),
+                exc,
+            )
+            for event in events:
+                await self.handle(event)
+            return
+        if self._writer is None:
+            for event in events:
+                await super()._record_checkpoint(event)

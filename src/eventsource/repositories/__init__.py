@@ -1,4 +1,7 @@
-"""Checkpoint, dead-letter and outbox repositories (protocols and in-memory versions)."""
+"""Checkpoint, dead-letter and outbox repositories: protocols, in-memory versions, and the
+SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver)."""
+
+from typing import Any
 
 from eventsource.repositories._json import EventSourceJSONEncoder, json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
@@ -39,7 +42,31 @@ __all__ = [
     "OutboxRepository",
     "OutboxRepositoryProtocol",
     "OutboxStats",
+    "PostgreSQLCheckpointRepository",
+    "PostgreSQLDLQRepository",
+    "PostgreSQLOutboxRepository",
     "ProjectionFailureCount",
+    "SQLiteCheckpointRepository",
+    "SQLiteDLQRepository",
+    "SQLiteOutboxRepository",
     "json_dumps",
     "json_loads",
 ]
+
+_LAZY = {
+    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+    "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
+    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventsource.repositories' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

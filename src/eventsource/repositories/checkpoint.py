@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource.observability.tracing import TracingMixin
@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointData",
     "CheckpointRepository",
     "CheckpointRepositoryProtocol",
+    "ConnectionCheckpointWriter",
     "InMemoryCheckpointRepository",
     "LagMetrics",
 ]
@@ -69,6 +70,22 @@ class CheckpointRepository(Protocol):
 
 
 CheckpointRepositoryProtocol = CheckpointRepository
+
+
+@runtime_checkable
+class ConnectionCheckpointWriter(Protocol):
+    """A checkpoint repository that can write through the caller's connection, inside the
+    caller's open transaction (so a read-model write and its checkpoint commit together)."""
+
+    async def update_checkpoint_on(
+        self,
+        connection: Any,
+        projection_name: str,
+        event_id: UUID,
+        event_type: str,
+        count: int = 1,
+    ) -> None:
+        """`update_checkpoint` for `count` events (the last one given), on `connection`."""
 
 
 class InMemoryCheckpointRepository(TracingMixin):

@@ -1,0 +1,161 @@
+"""Checkpoint, dead-letter and outbox repositories in SQLite, through an aiosqlite connection.
+
+The statements and the logic are shared with PostgreSQL (`repositories/_sql.py`); this module
+only runs them: UUIDs go in as TEXT, datetimes as fixed-width UTC ISO text (so text order is
+time order), and each statement is one hop to the driver's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsource._optional import optional
+from eventsource._sql.sqlite import SQLiteConnection, utc_iso
+from eventsource.exceptions import SQLiteNotAvailableError
+from eventsource.migrations import get_schema, split_statements
+from eventsource.repositories._sql import (
+    Params,
+    Row,
+    SQLCheckpointRepository,
+    SQLDLQRepository,
+    SQLOutboxRepository,
+)
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from eventsource.stores.sqlite import SQLiteEventStore
+else:
+    aiosqlite = optional("aiosqlite")
+
+__all__ = ["SQLiteCheckpointRepository", "SQLiteDLQRepository", "SQLiteOutboxRepository"]
+
+# Columns added after a table's first release: created on tables made by older versions.
+_LATER_COLUMNS: dict[str, dict[str, str]] = {
+    "checkpoints": {"projection_checkpoints": "cursor TEXT"},
+}
+
+
+def _value(value: object) -> object:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    return value
+
+
+def _params(params: Params) -> dict[str, object]:
+    return {key: _value(value) for key, value in params.items()}
+
+
+class _SQLiteExecutor:
+    """Runs the shared statements on one aiosqlite connection (or a store's), creating the
+    table on first use. A write commits unless the connection was already in a transaction
+    (then it joins it, and the caller commits)."""
+
+    def __init__(self, connection: aiosqlite.Connection | SQLiteEventStore, schema: str) -> None:
+        if aiosqlite is None:
+            raise SQLiteNotAvailableError
+        self._source = connection
+        self._schema = schema
+        self._link: SQLiteConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> SQLiteConnection:
+        if self._link is not None:
+            return self._link
+        async with self._lock:
+            if self._link is None:
+                source = self._source
+                if isinstance(source, aiosqlite.Connection):
+                    link = SQLiteConnection(source, source._conn, "<aiosqlite connection>", 0)
+                else:
+                    link = await source._open()  # the store connects lazily, so do we
+                found = await link.run(_create, get_schema(self._schema, "sqlite"), self._schema)
+                link.database, link.busy_timeout = found  # for error messages
+                self._link = link
+        return self._link
+
+    async def fetch(self, sql: str, params: Params) -> list[Row]:
+        return await (await self._ready()).run(_fetch, sql, _params(params))
+
+    async def execute(self, sql: str, params: Params) -> int:
+        return await (await self._ready()).run(_write, sql, _params(params))
+
+    async def has_table(self, name: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
+        return bool(await self.fetch(sql, {"name": name}))
+
+    async def execute_on(self, connection: Any, sql: str, params: Params) -> None:
+        await self._ready()
+        if isinstance(connection, aiosqlite.Connection):
+            await connection.execute(sql, _params(params))
+            return
+        from sqlalchemy import text  # an SQLAlchemy AsyncConnection (sqlite+aiosqlite)
+
+        await connection.execute(text(sql), _params(params))
+
+
+def _fetch(db: sqlite3.Connection, sql: str, params: dict[str, object]) -> list[Row]:
+    return db.execute(sql, params).fetchall()
+
+
+def _write(db: sqlite3.Connection, sql: str, params: dict[str, object]) -> int:
+    ours = not db.in_transaction
+    try:
+        count = db.execute(sql, params).rowcount
+        if ours and db.in_transaction:  # a connection in sqlite3's implicit-transaction mode
+            db.commit()
+    except BaseException:
+        if ours and db.in_transaction:
+            db.rollback()
+        raise
+    return count
+
+
+def _create(db: sqlite3.Connection, script: str, schema: str) -> tuple[str, int]:
+    """Create the table and any later column; the database file and busy timeout."""
+    # Statement by statement: every one is idempotent, and this leaves a caller's open
+    # transaction alone (executescript would commit it).
+    ours = not db.in_transaction
+    for statement in split_statements(script):
+        db.execute(statement)
+    for table, column in _LATER_COLUMNS.get(schema, {}).items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    if ours and db.in_transaction:
+        db.commit()
+    database = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
+    return database or ":memory:", int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+class SQLiteCheckpointRepository(SQLCheckpointRepository):
+    """Checkpoints in `projection_checkpoints` of an open aiosqlite connection (or a store's)."""
+
+    def __init__(
+        self, connection: aiosqlite.Connection | SQLiteEventStore, enable_tracing: bool = True
+    ) -> None:
+        super().__init__(_SQLiteExecutor(connection, "checkpoints"), enable_tracing)
+
+
+class SQLiteDLQRepository(SQLDLQRepository):
+    """Dead letters in `dead_letter_queue` of an open aiosqlite connection (or a store's)."""
+
+    def __init__(
+        self, connection: aiosqlite.Connection | SQLiteEventStore, enable_tracing: bool = True
+    ) -> None:
+        super().__init__(_SQLiteExecutor(connection, "dlq"), enable_tracing)
+
+
+class SQLiteOutboxRepository(SQLOutboxRepository):
+    """Outbox rows in `event_outbox` of an open aiosqlite connection (or a store's)."""
+
+    def __init__(
+        self, connection: aiosqlite.Connection | SQLiteEventStore, enable_tracing: bool = True
+    ) -> None:
+        super().__init__(_SQLiteExecutor(connection, "outbox"), enable_tracing)
