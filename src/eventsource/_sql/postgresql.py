@@ -37,7 +37,7 @@ __all__ = [
 
 # One key for every schema change made by the library, so concurrent first uses (processes
 # included) never race on CREATE TABLE; the value is arbitrary but fixed.
-_DDL_LOCK_KEY = 0x6576_736F_7263_6501
+DDL_LOCK_KEY = 0x6576_736F_7263_6501
 
 
 class Row(Protocol):
@@ -137,6 +137,6 @@ async def schema_is_current(conn: DriverConnection, names: Sequence[str]) -> boo
 async def apply_schema(conn: DriverConnection, names: Sequence[str]) -> None:
     """Create or upgrade the named shipped tables, one process at a time."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK_KEY)
         for name in names:
             await conn.execute(get_schema(name, "postgresql"))

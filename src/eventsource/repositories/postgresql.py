@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from eventsource._optional import optional
-from eventsource._sql.postgresql import _DDL_LOCK_KEY
+from eventsource._sql.postgresql import DDL_LOCK_KEY
 from eventsource.migrations import get_schema, split_statements
 from eventsource.repositories._sql import (
     Params,
@@ -122,7 +122,7 @@ class _PostgreSQLExecutor:
                 if not (await conn.execute(_text(_PROBE_SQL), probe)).scalar():
                     # One schema change at a time across processes (the stores use this key).
                     await conn.execute(
-                        _text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK_KEY}
+                        _text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY}
                     )
                     for statement in split_statements(get_schema(self._schema, "postgresql")):
                         await conn.exec_driver_sql(statement)
