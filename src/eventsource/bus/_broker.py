@@ -70,6 +70,7 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
         self._stop_event: asyncio.Event | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._subscribed = asyncio.Event()
 
     @property
     def config(self) -> ConfigT:
@@ -140,6 +141,7 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
         self._stop_event = asyncio.Event()
         self._consuming = True
         self._idle.clear()
+        self._subscribed.clear()
         token = _in_consumer.set(True)
         try:
             await self._consume()
@@ -147,6 +149,13 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
             self._consuming = False
             self._idle.set()
             _in_consumer.reset(token)
+
+    async def wait_until_consuming(self, timeout: float = 30.0) -> None:
+        """Return once `start_consuming()` has subscribed: events published afterwards reach it."""
+        await asyncio.wait_for(self._subscribed.wait(), timeout)
+
+    def _mark_subscribed(self) -> None:
+        self._subscribed.set()
 
     async def stop_consuming(self) -> None:
         """Ask the consumer to stop after the message in hand; returns once it has."""
@@ -207,8 +216,10 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
             return
         with self._create_span_context(
             "eventsource.event_bus.handle",
-            {"eventsource.handler.name": handler_name(handler),
-             "eventsource.event.type": event.event_type},
+            {
+                "eventsource.handler.name": handler_name(handler),
+                "eventsource.event.type": event.event_type,
+            },
         ):
             await invoke_handler(handler, event)
 

@@ -188,6 +188,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             while not self._stopping:
                 try:
                     await self._ensure_group()
+                    self._mark_subscribed()
                     if time.monotonic() >= next_recovery:
                         next_recovery = time.monotonic() + interval
                         await self._recover(self._config.pending_idle_ms, None, None, True)
@@ -314,8 +315,9 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             if config.enable_dlq:
                 pipe.xadd(config.dlq_stream_name, self._dead_letter_fields(letter))  # type: ignore[arg-type]
             else:
-                logger.error("Dropping message %s (DLQ disabled): %s", letter.message_id,
-                             letter.reason)
+                logger.error(
+                    "Dropping message %s (DLQ disabled): %s", letter.message_id, letter.reason
+                )
             pipe.delete(config.retry_key(letter.message_id))
             self._retried.discard(letter.message_id)
         for message_id in acks:
@@ -343,18 +345,29 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         config = self._config
         try:
             pending: Any = await self._redis.xpending_range(
-                config.stream_name, config.consumer_group, "-", "+", 10_000,
+                config.stream_name,
+                config.consumer_group,
+                "-",
+                "+",
+                10_000,
                 consumername=self._consumer_name,
             )
             ids = [entry["message_id"] for entry in pending]
             if ids:
                 await self._redis.xclaim(
-                    config.stream_name, config.consumer_group, self._consumer_name, 0, ids,
-                    idle=_RELEASED_IDLE_MS, justid=True,
+                    config.stream_name,
+                    config.consumer_group,
+                    self._consumer_name,
+                    0,
+                    ids,
+                    idle=_RELEASED_IDLE_MS,
+                    justid=True,
                 )
         except (*_TRANSIENT, *_REFUSED) as exc:
-            logger.warning("Could not release pending messages (%s); they wait for "
-                           "pending_idle_ms instead", exc)
+            logger.warning(
+                "Could not release pending messages (%s); they wait for pending_idle_ms instead",
+                exc,
+            )
 
     # -- recovery and the DLQ ----------------------------------------------------------------
 
@@ -380,8 +393,12 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         cursor = "0-0"
         for _ in range(10_000):  # XAUTOCLAIM scans the pending list in pages
             reply: Any = await self._redis.xautoclaim(
-                config.stream_name, config.consumer_group, self._consumer_name, min_idle_ms,
-                cursor, count=batch_size or config.batch_size,
+                config.stream_name,
+                config.consumer_group,
+                self._consumer_name,
+                min_idle_ms,
+                cursor,
+                count=batch_size or config.batch_size,
             )
             cursor = _text(reply[0])
             claimed = [(_text(message_id), fields) for message_id, fields in reply[1]]
@@ -404,8 +421,10 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         await self.connect()
         entries: Any = await self._redis.xrange(self._config.dlq_stream_name, start, end, count)
         return [
-            {"message_id": _text(message_id),
-             "data": {_text(k): _text(v) for k, v in fields.items()}}
+            {
+                "message_id": _text(message_id),
+                "data": {_text(k): _text(v) for k, v in fields.items()},
+            }
             for message_id, fields in entries
         ]
 
@@ -413,9 +432,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         """Put a dead letter back on the stream (without its DLQ fields); False if absent."""
         await self.connect()
         config = self._config
-        entries: Any = await self._redis.xrange(
-            config.dlq_stream_name, message_id, message_id, 1
-        )
+        entries: Any = await self._redis.xrange(config.dlq_stream_name, message_id, message_id, 1)
         if not entries:
             return False
         dlq_only = {b"original_message_id", b"retry_count", b"dlq_timestamp", b"dlq_reason"}
@@ -450,8 +467,11 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 "last_entry_id": _text(last[0]) if last else None,
             },
             "consumer_groups": [
-                {"name": _text(g["name"]), "consumers": int(g["consumers"]),
-                 "pending": int(g["pending"])}
+                {
+                    "name": _text(g["name"]),
+                    "consumers": int(g["consumers"]),
+                    "pending": int(g["pending"]),
+                }
                 for g in groups
             ],
             "pending_messages": sum(int(g["pending"]) for g in groups),
