@@ -149,7 +149,9 @@ class SQLiteNotAvailableError(ImportError):
     """aiosqlite is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("SQLite support needs aiosqlite: pip install 'eventsource-py[sqlite]'")
+        super().__init__(
+            "SQLite support needs aiosqlite: pip install 'eventsource-py[sqlite]'"
+        )
 
 
 class EventTypeNotFoundError(KeyError):
