@@ -147,3 +147,14 @@ def test_in_memory_bus_uses_the_shared_registry() -> None:
     bus.subscribe(HelperShipped, print)
     bus.clear_subscribers()
     assert bus.get_subscriber_count() == 0
+
+
+def test_the_fast_read_reply_unpacks_to_entries() -> None:
+    from eventsource.bus._redis_entries import unpack_read
+
+    reply = [b"1-0", 1, b"T", b"e1", b"{}", b"2-0", 0, None, None, None, b"3-0", 1, None, None, b"x"]
+    assert unpack_read(reply) == [
+        ("1-0", {b"event_type": b"T", b"event_id": b"e1", b"payload": b"{}"}),
+        ("2-0", None),
+        ("3-0", {b"payload": b"x"}),
+    ]

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsource._optional import optional
@@ -21,9 +20,18 @@ from eventsource.bus._codec import (
     UndecodableMessageError,
     decode_message,
     describe_error,
-    encode_message,
+    encode_entry,
 )
 from eventsource.bus._redis_config import RedisEventBusConfig, RedisEventBusStats
+from eventsource.bus._redis_entries import (
+    DLQ_FIELDS,
+    READ_SCRIPT,
+    DeadLetter,
+    Entry,
+    dead_letter_fields,
+    text,
+    unpack_read,
+)
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError, RedisNotAvailableError
@@ -54,19 +62,6 @@ _PIPELINE_CHUNK = 1000  # XADDs per round trip: large enough to amortise, small 
 _PUBLISH_ATTEMPTS = 12
 _RELEASED_IDLE_MS = 7 * 24 * 3600 * 1000  # released entries look stuck at once to any claimer
 _T = TypeVar("_T")
-Entry = tuple[str, dict[bytes, bytes] | None]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-@dataclass
-class _DeadLetter:
-    message_id: str
-    fields: dict[bytes, bytes]
-    reason: str
-    retry_count: int
 
 
 class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
@@ -85,6 +80,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         self._consumer_name: str = config.consumer_name or ""
         self._client: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
+        self._read_script: Any = None
         self._group_ready = False
         self._retry_pending = False
         self._retried: set[str] = set()
@@ -104,6 +100,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         self._client = self._new_client(self._config.socket_timeout)
         # Blocking reads wait up to block_ms: their socket must outlast that.
         self._reader = self._new_client(self._config.socket_timeout + self._config.block_ms / 1000)
+        self._read_script = self._reader.register_script(READ_SCRIPT)
         try:
             await self._client.ping()
         except BaseException:
@@ -143,7 +140,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
 
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before any XADD.
-        messages = [encode_message(event) for event in events]
+        messages = [encode_entry(event) for event in events]
         stream = self._config.stream_name
         for start in range(0, len(messages), _PIPELINE_CHUNK):
             chunk = messages[start : start + _PIPELINE_CHUNK]
@@ -218,18 +215,25 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             await self._release_pending()
 
     async def _read(self, cursor: str, block: bool) -> list[Entry]:
-        """One XREADGROUP; a blocking read is abandoned when stopping."""
+        """The next batch at `cursor` ("0..." our pending entries, ">" new ones); when there are
+        none and `block`, wait up to block_ms for new ones (abandoned when stopping)."""
+        config = self._config
+        reply = await self._read_script(
+            keys=[config.stream_name],
+            args=[config.consumer_group, self._consumer_name, config.batch_size, cursor],
+        )
+        if reply or not block:
+            return unpack_read(reply)
         assert self._reader is not None
         call = self._reader.xreadgroup(
-            self._config.consumer_group,
+            config.consumer_group,
             self._consumer_name,
-            {self._config.stream_name: cursor},
-            count=self._config.batch_size,
-            block=self._config.block_ms if block else None,
+            {config.stream_name: ">"},
+            count=config.batch_size,
+            block=config.block_ms,
         )
-        response: Any
-        if not block or self._stop_event is None:
-            response = await call
+        if self._stop_event is None:
+            response: Any = await call
         else:
             read = asyncio.ensure_future(call)
             stop = asyncio.ensure_future(self._stop_event.wait())
@@ -243,7 +247,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             response = read.result()
         if not response:
             return []
-        return [(_text(message_id), fields) for message_id, fields in response[0][1]]
+        return [(text(message_id), fields) for message_id, fields in response[0][1]]
 
     async def _process_entries(
         self, entries: Sequence[Entry], max_retries: int, stoppable: bool
@@ -251,7 +255,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         """Handle entries in order; ack the successes and dead letters in one round trip."""
         counts = {"reprocessed": 0, "dlq": 0, "failed": 0}
         acks: list[str] = []
-        dead: list[_DeadLetter] = []
+        dead: list[DeadLetter] = []
         try:
             for message_id, fields in entries:
                 if stoppable and self._stopping:
@@ -263,7 +267,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 if outcome is None:
                     acks.append(message_id)
                     counts["reprocessed"] += 1
-                elif isinstance(outcome, _DeadLetter):
+                elif isinstance(outcome, DeadLetter):
                     dead.append(outcome)
                     counts["dlq"] += 1
                 else:
@@ -273,9 +277,9 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         return counts
 
     async def _process_one(
-        self, message_id: str, fields: dict[bytes, bytes], max_retries: int
-    ) -> _DeadLetter | bool | None:
-        """None: processed; `_DeadLetter`: give up; False: failed, to be retried."""
+        self, message_id: str, fields: Mapping[bytes, bytes], max_retries: int
+    ) -> DeadLetter | bool | None:
+        """None: processed; `DeadLetter`: give up; False: failed, to be retried."""
         self._stats.events_consumed += 1
         with self._create_span_context(
             "eventsource.event_bus.process", {"messaging.message.id": message_id}
@@ -285,7 +289,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             except UndecodableMessageError as exc:
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable message %s: %s", message_id, exc.reason)  # noqa: TRY400
-                return _DeadLetter(message_id, fields, exc.reason, 0)
+                return DeadLetter(message_id, fields, exc.reason, 0)
             failures = await self._dispatch(event)
         if not failures:
             self._stats.events_processed_success += 1
@@ -293,7 +297,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         self._stats.events_processed_failed += 1
         count = await self._count_failure(message_id)
         if count >= max_retries:
-            return _DeadLetter(message_id, fields, describe_error(failures[0][1]), count)
+            return DeadLetter(message_id, fields, describe_error(failures[0][1]), count)
         self._retry_pending = True
         return False
 
@@ -306,14 +310,16 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         self._retried.add(message_id)
         return int(count)
 
-    async def _settle(self, acks: list[str], dead: list[_DeadLetter]) -> None:
+    async def _settle(self, acks: list[str], dead: list[DeadLetter]) -> None:
         if not acks and not dead:
             return
         config = self._config
+        originals = await self._originals(dead) if dead and config.enable_dlq else {}
         pipe = self._redis.pipeline(transaction=False)
         for letter in dead:
             if config.enable_dlq:
-                pipe.xadd(config.dlq_stream_name, self._dead_letter_fields(letter))  # type: ignore[arg-type]
+                data = dead_letter_fields(letter, originals.get(letter.message_id))
+                pipe.xadd(config.dlq_stream_name, data)  # type: ignore[arg-type]
             else:
                 logger.error(
                     "Dropping message %s (DLQ disabled): %s", letter.message_id, letter.reason
@@ -330,15 +336,15 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         if config.enable_dlq:
             self._stats.messages_sent_to_dlq += len(dead)
 
-    @staticmethod
-    def _dead_letter_fields(letter: _DeadLetter) -> dict[bytes | str, bytes | str]:
-        data: dict[bytes | str, bytes | str] = {}
-        data.update(letter.fields.items())
-        data["original_message_id"] = letter.message_id
-        data["retry_count"] = str(letter.retry_count)
-        data["dlq_timestamp"] = str(time.time())
-        data["dlq_reason"] = letter.reason
-        return data
+    async def _originals(self, dead: list[DeadLetter]) -> dict[str, Any]:
+        """The full entries of the dead letters (fast reads carry only some fields)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for letter in dead:
+            pipe.xrange(self._config.stream_name, letter.message_id, letter.message_id, 1)
+        found: list[Any] = await pipe.execute()
+        return {
+            letter.message_id: hit[0][1] for letter, hit in zip(dead, found, strict=True) if hit
+        }
 
     async def _release_pending(self) -> None:
         """Make our unacknowledged entries claimable at once by the group's other consumers."""
@@ -400,9 +406,9 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 cursor,
                 count=batch_size or config.batch_size,
             )
-            cursor = _text(reply[0])
-            claimed = [(_text(message_id), fields) for message_id, fields in reply[1]]
-            deleted = [_text(message_id) for message_id in (reply[2] if len(reply) > 2 else ())]
+            cursor = text(reply[0])
+            claimed = [(text(message_id), fields) for message_id, fields in reply[1]]
+            deleted = [text(message_id) for message_id in (reply[2] if len(reply) > 2 else ())]
             result["checked"] += len(claimed) + len(deleted)
             result["claimed"] += len(claimed)
             self._stats.messages_recovered += len(claimed)
@@ -422,8 +428,8 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         entries: Any = await self._redis.xrange(self._config.dlq_stream_name, start, end, count)
         return [
             {
-                "message_id": _text(message_id),
-                "data": {_text(k): _text(v) for k, v in fields.items()},
+                "message_id": text(message_id),
+                "data": {text(k): text(v) for k, v in fields.items()},
             }
             for message_id, fields in entries
         ]
@@ -435,8 +441,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         entries: Any = await self._redis.xrange(config.dlq_stream_name, message_id, message_id, 1)
         if not entries:
             return False
-        dlq_only = {b"original_message_id", b"retry_count", b"dlq_timestamp", b"dlq_reason"}
-        fields = {k: v for k, v in entries[0][1].items() if k not in dlq_only}
+        fields = {k: v for k, v in entries[0][1].items() if k not in DLQ_FIELDS}
         pipe = self._redis.pipeline(transaction=True)
         pipe.xadd(config.stream_name, fields)
         pipe.xdel(config.dlq_stream_name, message_id)
@@ -455,7 +460,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         except aioredis.ResponseError:  # no stream yet
             info, groups = {"length": 0}, []
         consumers: list[dict[str, Any]] = []
-        if any(_text(group["name"]) == config.consumer_group for group in groups):
+        if any(text(group["name"]) == config.consumer_group for group in groups):
             consumers = await redis.xinfo_consumers(config.stream_name, config.consumer_group)
         first, last = info.get("first-entry"), info.get("last-entry")
         return {
@@ -463,12 +468,12 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             "stream": {
                 "name": config.stream_name,
                 "length": int(info.get("length", 0)),
-                "first_entry_id": _text(first[0]) if first else None,
-                "last_entry_id": _text(last[0]) if last else None,
+                "first_entry_id": text(first[0]) if first else None,
+                "last_entry_id": text(last[0]) if last else None,
             },
             "consumer_groups": [
                 {
-                    "name": _text(g["name"]),
+                    "name": text(g["name"]),
                     "consumers": int(g["consumers"]),
                     "pending": int(g["pending"]),
                 }
