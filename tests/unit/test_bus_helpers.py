@@ -152,7 +152,23 @@ def test_in_memory_bus_uses_the_shared_registry() -> None:
 def test_the_fast_read_reply_unpacks_to_entries() -> None:
     from eventsource.bus._redis_entries import unpack_read
 
-    reply = [b"1-0", 1, b"T", b"e1", b"{}", b"2-0", 0, None, None, None, b"3-0", 1, None, None, b"x"]
+    reply = [
+        b"1-0",
+        1,
+        b"T",
+        b"e1",
+        b"{}",
+        b"2-0",
+        0,
+        None,
+        None,
+        None,
+        b"3-0",
+        1,
+        None,
+        None,
+        b"x",
+    ]
     assert unpack_read(reply) == [
         ("1-0", {b"event_type": b"T", b"event_id": b"e1", b"payload": b"{}"}),
         ("2-0", None),
