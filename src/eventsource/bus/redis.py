@@ -94,6 +94,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             socket_timeout=socket_timeout,
             socket_connect_timeout=self._config.socket_connect_timeout,
             single_connection_client=self._config.single_connection_client,
+            client_name=f"eventsource-{self._config.consumer_name}",  # visible in CLIENT LIST
         )
 
     async def _connect(self) -> None:

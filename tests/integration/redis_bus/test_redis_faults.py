@@ -27,15 +27,22 @@ async def buses() -> AsyncIterator[Buses]:
         yield opened
 
 
-async def _kill_clients(url: str, stop: asyncio.Event, every: float) -> int:
-    """Drop every normal client connection (not this one) until `stop`; count the rounds."""
+async def _kill_clients(url: str, marker: str, stop: asyncio.Event, every: float) -> int:
+    """Drop the connections of this test's buses (named after `marker`; other users of the
+    server are left alone) until `stop`; count the rounds that killed something."""
     admin = aioredis.Redis.from_url(url)
     rounds = 0
     try:
         while not stop.is_set():
             await asyncio.sleep(every)
-            await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            rounds += 1
+            clients = await admin.client_list()
+            ids = [str(c["id"]) for c in clients if marker in c.get("name", "")]
+            if ids:
+                pipe = admin.pipeline(transaction=False)
+                for client_id in ids:  # one ID per CLIENT KILL: repeated filters are ANDed
+                    pipe.execute_command("CLIENT", "KILL", "ID", client_id)
+                await pipe.execute(raise_on_error=False)  # some may have gone already
+                rounds += 1
     finally:
         await admin.aclose()
     return rounds
@@ -46,13 +53,14 @@ async def test_dropped_connections_lose_no_event(buses: Buses) -> None:
     total = 10_000
     events = [ContractPing(aggregate_id=uuid4(), n=n) for n in range(total)]
     seen: set[UUID] = set()
-    consumers = [await buses.open(consumer_name=f"c{i}", batch_size=100) for i in range(2)]
+    marker = buses.prefix  # in every connection name of this test's buses
+    consumers = [await buses.open(consumer_name=f"{marker}-c{i}", batch_size=100) for i in range(2)]
     for consumer in consumers:
         consumer.subscribe(ContractPing, lambda e: seen.add(e.event_id))
-    publisher = await buses.open()
+    publisher = await buses.open(consumer_name=f"{marker}-publisher")
     stop = asyncio.Event()
     async with consuming(consumers[0]), consuming(consumers[1]):
-        killer = asyncio.create_task(_kill_clients(buses.url, stop, every=0.15))
+        killer = asyncio.create_task(_kill_clients(buses.url, marker, stop, every=0.15))
         for start in range(0, total, 200):
             await publisher.publish(events[start : start + 200])
             await asyncio.sleep(0.005)  # spread publishing over several kills
