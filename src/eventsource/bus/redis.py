@@ -60,6 +60,7 @@ _REFUSED: tuple[type[Exception], ...] = (
 )
 _PIPELINE_CHUNK = 1000  # XADDs per round trip: large enough to amortise, small enough to retry
 _PUBLISH_ATTEMPTS = 12
+_RETRY_PAUSE = 0.05  # before redelivering failed messages: a transient fault may clear
 _RELEASED_IDLE_MS = 7 * 24 * 3600 * 1000  # released entries look stuck at once to any claimer
 _T = TypeVar("_T")
 
@@ -199,7 +200,9 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                     await self._process_entries(entries, self._config.max_retries, True)
                     if own_cursor is None and self._retry_pending:
                         self._retry_pending = False
-                        own_cursor = "0"
+                        own_cursor = "0"  # redeliver our failed messages, after a breath
+                        if await self._stopped_within(_RETRY_PAUSE):
+                            break
                     delay = 0.05
                 except aioredis.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
