@@ -13,7 +13,6 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-import redis.asyncio as aioredis
 from redis_bus_helpers import Buses, redis_buses
 
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
@@ -30,6 +29,8 @@ async def buses() -> AsyncIterator[Buses]:
 async def _kill_clients(url: str, marker: str, stop: asyncio.Event, every: float) -> int:
     """Drop the connections of this test's buses (named after `marker`; other users of the
     server are left alone) until `stop`; count the rounds that killed something."""
+    import redis.asyncio as aioredis  # after require_redis: a missing driver skips or fails
+
     admin = aioredis.Redis.from_url(url)
     rounds = 0
     try:
