@@ -17,6 +17,7 @@ __all__ = [
     "EventVersionError",
     "OptimisticLockError",
     "ProjectionError",
+    "RedisNotAvailableError",
     "SQLiteNotAvailableError",
     "SerializationError",
     "StoreNotConnectedError",
@@ -135,6 +136,13 @@ class SerializationError(EventSourceError):
         self.event_id = event_id
         where = f" (event {event_id})" if event_id is not None else ""
         super().__init__(f"Cannot (de)serialise event type {event_type!r}{where}: {message}")
+
+
+class RedisNotAvailableError(ImportError):
+    """redis (redis-py >= 5) is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("The Redis event bus needs redis: pip install 'eventsource-py[redis]'")
 
 
 class SQLiteNotAvailableError(ImportError):

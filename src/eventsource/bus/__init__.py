@@ -11,8 +11,16 @@ from eventsource.bus.interface import (
     SyncEventHandler,
 )
 from eventsource.bus.memory import InMemoryEventBus
+from eventsource.bus.redis import (
+    REDIS_AVAILABLE,
+    RedisEventBus,
+    RedisEventBusConfig,
+    RedisEventBusStats,
+    RedisNotAvailableError,
+)
 
 __all__ = [
+    "REDIS_AVAILABLE",
     "AsyncEventHandler",
     "EventBus",
     "EventHandler",
@@ -21,5 +29,9 @@ __all__ = [
     "FlexibleEventHandler",
     "FlexibleEventSubscriber",
     "InMemoryEventBus",
+    "RedisEventBus",
+    "RedisEventBusConfig",
+    "RedisEventBusStats",
+    "RedisNotAvailableError",
     "SyncEventHandler",
 ]

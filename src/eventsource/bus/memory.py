@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
 from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin
-from eventsource.protocols import FlexibleEventSubscriber
 
 __all__ = ["InMemoryEventBus"]
 
 logger = logging.getLogger(__name__)
 
 
-class InMemoryEventBus(TracingMixin, EventBus):
+class InMemoryEventBus(SubscriptionMethods, TracingMixin, EventBus):
     """Delivers each event to its class's handlers and the wildcard handlers, concurrently.
 
     A failing handler is logged and counted; it never stops the others or reaches the publisher.
@@ -25,8 +24,7 @@ class InMemoryEventBus(TracingMixin, EventBus):
 
     def __init__(self, *, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
-        self._handlers: dict[type[DomainEvent], list[Handler]] = {}
-        self._wildcard: list[Handler] = []
+        self._subscribers = SubscriberRegistry()
         self._background: set[asyncio.Task[None]] = set()
         self._stats = {
             "events_published": 0,
@@ -35,40 +33,6 @@ class InMemoryEventBus(TracingMixin, EventBus):
             "background_tasks_created": 0,
             "background_tasks_completed": 0,
         }
-
-    def subscribe(self, event_type: type[DomainEvent], handler: Handler | None = None) -> Any:
-        """Register `handler` for `event_type`; without one, return a decorator."""
-        if handler is None:
-
-            def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-                self._handlers.setdefault(event_type, []).append(func)
-                return func
-
-            return decorate
-        self._handlers.setdefault(event_type, []).append(handler)
-        return None
-
-    def unsubscribe(self, event_type: type[DomainEvent], handler: Handler) -> bool:
-        handlers = self._handlers.get(event_type, [])
-        for index, registered in enumerate(handlers):
-            if registered is handler or registered == handler:
-                del handlers[index]
-                return True
-        return False
-
-    def subscribe_all(self, subscriber: FlexibleEventSubscriber) -> None:
-        for event_type in subscriber.subscribed_to():
-            self.subscribe(event_type, subscriber)
-
-    def subscribe_to_all_events(self, handler: Handler) -> None:
-        self._wildcard.append(handler)
-
-    def unsubscribe_from_all_events(self, handler: Handler) -> bool:
-        for index, registered in enumerate(self._wildcard):
-            if registered is handler or registered == handler:
-                del self._wildcard[index]
-                return True
-        return False
 
     async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None:
         """Dispatch events one by one, in order; `background=True` returns at once."""
@@ -95,7 +59,7 @@ class InMemoryEventBus(TracingMixin, EventBus):
                     "eventsource.event.id": event.event_id,
                 },
             ):
-                handlers = [*self._handlers.get(type(event), ()), *self._wildcard]
+                handlers = self._subscribers.handlers_for(event)
                 if len(handlers) == 1:
                     await self._run(handlers[0], event)
                 elif handlers:
@@ -126,20 +90,8 @@ class InMemoryEventBus(TracingMixin, EventBus):
     def get_stats(self) -> dict[str, int]:
         return dict(self._stats)
 
-    def get_subscriber_count(self, event_type: type[DomainEvent] | None = None) -> int:
-        if event_type is not None:
-            return len(self._handlers.get(event_type, ()))
-        return sum(len(handlers) for handlers in self._handlers.values())
-
-    def get_wildcard_subscriber_count(self) -> int:
-        return len(self._wildcard)
-
     def get_background_task_count(self) -> int:
         return len(self._background)
-
-    def clear_subscribers(self) -> None:
-        self._handlers.clear()
-        self._wildcard.clear()
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Wait for background publishing; cancel what is unfinished at the timeout."""

@@ -1,0 +1,244 @@
+"""What every broker bus shares: lifecycle, background publishing, stats and dispatch.
+
+A broker module subclasses `BrokerEventBus` and supplies only driver calls: `_connect`,
+`_disconnect`, `_publish_events` and `_consume` (which returns once `_stopping` is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods, run_handlers
+from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry
+from eventsource.observability.tracing import TracingMixin
+
+__all__ = ["BrokerEventBus", "default_consumer_name", "stats_dict"]
+
+# Set inside a consumer (and the handlers it runs), where stop_consuming must not wait for itself.
+_in_consumer: ContextVar[bool] = ContextVar("eventsource_bus_in_consumer", default=False)
+
+ConfigT = TypeVar("ConfigT")
+StatsT = TypeVar("StatsT")
+
+
+def default_consumer_name() -> str:
+    """`"<hostname>-<8 hex chars>"`: unique per bus, readable in broker tools."""
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}"
+
+
+def stats_dict(stats: Any) -> dict[str, Any]:
+    """A stats dataclass as a dict in field order, datetimes as ISO text."""
+    out: dict[str, Any] = {}
+    for field in fields(stats):
+        value = getattr(stats, field.name)
+        out[field.name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[ConfigT, StatsT]):
+    """The broker-independent half of a distributed bus (API.md §11, shared contract)."""
+
+    def __init__(
+        self,
+        config: ConfigT,
+        stats: StatsT,
+        event_registry: EventRegistry | None,
+        logger: logging.Logger,
+        enable_tracing: bool,
+    ) -> None:
+        self._config = config
+        self._stats = stats
+        self._event_registry = event_registry
+        self._logger = logger
+        self._init_tracing(logger.name, enable_tracing)
+        self._subscribers = SubscriberRegistry()
+        self._background: set[asyncio.Task[None]] = set()
+        self._connected = False
+        self._consuming = False
+        self._stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._subscribed = asyncio.Event()
+
+    @property
+    def config(self) -> ConfigT:
+        return self._config
+
+    @property
+    def stats(self) -> StatsT:
+        return self._stats
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    @property
+    def is_consuming(self) -> bool:
+        return self._consuming
+
+    def get_stats_dict(self) -> dict[str, Any]:
+        return stats_dict(self._stats)
+
+    async def connect(self) -> None:
+        """Open the broker connection (idempotent)."""
+        if not self._connected:
+            await self._connect()
+            self._connected = True
+
+    async def disconnect(self) -> None:
+        """Close the broker connection (idempotent); stop consuming first."""
+        if self._connected:
+            await self.stop_consuming()
+            self._connected = False
+            await self._disconnect()
+
+    async def __aenter__(self) -> BrokerEventBus[ConfigT, StatsT]:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None:
+        """Send `events` in order; `background=True` returns at once (await `shutdown`)."""
+        if not events:
+            return
+        if background:
+            task = asyncio.create_task(self._publish_now(list(events)))
+            self._background.add(task)
+            task.add_done_callback(self._background_done)
+            return
+        await self._publish_now(events)
+
+    async def _publish_now(self, events: Sequence[DomainEvent]) -> None:
+        await self.connect()
+        with self._create_span_context(
+            "eventsource.event_bus.publish", {"eventsource.event.count": len(events)}
+        ):
+            await self._publish_events(events)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._logger.error("Background publish failed", exc_info=task.exception())
+
+    async def start_consuming(self) -> None:
+        """Consume until `stop_consuming()`; connects first if needed."""
+        await self.connect()
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._consuming = True
+        self._idle.clear()
+        self._subscribed.clear()
+        token = _in_consumer.set(True)
+        try:
+            await self._consume()
+        finally:
+            self._consuming = False
+            self._idle.set()
+            _in_consumer.reset(token)
+
+    async def wait_until_consuming(self, timeout: float = 30.0) -> None:
+        """Return once `start_consuming()` has subscribed: events published afterwards reach it."""
+        await asyncio.wait_for(self._subscribed.wait(), timeout)
+
+    def _mark_subscribed(self) -> None:
+        self._subscribed.set()
+
+    async def stop_consuming(self) -> None:
+        """Ask the consumer to stop after the message in hand; returns once it has."""
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if not _in_consumer.get():
+            await self._idle.wait()
+
+    async def shutdown(self, timeout: float | None = 30.0) -> None:
+        """Stop consuming, finish background publishing (cancelled at `timeout`), disconnect."""
+        try:
+            await asyncio.wait_for(self.stop_consuming(), timeout)
+        except TimeoutError:
+            self._logger.warning("Consumer did not stop within %s s", timeout)
+        pending = list(self._background)
+        if pending:
+            _done, unfinished = await asyncio.wait(pending, timeout=timeout)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        await self.disconnect()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early (True) when stopping."""
+        if self._stop_event is None:
+            await asyncio.sleep(seconds)
+            return self._stopping
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except TimeoutError:
+            return self._stopping
+        return True
+
+    async def _dispatch(self, event: DomainEvent) -> list[tuple[Handler, Exception]]:
+        """Run the event's handlers like `InMemoryEventBus`; return (and log) the failures."""
+        handlers = self._subscribers.handlers_for(event)
+        with self._create_span_context(
+            "eventsource.event_bus.dispatch",
+            {"eventsource.event.type": event.event_type, "eventsource.event.id": event.event_id},
+        ):
+            failures = await run_handlers(handlers, event, self._handle)
+        for handler, error in failures:
+            self._count_handler_error()
+            self._logger.error(
+                "Handler %s failed on %s %s: %s",
+                handler_name(handler),
+                event.event_type,
+                event.event_id,
+                error,
+                exc_info=error,
+            )
+        return failures
+
+    async def _handle(self, handler: Handler, event: DomainEvent) -> None:
+        if not self.tracing_enabled:
+            await invoke_handler(handler, event)
+            return
+        with self._create_span_context(
+            "eventsource.event_bus.handle",
+            {
+                "eventsource.handler.name": handler_name(handler),
+                "eventsource.event.type": event.event_type,
+            },
+        ):
+            await invoke_handler(handler, event)
+
+    def _count_handler_error(self) -> None:
+        stats: Any = self._stats
+        stats.handler_errors += 1
+
+    @abstractmethod
+    async def _connect(self) -> None:
+        """Open connections."""
+
+    @abstractmethod
+    async def _disconnect(self) -> None:
+        """Close connections."""
+
+    @abstractmethod
+    async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
+        """Send the events, batched; count them in the stats."""
+
+    @abstractmethod
+    async def _consume(self) -> None:
+        """Receive, dispatch and acknowledge until `_stopping`; leave the unprocessed unacked."""

@@ -1,0 +1,96 @@
+"""Redis stream entries without the driver: the fast-read script, its reply, dead letters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DLQ_FIELDS",
+    "READ_SCRIPT",
+    "DeadLetter",
+    "Entry",
+    "dead_letter_fields",
+    "text",
+    "unpack_read",
+]
+
+Fields = Mapping[bytes, bytes]
+Entry = tuple[str, Fields | None]
+"""A message id and its fields (None: deleted from the stream while pending)."""
+
+# Pure-Python RESP parsing costs per string, and an entry has a dozen of them. This script does
+# the XREADGROUP server-side and returns 5 values per entry: id, present?, event_type, event_id,
+# payload -- several times faster to read. The full entry is fetched only for dead letters.
+READ_SCRIPT = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], ARGV[4])
+local out = {}
+if not reply then return out end
+for _, entry in ipairs(reply[1][2]) do
+  local fields = entry[2]
+  local event_type, event_id, payload = false, false, false
+  if fields then
+    for i = 1, #fields, 2 do
+      local key = fields[i]
+      if key == 'event_type' then event_type = fields[i + 1]
+      elseif key == 'event_id' then event_id = fields[i + 1]
+      elseif key == 'payload' then payload = fields[i + 1] end
+    end
+  end
+  out[#out + 1] = entry[1]
+  out[#out + 1] = fields and 1 or 0
+  out[#out + 1] = event_type
+  out[#out + 1] = event_id
+  out[#out + 1] = payload
+end
+return out
+"""
+
+DLQ_FIELDS = frozenset({b"original_message_id", b"retry_count", b"dlq_timestamp", b"dlq_reason"})
+
+
+def text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def unpack_read(reply: Sequence[Any]) -> list[Entry]:
+    """The script's flat reply as entries holding only the fields it returned."""
+    entries: list[Entry] = []
+    for index in range(0, len(reply), 5):
+        message_id, present, event_type, event_id, payload = reply[index : index + 5]
+        if not present:
+            entries.append((text(message_id), None))
+            continue
+        fields: dict[bytes, bytes] = {}
+        if event_type is not None:
+            fields[b"event_type"] = event_type
+        if event_id is not None:
+            fields[b"event_id"] = event_id
+        if payload is not None:
+            fields[b"payload"] = payload
+        entries.append((text(message_id), fields))
+    return entries
+
+
+@dataclass
+class DeadLetter:
+    """A message given up on, with why and after how many failures."""
+
+    message_id: str
+    fields: Fields
+    reason: str
+    retry_count: int
+
+
+def dead_letter_fields(letter: DeadLetter, original: Fields | None) -> dict[bytes | str, Any]:
+    """The DLQ entry: the original fields plus where it came from and why it is here."""
+    data: dict[bytes | str, Any] = {}
+    data.update((original or letter.fields).items())
+    data["original_message_id"] = letter.message_id
+    data["retry_count"] = str(letter.retry_count)
+    data["dlq_timestamp"] = str(time.time())
+    data["dlq_reason"] = letter.reason
+    return data

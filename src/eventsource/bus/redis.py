@@ -1,0 +1,492 @@
+"""`RedisEventBus`: one Redis stream, consumer groups, claiming of stuck messages, a DLQ stream.
+
+Delivery is at least once: a message is acknowledged only after its handlers succeeded (acks are
+batched per read), so a crash or a dropped connection redelivers what was not yet acknowledged.
+Retries are counted per message id in Redis; after `max_retries` failures the message goes to
+the DLQ stream with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eventsource._optional import optional
+from eventsource.bus._broker import BrokerEventBus
+from eventsource.bus._codec import (
+    UndecodableMessageError,
+    decode_message,
+    describe_error,
+    encode_entry,
+)
+from eventsource.bus._redis_config import RedisEventBusConfig, RedisEventBusStats
+from eventsource.bus._redis_entries import (
+    DLQ_FIELDS,
+    READ_SCRIPT,
+    DeadLetter,
+    Entry,
+    dead_letter_fields,
+    text,
+    unpack_read,
+)
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import EventBusError, RedisNotAvailableError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+else:
+    aioredis = optional("redis.asyncio")
+
+__all__ = [
+    "REDIS_AVAILABLE",
+    "RedisEventBus",
+    "RedisEventBusConfig",
+    "RedisEventBusStats",
+    "RedisNotAvailableError",
+]
+
+logger = logging.getLogger(__name__)
+
+REDIS_AVAILABLE = aioredis is not None
+_TRANSIENT: tuple[type[Exception], ...] = (
+    (aioredis.ConnectionError, aioredis.TimeoutError, OSError) if aioredis is not None else ()
+)
+_REFUSED: tuple[type[Exception], ...] = (
+    (aioredis.ResponseError, EventBusError) if aioredis is not None else ()
+)
+_PIPELINE_CHUNK = 1000  # XADDs per round trip: large enough to amortise, small enough to retry
+_PUBLISH_ATTEMPTS = 12
+_RETRY_PAUSE = 0.05  # before redelivering failed messages: a transient fault may clear
+_RELEASED_IDLE_MS = 7 * 24 * 3600 * 1000  # released entries look stuck at once to any claimer
+_T = TypeVar("_T")
+
+
+class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
+    """An `EventBus` over Redis Streams: every group gets every event, a group's consumers
+    share them (API.md §11.1)."""
+
+    def __init__(
+        self, config: RedisEventBusConfig | None = None, event_registry: EventRegistry | None = None
+    ) -> None:
+        if aioredis is None:
+            raise RedisNotAvailableError
+        config = config or RedisEventBusConfig()
+        super().__init__(
+            config, RedisEventBusStats(), event_registry, logger, config.enable_tracing
+        )
+        self._consumer_name: str = config.consumer_name or ""
+        self._client: aioredis.Redis | None = None
+        self._reader: aioredis.Redis | None = None
+        self._read_script: Any = None
+        self._group_ready = False
+        self._retry_pending = False
+        self._retried: set[str] = set()
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _new_client(self, socket_timeout: float) -> aioredis.Redis:
+        assert aioredis is not None
+        return aioredis.Redis.from_url(
+            self._config.redis_url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=self._config.socket_connect_timeout,
+            single_connection_client=self._config.single_connection_client,
+            client_name=f"eventsource-{self._config.consumer_name}",  # visible in CLIENT LIST
+        )
+
+    async def _connect(self) -> None:
+        self._client = self._new_client(self._config.socket_timeout)
+        # Blocking reads wait up to block_ms: their socket must outlast that.
+        self._reader = self._new_client(self._config.socket_timeout + self._config.block_ms / 1000)
+        self._read_script = self._reader.register_script(READ_SCRIPT)
+        try:
+            await self._client.ping()
+        except BaseException:
+            await self._disconnect()
+            raise
+        self._group_ready = False
+
+    async def _disconnect(self) -> None:
+        for client in (self._client, self._reader):
+            if client is not None:
+                await client.aclose()
+        self._client = self._reader = None
+
+    @property
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise EventBusError("RedisEventBus is not connected")
+        return self._client
+
+    async def _retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run `operation`, reconnecting through dropped connections with a growing pause."""
+        delay = 0.05
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+            try:
+                return await operation()
+            except _TRANSIENT as exc:
+                if attempt == _PUBLISH_ATTEMPTS:
+                    message = f"Redis unreachable after {attempt} attempts: {exc}"
+                    raise EventBusError(message) from exc
+                self._stats.reconnections += 1
+                logger.warning("Redis connection lost (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
+        # Encode everything first: an unserialisable event fails the call before any XADD.
+        messages = [encode_entry(event) for event in events]
+        stream = self._config.stream_name
+        for start in range(0, len(messages), _PIPELINE_CHUNK):
+            chunk = messages[start : start + _PIPELINE_CHUNK]
+
+            async def send(chunk: list[dict[str, str]] = chunk) -> None:
+                pipe = self._redis.pipeline(transaction=False)
+                for fields in chunk:
+                    pipe.xadd(stream, fields)  # type: ignore[arg-type]
+                await pipe.execute()
+
+            # A retried chunk may add some entries twice: delivery is at least once anyway.
+            await self._retrying(send)
+            self._stats.events_published += len(chunk)
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    async def start_consuming(self, consumer_name: str | None = None) -> None:
+        """Consume as `consumer_name` (default: the config's) until `stop_consuming()`."""
+        if consumer_name is not None:
+            self._consumer_name = consumer_name
+        await super().start_consuming()
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            # From the stream's start: events published before the first consumer are not lost.
+            await self._redis.xgroup_create(
+                self._config.stream_name, self._config.consumer_group, id="0", mkstream=True
+            )
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _consume(self) -> None:
+        interval = min(max(self._config.pending_idle_ms / 2000, 0.1), 30.0)
+        next_recovery = 0.0
+        own_cursor: str | None = "0"  # first our own unacknowledged entries (a restart)
+        delay = 0.05
+        try:
+            while not self._stopping:
+                try:
+                    await self._ensure_group()
+                    self._mark_subscribed()
+                    if time.monotonic() >= next_recovery:
+                        next_recovery = time.monotonic() + interval
+                        await self._recover(self._config.pending_idle_ms, None, None, True)
+                        continue
+                    if own_cursor is not None:
+                        entries = await self._read(own_cursor, block=False)
+                        own_cursor = entries[-1][0] if entries else None
+                    else:
+                        entries = await self._read(">", block=True)
+                    await self._process_entries(entries, self._config.max_retries, True)
+                    if own_cursor is None and self._retry_pending:
+                        self._retry_pending = False
+                        own_cursor = "0"  # redeliver our failed messages, after a breath
+                        if await self._stopped_within(_RETRY_PAUSE):
+                            break
+                    delay = 0.05
+                except aioredis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._group_ready = False  # the stream was deleted or the server restarted
+                except _TRANSIENT as exc:
+                    self._stats.reconnections += 1
+                    logger.warning("Redis connection lost while consuming (%s); reconnecting", exc)
+                    own_cursor = "0"  # acks may have been lost with the connection
+                    if await self._stopped_within(delay):
+                        break
+                    delay = min(delay * 2, 2.0)
+        finally:
+            await self._release_pending()
+
+    async def _read(self, cursor: str, block: bool) -> list[Entry]:
+        """The next batch at `cursor` ("0..." our pending entries, ">" new ones); when there are
+        none and `block`, wait up to block_ms for new ones (abandoned when stopping)."""
+        config = self._config
+        reply = await self._read_script(
+            keys=[config.stream_name],
+            args=[config.consumer_group, self._consumer_name, config.batch_size, cursor],
+        )
+        if reply or not block:
+            return unpack_read(reply)
+        assert self._reader is not None
+        call = self._reader.xreadgroup(
+            config.consumer_group,
+            self._consumer_name,
+            {config.stream_name: ">"},
+            count=config.batch_size,
+            block=config.block_ms,
+        )
+        if self._stop_event is None:
+            response: Any = await call
+        else:
+            read = asyncio.ensure_future(call)
+            stop = asyncio.ensure_future(self._stop_event.wait())
+            await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not read.done():
+                # Whatever the server handed us meanwhile stays pending and is released on exit.
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
+                return []
+            response = read.result()
+        if not response:
+            return []
+        return [(text(message_id), fields) for message_id, fields in response[0][1]]
+
+    async def _process_entries(
+        self, entries: Sequence[Entry], max_retries: int, stoppable: bool
+    ) -> dict[str, int]:
+        """Handle entries in order; ack the successes and dead letters in one round trip."""
+        counts = {"reprocessed": 0, "dlq": 0, "failed": 0}
+        acks: list[str] = []
+        dead: list[DeadLetter] = []
+        try:
+            for message_id, fields in entries:
+                if stoppable and self._stopping:
+                    break  # the rest stays unacknowledged for another consumer
+                if fields is None:  # deleted from the stream while pending
+                    acks.append(message_id)
+                    continue
+                outcome = await self._process_one(message_id, fields, max_retries)
+                if outcome is None:
+                    acks.append(message_id)
+                    counts["reprocessed"] += 1
+                elif isinstance(outcome, DeadLetter):
+                    dead.append(outcome)
+                    counts["dlq"] += 1
+                else:
+                    counts["failed"] += 1
+        finally:
+            await self._settle(acks, dead)
+        return counts
+
+    async def _process_one(
+        self, message_id: str, fields: Mapping[bytes, bytes], max_retries: int
+    ) -> DeadLetter | bool | None:
+        """None: processed; `DeadLetter`: give up; False: failed, to be retried."""
+        self._stats.events_consumed += 1
+        with self._create_span_context(
+            "eventsource.event_bus.process", {"messaging.message.id": message_id}
+        ):
+            try:
+                event = decode_message(fields, self._event_registry)
+            except UndecodableMessageError as exc:
+                self._stats.events_processed_failed += 1
+                logger.error("Undecodable message %s: %s", message_id, exc.reason)  # noqa: TRY400
+                return DeadLetter(message_id, fields, exc.reason, 0)
+            failures = await self._dispatch(event)
+        if not failures:
+            self._stats.events_processed_success += 1
+            return None
+        self._stats.events_processed_failed += 1
+        count = await self._count_failure(message_id)
+        if count >= max_retries:
+            return DeadLetter(message_id, fields, describe_error(failures[0][1]), count)
+        self._retry_pending = True
+        return False
+
+    async def _count_failure(self, message_id: str) -> int:
+        key = self._config.retry_key(message_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, self._config.retry_key_expiry_seconds)
+        count, _ = await pipe.execute()
+        self._retried.add(message_id)
+        return int(count)
+
+    async def _settle(self, acks: list[str], dead: list[DeadLetter]) -> None:
+        if not acks and not dead:
+            return
+        config = self._config
+        originals = await self._originals(dead) if dead and config.enable_dlq else {}
+        pipe = self._redis.pipeline(transaction=False)
+        for letter in dead:
+            if config.enable_dlq:
+                data = dead_letter_fields(letter, originals.get(letter.message_id))
+                pipe.xadd(config.dlq_stream_name, data)  # type: ignore[arg-type]
+            else:
+                logger.error(
+                    "Dropping message %s (DLQ disabled): %s", letter.message_id, letter.reason
+                )
+            pipe.delete(config.retry_key(letter.message_id))
+            self._retried.discard(letter.message_id)
+        for message_id in acks:
+            if message_id in self._retried:
+                self._retried.discard(message_id)
+                pipe.delete(config.retry_key(message_id))
+        ids = [*acks, *(letter.message_id for letter in dead)]
+        pipe.xack(config.stream_name, config.consumer_group, *ids)
+        await pipe.execute()
+        if config.enable_dlq:
+            self._stats.messages_sent_to_dlq += len(dead)
+
+    async def _originals(self, dead: list[DeadLetter]) -> dict[str, Any]:
+        """The full entries of the dead letters (fast reads carry only some fields)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for letter in dead:
+            pipe.xrange(self._config.stream_name, letter.message_id, letter.message_id, 1)
+        found: list[Any] = await pipe.execute()
+        return {
+            letter.message_id: hit[0][1] for letter, hit in zip(dead, found, strict=True) if hit
+        }
+
+    async def _release_pending(self) -> None:
+        """Make our unacknowledged entries claimable at once by the group's other consumers."""
+        config = self._config
+        try:
+            pending: Any = await self._redis.xpending_range(
+                config.stream_name,
+                config.consumer_group,
+                "-",
+                "+",
+                10_000,
+                consumername=self._consumer_name,
+            )
+            ids = [entry["message_id"] for entry in pending]
+            if ids:
+                await self._redis.xclaim(
+                    config.stream_name,
+                    config.consumer_group,
+                    self._consumer_name,
+                    0,
+                    ids,
+                    idle=_RELEASED_IDLE_MS,
+                    justid=True,
+                )
+        except (*_TRANSIENT, *_REFUSED) as exc:
+            logger.warning(
+                "Could not release pending messages (%s); they wait for pending_idle_ms instead",
+                exc,
+            )
+
+    # -- recovery and the DLQ ----------------------------------------------------------------
+
+    async def recover_pending_messages(
+        self,
+        min_idle_time_ms: int | None = None,
+        max_retries: int | None = None,
+        batch_size: int | None = None,
+    ) -> dict[str, int]:
+        """Claim messages pending longer than `min_idle_time_ms` (e.g. of a dead consumer) and
+        process them here; those out of retries go to the DLQ."""
+        await self.connect()
+        await self._ensure_group()
+        idle = self._config.pending_idle_ms if min_idle_time_ms is None else min_idle_time_ms
+        return await self._recover(idle, max_retries, batch_size, False)
+
+    async def _recover(
+        self, min_idle_ms: int, max_retries: int | None, batch_size: int | None, stoppable: bool
+    ) -> dict[str, int]:
+        config = self._config
+        retries = config.max_retries if max_retries is None else max_retries
+        result = {"checked": 0, "claimed": 0, "reprocessed": 0, "dlq": 0, "failed": 0}
+        cursor = "0-0"
+        for _ in range(10_000):  # XAUTOCLAIM scans the pending list in pages
+            reply: Any = await self._redis.xautoclaim(
+                config.stream_name,
+                config.consumer_group,
+                self._consumer_name,
+                min_idle_ms,
+                cursor,
+                count=batch_size or config.batch_size,
+            )
+            cursor = text(reply[0])
+            claimed = [(text(message_id), fields) for message_id, fields in reply[1]]
+            deleted = [text(message_id) for message_id in (reply[2] if len(reply) > 2 else ())]
+            result["checked"] += len(claimed) + len(deleted)
+            result["claimed"] += len(claimed)
+            self._stats.messages_recovered += len(claimed)
+            if deleted:
+                await self._redis.xack(config.stream_name, config.consumer_group, *deleted)
+            for key, value in (await self._process_entries(claimed, retries, stoppable)).items():
+                result[key] += value
+            if cursor == "0-0" or (stoppable and self._stopping):
+                break
+        return result
+
+    async def get_dlq_messages(
+        self, count: int = 100, start: str = "-", end: str = "+"
+    ) -> list[dict[str, Any]]:
+        """Dead letters, oldest first: `{"message_id", "data"}` with the reason in the data."""
+        await self.connect()
+        entries: Any = await self._redis.xrange(self._config.dlq_stream_name, start, end, count)
+        return [
+            {
+                "message_id": text(message_id),
+                "data": {text(k): text(v) for k, v in fields.items()},
+            }
+            for message_id, fields in entries
+        ]
+
+    async def replay_dlq_message(self, message_id: str) -> bool:
+        """Put a dead letter back on the stream (without its DLQ fields); False if absent."""
+        await self.connect()
+        config = self._config
+        entries: Any = await self._redis.xrange(config.dlq_stream_name, message_id, message_id, 1)
+        if not entries:
+            return False
+        fields = {k: v for k, v in entries[0][1].items() if k not in DLQ_FIELDS}
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(config.stream_name, fields)
+        pipe.xdel(config.dlq_stream_name, message_id)
+        await pipe.execute()
+        return True
+
+    async def get_stream_info(self) -> dict[str, Any]:
+        """Stream length and ends, groups, pending and dead-letter counts, and the stats."""
+        if not self.is_connected:
+            return {"connected": False}
+        config = self._config
+        redis = self._redis
+        try:
+            info: dict[str, Any] = await redis.xinfo_stream(config.stream_name)
+            groups: list[dict[str, Any]] = await redis.xinfo_groups(config.stream_name)
+        except aioredis.ResponseError:  # no stream yet
+            info, groups = {"length": 0}, []
+        consumers: list[dict[str, Any]] = []
+        if any(text(group["name"]) == config.consumer_group for group in groups):
+            consumers = await redis.xinfo_consumers(config.stream_name, config.consumer_group)
+        first, last = info.get("first-entry"), info.get("last-entry")
+        return {
+            "connected": True,
+            "stream": {
+                "name": config.stream_name,
+                "length": int(info.get("length", 0)),
+                "first_entry_id": text(first[0]) if first else None,
+                "last_entry_id": text(last[0]) if last else None,
+            },
+            "consumer_groups": [
+                {
+                    "name": text(g["name"]),
+                    "consumers": int(g["consumers"]),
+                    "pending": int(g["pending"]),
+                }
+                for g in groups
+            ],
+            "pending_messages": sum(int(g["pending"]) for g in groups),
+            "dlq_messages": int(await redis.xlen(config.dlq_stream_name)),
+            "active_consumers": sum(
+                1 for c in consumers if int(c.get("idle", 0)) < config.pending_idle_ms
+            ),
+            "stats": self.get_stats_dict(),
+        }
