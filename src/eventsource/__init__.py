@@ -89,6 +89,15 @@ _EXPORTS: dict[str, str] = {
     "OutboxEntry": "eventsource.repositories.outbox",
     "OutboxStats": "eventsource.repositories.outbox",
     "EventSourceJSONEncoder": "eventsource.repositories._json",
+    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
+    # broker buses (drivers load only when used)
+    "RedisEventBus": "eventsource.bus.redis",
+    "RedisEventBusConfig": "eventsource.bus.redis",
+    "RedisEventBusStats": "eventsource.bus.redis",
+    "RedisNotAvailableError": "eventsource.bus.redis",
+    "REDIS_AVAILABLE": "eventsource.bus.redis",
     # types
     "AggregateId": "eventsource.types",
     "EventId": "eventsource.types",
@@ -101,6 +110,9 @@ _EXPORTS: dict[str, str] = {
 # Present only when aiosqlite is installed (SQLITE_AVAILABLE).
 _SQLITE_EXPORTS: dict[str, str] = {
     "SQLiteEventStore": "eventsource.stores.sqlite",
+    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+    "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605

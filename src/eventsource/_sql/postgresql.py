@@ -26,6 +26,7 @@ asyncpg = optional("asyncpg")
 sqlalchemy_exc = optional("sqlalchemy.exc")
 
 __all__ = [
+    "DDL_LOCK_KEY",
     "DriverConnection",
     "Row",
     "apply_schema",
