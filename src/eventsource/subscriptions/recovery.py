@@ -50,8 +50,14 @@ class FailureRecovery:
         self.stopping = stopping
         self._processed_at_failure = 0
 
-    async def recover(self, stored: StoredEvent, error: Exception) -> bool:
-        """Retry a failed event per the config; True if a retry succeeded.
+    async def recover(
+        self,
+        stored: StoredEvent,
+        error: Exception,
+        attempt_again: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Retry a failed event per the config (by `attempt_again()`, else the handler); True
+        if a retry succeeded.
 
         Otherwise count, report and dead-letter it, and raise `HaltSubscription` when the
         subscription may not go past it.
@@ -68,7 +74,7 @@ class FailureRecovery:
                 attempts += 1
                 try:
                     async with asyncio.timeout(sub.config.processing_timeout):
-                        await sub.handler(stored.event)
+                        await (attempt_again() if attempt_again else sub.handler(stored.event))
                 except Exception as again:
                     error, classification = again, errors.classify(again)
                     if not classification.retryable:
