@@ -4,7 +4,9 @@ Usage: python subscription_crash_child.py BACKEND LOCATION KIND [FILE]
   BACKEND   "postgresql" (LOCATION = "url schema") or "sqlite" (LOCATION = database file)
   KIND      "plain": a plain subscriber appending each event id to FILE (one line per
             application), checkpointed by the manager; "database": a DatabaseProjection adding 1
-            to `rm_sub_applied.applications` of each event id, its checkpoint in its transaction.
+            to `rm_sub_applied.applications` of each event id, its checkpoint in its transaction;
+            "poison": the same, failing for good on every event numbered 7 modulo 700 (so its
+            pages fall back to one transaction per event).
 """
 
 from __future__ import annotations
@@ -54,6 +56,23 @@ class AppliedRows(DatabaseProjection):
     @handles(SubsCrashTick)
     async def _on_tick(self, conn: Any, event: SubsCrashTick) -> None:
         await conn.execute(_APPLY, {"id": str(event.event_id)})
+
+
+def poisoned(n: int) -> bool:
+    return n % 700 == 7
+
+
+class PoisonedRows(AppliedRows):
+    """`AppliedRows` that fails for good on the `poisoned` events (one quick retry)."""
+
+    MAX_RETRIES = 2
+    RETRY_BACKOFF_BASE = 0
+
+    @handles(SubsCrashTick)
+    async def _on_tick(self, conn: Any, event: SubsCrashTick) -> None:
+        if poisoned(event.n):
+            raise ValueError(f"tick {event.n} is poison")
+        await super()._on_tick(conn, event)
 
 
 class AppliedLines:
@@ -111,7 +130,8 @@ async def run(backend: str, location: str, kind: str, path: str | None) -> None:
         manager = SubscriptionManager(store, None, checkpoints, enable_tracing=False)
         manager.poll_interval = 0.05
         subscriber: Any = (
-            AppliedRows(sessions, checkpoints) if kind == "database" else AppliedLines(str(path))
+            AppliedLines(str(path)) if kind == "plain"
+            else (PoisonedRows if kind == "poison" else AppliedRows)(sessions, checkpoints)
         )
         config = SubscriptionConfig(start_from="checkpoint", batch_size=PAGE)
         await manager.subscribe(subscriber, config)
