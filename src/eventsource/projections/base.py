@@ -314,6 +314,9 @@ class DatabaseProjection(DeclarativeProjection):
     checkpoint is written in the same transaction as the read model: after a crash, the
     checkpoint names exactly the last event whose writes committed, so resuming from it
     applies nothing twice. `handle_batch` does the same for a whole page in one transaction.
+    Under a `SubscriptionManager` its checkpoint row (`projection_name`) is the subscription's:
+    each page commits with its position and store cursor (`commit_batch`), and a restart resumes
+    from that row (see `eventsource.subscriptions.transactional`).
     """
 
     def __init__(

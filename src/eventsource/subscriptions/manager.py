@@ -52,7 +52,9 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
 
     Every subscription reads only the store's commit-safe pages; the bus and the store's
     commit signal merely wake readers that have read everything (`poll_interval` is the
-    fallback when neither does).
+    fallback when neither does). A subscriber that commits its checkpoint with its read model
+    (a `DatabaseProjection` over an SQL checkpoint repository) gets whole pages, checkpointed
+    in its own transaction under its `projection_name` (see `subscriptions.transactional`).
     """
 
     poll_interval: float = 1.0
