@@ -119,31 +119,37 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
     async def handle(self, event: DomainEvent) -> None:
         """Process `event`, retrying per policy; after the last attempt, dead-letter it and raise
         `ProjectionError` chained from the cause."""
-        attempt = 0
+        await self._with_retries(event, self._process_event)
+        await self._record_checkpoint(event)
+
+    async def _with_retries(
+        self, event: DomainEvent, attempt: Callable[[DomainEvent], Awaitable[None]]
+    ) -> None:
+        """Run `attempt(event)` per the retry policy; dead-letter and raise when it gives up."""
+        tries = 0
         while True:
             try:
-                await self._process_event(event)
+                await attempt(event)
             except Exception as exc:
-                if self._retry_policy.should_retry(attempt, exc):
-                    delay = self._retry_policy.get_backoff(attempt)
+                if self._retry_policy.should_retry(tries, exc):
+                    delay = self._retry_policy.get_backoff(tries)
                     logger.warning(
                         "%s failed on %s %s (attempt %d): %s; retrying in %.2fs",
                         self.projection_name,
                         event.event_type,
                         event.event_id,
-                        attempt + 1,
+                        tries + 1,
                         exc,
                         delay,
                     )
                     await asyncio.sleep(delay)
-                    attempt += 1
+                    tries += 1
                     continue
-                await self._dead_letter(event, exc, attempt + 1)
+                await self._dead_letter(event, exc, tries + 1)
                 raise ProjectionError(
                     self.projection_name, event.event_id, f"{type(exc).__name__}: {exc}"
                 ) from exc
-            break
-        await self._record_checkpoint(event)
+            return
 
     async def _record_checkpoint(self, event: DomainEvent) -> None:
         """Save the checkpoint after `event` was processed."""
@@ -308,6 +314,9 @@ class DatabaseProjection(DeclarativeProjection):
     checkpoint is written in the same transaction as the read model: after a crash, the
     checkpoint names exactly the last event whose writes committed, so resuming from it
     applies nothing twice. `handle_batch` does the same for a whole page in one transaction.
+    Under a `SubscriptionManager` its checkpoint row (`projection_name`) is the subscription's:
+    each page commits with its position and store cursor (`commit_batch`), and a restart resumes
+    from that row (see `eventsource.subscriptions.transactional`).
     """
 
     def __init__(
@@ -346,13 +355,30 @@ class DatabaseProjection(DeclarativeProjection):
             finally:
                 self._current_connection = None
 
+    @property
+    def commits_checkpoint(self) -> bool:
+        """Whether the checkpoint commits in the read model's transaction (the repository can
+        write through a connection); a `SubscriptionManager` then resumes from it exactly."""
+        return self._writer is not None
+
+    async def handle(
+        self, event: DomainEvent, *, position: int | None = None, cursor: str | None = None
+    ) -> None:
+        """`handle` in one transaction with the checkpoint; `position` and `cursor` (where a
+        reader resumes after this event) are written with it when given."""
+        if position is None:
+            await super().handle(event)
+            return
+
+        async def attempt(one: DomainEvent) -> None:
+            await self.commit_batch([one], position=position, cursor=cursor)
+
+        await self._with_retries(event, attempt)
+        if self._writer is None:
+            await super()._record_checkpoint(event)
+
     async def _process_event(self, event: DomainEvent) -> None:
-        async with self._transaction() as conn:
-            await self._dispatch(event)
-            if self._writer is not None:
-                await self._writer.update_checkpoint_on(
-                    conn, self.projection_name, event.event_id, event.event_type
-                )
+        await self.commit_batch([event])
 
     async def _record_checkpoint(self, event: DomainEvent) -> None:
         if self._writer is None:  # otherwise it committed with the read model
@@ -367,22 +393,47 @@ class DatabaseProjection(DeclarativeProjection):
         for event in events:
             await self._dispatch(event)
 
-    async def handle_batch(self, events: Sequence[DomainEvent]) -> None:
-        """Apply `events` (in order) in one transaction with one checkpoint write.
-
-        If any event fails, the whole page is rolled back and handled again one event at a
-        time through `handle`, so retries and dead-lettering apply per event as usual.
-        """
+    async def commit_batch(
+        self,
+        events: Sequence[DomainEvent],
+        *,
+        position: int | None = None,
+        cursor: str | None = None,
+    ) -> None:
+        """Apply `events` and write the checkpoint (with `position` and `cursor` when given)
+        in one transaction; on any error it rolls back and raises (no retries)."""
         if not events:
             return
         last = events[-1]
-        try:
-            async with self._transaction() as conn:
+        async with self._transaction() as conn:
+            if len(events) == 1:
+                await self._dispatch(last)
+            else:
                 await self._process_batch(conn, events)
-                if self._writer is not None:
-                    await self._writer.update_checkpoint_on(
-                        conn, self.projection_name, last.event_id, last.event_type, len(events)
-                    )
+            if self._writer is not None:
+                await self._writer.update_checkpoint_on(
+                    conn, self.projection_name, last.event_id, last.event_type, len(events),
+                    position=position, cursor=cursor,
+                )
+
+    async def handle_batch(
+        self,
+        events: Sequence[DomainEvent],
+        *,
+        position: int | None = None,
+        cursor: str | None = None,
+    ) -> None:
+        """Apply `events` (in order) in one transaction with one checkpoint write.
+
+        If any event fails, the whole page is rolled back and handled again one event at a
+        time through `handle`, so retries and dead-lettering apply per event as usual (then
+        only the last event's checkpoint carries `position` and `cursor`, which mark the end of
+        the page).
+        """
+        if not events:
+            return
+        try:
+            await self.commit_batch(events, position=position, cursor=cursor)
         except Exception as exc:
             logger.warning(
                 "%s: a page of %d events failed (%s); handling them one by one",
@@ -390,8 +441,9 @@ class DatabaseProjection(DeclarativeProjection):
                 len(events),
                 exc,
             )
-            for event in events:
+            for event in events[:-1]:
                 await self.handle(event)
+            await self.handle(events[-1], position=position, cursor=cursor)
             return
         if self._writer is None:
             for event in events:

@@ -168,10 +168,17 @@ class SQLCheckpointRepository(TracingMixin):
         event_id: UUID,
         event_type: str,
         count: int = 1,
+        *,
+        position: int | None = None,
+        cursor: str | None = None,
     ) -> None:
-        """`update_checkpoint` for `count` events, written in the transaction of `connection`."""
-        params = checkpoint_params(projection_name, event_id, event_type, count=count)
-        await self._db.execute_on(connection, UPDATE_CHECKPOINT_SQL, params)
+        """`update_checkpoint` for `count` events, written in the transaction of `connection`;
+        with a `position`, the position and cursor too (as `save_position`)."""
+        params = checkpoint_params(
+            projection_name, event_id, event_type, count=count, position=position, cursor=cursor
+        )
+        sql = UPDATE_CHECKPOINT_SQL if position is None else SAVE_POSITION_SQL
+        await self._db.execute_on(connection, sql, params)
 
     async def save_position(
         self,

@@ -84,8 +84,15 @@ class ConnectionCheckpointWriter(Protocol):
         event_id: UUID,
         event_type: str,
         count: int = 1,
+        *,
+        position: int | None = None,
+        cursor: str | None = None,
     ) -> None:
-        """`update_checkpoint` for `count` events (the last one given), on `connection`."""
+        """`update_checkpoint` for `count` events (the last one given), on `connection`.
+
+        With a `position`, also what `save_position` writes: the position and the store cursor
+        to resume from (so a subscription restarts exactly after this transaction).
+        """
 
 
 class InMemoryCheckpointRepository(TracingMixin):

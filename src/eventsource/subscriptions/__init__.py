@@ -7,6 +7,7 @@ from eventsource.subscriptions.config import (
     create_catch_up_config,
     create_live_only_config,
 )
+from eventsource.subscriptions.dead_letters import DeadLetterRetryResult, retry_dead_letters
 from eventsource.subscriptions.error_handling import (
     ErrorCallback,
     ErrorCategory,
@@ -64,6 +65,7 @@ from eventsource.subscriptions.subscription import (
     SubscriptionState,
     SubscriptionStatus,
 )
+from eventsource.subscriptions.transactional import TransactionalSubscriber
 
 __all__ = [
     "TRANSIENT_EXCEPTIONS",
@@ -73,6 +75,7 @@ __all__ = [
     "CircuitBreakerConfig",
     "CircuitBreakerOpenError",
     "CircuitState",
+    "DeadLetterRetryResult",
     "ErrorCallback",
     "ErrorCategory",
     "ErrorClassification",
@@ -113,6 +116,7 @@ __all__ = [
     "SubscriptionStateError",
     "SubscriptionStatus",
     "SyncErrorCallback",
+    "TransactionalSubscriber",
     "TransitionError",
     "calculate_backoff",
     "create_catch_up_config",
@@ -120,4 +124,5 @@ __all__ = [
     "get_default_classifier",
     "is_retryable_exception",
     "retry_async",
+    "retry_dead_letters",
 ]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from eventsource.observability.tracing import TracingMixin
 from eventsource.subscriptions.config import SubscriptionConfig
@@ -30,6 +29,7 @@ from eventsource.subscriptions.reader import SubscriptionReader
 from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
 from eventsource.subscriptions.subscription import PauseReason, Subscription, SubscriptionState
 from eventsource.subscriptions.supervision import stop_readers, watch_store
+from eventsource.subscriptions.transactional import accepts_cursor, transactional
 
 if TYPE_CHECKING:
     from eventsource.bus.interface import EventBus
@@ -47,21 +47,14 @@ logger = logging.getLogger(__name__)
 _SHUTTING_DOWN = (ShutdownPhase.STOPPING, ShutdownPhase.DRAINING, ShutdownPhase.CHECKPOINTING)
 
 
-def _accepts_cursor(save_position: Callable[..., Any]) -> bool:
-    """Whether a checkpoint repository can keep the store's cursor next to the position."""
-    try:
-        params = inspect.signature(save_position).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "cursor" or p.kind is p.VAR_KEYWORD for p in params)
-
-
 class SubscriptionManager(ManagerMonitoring, TracingMixin):
     """Catches subscribers up from the store, then keeps them live, with checkpoints.
 
     Every subscription reads only the store's commit-safe pages; the bus and the store's
     commit signal merely wake readers that have read everything (`poll_interval` is the
-    fallback when neither does).
+    fallback when neither does). A subscriber that commits its checkpoint with its read model
+    (a `DatabaseProjection` over an SQL checkpoint repository) gets whole pages, checkpointed
+    in its own transaction under its `projection_name` (see `subscriptions.transactional`).
     """
 
     poll_interval: float = 1.0
@@ -91,7 +84,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         self._subscriptions: dict[str, Subscription] = {}
         self._errors: dict[str, SubscriptionErrorHandler] = {}
         self._readers: dict[str, SubscriptionReader] = {}
-        self._save_cursor = _accepts_cursor(checkpoint_repo.save_position)
+        self._save_cursor = accepts_cursor(checkpoint_repo.save_position)
         self._lock = asyncio.Lock()
         self._running = False
         self._started_at: float | None = None
@@ -115,7 +108,18 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             raise SubscriptionConfigError(
                 f"{type(subscriber).__name__} needs subscribed_to() and handle(event)"
             )
-        name = name or type(subscriber).__name__
+        committer = transactional(subscriber)
+        if committer is None:
+            name = name or type(subscriber).__name__
+        else:
+            # Its checkpoint row is the subscription's: one name for both, or two rows.
+            name = name or committer.projection_name
+            if name != committer.projection_name:
+                raise SubscriptionConfigError(
+                    f"{type(subscriber).__name__} commits its checkpoint under its "
+                    f"projection_name {committer.projection_name!r}: subscribe it under that "
+                    f"name, not {name!r} (or override projection_name)"
+                )
         async with self._lock:
             if name in self._subscriptions:
                 raise SubscriptionAlreadyExistsError(name)

@@ -16,8 +16,11 @@ from eventsource.observability.tracing import span
 from eventsource.subscriptions.config import CheckpointStrategy
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
+from eventsource.subscriptions.transactional import accepts_cursor, commit_page, transactional
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from eventsource.events.base import DomainEvent
     from eventsource.repositories.checkpoint import CheckpointRepository
     from eventsource.repositories.dlq import DLQRepository
@@ -73,18 +76,24 @@ class SubscriptionReader:
         self.cursor_resolved = False
         self.checkpoints_saved = 0
         self.events_drained = 0
-        self._page: list[StoredEvent] = []
-        self._index = 0
-        self._page_cursor: str | None = None
-        self._last_read: StoredEvent | None = None
-        self._saved: tuple[int, str | None] = (-1, None)
-        self._checkpointed_at = time.monotonic()
+        self.page: list[StoredEvent] = []
+        self.index = 0
+        self.page_cursor: str | None = None
+        self.last_read: StoredEvent | None = None
+        self.saved: tuple[int, str | None] = (-1, None)
+        self.checkpointed_at = time.monotonic()
         self._lag_at = 0.0
         self._outages = 0
         self._recovery = FailureRecovery(
             subscription, errors, error_config, dlq, self._sleep, lambda: self.stop_requested
         )
-        self._recover = self._recovery.recover
+        self._recover_event = self._recovery.recover
+        # A subscriber committing pages with its checkpoint keeps the subscription's checkpoint
+        # in its own repository, under its projection name (the manager checks the name).
+        self.committer = transactional(subscription.subscriber)
+        if self.committer is not None:
+            self.checkpoints = self.committer.checkpoint_repo
+            self.save_cursor = accepts_cursor(self.checkpoints.save_position)
         self._types: set[type[DomainEvent]] | None = None
         self._type_names: set[str] = set()
         self._aggregates: frozenset[str] | None = None
@@ -106,7 +115,7 @@ class SubscriptionReader:
                 self._type_names.add(field.default)
         self._aggregates = frozenset(config.aggregate_types) if config.aggregate_types else None
 
-    def _wanted(self, stored: StoredEvent) -> bool:
+    def wants(self, stored: StoredEvent) -> bool:
         event = stored.event
         if self._types is not None:
             kind = type(event)
@@ -139,7 +148,7 @@ class SubscriptionReader:
                 cursor = saved
             elif position:
                 cursor = await store.cursor_for_position(position)
-            self._saved = (position, saved) if position else (-1, None)
+            self.saved = (position, saved) if position else (-1, None)
         self.cursor = cursor
         self.sub.last_processed_position = position
         self.sub.max_known_position = position
@@ -166,7 +175,7 @@ class SubscriptionReader:
     @property
     def in_flight(self) -> int:
         """Events of the current page not handed over yet."""
-        return len(self._page) - self._index
+        return len(self.page) - self.index
 
     async def _sleep(self, delay: float) -> None:
         """Sleep, cut short by a stop request."""
@@ -192,17 +201,17 @@ class SubscriptionReader:
                 if self.pause_requested:
                     await self._resumed.wait()
                     continue
-                if self._index < len(self._page):
+                if self.index < len(self.page):
                     await self._process_page()
                     continue
                 self.wake.clear()
-                page = await self._read()
+                page = await self._read(self.cursor, self.sub.config.batch_size)
                 if page is None:
                     continue
                 if page.events:
                     sub.caught_up = False
                     await self._refresh_lag()
-                    self._page, self._index, self._page_cursor = page.events, 0, page.cursor
+                    self.page, self.index, self.page_cursor = page.events, 0, page.cursor
                     await self._process_page()
                 else:
                     await self._idle(page.cursor)
@@ -212,9 +221,10 @@ class SubscriptionReader:
             logger.exception("Subscription %s stopped after an error it may not skip", sub.name)
             await self.save_final_checkpoint()
 
-    async def _read(self) -> CommittedPage | None:
+    async def _read(self, after: str | None, limit: int) -> CommittedPage | None:
+        """A page after `after`, or None after recording an outage (the caller retries)."""
         try:
-            page = await self.store.read_committed(self.cursor, self.sub.config.batch_size)
+            page = await self.store.read_committed(after, limit)
         except Exception as exc:
             await self._outage(exc)
             return None
@@ -223,6 +233,28 @@ class SubscriptionReader:
             self.sub.store_reachable = True
             self._outages = 0
         return page
+
+    async def cursor_after(self, cursor: str | None, stored: StoredEvent) -> str | None:
+        """The store cursor just after `stored`, the next event after `cursor`; None if the
+        reader is stopping while the store is down."""
+        while not self.stop_requested:
+            page = await self._read(cursor, 1)
+            if page is None:
+                continue
+            if not page.events or page.events[0].event_id != stored.event_id:
+                # The commit-safe order never changes below a cursor once read.
+                raise RuntimeError(
+                    f"Subscription {self.sub.name}: re-reading after {cursor!r} did not return "
+                    f"event {stored.event_id} again"
+                )
+            return page.cursor
+        return None
+
+    async def recover(
+        self, stored: StoredEvent, error: Exception, again: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Retry a failed `again()` per the subscription's config, else dead-letter it."""
+        return await self._recovery.recover(stored, error, again)
 
     async def _outage(self, exc: Exception) -> None:
         """Record a store failure and back off (capped); the caller retries the same read."""
@@ -272,25 +304,29 @@ class SubscriptionReader:
             pass
 
     async def _process_page(self) -> None:
+        handle = (
+            self._handle_events if self.committer is None
+            else lambda: commit_page(self, self.committer)  # type: ignore[arg-type]
+        )
         if self.tracer is None:
-            await self._handle_events()
+            await handle()
         else:
             with span(self.tracer, "eventsource.subscription.batch",
                       {"eventsource.subscription.name": self.sub.name,
-                       "eventsource.event.count": len(self._page) - self._index}):
-                await self._handle_events()
-        if self._index >= len(self._page):
-            self.cursor = self._page_cursor
-            self._page = []
-            self._index = 0
+                       "eventsource.event.count": len(self.page) - self.index}):
+                await handle()
+        if self.index >= len(self.page):
+            self.cursor = self.page_cursor
+            self.page = []
+            self.index = 0
             await self._end_of_page()
 
     async def _handle_events(self) -> None:
         """Hand the page's events over in order: the hot path, kept lean on purpose."""
-        sub, events = self.sub, self._page
-        n, i = len(events), self._index
+        sub, events = self.sub, self.page
+        n, i = len(events), self.index
         handle = sub.handler
-        wanted = None if self._types is None and self._aggregates is None else self._wanted
+        wanted = None if self._types is None and self._aggregates is None else self.wants
         every_event = sub.config.checkpoint_strategy is CheckpointStrategy.EVERY_EVENT
         timeout = sub.config.processing_timeout
         # One timer per page, re-armed only when less than `timeout` is left: arming a timer per
@@ -316,25 +352,25 @@ class SubscriptionReader:
                             except Exception as exc:
                                 guard.reschedule(None)
                                 deadline = 0.0
-                                ok = await self._recover(stored, exc)
+                                ok = await self._recover_event(stored, exc)
                             if ok:
                                 sub.events_processed += 1
                                 sub.last_event = event
                         position = stored.global_position
                         if position > sub.last_processed_position:  # noqa: PLR1730 - max() is slower
                             sub.last_processed_position = position
-                        self._last_read = stored
+                        self.last_read = stored
                         i += 1
-                        self._index = i
+                        self.index = i
                         if self.stop_requested:
                             self.events_drained += 1
                         if every_event:
-                            await self._checkpoint(stored, self._page_cursor if i == n else None)
+                            await self.checkpoint(stored, self.page_cursor if i == n else None)
             except TimeoutError:
                 # The page timer fired: events[i] overran processing_timeout.
                 await self._timed_out(events[i], timeout)
                 i += 1
-                self._index = i
+                self.index = i
             else:
                 return
 
@@ -344,18 +380,18 @@ class SubscriptionReader:
             f"Handling {stored.event_type} {stored.event_id} took longer than "
             f"processing_timeout={timeout}s"
         )
-        if await self._recover(stored, error):
+        if await self._recover_event(stored, error):
             sub.events_processed += 1
             sub.last_event = stored.event
         sub.last_processed_position = max(sub.last_processed_position, stored.global_position)
-        self._last_read = stored
+        self.last_read = stored
 
     async def _end_of_page(self) -> None:
         sub = self.sub
         sub.touch()
         strategy = sub.config.checkpoint_strategy
         if strategy is CheckpointStrategy.EVERY_BATCH:
-            await self._checkpoint(self._last_read, self.cursor)
+            await self.checkpoint(self.last_read, self.cursor)
         elif strategy is CheckpointStrategy.PERIODIC:
             await self._periodic_checkpoint()
 
@@ -363,16 +399,19 @@ class SubscriptionReader:
 
     async def _periodic_checkpoint(self) -> None:
         interval = self.sub.config.checkpoint_interval_seconds
-        if time.monotonic() - self._checkpointed_at >= interval:
-            await self._checkpoint(self._last_read, self.cursor if not self._page else None)
+        if time.monotonic() - self.checkpointed_at >= interval:
+            await self.checkpoint(self.last_read, self.cursor if not self.page else None)
 
-    async def _checkpoint(self, stored: StoredEvent | None, cursor: str | None) -> None:
+    async def checkpoint(self, stored: StoredEvent | None, cursor: str | None) -> None:
         """Save the position of `stored` (and the cursor after it, when known); never backwards."""
         if stored is None:
             return
         position = stored.global_position
-        saved_position, saved_cursor = self._saved
-        if position < saved_position or (position == saved_position and cursor == saved_cursor):
+        saved_position, saved_cursor = self.saved
+        # A known cursor is never replaced by "unknown" for the same position.
+        if position < saved_position or (
+            position == saved_position and cursor in (None, saved_cursor)
+        ):
             return
         name = self.sub.name
         try:
@@ -388,13 +427,13 @@ class SubscriptionReader:
             self.sub.last_error = exc
             logger.warning("Subscription %s could not save its checkpoint: %s", name, exc)
             return
-        self._saved = (position, cursor)
-        self._checkpointed_at = time.monotonic()
+        self.saved = (position, cursor)
+        self.checkpointed_at = time.monotonic()
         self.checkpoints_saved += 1
 
     async def save_final_checkpoint(self) -> bool:
         """Save how far the subscription got (on stop); True if something was written."""
         before = self.checkpoints_saved
-        cursor = self.cursor if self._index >= len(self._page) else None
-        await self._checkpoint(self._last_read, cursor)
+        cursor = self.cursor if self.index >= len(self.page) else None
+        await self.checkpoint(self.last_read, cursor)
         return self.checkpoints_saved > before

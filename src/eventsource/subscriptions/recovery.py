@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from eventsource.exceptions import ProjectionError
 from eventsource.subscriptions.error_handling import ErrorInfo
 from eventsource.subscriptions.retry import calculate_backoff
 
@@ -50,8 +51,14 @@ class FailureRecovery:
         self.stopping = stopping
         self._processed_at_failure = 0
 
-    async def recover(self, stored: StoredEvent, error: Exception) -> bool:
-        """Retry a failed event per the config; True if a retry succeeded.
+    async def recover(
+        self,
+        stored: StoredEvent,
+        error: Exception,
+        attempt_again: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Retry a failed event per the config (by `attempt_again()`, else the handler); True
+        if a retry succeeded.
 
         Otherwise count, report and dead-letter it, and raise `HaltSubscription` when the
         subscription may not go past it.
@@ -68,7 +75,7 @@ class FailureRecovery:
                 attempts += 1
                 try:
                     async with asyncio.timeout(sub.config.processing_timeout):
-                        await sub.handler(stored.event)
+                        await (attempt_again() if attempt_again else sub.handler(stored.event))
                 except Exception as again:
                     error, classification = again, errors.classify(again)
                     if not classification.retryable:
@@ -95,7 +102,10 @@ class FailureRecovery:
             position=stored.global_position, subscription_name=sub.name,
             retry_count=attempts - 1,
         )
-        if skip and self.dlq is not None and self.error_config.dlq_enabled:
+        if skip and self._dead_lettered_by_subscriber(error):
+            info.sent_to_dlq = True
+            sub.events_dlq += 1
+        elif skip and self.dlq is not None and self.error_config.dlq_enabled:
             try:
                 await self.dlq.add_failed_event(
                     event_id=stored.event_id,
@@ -127,3 +137,13 @@ class FailureRecovery:
                                breaker.config.recovery_timeout)
                 await self._sleep(breaker.config.recovery_timeout)
         return False
+
+    def _dead_lettered_by_subscriber(self, error: Exception) -> bool:
+        """A projection raises `ProjectionError` after writing its own dead letter: when that
+        went to our DLQ too, a second row would overwrite its attempt count."""
+        subscriber_dlq = getattr(self.sub.subscriber, "dlq_repo", None)
+        return (
+            isinstance(error, ProjectionError)
+            and self.dlq is not None
+            and subscriber_dlq is self.dlq
+        )

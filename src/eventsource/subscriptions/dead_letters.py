@@ -1,0 +1,84 @@
+"""Retrying dead letters: hand the failed events of a DLQ to a subscriber again."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eventsource.events.registry import resolve_event_class
+
+if TYPE_CHECKING:
+    from eventsource.events.base import DomainEvent
+    from eventsource.events.registry import EventRegistry
+    from eventsource.repositories.dlq import DLQEntry, DLQRepository
+
+__all__ = ["DeadLetterRetryResult", "retry_dead_letters"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeadLetterRetryResult:
+    """What `retry_dead_letters` did: ids resolved, failed again, and not decodable."""
+
+    resolved: list[int | str] = field(default_factory=list)
+    failed: list[int | str] = field(default_factory=list)
+    undecodable: list[int | str] = field(default_factory=list)
+
+
+def _event_of(entry: DLQEntry, registry: EventRegistry | None) -> DomainEvent:
+    data: Any = entry.event_data
+    if isinstance(data, str):
+        data = json.loads(data)
+    return resolve_event_class(entry.event_type, registry).model_validate(data)
+
+
+async def retry_dead_letters(
+    dlq_repo: DLQRepository,
+    subscriber: Any,
+    *,
+    projection_name: str | None = None,
+    limit: int = 100,
+    resolved_by: str = "retry_dead_letters",
+    registry: EventRegistry | None = None,
+) -> DeadLetterRetryResult:
+    """Re-handle the `failed` dead letters (of `projection_name`, or all), oldest first.
+
+    `subscriber` is anything with a `handle(event)` (sync or async), e.g. the projection that
+    failed. Each entry is marked `retrying`, then `resolved` (by `resolved_by`) if `handle`
+    returns, or `failed` again with `retry_count + 1` and the new error if it raises (unless the
+    subscriber dead-lettered it again itself, as `CheckpointTrackingProjection.handle` does).
+    Entries whose event type is unknown or whose data no longer validates stay `failed`.
+    """
+    entries = await dlq_repo.get_failed_events(
+        projection_name=projection_name, status="failed", limit=limit
+    )
+    result = DeadLetterRetryResult()
+    for entry in reversed(entries):  # the repository lists newest first
+        try:
+            event = _event_of(entry, registry)
+        except Exception:
+            logger.exception("Dead letter %s (%s) cannot be decoded", entry.id, entry.event_type)
+            result.undecodable.append(entry.id)
+            continue
+        await dlq_repo.mark_retrying(entry.id)
+        try:
+            outcome = subscriber.handle(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:
+            logger.warning("Dead letter %s failed again: %s", entry.id, exc)
+            result.failed.append(entry.id)
+            current = await dlq_repo.get_failed_event_by_id(entry.id)
+            if current is None or current.status == "retrying":
+                await dlq_repo.add_failed_event(
+                    entry.event_id, entry.projection_name, entry.event_type,
+                    event.model_dump(mode="json"), exc, entry.retry_count + 1,
+                )
+            continue
+        await dlq_repo.mark_resolved(entry.id, resolved_by)
+        result.resolved.append(entry.id)
+    return result

@@ -1,0 +1,152 @@
+"""Pages committed together with the subscription checkpoint, for subscribers that can.
+
+A subscriber that writes its read model in a database transaction (a `DatabaseProjection`
+whose checkpoint repository writes through a connection) gets each page in one call, and the
+page's position and store cursor commit in that same transaction. Its checkpoint row is then
+the subscription's checkpoint: the row `projection_name` of the subscriber's own checkpoint
+repository, and the subscription must carry that name. After a crash the manager resumes from
+exactly the last committed transaction, so nothing is applied twice.
+
+When a page fails it is rolled back and handled again one event per transaction, each with
+the cursor just after that event (read again from the store, whose commit-safe order is
+stable), so the per-event retries and dead letters stay exact too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from eventsource.events.base import DomainEvent
+    from eventsource.repositories.checkpoint import CheckpointRepository
+    from eventsource.stores.interface import StoredEvent
+    from eventsource.subscriptions.reader import SubscriptionReader
+
+__all__ = ["TransactionalSubscriber", "accepts_cursor", "commit_page", "transactional"]
+
+logger = logging.getLogger("eventsource.subscriptions.manager")
+
+
+@runtime_checkable
+class TransactionalSubscriber(Protocol):
+    """A subscriber that commits its read-model work and its checkpoint in one transaction."""
+
+    @property
+    def projection_name(self) -> str: ...
+
+    @property
+    def checkpoint_repo(self) -> CheckpointRepository: ...
+
+    @property
+    def commits_checkpoint(self) -> bool: ...
+
+    async def commit_batch(
+        self, events: Sequence[DomainEvent], *, position: int | None = None,
+        cursor: str | None = None,
+    ) -> None:
+        """Apply `events` and the checkpoint in one transaction; raise (rolled back) on error."""
+
+    async def handle(
+        self, event: DomainEvent, *, position: int | None = None, cursor: str | None = None
+    ) -> None:
+        """One event in one transaction with the checkpoint, with the subscriber's retries."""
+
+
+def transactional(subscriber: object) -> TransactionalSubscriber | None:
+    """`subscriber` if it can commit pages with the checkpoint, else None."""
+    if isinstance(subscriber, TransactionalSubscriber) and subscriber.commits_checkpoint:
+        return subscriber
+    return None
+
+
+def accepts_cursor(save_position: Callable[..., Any]) -> bool:
+    """Whether a checkpoint repository can keep the store's cursor next to the position."""
+    try:
+        params = inspect.signature(save_position).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "cursor" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _committed(reader: SubscriptionReader, stored: StoredEvent, cursor: str | None) -> None:
+    """Book-keeping after `stored`'s checkpoint committed with the read model."""
+    reader.saved = (stored.global_position, cursor)
+    reader.checkpointed_at = time.monotonic()
+    reader.checkpoints_saved += 1
+
+
+async def commit_page(reader: SubscriptionReader, subscriber: TransactionalSubscriber) -> None:
+    """Hand the reader's current page over in one transaction, else one event at a time."""
+    sub, page = reader.sub, reader.page
+    wanted = [stored for stored in page[reader.index :] if reader.wants(stored)]
+    if wanted:
+        last = page[-1]
+        try:
+            # A page that overruns the timeout is rolled back and retried event by event.
+            async with asyncio.timeout(sub.config.processing_timeout):
+                await subscriber.commit_batch(
+                    [stored.event for stored in wanted],
+                    position=last.global_position, cursor=reader.page_cursor,
+                )
+        except Exception as exc:
+            logger.warning(
+                "Subscription %s: a page of %d events failed (%s: %s); handling them one by one",
+                sub.name, len(wanted), type(exc).__name__, exc,
+            )
+            await _one_by_one(reader, subscriber)
+            return
+        sub.events_processed += len(wanted)
+        sub.last_event = wanted[-1].event
+        _committed(reader, last, reader.page_cursor)
+    _read_past(reader, len(page))
+
+
+def _read_past(reader: SubscriptionReader, end: int) -> None:
+    """Move the reader past the page's events up to index `end`."""
+    sub = reader.sub
+    stored = reader.page[end - 1]
+    sub.last_processed_position = max(sub.last_processed_position, stored.global_position)
+    reader.last_read = stored
+    if reader.stop_requested:
+        reader.events_drained += end - reader.index
+    reader.index = end
+
+
+async def _one_by_one(reader: SubscriptionReader, subscriber: TransactionalSubscriber) -> None:
+    """Each event in its own transaction, checkpointed with the cursor just after it."""
+    sub = reader.sub
+    cursor = reader.cursor
+    timeout = sub.config.processing_timeout
+    while reader.index < len(reader.page):
+        stored = reader.page[reader.index]
+        after = await reader.cursor_after(cursor, stored)
+        if after is None:  # stopping during a store outage: the page stays unfinished
+            return
+        if reader.wants(stored):
+
+            async def attempt(stored: StoredEvent = stored, after: str = after) -> None:
+                await subscriber.handle(stored.event, position=stored.global_position,
+                                        cursor=after)
+
+            try:
+                async with asyncio.timeout(timeout):
+                    await attempt()
+                ok = True
+            except Exception as exc:
+                ok = await reader.recover(stored, exc, attempt)
+            if ok:
+                sub.events_processed += 1
+                sub.last_event = stored.event
+                _committed(reader, stored, after)
+            else:
+                _read_past(reader, reader.index + 1)
+                await reader.checkpoint(stored, after)  # past the dead letter
+                cursor = after
+                continue
+        _read_past(reader, reader.index + 1)
+        cursor = after
