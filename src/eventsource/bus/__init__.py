@@ -11,6 +11,13 @@ from eventsource.bus.interface import (
     SyncEventHandler,
 )
 from eventsource.bus.memory import InMemoryEventBus
+from eventsource.bus.nats import (
+    NATS_AVAILABLE,
+    NATSEventBus,
+    NATSEventBusConfig,
+    NATSEventBusStats,
+    NATSNotAvailableError,
+)
 from eventsource.bus.redis import (
     REDIS_AVAILABLE,
     RedisEventBus,
@@ -20,6 +27,7 @@ from eventsource.bus.redis import (
 )
 
 __all__ = [
+    "NATS_AVAILABLE",
     "REDIS_AVAILABLE",
     "AsyncEventHandler",
     "EventBus",
@@ -29,6 +37,10 @@ __all__ = [
     "FlexibleEventHandler",
     "FlexibleEventSubscriber",
     "InMemoryEventBus",
+    "NATSEventBus",
+    "NATSEventBusConfig",
+    "NATSEventBusStats",
+    "NATSNotAvailableError",
     "RedisEventBus",
     "RedisEventBusConfig",
     "RedisEventBusStats",
