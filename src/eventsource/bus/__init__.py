@@ -10,6 +10,13 @@ from eventsource.bus.interface import (
     FlexibleEventSubscriber,
     SyncEventHandler,
 )
+from eventsource.bus.kafka import (
+    KAFKA_AVAILABLE,
+    KafkaEventBus,
+    KafkaEventBusConfig,
+    KafkaEventBusStats,
+    KafkaNotAvailableError,
+)
 from eventsource.bus.memory import InMemoryEventBus
 from eventsource.bus.nats import (
     NATS_AVAILABLE,
@@ -27,6 +34,7 @@ from eventsource.bus.redis import (
 )
 
 __all__ = [
+    "KAFKA_AVAILABLE",
     "NATS_AVAILABLE",
     "REDIS_AVAILABLE",
     "AsyncEventHandler",
@@ -37,6 +45,10 @@ __all__ = [
     "FlexibleEventHandler",
     "FlexibleEventSubscriber",
     "InMemoryEventBus",
+    "KafkaEventBus",
+    "KafkaEventBusConfig",
+    "KafkaEventBusStats",
+    "KafkaNotAvailableError",
     "NATSEventBus",
     "NATSEventBusConfig",
     "NATSEventBusStats",
