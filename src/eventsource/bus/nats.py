@@ -86,7 +86,10 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             password=config.password,
             token=config.token,
         )
-        self._js = self._nc.jetstream(timeout=config.publish_timeout)
+        self._js = self._nc.jetstream(
+            timeout=config.publish_timeout,
+            publish_async_max_pending=max(4000, config.publish_chunk_size),
+        )
         try:
             await self._ensure_streams()
         except BaseException:
@@ -170,11 +173,10 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         error: BaseException | None = None
         try:
             for subject, body, headers in messages:
-                futures.append(
-                    await js.publish_async(
-                        subject, body, headers=headers, wait_stall=self._config.publish_timeout
-                    )
-                )
+                # No wait_stall: with one, every publish yields to the loop and is flushed in a
+                # socket write of its own (measured: 5x slower). Chunks stay below the
+                # client's in-flight limit, so the wait never stalls.
+                futures.append(await js.publish_async(subject, body, headers=headers))
         except _TRANSIENT as exc:
             error = exc
         if futures:
@@ -261,7 +263,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             msgs: list[Msg] = await sub.fetch(
                 self._config.batch_size, timeout=self._config.fetch_timeout
             )
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats' own and asyncio's: no messages within fetch_timeout
             return []
         return msgs
 
