@@ -51,3 +51,61 @@ def _require(name: str, url: str, probe: Callable[[str], str | None]) -> str:
 def require_redis() -> str:
     """The Redis URL, after checking the server once per session."""
     return _require("redis", REDIS_URL, _redis_problem)
+
+
+NATS_URL = os.environ.get("EVENTSOURCE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+NATS_HINT = (
+    "NATS with JetStream is not reachable at {url}: start it with `start-stop-daemon --start "
+    "--oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js "
+    "-sd /var/lib/nats-server` (or `nats-server -js`), or set EVENTSOURCE_TEST_NATS_URL"
+)
+
+
+def _nats_problem(url: str) -> str | None:
+    """Connect and ask for the JetStream account info: a server without -js fails here."""
+    try:
+        import nats
+    except ImportError:
+        return "nats-py is not installed (pip install -e '.[dev,nats]')"
+    import asyncio
+
+    async def probe() -> None:
+        client = await nats.connect(
+            url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False
+        )
+        try:
+            await client.jetstream().account_info()
+        finally:
+            await client.close()
+
+    def run() -> None:  # in a thread of its own: the caller may be inside a running loop
+        asyncio.run(asyncio.wait_for(probe(), 10))
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(run).result()
+    except Exception as exc:
+        return f"{NATS_HINT.format(url=url)} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def require_nats() -> str:
+    """The NATS URL, after checking the server (with JetStream) once per session."""
+    return _require("nats", NATS_URL, _nats_problem)
+
+
+KAFKA_BOOTSTRAP_VAR = "EVENTSOURCE_TEST_KAFKA_BOOTSTRAP"
+
+
+def require_kafka() -> str:
+    """The Kafka bootstrap servers from `EVENTSOURCE_TEST_KAFKA_BOOTSTRAP`; without it the test
+    is skipped, in CI too: no Kafka broker can be installed on the CI machine."""
+    bootstrap = os.environ.get(KAFKA_BOOTSTRAP_VAR)
+    if not bootstrap:
+        pytest.skip(
+            f"no Kafka broker: set {KAFKA_BOOTSTRAP_VAR}=host:port to run the Kafka bus tests "
+            "(none can be installed on this machine, so this skip is allowed under CI)"
+        )
+    return bootstrap

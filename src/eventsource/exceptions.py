@@ -15,6 +15,8 @@ __all__ = [
     "EventStoreError",
     "EventTypeNotFoundError",
     "EventVersionError",
+    "KafkaNotAvailableError",
+    "NATSNotAvailableError",
     "OptimisticLockError",
     "ProjectionError",
     "RedisNotAvailableError",
@@ -179,3 +181,17 @@ class DuplicateEventTypeError(ValueError):
             f"{existing_class.__module__}.{existing_class.__qualname__}; cannot register "
             f"{new_class.__module__}.{new_class.__qualname__}"
         )
+
+
+class KafkaNotAvailableError(ImportError):
+    """aiokafka is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("The Kafka event bus needs aiokafka: pip install 'eventsource-py[kafka]'")
+
+
+class NATSNotAvailableError(ImportError):
+    """nats-py is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("The NATS event bus needs nats-py: pip install 'eventsource-py[nats]'")

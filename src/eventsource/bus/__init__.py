@@ -10,7 +10,21 @@ from eventsource.bus.interface import (
     FlexibleEventSubscriber,
     SyncEventHandler,
 )
+from eventsource.bus.kafka import (
+    KAFKA_AVAILABLE,
+    KafkaEventBus,
+    KafkaEventBusConfig,
+    KafkaEventBusStats,
+    KafkaNotAvailableError,
+)
 from eventsource.bus.memory import InMemoryEventBus
+from eventsource.bus.nats import (
+    NATS_AVAILABLE,
+    NATSEventBus,
+    NATSEventBusConfig,
+    NATSEventBusStats,
+    NATSNotAvailableError,
+)
 from eventsource.bus.redis import (
     REDIS_AVAILABLE,
     RedisEventBus,
@@ -20,6 +34,8 @@ from eventsource.bus.redis import (
 )
 
 __all__ = [
+    "KAFKA_AVAILABLE",
+    "NATS_AVAILABLE",
     "REDIS_AVAILABLE",
     "AsyncEventHandler",
     "EventBus",
@@ -29,6 +45,14 @@ __all__ = [
     "FlexibleEventHandler",
     "FlexibleEventSubscriber",
     "InMemoryEventBus",
+    "KafkaEventBus",
+    "KafkaEventBusConfig",
+    "KafkaEventBusStats",
+    "KafkaNotAvailableError",
+    "NATSEventBus",
+    "NATSEventBusConfig",
+    "NATSEventBusStats",
+    "NATSNotAvailableError",
     "RedisEventBus",
     "RedisEventBusConfig",
     "RedisEventBusStats",

@@ -1,0 +1,129 @@
+"""`KafkaEventBusConfig` and `KafkaEventBusStats` (API.md §11.2): driver-free, constructible and
+validated without aiokafka."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventsource.bus._broker import default_consumer_name
+
+__all__ = ["KafkaEventBusConfig", "KafkaEventBusStats"]
+
+SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+SASL_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+ACKS = frozenset({"all", "0", "1", 0, 1, -1})
+COMPRESSIONS = frozenset({None, "gzip", "snappy", "lz4", "zstd"})
+OFFSET_RESETS = frozenset({"earliest", "latest"})
+
+
+@dataclass
+class KafkaEventBusConfig:
+    """Settings of a `KafkaEventBus`; `consumer_name=None` gets a unique one. `ValueError` on
+    an unknown security protocol, incomplete SASL settings or a lone certificate/key file."""
+
+    bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = "events"
+    consumer_group: str = "default"
+    consumer_name: str | None = None
+    acks: str | int = "all"
+    compression_type: str | None = "gzip"
+    batch_size: int = 16384  # bytes per partition batch
+    linger_ms: int = 5
+    auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 30000
+    heartbeat_interval_ms: int = 10000
+    max_poll_interval_ms: int = 300000
+    max_retries: int = 3
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    retry_jitter: float = 0.1
+    enable_dlq: bool = True
+    dlq_topic_suffix: str = ".dlq"
+    dlq_consumer_group: str | None = None
+    dlq_max_replay_attempts: int = 3
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    enable_tracing: bool = True
+    enable_metrics: bool = True
+    shutdown_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.consumer_name is None:
+            self.consumer_name = default_consumer_name()
+        self._check_security()
+        if self.acks not in ACKS:
+            raise ValueError(f"acks must be one of 'all', 0, 1, -1, not {self.acks!r}")
+        if self.compression_type not in COMPRESSIONS:
+            raise ValueError(f"unknown compression_type {self.compression_type!r}")
+        if self.auto_offset_reset not in OFFSET_RESETS:
+            raise ValueError("auto_offset_reset must be 'earliest' or 'latest'")
+        if self.max_retries < 1:
+            raise ValueError("max_retries must be at least 1")
+        if self.batch_size < 1 or self.linger_ms < 0:
+            raise ValueError("batch_size must be positive and linger_ms not negative")
+        if not 0 <= self.retry_jitter <= 1:
+            raise ValueError("retry_jitter must be between 0 and 1")
+        if self.retry_base_delay < 0 or self.retry_max_delay < self.retry_base_delay:
+            raise ValueError("need 0 <= retry_base_delay <= retry_max_delay")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+
+    def _check_security(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(
+                f"security_protocol must be one of {sorted(SECURITY_PROTOCOLS)}, "
+                f"not {self.security_protocol!r}"
+            )
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ValueError(
+                    f"{self.security_protocol} needs sasl_mechanism in {sorted(SASL_MECHANISMS)}"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+
+    @property
+    def topic_name(self) -> str:
+        return f"{self.topic_prefix}.stream"
+
+    @property
+    def dlq_topic_name(self) -> str:
+        return self.topic_name + self.dlq_topic_suffix
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in {"SSL", "SASL_SSL"}
+
+    def retry_delay(self, attempt: int) -> float:
+        """The pause after failed attempt `attempt` (1-based): doubling, capped, +-jitter."""
+        base = min(self.retry_base_delay * 2.0 ** max(attempt - 1, 0), self.retry_max_delay)
+        spread = base * self.retry_jitter
+        return max(0.0, base + random.uniform(-spread, spread))
+
+
+@dataclass
+class KafkaEventBusStats:
+    """Counters of one `KafkaEventBus`; `get_stats_dict()` returns exactly these 12 keys."""
+
+    events_published: int = 0
+    events_consumed: int = 0
+    events_processed_success: int = 0
+    events_processed_failed: int = 0
+    messages_sent_to_dlq: int = 0
+    handler_errors: int = 0
+    reconnections: int = 0
+    rebalance_count: int = 0
+    last_publish_at: datetime | None = None
+    last_consume_at: datetime | None = None
+    last_error_at: datetime | None = None
+    connected_at: datetime | None = None

@@ -1,0 +1,78 @@
+"""Kafka records without the driver: event headers out, dead-letter and replay headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from eventsource.bus._codec import event_headers
+from eventsource.events.base import DomainEvent
+from eventsource.stores._rules import encode_payload
+
+__all__ = [
+    "REPLAY_COUNT",
+    "dead_letter_headers",
+    "encode",
+    "header_list",
+    "header_map",
+    "replay_count",
+    "replay_headers",
+]
+
+REPLAY_COUNT = "dlq_replay_count"
+"""Kept through replays, so a dead letter cannot be replayed without end."""
+
+
+def encode(event: DomainEvent) -> tuple[bytes, bytes, dict[str, str]]:
+    """Key (the aggregate id: one aggregate stays on one partition, in order), body, headers;
+    `SerializationError` before anything is sent."""
+    return str(event.aggregate_id).encode(), encode_payload(event).encode(), event_headers(event)
+
+
+def header_list(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    return [(key, value.encode()) for key, value in headers.items()]
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {key: value.decode(errors="replace") for key, value in headers or ()}
+
+
+def dead_letter_headers(
+    headers: Mapping[str, str],
+    *,
+    reason: str,
+    error_type: str,
+    error_message: str,
+    retries: int,
+    topic: str,
+    partition: int,
+    offset: int,
+    consumer_group: str,
+) -> dict[str, str]:
+    """The original headers plus the `dlq_*` ones of API.md §11.2."""
+    return {
+        **headers,
+        "dlq_reason": reason,
+        "dlq_error_type": error_type,
+        "dlq_error_message": error_message,
+        "dlq_retry_count": str(retries),
+        "dlq_timestamp": datetime.now(UTC).isoformat(),
+        "dlq_original_topic": topic,
+        "dlq_original_partition": str(partition),
+        "dlq_original_offset": str(offset),
+        "dlq_consumer_group": consumer_group,
+    }
+
+
+def replay_count(headers: Mapping[str, str]) -> int:
+    try:
+        return int(headers.get(REPLAY_COUNT, "0"))
+    except ValueError:
+        return 0
+
+
+def replay_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The event headers without the DLQ ones, counting this replay."""
+    out = {key: value for key, value in headers.items() if not key.startswith("dlq_")}
+    out[REPLAY_COUNT] = str(replay_count(headers) + 1)
+    return out
