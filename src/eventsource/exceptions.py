@@ -17,6 +17,7 @@ __all__ = [
     "EventVersionError",
     "OptimisticLockError",
     "ProjectionError",
+    "RabbitMQNotAvailableError",
     "RedisNotAvailableError",
     "SQLiteNotAvailableError",
     "SerializationError",
@@ -178,4 +179,13 @@ class DuplicateEventTypeError(ValueError):
             f"Event type {event_type!r} is already registered to "
             f"{existing_class.__module__}.{existing_class.__qualname__}; cannot register "
             f"{new_class.__module__}.{new_class.__qualname__}"
+        )
+
+
+class RabbitMQNotAvailableError(ImportError):
+    """aio-pika is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The RabbitMQ event bus needs aio-pika: pip install 'eventsource-py[rabbitmq]'"
         )

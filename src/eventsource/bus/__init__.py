@@ -11,6 +11,13 @@ from eventsource.bus.interface import (
     SyncEventHandler,
 )
 from eventsource.bus.memory import InMemoryEventBus
+from eventsource.bus.rabbitmq import (
+    RABBITMQ_AVAILABLE,
+    RabbitMQEventBus,
+    RabbitMQEventBusConfig,
+    RabbitMQEventBusStats,
+    RabbitMQNotAvailableError,
+)
 from eventsource.bus.redis import (
     REDIS_AVAILABLE,
     RedisEventBus,
@@ -20,6 +27,7 @@ from eventsource.bus.redis import (
 )
 
 __all__ = [
+    "RABBITMQ_AVAILABLE",
     "REDIS_AVAILABLE",
     "AsyncEventHandler",
     "EventBus",
@@ -29,6 +37,10 @@ __all__ = [
     "FlexibleEventHandler",
     "FlexibleEventSubscriber",
     "InMemoryEventBus",
+    "RabbitMQEventBus",
+    "RabbitMQEventBusConfig",
+    "RabbitMQEventBusStats",
+    "RabbitMQNotAvailableError",
     "RedisEventBus",
     "RedisEventBusConfig",
     "RedisEventBusStats",
