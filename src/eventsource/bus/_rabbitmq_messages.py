@@ -12,10 +12,12 @@ from eventsource.events.base import DomainEvent
 
 __all__ = [
     "DLQ_HEADERS",
+    "ORIGINAL_KEY_HEADER",
     "RETRY_HEADER",
     "dead_letter_headers",
     "dlq_message",
     "message_fields",
+    "original_routing_key",
     "retry_count",
     "routing_key",
     "routing_key_for_class",
@@ -23,6 +25,8 @@ __all__ = [
 
 RETRY_HEADER = "x-retry-count"
 """Failed attempts so far: travels with the message, so any consumer of the group can count."""
+ORIGINAL_KEY_HEADER = "original_routing_key"
+"""The key the message was first published with (a retried message comes back by queue name)."""
 
 DLQ_HEADERS = frozenset(
     {
@@ -34,7 +38,7 @@ DLQ_HEADERS = frozenset(
         "dlq_timestamp",
         "dlq_original_queue",
         "dlq_consumer_group",
-        "original_routing_key",
+        ORIGINAL_KEY_HEADER,
     }
 )
 
@@ -82,6 +86,12 @@ def message_fields(
     return fields
 
 
+def original_routing_key(current: str | None, headers: Mapping[str, Any] | None) -> str:
+    """The key the message was first published with."""
+    recorded = _text((headers or {}).get(ORIGINAL_KEY_HEADER), "original_routing_key header")
+    return recorded or current or ""
+
+
 def retry_count(headers: Mapping[str, Any] | None) -> int:
     """The failed attempts recorded on a message (0 when absent or unreadable)."""
     value = (headers or {}).get(RETRY_HEADER, 0)
@@ -97,7 +107,7 @@ def dead_letter_headers(
     reason: str,
     error_type: str,
     retries: int,
-    original_routing_key: str,
+    original_key: str,
     queue: str,
     consumer_group: str,
 ) -> dict[str, Any]:
@@ -111,7 +121,7 @@ def dead_letter_headers(
         dlq_timestamp=datetime.now(UTC).isoformat(),
         dlq_original_queue=queue,
         dlq_consumer_group=consumer_group,
-        original_routing_key=original_routing_key,
+        original_routing_key=original_key,
     )
     return out
 

@@ -39,10 +39,12 @@ from eventsource.bus._rabbitmq_config import (
 )
 from eventsource.bus._rabbitmq_messages import (
     DLQ_HEADERS,
+    ORIGINAL_KEY_HEADER,
     RETRY_HEADER,
     dead_letter_headers,
     dlq_message,
     message_fields,
+    original_routing_key,
     retry_count,
     routing_key,
     routing_key_for_class,
@@ -450,7 +452,12 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         config = self._config
         delay = config.retry_delay(count)
         target = config.retry_queue_name if delay > 0 else config.queue_name
-        retry = self._copy(message, {**(headers or {}), RETRY_HEADER: count}, delay or None)
+        retry_headers = {
+            **(headers or {}),
+            RETRY_HEADER: count,
+            ORIGINAL_KEY_HEADER: original_routing_key(message.routing_key, headers),
+        }
+        retry = self._copy(message, retry_headers, delay or None)
         await self._publish_confirmed("", [(target, retry)], patient=False)
 
     async def _dead_letter(
@@ -460,12 +467,13 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         if not config.enable_dlq:
             logger.error("Dropping message %s (DLQ disabled): %s", message.message_id, reason)
             return
+        headers = message.headers
         headers = dead_letter_headers(
-            message.headers,
+            headers,
             reason=reason,
             error_type=error_type,
             retries=retries,
-            original_routing_key=message.routing_key or "",
+            original_key=original_routing_key(message.routing_key, headers),
             queue=config.queue_name,
             consumer_group=config.consumer_group,
         )
