@@ -109,3 +109,42 @@ def require_kafka() -> str:
             "(none can be installed on this machine, so this skip is allowed under CI)"
         )
     return bootstrap
+# RabbitMQ: `EVENTSOURCE_TEST_RABBITMQ_URL` (default amqp://guest:guest@127.0.0.1:5672/).
+RABBITMQ_URL = os.environ.get("EVENTSOURCE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+RABBITMQ_HINT = (
+    "RabbitMQ is not reachable at {url}: start it with `rabbitmq-server -detached` "
+    "(it takes ~20-40 s to accept connections), or set EVENTSOURCE_TEST_RABBITMQ_URL"
+)
+
+
+def _rabbitmq_problem(url: str) -> str | None:
+    try:
+        import aio_pika
+    except ImportError:
+        return "aio-pika is not installed (pip install -e '.[dev,rabbitmq]')"
+    import asyncio
+    import threading
+
+    async def probe() -> None:
+        connection = await aio_pika.connect(url, timeout=5)
+        await connection.close()
+
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(probe())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)  # a loop of its own, even from inside a running one
+    thread.start()
+    thread.join()
+    if errors:
+        return f"{RABBITMQ_HINT.format(url=url)} ({errors[0]!r})"
+    return None
+
+
+def require_rabbitmq() -> str:
+    """The RabbitMQ URL, after checking the broker once per session."""
+    return _require("rabbitmq", RABBITMQ_URL, _rabbitmq_problem)

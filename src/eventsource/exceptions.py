@@ -19,6 +19,7 @@ __all__ = [
     "NATSNotAvailableError",
     "OptimisticLockError",
     "ProjectionError",
+    "RabbitMQNotAvailableError",
     "RedisNotAvailableError",
     "SQLiteNotAvailableError",
     "SerializationError",
@@ -195,3 +196,10 @@ class NATSNotAvailableError(ImportError):
 
     def __init__(self) -> None:
         super().__init__("The NATS event bus needs nats-py: pip install 'eventsource-py[nats]'")
+class RabbitMQNotAvailableError(ImportError):
+    """aio-pika is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The RabbitMQ event bus needs aio-pika: pip install 'eventsource-py[rabbitmq]'"
+        )

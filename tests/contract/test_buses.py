@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from brokers import require_kafka, require_nats, require_redis
+from brokers import require_kafka, require_nats, require_rabbitmq, require_redis
 from eventsource.events.registry import EventRegistry
 from eventsource.testing.contract.bus import (
     UNKNOWN_EVENT_TYPE,
@@ -254,6 +254,82 @@ class KafkaBusFactory:
             await admin.close()
 
 
+class RabbitMQBusFactory:
+    """RabbitMQ buses on one fresh exchange; its exchanges and queues are deleted afterwards."""
+
+    max_attempts = MAX_ATTEMPTS
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.exchange = f"contract-{uuid.uuid4().hex[:12]}"
+        self.groups: set[str] = set()
+
+    @asynccontextmanager
+    async def __call__(
+        self,
+        consumer_group: str = "contract",
+        consumer_name: str | None = None,
+        event_registry: EventRegistry | None = None,
+    ) -> AsyncIterator[ConsumingBus]:
+        from eventsource.bus.rabbitmq import RabbitMQEventBus, RabbitMQEventBusConfig
+
+        self.groups.add(consumer_group)
+        config = RabbitMQEventBusConfig(
+            rabbitmq_url=self.url,
+            exchange_name=self.exchange,
+            consumer_group=consumer_group,
+            consumer_name=consumer_name,
+            prefetch_count=20,
+            max_retries=MAX_ATTEMPTS,
+            retry_base_delay=0.05,
+            reconnect_delay=0.2,
+            max_reconnect_delay=10.0,
+        )
+        bus = RabbitMQEventBus(config, event_registry)
+        await bus.connect()
+        try:
+            yield bus
+        finally:
+            await bus.shutdown(timeout=10)
+
+    async def dead_letters(self, bus: Any) -> list[DeadLetter]:
+        return [
+            DeadLetter(m.headers.get("event_id"), m.event_type, m.dlq_reason or "")
+            for m in await bus.get_dlq_messages()
+        ]
+
+    async def publish_raw(self, bus: Any, kind: str) -> None:
+        import aio_pika
+
+        headers: dict[str, Any] = (
+            {"event_type": bytearray(b"\xff\xfe")}
+            if kind == "garbage"
+            else {"event_id": str(uuid.uuid4()), "event_type": UNKNOWN_EVENT_TYPE}
+        )
+        body = b"\xff{not json" if kind == "garbage" else b"{}"
+        channel = await bus._conn.channel()
+        try:
+            exchange = await channel.get_exchange(self.exchange)
+            await exchange.publish(aio_pika.Message(body, headers=headers), "Raw.Message")
+        finally:
+            await channel.close()
+
+    async def cleanup(self) -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(self.url)
+        try:
+            channel = await connection.channel()
+            for group in self.groups:
+                queue = f"{self.exchange}.{group}"
+                for name in (queue, f"{queue}.retry", f"{queue}.dlq"):
+                    await channel.queue_delete(name)
+            for name in (self.exchange, f"{self.exchange}_dlq"):
+                await channel.exchange_delete(name)
+        finally:
+            await connection.close()
+
+
 @asynccontextmanager
 async def bus_factory(backend: str) -> AsyncIterator[Any]:
     """A factory of buses of `backend` on a fresh stream/topic, its data dropped afterwards;
@@ -270,6 +346,12 @@ async def bus_factory(backend: str) -> AsyncIterator[Any]:
             yield nats_factory
         finally:
             await nats_factory.cleanup()
+    elif backend == "rabbitmq":
+        rabbitmq = RabbitMQBusFactory(require_rabbitmq())
+        try:
+            yield rabbitmq
+        finally:
+            await rabbitmq.cleanup()
     elif backend == "kafka":
         kafka_factory = KafkaBusFactory(require_kafka())
         await kafka_factory.create_topics()
@@ -296,6 +378,10 @@ class TestRedisEventBus(_OnBackend):
 
 class TestNATSEventBus(_OnBackend):
     backend = "nats"
+
+
+class TestRabbitMQEventBus(_OnBackend):
+    backend = "rabbitmq"
 
 
 class TestKafkaEventBus(_OnBackend):

@@ -25,6 +25,13 @@ from eventsource.bus.nats import (
     NATSEventBusStats,
     NATSNotAvailableError,
 )
+from eventsource.bus.rabbitmq import (
+    RABBITMQ_AVAILABLE,
+    RabbitMQEventBus,
+    RabbitMQEventBusConfig,
+    RabbitMQEventBusStats,
+    RabbitMQNotAvailableError,
+)
 from eventsource.bus.redis import (
     REDIS_AVAILABLE,
     RedisEventBus,
@@ -36,6 +43,7 @@ from eventsource.bus.redis import (
 __all__ = [
     "KAFKA_AVAILABLE",
     "NATS_AVAILABLE",
+    "RABBITMQ_AVAILABLE",
     "REDIS_AVAILABLE",
     "AsyncEventHandler",
     "EventBus",
@@ -53,6 +61,10 @@ __all__ = [
     "NATSEventBusConfig",
     "NATSEventBusStats",
     "NATSNotAvailableError",
+    "RabbitMQEventBus",
+    "RabbitMQEventBusConfig",
+    "RabbitMQEventBusStats",
+    "RabbitMQNotAvailableError",
     "RedisEventBus",
     "RedisEventBusConfig",
     "RedisEventBusStats",
