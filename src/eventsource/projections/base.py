@@ -122,6 +122,15 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
         await self._with_retries(event, self._process_event)
         await self._record_checkpoint(event)
 
+    async def handle_checkpointed_elsewhere(self, event: DomainEvent) -> None:
+        """`handle` without the per-event checkpoint write.
+
+        A subscription that saves this projection's checkpoint row itself, once per page, calls
+        this instead of `handle`, so a database-backed checkpoint costs one round trip per page
+        rather than one per event.
+        """
+        await self._with_retries(event, self._process_event)
+
     async def _with_retries(
         self, event: DomainEvent, attempt: Callable[[DomainEvent], Awaitable[None]]
     ) -> None:

@@ -44,6 +44,7 @@ from eventsource.subscriptions.health import (
     SubscriptionHealth,
 )
 from eventsource.subscriptions.manager import SubscriptionManager
+from eventsource.subscriptions.rebuild import RebuildProgress, rebuild_projection
 from eventsource.subscriptions.retry import (
     TRANSIENT_EXCEPTIONS,
     CircuitBreaker,
@@ -96,6 +97,7 @@ __all__ = [
     "ManagerHealth",
     "PauseReason",
     "ReadinessStatus",
+    "RebuildProgress",
     "RetryConfig",
     "RetryError",
     "RetryStats",
@@ -123,6 +125,7 @@ __all__ = [
     "create_live_only_config",
     "get_default_classifier",
     "is_retryable_exception",
+    "rebuild_projection",
     "retry_async",
     "retry_dead_letters",
 ]

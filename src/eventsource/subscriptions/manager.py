@@ -158,6 +158,11 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     def get_subscription(self, name: str) -> Subscription | None:
         return self._subscriptions.get(name)
 
+    def get_cursor(self, name: str) -> str | None:
+        """The store cursor a running subscription has read up to (None before it starts)."""
+        reader = self._readers.get(name)
+        return reader.cursor if reader is not None else None
+
     def get_all_statuses(self) -> dict[str, SubscriptionStatus]:
         return {name: sub.get_status() for name, sub in self._subscriptions.items()}
 
@@ -203,6 +208,19 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             self.event_bus.subscribe_to_all_events(self._wake_readers)
         self._watcher = asyncio.create_task(watch_store(self), name="subscriptions:store-watch")
 
+    def _share_checkpoint_row(self, subscription: Subscription) -> None:
+        """A projection whose checkpoint row is the one this subscription saves (same repository,
+        same name) skips its own per-event checkpoint: the subscription writes it per page."""
+        projection = subscription.subscriber
+        deferred = getattr(projection, "handle_checkpointed_elsewhere", None)
+        if (
+            deferred is not None
+            and getattr(projection, "checkpoint_repo", None) is self.checkpoint_repo
+            and getattr(projection, "projection_name", None) == subscription.name
+            and not getattr(projection, "commits_checkpoint", False)
+        ):
+            subscription.handler = deferred
+
     def _wake_readers(self, _event: DomainEvent | None = None) -> None:
         """Bus wildcard handler and store-signal hook: only wakes readers, delivers nothing."""
         for reader in self._readers.values():
@@ -214,6 +232,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             raise SubscriptionConfigError(f"No subscription named {name!r}")
         if name in self._readers:
             return
+        self._share_checkpoint_row(subscription)
         reader = SubscriptionReader(
             subscription, self.event_store, self.checkpoint_repo, self.dlq_repo,
             self._errors[name], self.error_handling_config,
