@@ -16,7 +16,7 @@ async def test_exactly_once_while_8_writers_append(tmp_path: Path) -> None:
     await store.initialize()
     try:
         await assert_exactly_once_under_writers(
-            store, before=4000, writers=8, batches=200, batch_size=10
+            store, before=10_000, writers=8, batches=250, batch_size=20
         )
     finally:
         await store.close()
