@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -339,12 +340,27 @@ class SQLiteEventStore(TracingMixin, EventStore):
             f"ORDER BY {page_by} {'DESC' if backward else 'ASC'} LIMIT ?"
         )
         key = 0 if page_by == "id" else 4
-        after = _LAST_ID if backward else 0
         remaining = options.limit
         registry, converter = self._registry, self._converter
-        while remaining is None or remaining > 0:
+        link = self._connected()
+
+        def request(after: object) -> asyncio.Future[list[Row]]:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
-            rows = await self._connected().run(fetch, sql, (*params, after, size))
+            return asyncio.ensure_future(link.run(fetch, sql, (*params, after, size)))
+
+        if remaining is not None and remaining <= 0:
+            return
+        # The driver thread fetches the next page while this one is decoded: the two overlap.
+        pending = request(_LAST_ID if backward else 0)
+        while True:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            rows = await pending
+            more = len(rows) == size
+            if remaining is not None:
+                remaining -= len(rows)
+                more = more and remaining > 0
+            if more:
+                pending = request(rows[-1][key])
             try:
                 page = stored_rows(
                     rows, _LAYOUT, registry, converter, datetime.fromisoformat, self._where
@@ -359,11 +375,8 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 raise
             for stored in page:
                 yield stored
-            if len(rows) < size:
+            if not more:
                 return
-            after = rows[-1][key]
-            if remaining is not None:
-                remaining -= len(rows)
 
     def _decode(self, rows: list[Row]) -> list[DomainEvent]:
         return decode_rows(rows, _LAYOUT, self._registry, self._converter, self._where)
