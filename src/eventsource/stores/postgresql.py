@@ -18,6 +18,18 @@ event exactly once, without serialising writers. The cost: a tailing reader lags
 open transaction of the whole PostgreSQL cluster (any database), so a session left idle in a
 transaction stalls tailing until it ends; `committed_lag` shows how many events are held back.
 
+Following live. Appends wake readers of this store object at once, and other processes through
+LISTEN/NOTIFY (`eventsource._sql.postgresql_signals`): `wait_for_new_events` returns within
+milliseconds of any process's commit, falling back to its timeout when LISTEN is unavailable.
+When a page had to leave committed events behind the horizon (an older transaction was still
+open), the next wait re-checks after a short, growing delay, because the transaction holding
+the horizon need not be an append that notifies.
+
+Connections. Appends and reads use a few asyncpg connections of the store's own
+(`DriverPool`, as many as the engine's `pool_size`), made by the engine and then kept out of its
+pool: lending them costs a list pop, where an SQLAlchemy checkout costs ~60 µs of CPU. They and
+the LISTEN connection close with `close()` or when the engine is disposed.
+
 Requires PostgreSQL 13+ (`xid8`). Table names are unqualified: the connection's `search_path`
 chooses the schema. The tables are created, or upgraded in place, on first use.
 """
@@ -33,13 +45,14 @@ from uuid import UUID
 
 from eventsource._sql.postgresql import (
     DriverConnection,
+    DriverPool,
     Row,
     apply_schema,
-    driver_connection,
     engine_of,
     is_unique_violation,
     schema_is_current,
 )
+from eventsource._sql.postgresql_signals import CommitChannel, channel_name
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, default_registry
 from eventsource.exceptions import OptimisticLockError, StoreNotConnectedError
@@ -127,10 +140,18 @@ _ALL_FORWARD = f"""SELECT {_COLUMNS} FROM events
     WHERE id > $1 AND {_TIME_BOUNDS} ORDER BY id LIMIT $4"""
 _ALL_BACKWARD = f"""SELECT {_COLUMNS} FROM events
     WHERE id < $1 AND id > $5 AND {_TIME_BOUNDS} ORDER BY id DESC LIMIT $4"""
-_COMMITTED = f"""SELECT {_COLUMNS}, tx_id::text FROM events
+# The page, plus one all-NULL row when committed events wait behind the horizon; both parts
+# share the statement's snapshot, so the flag describes exactly the horizon the page used.
+_COMMITTED = f"""(SELECT {_COLUMNS}, tx_id::text FROM events
     WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx_id, id LIMIT $3"""
+    ORDER BY tx_id, id LIMIT $3)
+UNION ALL
+(SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events
+    WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1)"""
+_HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_AT_POSITION = "SELECT tx_id::text, id FROM events WHERE id <= $1 ORDER BY id DESC LIMIT 1"
+_HOME = "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass('events')"
 _BY_TYPE = """SELECT event_id, event_type, payload::text FROM events
     WHERE aggregate_type = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
       AND ($3::timestamptz IS NULL OR "timestamp" > $3)
@@ -143,6 +164,8 @@ _BY_TYPE_LAYOUT = RowLayout(
 _PAGE = 5000
 _MAX_ATTEMPTS = 50
 _NOT_MAX_ID = 2**63 - 1
+_FIRST_RECHECK = 0.005
+_MAX_RECHECK = 1.0
 
 
 class PostgreSQLEventStore(TracingMixin, EventStore):
@@ -179,6 +202,10 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         self._ready = False
         self._closed = False
         self._ready_lock: asyncio.Lock | None = None
+        self._pool: DriverPool | None = None
+        self._signals: CommitChannel | None = None
+        self._held_back = False
+        self._recheck = 0.0
 
     @classmethod
     def with_strict_uuid_detection(
@@ -217,8 +244,15 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         await self._prepare()
 
     async def close(self) -> None:
-        """Stop using the store (idempotent). The engine belongs to the caller and stays open."""
+        """Close the store's own connections (idempotent); the engine stays the caller's."""
         self._closed = True
+        signals, self._signals = self._signals, None
+        pool, self._pool = self._pool, None
+        self._ready = False
+        if signals is not None:
+            await signals.close()
+        if pool is not None:
+            await pool.close()
 
     async def _prepare(self) -> None:
         if self._ready_lock is None:
@@ -226,15 +260,21 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         async with self._ready_lock:
             if self._ready:
                 return
-            async with driver_connection(self._engine, "creating the tables") as conn:
+            async with self._connection("creating the tables") as conn:
                 if not await schema_is_current(conn, self._tables):
                     await apply_schema(conn, self._tables)
+                home = await conn.fetchval(_HOME)
+            assert self._pool is not None  # made by _connection
+            self._signals = CommitChannel(self._pool, channel_name(str(home)), self._signal_commit)
             self._ready = True
 
     def _connection(self, what: str) -> AbstractAsyncContextManager[DriverConnection]:
         if self._closed:
             raise StoreNotConnectedError("PostgreSQLEventStore is closed; call initialize()")
-        return driver_connection(self._engine, what)
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = DriverPool.for_engine(self._engine)
+        return pool.connection(what)
 
     async def _ensure_ready(self) -> None:
         if self._closed:
@@ -297,6 +337,10 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         current, matched, new_version, position = row
         if not matched:
             raise OptimisticLockError(aggregate_id, expected_version, current)
+        if new_version is not None:
+            self._signal_commit()
+            if self._signals is not None:
+                self._signals.notify()
         return AppendResult(True, current if new_version is None else new_version, position or 0)
 
     # -- one stream ---------------------------------------------------------------------------
@@ -459,6 +503,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         await self._ensure_ready()
         async with self._connection("read_committed") as conn:
             rows = await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+        if rows and (rows[-1][0] is None or any(row[0] is None for row in rows)):
+            rows = [row for row in rows if row[0] is not None]
+            self._held_back = True
         if not rows:
             return CommittedPage([], f"{tx_id}:{position}")
         stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
@@ -475,6 +522,53 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 str(tx_id), position,
             )
         return int(count)
+
+    async def head_cursor(self) -> str:
+        """A cursor after every event committed so far, and before any committed later.
+
+        Events already committed behind an older open transaction are still delivered.
+        """
+        await self._ensure_ready()
+        async with self._connection("head_cursor") as conn:
+            horizon = int(await conn.fetchval(_HEAD))
+        return f"{max(horizon - 1, 0)}:{_NOT_MAX_ID}"
+
+    async def cursor_for_position(self, position: int) -> str:
+        """A cursor just after the event at global `position` in commit-safe order (or after
+        the last event below it)."""
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        if position == 0:
+            return "0:0"
+        await self._ensure_ready()
+        async with self._connection("cursor_for_position") as conn:
+            row = await conn.fetchrow(_AT_POSITION, position)
+        return "0:0" if row is None else f"{row[0]}:{row[1]}"
+
+    async def wait_for_new_events(self, timeout: float) -> bool:
+        """Wait until any process may have committed events, or `timeout` seconds.
+
+        Woken by LISTEN/NOTIFY (see the module documentation), by appends through this object,
+        and, while committed events wait behind an older open transaction, after a short
+        re-check delay. Without LISTEN it just waits for appends through this object or the
+        timeout (polling).
+        """
+        await self._ensure_ready()
+        signals = self._signals
+        if signals is not None:
+            await signals.listen()
+        if self._held_back:
+            # The transaction holding the horizon back may never notify (it need not be an
+            # append): re-read soon, backing off while it stays open.
+            self._held_back = False
+            self._recheck = min(self._recheck * 2 or _FIRST_RECHECK, _MAX_RECHECK)
+            await super().wait_for_new_events(min(timeout, self._recheck))
+            return True
+        self._recheck = 0.0
+        woke = await super().wait_for_new_events(timeout)
+        if not woke and signals is not None:
+            await signals.check()
+        return woke
 
     async def get_events_by_type(
         self,
