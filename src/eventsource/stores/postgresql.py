@@ -21,9 +21,9 @@ transaction stalls tailing until it ends; `committed_lag` shows how many events 
 Following live. Appends wake readers of this store object at once, and other processes through
 LISTEN/NOTIFY (`eventsource._sql.postgresql_signals`): `wait_for_new_events` returns within
 milliseconds of any process's commit, falling back to its timeout when LISTEN is unavailable.
-When a page had to leave committed events behind the horizon (an older transaction was still
-open), the next wait re-checks after a short, growing delay, because the transaction holding
-the horizon need not be an append that notifies.
+When a reader catches up but committed events wait behind the horizon (an older transaction is
+still open), waiters are woken again after a short, growing delay (5 ms doubling to 1 s), as the
+transaction holding the horizon need not be an append that notifies when it ends.
 
 Connections. Appends and reads use a few asyncpg connections of the store's own
 (`DriverPool`, as many as the engine's `pool_size`), made by the engine and then kept out of its
@@ -204,8 +204,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         self._ready_lock: asyncio.Lock | None = None
         self._pool: DriverPool | None = None
         self._signals: CommitChannel | None = None
-        self._held_back = False
         self._recheck = 0.0
+        self._recheck_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def with_strict_uuid_detection(
@@ -246,6 +246,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
     async def close(self) -> None:
         """Close the store's own connections (idempotent); the engine stays the caller's."""
         self._closed = True
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+            self._recheck_timer = None
         signals, self._signals = self._signals, None
         pool, self._pool = self._pool, None
         self._ready = False
@@ -503,9 +506,12 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         await self._ensure_ready()
         async with self._connection("read_committed") as conn:
             rows = await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+        held_back = False
         if rows and (rows[-1][0] is None or any(row[0] is None for row in rows)):
             rows = [row for row in rows if row[0] is not None]
-            self._held_back = True
+            held_back = True
+        if len(rows) < limit:  # caught up: the reader is about to wait
+            self._schedule_recheck(held_back)
         if not rows:
             return CommittedPage([], f"{tx_id}:{position}")
         stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
@@ -549,26 +555,35 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         """Wait until any process may have committed events, or `timeout` seconds.
 
         Woken by LISTEN/NOTIFY (see the module documentation), by appends through this object,
-        and, while committed events wait behind an older open transaction, after a short
-        re-check delay. Without LISTEN it just waits for appends through this object or the
-        timeout (polling).
+        and, after a read left committed events behind an older open transaction, by a short
+        re-check timer. Without LISTEN only the last two, or the timeout (polling), wake it.
         """
         await self._ensure_ready()
         signals = self._signals
         if signals is not None:
             await signals.listen()
-        if self._held_back:
-            # The transaction holding the horizon back may never notify (it need not be an
-            # append): re-read soon, backing off while it stays open.
-            self._held_back = False
-            self._recheck = min(self._recheck * 2 or _FIRST_RECHECK, _MAX_RECHECK)
-            await super().wait_for_new_events(min(timeout, self._recheck))
-            return True
-        self._recheck = 0.0
         woke = await super().wait_for_new_events(timeout)
         if not woke and signals is not None:
             await signals.check()
         return woke
+
+    def _schedule_recheck(self, held_back: bool) -> None:
+        """After a reader caught up: if committed events wait behind the horizon, wake readers
+        again soon (backing off while it stays put), as whatever holds the horizon back need
+        not be an append that notifies when it ends."""
+        if not held_back:
+            self._recheck = 0.0
+            return
+        if self._recheck_timer is not None:
+            return
+        self._recheck = min(self._recheck * 2 or _FIRST_RECHECK, _MAX_RECHECK)
+        self._recheck_timer = asyncio.get_running_loop().call_later(
+            self._recheck, self._recheck_due
+        )
+
+    def _recheck_due(self) -> None:
+        self._recheck_timer = None
+        self._signal_commit()
 
     async def get_events_by_type(
         self,
