@@ -142,13 +142,15 @@ _ALL_BACKWARD = f"""SELECT {_COLUMNS} FROM events
     WHERE id < $1 AND id > $5 AND {_TIME_BOUNDS} ORDER BY id DESC LIMIT $4"""
 # The page, plus one all-NULL row when committed events wait behind the horizon; both parts
 # share the statement's snapshot, so the flag describes exactly the horizon the page used.
-_COMMITTED = f"""(SELECT {_COLUMNS}, tx_id::text FROM events
-    WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx_id, id LIMIT $3)
+# Ordered by the xid8 column itself: a bare `ORDER BY tx_id` would sort by the text output
+# column of that name, and text order breaks where transaction ids gain a digit.
+_COMMITTED = f"""(SELECT {_COLUMNS}, e.tx_id::text AS tx FROM events e
+    WHERE (e.tx_id, e.id) > ($1::text::xid8, $2::bigint)
+      AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY e.tx_id, e.id LIMIT $3)
 UNION ALL
-(SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events
-    WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1)"""
+(SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events h
+    WHERE h.tx_id >= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY h.tx_id LIMIT 1)"""
 _HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 _AT_POSITION = "SELECT tx_id::text, id FROM events WHERE id <= $1 ORDER BY id DESC LIMIT 1"
 _HOME = "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass('events')"
