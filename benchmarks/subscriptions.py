@@ -27,14 +27,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import PG_URL, BenchItemAdded, es, make_event, open_store  # noqa: E402
+_HERE = Path(__file__).resolve().parent
+# This checkout's src/ first (as run.py does), so whatever import comes first measures it.
+sys.path[:0] = [str(_HERE.parent / "src"), str(_HERE)]
 
 from eventsource.subscriptions import (  # noqa: E402
     SubscriptionConfig,
     SubscriptionManager,
     SubscriptionState,
 )
+from run import PG_URL, BenchItemAdded, es, make_event, open_store  # noqa: E402
 
 TARGETS = {"S1": 50_000.0, "S2": 15_000.0, "S3_p99_ms": 250.0}
 
@@ -92,9 +94,9 @@ async def s1_catch_up(store: Any, total: int) -> float:
 
 
 async def s2_database_projection(store: Any, total: int) -> float:
-    from database_projection import PAGE, BenchRow, RowPerEventPaged
     from sqlalchemy import text
 
+    from database_projection import PAGE, BenchRow, RowPerEventPaged
     from eventsource.events.registry import default_registry
     from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
 

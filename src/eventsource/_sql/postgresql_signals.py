@@ -9,14 +9,17 @@ lost) and the next wait opens a new one. If it cannot be opened (a server or pro
 LISTEN, such as PgBouncer in transaction mode), waits fall back to timeouts, retried now and then.
 
 Telling. After an append commits, `notify()` sends `pg_notify` from a pooled connection, in a
-transaction of its own with `synchronous_commit` off. Not inside the append's transaction on
-purpose: PostgreSQL serialises every committing transaction that has sent a NOTIFY on one
-cluster-wide lock held through its WAL flush, so notifying inside appends would make concurrent
-writers commit one at a time again (measured here: 8 writers fell from ~6,200 to ~2,700
-appends/s). Sends are coalesced (at most one in flight; appends made meanwhile share the next),
-so a busy writer sends far fewer notifications than it appends, and appends never wait for them.
-The cost: a writer that dies between its commit and the notification wakes nobody, and readers
-find its events at their next poll.
+transaction of its own with `synchronous_commit` off; the append returns once it is sent. Not
+inside the append's transaction, on purpose: PostgreSQL serialises every committing transaction
+that has sent a NOTIFY on one cluster-wide lock held through its WAL flush, so notifying inside
+appends would make concurrent writers commit one at a time again (measured with raw asyncpg
+here: 8 writers fell from ~6,200 to ~2,700 appends/s). Sends are coalesced (at most one in
+flight; appends that commit meanwhile share the next), so concurrent writers send fewer
+notifications than they append. An append waits for its notification on purpose: the NOTIFY
+transaction takes a transaction id, and while in flight it holds back the commit-safe horizon,
+so a caller reading right after its own append would now and then not see it yet. The cost: one
+more round trip per append (shared among concurrent appends), and a writer that dies between
+its commit and the notification wakes nobody; readers find its events at their next poll.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class CommitChannel:
         self._listener: DriverConnection | None = None
         self._failed_at: float | None = None
         self._opening: asyncio.Lock | None = None
-        self._pending = False
+        self._waiting: list[asyncio.Future[None]] = []
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -143,25 +146,37 @@ class CommitChannel:
 
     # -- telling ----------------------------------------------------------------------------
 
-    def notify(self) -> None:
-        """Tell other processes about a commit, soon and without making the caller wait."""
+    def notify(self) -> asyncio.Future[None]:
+        """Tell other processes about a commit; the future is done once a NOTIFY sent after
+        this call has committed (it never fails: without NOTIFY listeners poll)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed:
-            return
-        self._pending = True
+            done.set_result(None)
+            return done
+        self._waiting.append(done)
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
+        return done
 
     async def _send(self) -> None:
         try:
-            while self._pending and not self._closed:
-                self._pending = False
-                async with self._pool.connection("notify") as conn:
-                    await conn.execute(_NOTIFY_SQL, self.channel)
-        except Exception as exc:
-            # Listeners fall back to their poll interval; the next append tries again.
-            logger.debug("NOTIFY on %s failed: %s", self.channel, exc)
+            while self._waiting and not self._closed:
+                batch, self._waiting = self._waiting, []
+                try:
+                    async with self._pool.connection("notify") as conn:
+                        await conn.execute(_NOTIFY_SQL, self.channel)
+                except Exception as exc:
+                    # Listeners fall back to their poll interval; the next append tries again.
+                    logger.debug("NOTIFY on %s failed: %s", self.channel, exc)
+                finally:
+                    for done in batch:
+                        if not done.done():
+                            done.set_result(None)
         finally:
             self._sender = None
+            for done in self._waiting if self._closed else ():
+                if not done.done():
+                    done.set_result(None)
 
     # -- end --------------------------------------------------------------------------------
 

@@ -166,6 +166,7 @@ _BY_TYPE_LAYOUT = RowLayout(
 _PAGE = 5000
 _MAX_ATTEMPTS = 50
 _NOT_MAX_ID = 2**63 - 1
+_MAX_PREFETCHES = 8
 _FIRST_RECHECK = 0.005
 _MAX_RECHECK = 1.0
 
@@ -208,6 +209,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         self._signals: CommitChannel | None = None
         self._recheck = 0.0
         self._recheck_timer: asyncio.TimerHandle | None = None
+        self._prefetches: dict[tuple[int, int, int], asyncio.Task[list[Row]]] = {}
 
     @classmethod
     def with_strict_uuid_detection(
@@ -251,6 +253,11 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if self._recheck_timer is not None:
             self._recheck_timer.cancel()
             self._recheck_timer = None
+        prefetches = list(self._prefetches.values())
+        self._prefetches.clear()
+        for task in prefetches:
+            task.cancel()
+        await asyncio.gather(*prefetches, return_exceptions=True)
         signals, self._signals = self._signals, None
         pool, self._pool = self._pool, None
         self._ready = False
@@ -345,7 +352,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if new_version is not None:
             self._signal_commit()
             if self._signals is not None:
-                self._signals.notify()
+                await asyncio.shield(self._signals.notify())
         return AppendResult(True, current if new_version is None else new_version, position or 0)
 
     # -- one stream ---------------------------------------------------------------------------
@@ -506,8 +513,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             raise ValueError(f"limit must be >= 1, got {limit}")
         tx_id, position = _parse_cursor(after)
         await self._ensure_ready()
-        async with self._connection("read_committed") as conn:
-            rows = await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+        rows = await self._prefetched(tx_id, position, limit)
+        if rows is None:
+            rows = await self._committed_rows(tx_id, position, limit)
         held_back = False
         if rows and (rows[-1][0] is None or any(row[0] is None for row in rows)):
             rows = [row for row in rows if row[0] is not None]
@@ -516,8 +524,41 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             self._schedule_recheck(held_back)
         if not rows:
             return CommittedPage([], f"{tx_id}:{position}")
+        last_tx, last_position = int(rows[-1][8]), rows[-1][0]
+        if len(rows) == limit:  # catching up: fetch the next page while this one is decoded
+            self._prefetch(last_tx, last_position, limit)
         stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
-        return CommittedPage(stored, f"{rows[-1][8]}:{rows[-1][0]}")
+        return CommittedPage(stored, f"{last_tx}:{last_position}")
+
+    async def _committed_rows(self, tx_id: int, position: int, limit: int) -> list[Row]:
+        async with self._connection("read_committed") as conn:
+            return await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+
+    def _prefetch(self, tx_id: int, position: int, limit: int) -> None:
+        """Start reading the page after a full one, so its round trip overlaps decoding.
+
+        A page read earlier is still right: rows below an older horizon are exactly the first
+        rows below a newer one (the order is by transaction first), and nothing can join them.
+        """
+        key = (tx_id, position, limit)
+        pending = self._prefetches
+        if key in pending:
+            return
+        while len(pending) >= _MAX_PREFETCHES:  # readers that moved on: drop the oldest
+            pending.pop(next(iter(pending))).cancel()
+        pending[key] = asyncio.get_running_loop().create_task(self._committed_rows(*key))
+
+    async def _prefetched(self, tx_id: int, position: int, limit: int) -> list[Row] | None:
+        """The prefetched page for this cursor if it is a full one (else read afresh: whether
+        the reader has caught up is decided on a new snapshot)."""
+        task = self._prefetches.pop((tx_id, position, limit), None)
+        if task is None:
+            return None
+        try:
+            rows = await task
+        except Exception:
+            return None
+        return rows if len(rows) == limit and rows[-1][0] is not None else None
 
     async def committed_lag(self, after: str | None = None) -> int:
         """How many stored events come after cursor `after`, including any held back by an
