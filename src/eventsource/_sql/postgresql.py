@@ -185,6 +185,7 @@ class DriverPool:
         self._max_size = max_size
         self._limit = asyncio.Semaphore(max_size)
         self._idle: list[DriverConnection] = []
+        self._idle_custom: list[DriverConnection] = []  # plan every statement afresh
         self._dedicated: set[DriverConnection] = set()
         self._generation = 0  # bumped by engine disposal: older lent connections are closed
         self._pid = os.getpid()
@@ -199,15 +200,22 @@ class DriverPool:
         return cls(engine, max(1, size()) if callable(size) else 5)
 
     @asynccontextmanager
-    async def connection(self, what: str) -> AsyncIterator[DriverConnection]:
-        """Lend a connection; database failures surface as `EventStoreError` (chained)."""
+    async def connection(
+        self, what: str, *, custom_plans: bool = False
+    ) -> AsyncIterator[DriverConnection]:
+        """Lend a connection; database failures surface as `EventStoreError` (chained).
+
+        `custom_plans`: a connection that plans every statement for its arguments, for
+        statements whose cached generic plan can go bad as a table grows (the append).
+        """
         if self._pid != os.getpid():
             self._forget_inherited()
         await self._limit.acquire()
         conn: DriverConnection | None = None
+        idle = self._idle_custom if custom_plans else self._idle
         try:
             generation = self._generation
-            conn = self._idle.pop() if self._idle else await self._open()
+            conn = idle.pop() if idle else await self._open(custom_plans)
             try:
                 yield conn
             except BaseException as exc:
@@ -225,21 +233,17 @@ class DriverPool:
                 if self._closed or generation != self._generation or conn.is_closed():
                     self._drop(conn)
                 else:
-                    self._idle.append(conn)
+                    idle.append(conn)
             self._limit.release()
 
-    async def _open(self) -> DriverConnection:
+    async def _open(self, custom_plans: bool) -> DriverConnection:
         conn = await open_detached(self._engine)
-        try:
-            # A generic plan is frozen at the sixth execution of a prepared statement; on a
-            # fresh `events` table that plan hash-joins a sequential scan, and every append
-            # then reads the whole table until an ANALYZE happens to invalidate it (measured:
-            # 1,400 -> 250 appends/s over the first 16,000 events). Custom plans cost ~0.1 ms
-            # of planning and stay right as the table grows. Only the store's own connections.
-            await conn.execute("SET plan_cache_mode = force_custom_plan")
-        except BaseException:
-            conn.terminate()
-            raise
+        if custom_plans:
+            try:
+                await conn.execute("SET plan_cache_mode = force_custom_plan")
+            except BaseException:
+                conn.terminate()
+                raise
         return conn
 
     async def open_dedicated(self) -> DriverConnection:
@@ -275,7 +279,8 @@ class DriverPool:
             self._closed = True
             with contextlib.suppress(Exception):
                 event.remove(self._engine.sync_engine, "engine_disposed", self._on_dispose)
-        idle, self._idle = self._idle, []
+        idle, self._idle = self._idle + self._idle_custom, []
+        self._idle_custom = []
         idle.extend(self._dedicated)
         self._dedicated.clear()
         if self._pid != os.getpid():
@@ -286,7 +291,8 @@ class DriverPool:
 
     def _engine_disposed(self, _engine: object) -> None:
         self._generation += 1
-        idle, self._idle = self._idle, []
+        idle, self._idle = self._idle + self._idle_custom, []
+        self._idle_custom = []
         idle.extend(self._dedicated)
         self._dedicated.clear()
         if self._pid == os.getpid():
@@ -296,6 +302,7 @@ class DriverPool:
     def _forget_inherited(self) -> None:
         self._pid = os.getpid()
         self._idle = []
+        self._idle_custom = []
         self._dedicated = set()
         self._limit = asyncio.Semaphore(self._max_size)
         self._generation += 1
