@@ -1,16 +1,21 @@
-"""PostgreSQL plumbing: the asyncpg connection under an SQLAlchemy engine, the DDL, error mapping.
+"""PostgreSQL plumbing: asyncpg connections under an SQLAlchemy engine, the DDL, error mapping.
 
 The stores drive asyncpg directly (prepared statements cached per connection, JSONB read as
-text for pydantic) but borrow connections from the caller's SQLAlchemy pool, so pool size,
-`search_path` and credentials stay the caller's. A connection goes back to the pool with no
-transaction open; if its state is in doubt (cancelled mid-query, driver error, transaction left
-open) it is invalidated instead.
+text for pydantic). `driver_connection` borrows a connection from the caller's SQLAlchemy pool
+for one operation; `DriverPool` keeps a few connections for the event store's hot paths, where
+SQLAlchemy's checkout and checkin (greenlet switches, pool events, reset) cost as much CPU as
+the append itself. Both take their connections from the engine, so URL, credentials, connect
+args such as `server_settings={"search_path": ...}` and pool `connect` events stay the caller's.
+A connection is reused only with no transaction open; if its state is in doubt (cancelled
+mid-query, driver error, transaction left open) it is dropped instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -28,6 +33,7 @@ sqlalchemy_exc = optional("sqlalchemy.exc")
 __all__ = [
     "DDL_LOCK_KEY",
     "DriverConnection",
+    "DriverPool",
     "Row",
     "apply_schema",
     "driver_connection",
@@ -35,6 +41,8 @@ __all__ = [
     "is_unique_violation",
     "schema_is_current",
 ]
+
+logger = logging.getLogger("eventsource.stores.postgresql")
 
 # One key for every schema change made by the library, so concurrent first uses (processes
 # included) never race on CREATE TABLE; the value is arbitrary but fixed.
@@ -63,6 +71,12 @@ class DriverConnection(Protocol):
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
 
     def is_in_transaction(self) -> bool: ...
+
+    def is_closed(self) -> bool: ...
+
+    async def close(self, *, timeout: float | None = None) -> None: ...
+
+    def terminate(self) -> None: ...
 
 
 def engine_of(session_factory: object) -> AsyncEngine:
@@ -122,6 +136,180 @@ async def driver_connection(engine: AsyncEngine, what: str) -> AsyncIterator[Dri
         if _is_database_error(exc):
             raise EventStoreError(f"PostgreSQL: {what} failed: {exc}") from exc
         raise
+
+
+def _database_error(exc: Exception, what: str) -> Exception:
+    if _is_database_error(exc):
+        return EventStoreError(f"PostgreSQL: {what} failed: {exc}")
+    return exc
+
+
+async def open_detached(engine: AsyncEngine) -> DriverConnection:
+    """A new asyncpg connection made by the engine's pool, then taken out of the pool for good.
+
+    The pool's creator makes it (URL, connect args, `connect` events all apply); detaching frees
+    its slot, so the caller's pool keeps its full size, and the connection is ours to close.
+    """
+    fairy = await engine.raw_connection()
+    conn = cast(DriverConnection, fairy.driver_connection)
+    fairy.detach()
+    return conn
+
+
+def _close_soon(conn: DriverConnection) -> None:
+    """Close a connection from synchronous code: gracefully when inside SQLAlchemy's greenlet."""
+    from sqlalchemy.util import concurrency
+
+    if conn.is_closed():
+        return
+    if concurrency.in_greenlet():
+        with contextlib.suppress(Exception):
+            concurrency.await_(conn.close(timeout=2))
+            return
+    conn.terminate()
+
+
+class DriverPool:
+    """A few asyncpg connections of one engine, lent without SQLAlchemy's per-checkout cost.
+
+    Connections come from `open_detached` when first needed, at most `max_size` at a time, and
+    are kept while idle. `close()` closes them; so does disposing of the engine (its
+    `engine_disposed` event), after which new ones come from the engine's new pool. In a forked
+    child the parent's connections are forgotten, never used or closed.
+    """
+
+    def __init__(self, engine: AsyncEngine, max_size: int) -> None:
+        from sqlalchemy import event
+
+        self._engine = engine
+        self._max_size = max_size
+        self._limit = asyncio.Semaphore(max_size)
+        self._idle: list[DriverConnection] = []
+        self._idle_custom: list[DriverConnection] = []  # plan every statement afresh
+        self._dedicated: set[DriverConnection] = set()
+        self._generation = 0  # bumped by engine disposal: older lent connections are closed
+        self._pid = os.getpid()
+        self._closed = False
+        self._on_dispose = self._engine_disposed
+        event.listen(engine.sync_engine, "engine_disposed", self._on_dispose)
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> DriverPool:
+        """A pool as large as the engine's own (`pool_size`, 5 if it has none)."""
+        size = getattr(engine.pool, "size", None)
+        return cls(engine, max(1, size()) if callable(size) else 5)
+
+    @asynccontextmanager
+    async def connection(
+        self, what: str, *, custom_plans: bool = False
+    ) -> AsyncIterator[DriverConnection]:
+        """Lend a connection; database failures surface as `EventStoreError` (chained).
+
+        `custom_plans`: a connection that plans every statement for its arguments, for
+        statements whose cached generic plan can go bad as a table grows (the append).
+        """
+        if self._pid != os.getpid():
+            self._forget_inherited()
+        await self._limit.acquire()
+        conn: DriverConnection | None = None
+        idle = self._idle_custom if custom_plans else self._idle
+        try:
+            generation = self._generation
+            conn = idle.pop() if idle else await self._open(custom_plans)
+            try:
+                yield conn
+            except BaseException as exc:
+                if _state_in_doubt(exc) or conn.is_in_transaction():
+                    self._drop(conn, abort=True)
+                    conn = None
+                raise
+        except Exception as exc:
+            mapped = _database_error(exc, what)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            if conn is not None:
+                if self._closed or generation != self._generation or conn.is_closed():
+                    self._drop(conn)
+                else:
+                    idle.append(conn)
+            self._limit.release()
+
+    async def _open(self, custom_plans: bool) -> DriverConnection:
+        conn = await open_detached(self._engine)
+        if custom_plans:
+            try:
+                await conn.execute("SET plan_cache_mode = force_custom_plan")
+            except BaseException:
+                conn.terminate()
+                raise
+        return conn
+
+    async def open_dedicated(self) -> DriverConnection:
+        """A connection kept by its user for good (LISTEN), closed with the pool or the engine."""
+        conn = await open_detached(self._engine)
+        self._dedicated.add(conn)
+        return conn
+
+    def forget_dedicated(self, conn: DriverConnection) -> None:
+        self._dedicated.discard(conn)
+
+    def _drop(self, conn: DriverConnection, *, abort: bool = False) -> None:
+        if conn.is_closed():
+            return
+        # Never await in a `finally` that may be running a cancellation: abort the socket when
+        # the connection may be mid-protocol, else close it politely in the background.
+        if abort:
+            conn.terminate()
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(conn.close(timeout=2))
+        except RuntimeError:
+            conn.terminate()
+        else:
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+    async def close(self) -> None:
+        """Close the idle connections, and lent ones as they come back (idempotent)."""
+        from sqlalchemy import event
+
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                event.remove(self._engine.sync_engine, "engine_disposed", self._on_dispose)
+        idle, self._idle = self._idle + self._idle_custom, []
+        self._idle_custom = []
+        idle.extend(self._dedicated)
+        self._dedicated.clear()
+        if self._pid != os.getpid():
+            return
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _engine_disposed(self, _engine: object) -> None:
+        self._generation += 1
+        idle, self._idle = self._idle + self._idle_custom, []
+        self._idle_custom = []
+        idle.extend(self._dedicated)
+        self._dedicated.clear()
+        if self._pid == os.getpid():
+            for conn in idle:
+                _close_soon(conn)
+
+    def _forget_inherited(self) -> None:
+        self._pid = os.getpid()
+        self._idle = []
+        self._idle_custom = []
+        self._dedicated = set()
+        self._limit = asyncio.Semaphore(self._max_size)
+        self._generation += 1
+
+
+# Keeps background close tasks referenced until they finish.
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 async def schema_is_current(conn: DriverConnection, names: Sequence[str]) -> bool:
