@@ -217,6 +217,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 )
         else:
             version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
+        self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
     async def get_events(
