@@ -9,6 +9,7 @@ is dropped in a forked child so parent and child never hand out the same ids.
 from __future__ import annotations
 
 import os
+import threading
 from uuid import UUID, SafeUUID
 
 _BUFFER_SIZE = 4096
@@ -33,6 +34,9 @@ class _Pool:
 
 
 _pool = _Pool()
+# Taking 16 bytes is a read-modify-write of `pos`: without the lock two threads could take the
+# same bytes and mint the same id (which the stores would then skip as a duplicate).
+_take_lock = threading.Lock()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_pool.reset)
 
@@ -40,12 +44,14 @@ if hasattr(os, "register_at_fork"):
 def new_uuid4() -> UUID:
     """A random version-4 UUID, equal in kind to `uuid.uuid4()`, about twice as fast."""
     pool = _pool
-    pos = pool.pos
-    if pos >= _BUFFER_SIZE:
-        pool.buf = os.urandom(_BUFFER_SIZE)
-        pos = 0
-    pool.pos = pos + 16
-    value = _from_bytes(pool.buf[pos : pos + 16]) & _CLEAR_VERSION_AND_VARIANT | _VERSION_4_RFC_4122
+    with _take_lock:
+        pos = pool.pos
+        if pos >= _BUFFER_SIZE:
+            pool.buf = os.urandom(_BUFFER_SIZE)
+            pos = 0
+        pool.pos = pos + 16
+        chunk = pool.buf[pos : pos + 16]
+    value = _from_bytes(chunk) & _CLEAR_VERSION_AND_VARIANT | _VERSION_4_RFC_4122
     uid = _new(UUID)
     _set(uid, "int", value)
     _set(uid, "is_safe", _unknown)
