@@ -70,15 +70,8 @@ class InMemoryEventStore(TracingMixin, EventStore):
         check_append_args(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return AppendResult(True, expected_version)
-        if self._tracer is not None:
-            with self._create_span_context(
-                f"{self.span_prefix}.append_events",
-                {"eventsource.aggregate.id": aggregate_id,
-                 "eventsource.aggregate.type": aggregate_type,
-                 "eventsource.event.count": len(events)},
-            ):
-                return self._append(aggregate_id, aggregate_type, events, expected_version)
-        return self._append(aggregate_id, aggregate_type, events, expected_version)
+        with self._append_span(aggregate_id, aggregate_type, len(events)):
+            return self._append(aggregate_id, aggregate_type, events, expected_version)
 
     def _append(
         self,
@@ -140,19 +133,10 @@ class InMemoryEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | None = None,
         to_timestamp: datetime | None = None,
     ) -> EventStream:
-        if self._tracer is not None:
-            with self._create_span_context(
-                f"{self.span_prefix}.get_events",
-                {"eventsource.aggregate.id": aggregate_id,
-                 "eventsource.aggregate.type": aggregate_type,
-                 "eventsource.from_version": from_version},
-            ):
-                return self._get_events(
-                    aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-                )
-        return self._get_events(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-        )
+        with self._read_span(aggregate_id, aggregate_type, from_version):
+            return self._get_events(
+                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+            )
 
     def _get_events(
         self,

@@ -6,6 +6,7 @@ import asyncio
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -13,6 +14,15 @@ from typing import Any, ClassVar, Final, Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
+from eventsource.observability.attributes import (
+    ATTR_AGGREGATE_ID,
+    ATTR_AGGREGATE_TYPE,
+    ATTR_EVENT_COUNT,
+    ATTR_FROM_VERSION,
+)
+from eventsource.observability.tracing import span
+
+_NO_SPAN: AbstractContextManager[object] = nullcontext()
 
 __all__ = [
     "AppendResult",
@@ -337,6 +347,40 @@ class EventStore(ABC):
         if waiter is None:
             waiter = self.__dict__["_commit_signal"] = asyncio.Event()
         waiter.set()
+
+    def _append_span(
+        self, aggregate_id: UUID, aggregate_type: str, count: int
+    ) -> AbstractContextManager[object]:
+        """The `<span_prefix>.append_events` span, or nothing when not tracing."""
+        return self._span("append_events", aggregate_id, aggregate_type, ATTR_EVENT_COUNT, count)
+
+    def _read_span(
+        self, aggregate_id: UUID, aggregate_type: str | None, from_version: int
+    ) -> AbstractContextManager[object]:
+        """The `<span_prefix>.get_events` span, or nothing when not tracing."""
+        return self._span(
+            "get_events", aggregate_id, aggregate_type, ATTR_FROM_VERSION, from_version
+        )
+
+    def _span(
+        self,
+        operation: str,
+        aggregate_id: UUID,
+        aggregate_type: str | None,
+        attribute: str,
+        value: object,
+    ) -> AbstractContextManager[object]:
+        # Every backend wraps its append_events and get_events in these, so span names and
+        # attributes are set in one place.
+        tracer = getattr(self, "_tracer", None)
+        if tracer is None:
+            return _NO_SPAN
+        attributes: dict[str, object] = {
+            ATTR_AGGREGATE_ID: aggregate_id,
+            ATTR_AGGREGATE_TYPE: aggregate_type,
+        }
+        attributes[attribute] = value
+        return span(tracer, f"{self.span_prefix}.{operation}", attributes)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (no-op by default)."""

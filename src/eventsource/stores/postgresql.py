@@ -310,17 +310,10 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             return AppendResult(True, expected_version)
         payloads = encode_payloads(events)  # SerializationError before anything is written
         await self._ensure_ready()
-        if self._tracer is None:
-            return await self._append(aggregate_id, aggregate_type, events, payloads,
-                                      expected_version)
-        with self._create_span_context(
-            f"{self.span_prefix}.append_events",
-            {"eventsource.aggregate.id": aggregate_id,
-             "eventsource.aggregate.type": aggregate_type,
-             "eventsource.event.count": len(events)},
-        ):
-            return await self._append(aggregate_id, aggregate_type, events, payloads,
-                                      expected_version)
+        with self._append_span(aggregate_id, aggregate_type, len(events)):
+            return await self._append(
+                aggregate_id, aggregate_type, events, payloads, expected_version
+            )
 
     async def _append(
         self,
@@ -371,16 +364,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | None = None,
         to_timestamp: datetime | None = None,
     ) -> EventStream:
-        if self._tracer is None:
-            return await self._get_events(
-                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-            )
-        with self._create_span_context(
-            f"{self.span_prefix}.get_events",
-            {"eventsource.aggregate.id": aggregate_id,
-             "eventsource.aggregate.type": aggregate_type,
-             "eventsource.from_version": from_version},
-        ):
+        with self._read_span(aggregate_id, aggregate_type, from_version):
             return await self._get_events(
                 aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
             )

@@ -203,19 +203,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             return AppendResult(True, expected_version)
         link = self._connected()
         rows = _rows(str(aggregate_id), aggregate_type, events)
-        if self._tracer is not None:
-            with self._create_span_context(
-                f"{self.span_prefix}.append_events",
-                {
-                    "eventsource.aggregate.id": aggregate_id,
-                    "eventsource.aggregate.type": aggregate_type,
-                    "eventsource.event.count": len(events),
-                },
-            ):
-                version, position = await link.run(
-                    append_rows, aggregate_id, rows, expected_version
-                )
-        else:
+        with self._append_span(aggregate_id, aggregate_type, len(events)):
             version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
@@ -228,21 +216,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | None = None,
         to_timestamp: datetime | None = None,
     ) -> EventStream:
-        if self._tracer is not None:
-            with self._create_span_context(
-                f"{self.span_prefix}.get_events",
-                {
-                    "eventsource.aggregate.id": aggregate_id,
-                    "eventsource.aggregate.type": aggregate_type,
-                    "eventsource.from_version": from_version,
-                },
-            ):
-                return await self._get_events(
-                    aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-                )
-        return await self._get_events(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-        )
+        with self._read_span(aggregate_id, aggregate_type, from_version):
+            return await self._get_events(
+                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+            )
 
     async def _get_events(
         self,
