@@ -59,6 +59,12 @@ _EXPORTS: dict[str, str] = {
     "EventStoreError": "eventsource.exceptions",
     "EventTypeNotFoundError": "eventsource.exceptions",
     "DuplicateEventTypeError": "eventsource.exceptions",
+    "TenantRequiredError": "eventsource.exceptions",
+    "TenantMismatchError": "eventsource.exceptions",
+    # tenancy
+    "tenant_scope": "eventsource.tenancy",
+    "current_tenant": "eventsource.tenancy",
+    "require_tenant": "eventsource.tenancy",
     # snapshots
     "Snapshot": "eventsource.snapshots.interface",
     "SnapshotStore": "eventsource.snapshots.interface",
@@ -176,6 +182,8 @@ if TYPE_CHECKING:
         OptimisticLockError,
         ProjectionError,
         SerializationError,
+        TenantMismatchError,
+        TenantRequiredError,
         UnhandledEventError,
     )
     from eventsource.projections.decorators import handles
@@ -193,3 +201,4 @@ if TYPE_CHECKING:
         ReadOptions,
         StoredEvent,
     )
+    from eventsource.tenancy import current_tenant, require_tenant, tenant_scope

@@ -24,6 +24,8 @@ __all__ = [
     "SQLiteNotAvailableError",
     "SerializationError",
     "StoreNotConnectedError",
+    "TenantMismatchError",
+    "TenantRequiredError",
     "UnhandledEventError",
 ]
 
@@ -121,6 +123,31 @@ class EventStoreError(EventSourceError):
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class TenantRequiredError(EventSourceError):
+    """Tenant-scoped code ran outside any `tenant_scope`."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message or "No tenant is bound: wrap the unit of work in eventsource.tenant_scope(...)"
+        )
+
+
+class TenantMismatchError(EventSourceError):
+    """A write inside a `tenant_scope` carried another tenant's id; nothing was written."""
+
+    def __init__(self, bound_tenant: UUID, tenant_id: UUID, what: str) -> None:
+        self.bound_tenant = bound_tenant
+        self.tenant_id = tenant_id
+        self.what = what
+        super().__init__(
+            f"{what} belongs to tenant {tenant_id}, but the unit of work is bound to tenant "
+            f"{bound_tenant}; nothing was written"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.bound_tenant, self.tenant_id, self.what))
 
 
 class EventBusError(EventSourceError):
