@@ -94,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "InMemoryOutboxRepository": "eventsource.repositories.outbox",
     "OutboxEntry": "eventsource.repositories.outbox",
     "OutboxStats": "eventsource.repositories.outbox",
+    "OutboxRelay": "eventsource.repositories.outbox_relay",
     "EventSourceJSONEncoder": "eventsource.repositories._json",
     "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
     "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",

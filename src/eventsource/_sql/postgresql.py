@@ -313,11 +313,13 @@ _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 async def schema_is_current(conn: DriverConnection, names: Sequence[str]) -> bool:
-    """True if the tables exist and `events` has the columns the store needs."""
+    """True if the tables exist and have the columns the store needs (`events.id`, `tx_id`;
+    the outbox's `seq`, which orders its rows)."""
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('events') "
         "AND attname IN ('id', 'tx_id') AND NOT attisdropped) = 2, "
-        "to_regclass('event_outbox') IS NOT NULL"
+        "EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('event_outbox') "
+        "AND attname = 'seq' AND NOT attisdropped)"
     )
     assert row is not None  # a SELECT without FROM returns one row
     return bool(row[0]) and ("outbox" not in names or bool(row[1]))

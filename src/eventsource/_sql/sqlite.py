@@ -179,9 +179,17 @@ def fetch_with_first_type(
 
 
 def append_rows(
-    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int
+    db: sqlite3.Connection,
+    aggregate_id: UUID,
+    rows: list[list[Any]],
+    expected: int,
+    also: Callable[[sqlite3.Connection, list[str]], None] | None = None,
 ) -> tuple[int, int]:
-    """The whole append as one transaction: (new version, global position)."""
+    """The whole append as one transaction: (new version, global position).
+
+    `also(db, event_ids)`, when given, writes more rows in the same transaction for the events
+    this call stored (the outbox); if it raises, nothing is written.
+    """
     key = (rows[0][2], rows[0][3])
     db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
     try:
@@ -193,7 +201,10 @@ def append_rows(
             db.execute("BEGIN IMMEDIATE")
             current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
             check_expected_version(aggregate_id, expected, current)
-            stored, position = _insert(db, _unstored(db, rows), current)
+            rows = _unstored(db, rows)
+            stored, position = _insert(db, rows, current)
+        if also is not None and stored:
+            also(db, [row[0] for row in rows])
         db.execute("COMMIT")
     except sqlite3.IntegrityError as exc:
         _rollback(db)

@@ -1,5 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories: protocols, in-memory versions, and the
-SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver)."""
+SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver); and the
+`OutboxRelay` that publishes an outbox."""
 
 from typing import Any
 
@@ -24,6 +25,8 @@ from eventsource.repositories.outbox import (
     OutboxRepository,
     OutboxRepositoryProtocol,
     OutboxStats,
+    RelayLock,
+    RelayOutbox,
 )
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "InMemoryOutboxRepository",
     "LagMetrics",
     "OutboxEntry",
+    "OutboxRelay",
     "OutboxRepository",
     "OutboxRepositoryProtocol",
     "OutboxStats",
@@ -46,6 +50,10 @@ __all__ = [
     "PostgreSQLDLQRepository",
     "PostgreSQLOutboxRepository",
     "ProjectionFailureCount",
+    "RelayLock",
+    "RelayOutbox",
+    "RelayPassResult",
+    "RelayStats",
     "SQLiteCheckpointRepository",
     "SQLiteDLQRepository",
     "SQLiteOutboxRepository",
@@ -54,6 +62,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "OutboxRelay": "eventsource.repositories.outbox_relay",
+    "RelayPassResult": "eventsource.repositories.outbox_relay",
+    "RelayStats": "eventsource.repositories.outbox_relay",
     "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
     "SQLiteDLQRepository": "eventsource.repositories.sqlite",
     "SQLiteOutboxRepository": "eventsource.repositories.sqlite",

@@ -28,11 +28,13 @@ from eventsource.repositories.dlq import (
 from eventsource.repositories.outbox import OutboxEntry, OutboxStats, outbox_event_data
 
 __all__ = [
+    "ADD_OUTBOX_SQL",
     "Executor",
     "Params",
     "SQLCheckpointRepository",
     "SQLDLQRepository",
     "SQLOutboxRepository",
+    "outbox_params",
 ]
 
 Params = Mapping[str, object]
@@ -393,16 +395,27 @@ _OUTBOX_COLUMNS = (
     "id, event_id, event_type, aggregate_id, aggregate_type, tenant_id, CAST(event_data AS TEXT), "
     "created_at, status, published_at, retry_count, last_error"
 )
-_ADD_OUTBOX = """INSERT INTO event_outbox (id, event_id, event_type, aggregate_id, aggregate_type,
-    tenant_id, event_data, created_at, status, retry_count)
+ADD_OUTBOX_SQL = """INSERT INTO event_outbox (id, event_id, event_type, aggregate_id,
+    aggregate_type, tenant_id, event_data, created_at, status, retry_count)
 VALUES (:id, :event_id, :event_type, :aggregate_id, :aggregate_type, :tenant_id, :event_data,
     :now, 'pending', 0)"""
+# `{order}` is the backend's insertion-order column (see OutboxOrder below).
 _PENDING = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'pending'
-ORDER BY created_at, id LIMIT :limit"""
+ORDER BY {{order}} LIMIT :limit"""
+_PUBLISHABLE = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox o WHERE o.status = 'pending'
+AND NOT EXISTS (SELECT 1 FROM event_outbox f WHERE f.status = 'failed'
+    AND f.aggregate_id = o.aggregate_id AND f.aggregate_type = o.aggregate_type)
+ORDER BY o.{{order}} LIMIT :limit"""
+_FAILED_ROWS = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'failed'
+ORDER BY {{order}} LIMIT :limit"""
 _PUBLISHED = "UPDATE event_outbox SET status = 'published', published_at = :now WHERE id = :id"
+_PUBLISHED_MANY = (
+    "UPDATE event_outbox SET status = 'published', published_at = :now WHERE id IN ({ids})"
+)
 _FAILED = "UPDATE event_outbox SET status = 'failed', last_error = :error WHERE id = :id"
 _RETRY = """UPDATE event_outbox SET retry_count = retry_count + 1, last_error = :error
 WHERE id = :id"""
+_REQUEUE = "UPDATE event_outbox SET status = 'pending', retry_count = 0 WHERE status = 'failed'"
 _CLEANUP = """DELETE FROM event_outbox
 WHERE status = 'published' AND published_at IS NOT NULL AND published_at < :cutoff"""
 _OUTBOX_STATS = """SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
@@ -411,6 +424,34 @@ _OUTBOX_STATS = """SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 
     MIN(CASE WHEN status = 'pending' THEN created_at END),
     COALESCE(AVG(retry_count), 0)
 FROM event_outbox"""
+_MAX_IDS = 500  # ids per `IN (...)`: well under every SQLite build's variable limit
+
+
+def outbox_params(
+    event: DomainEvent,
+    *,
+    aggregate_id: UUID | None = None,
+    aggregate_type: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, object]:
+    """The `ADD_OUTBOX_SQL` parameters for one event: the one definition of an outbox row, for
+    `add_event` and for stores writing rows inside their appends (which pass the stream's
+    aggregate id and type, authoritative over the event's own)."""
+    data = outbox_event_data(event)
+    if aggregate_id is not None:
+        data["aggregate_id"] = str(aggregate_id)
+    if aggregate_type is not None:
+        data["aggregate_type"] = aggregate_type
+    return {
+        "id": new_uuid4(),
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "aggregate_id": event.aggregate_id if aggregate_id is None else aggregate_id,
+        "aggregate_type": event.aggregate_type if aggregate_type is None else aggregate_type,
+        "tenant_id": event.tenant_id,
+        "event_data": json_dumps(data),
+        "now": _now() if now is None else now,
+    }
 
 
 def _outbox_entry(row: Row) -> OutboxEntry:
@@ -431,33 +472,42 @@ def _outbox_entry(row: Row) -> OutboxEntry:
 
 
 class SQLOutboxRepository(TracingMixin):
-    """Outbox rows in `event_outbox` (API.md §10), over a backend's executor."""
+    """Outbox rows in `event_outbox` (API.md §10), over a backend's executor.
 
-    def __init__(self, executor: Executor, enable_tracing: bool = True) -> None:
+    `order_column` is the column that numbers rows in insertion order (`seq` in PostgreSQL,
+    the `rowid` in SQLite): pending rows come out in that order.
+    """
+
+    def __init__(
+        self, executor: Executor, enable_tracing: bool = True, *, order_column: str = "seq"
+    ) -> None:
         self._init_tracing(type(self).__module__, enable_tracing)
         self._db = executor
+        self._pending_sql = _PENDING.format(order=order_column)
+        self._publishable_sql = _PUBLISHABLE.format(order=order_column)
+        self._failed_sql = _FAILED_ROWS.format(order=order_column)
 
     async def add_event(self, event: DomainEvent) -> UUID:
-        outbox_id = new_uuid4()
         with self._create_span_context(
             "eventsource.outbox.add", {"eventsource.event.id": event.event_id}
         ):
-            params = {
-                "id": outbox_id,
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "aggregate_id": event.aggregate_id,
-                "aggregate_type": event.aggregate_type,
-                "tenant_id": event.tenant_id,
-                "event_data": json_dumps(outbox_event_data(event)),
-                "now": _now(),
-            }
-            await self._db.execute(_ADD_OUTBOX, params)
-        return outbox_id
+            params = outbox_params(event)
+            await self._db.execute(ADD_OUTBOX_SQL, params)
+        return params["id"]  # type: ignore[return-value]
 
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         with self._create_span_context("eventsource.outbox.get_pending", {"limit": limit}):
-            rows = await self._db.fetch(_PENDING, {"limit": limit})
+            rows = await self._db.fetch(self._pending_sql, {"limit": limit})
+        return [_outbox_entry(row) for row in rows]
+
+    async def get_publishable_events(self, limit: int = 100) -> list[OutboxEntry]:
+        """Pending rows in insertion order, except those of aggregates with a failed row."""
+        with self._create_span_context("eventsource.outbox.get_pending", {"limit": limit}):
+            rows = await self._db.fetch(self._publishable_sql, {"limit": limit})
+        return [_outbox_entry(row) for row in rows]
+
+    async def get_failed_events(self, limit: int = 100) -> list[OutboxEntry]:
+        rows = await self._db.fetch(self._failed_sql, {"limit": limit})
         return [_outbox_entry(row) for row in rows]
 
     async def mark_published(self, outbox_id: UUID) -> None:
@@ -466,11 +516,31 @@ class SQLOutboxRepository(TracingMixin):
         ):
             await self._db.execute(_PUBLISHED, {"id": outbox_id, "now": _now()})
 
+    async def mark_published_many(self, outbox_ids: Sequence[UUID]) -> int:
+        """One UPDATE per 500 ids (one per relay batch of the default size)."""
+        changed = 0
+        with self._create_span_context(
+            "eventsource.outbox.mark_published", {"eventsource.outbox.count": len(outbox_ids)}
+        ):
+            now = _now()
+            for start in range(0, len(outbox_ids), _MAX_IDS):
+                chunk = outbox_ids[start : start + _MAX_IDS]
+                params: dict[str, object] = {f"i{n}": key for n, key in enumerate(chunk)}
+                params["now"] = now
+                marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+                changed += await self._db.execute(_PUBLISHED_MANY.format(ids=marks), params)
+        return changed
+
     async def mark_failed(self, outbox_id: UUID, error: str) -> None:
         await self._db.execute(_FAILED, {"id": outbox_id, "error": error})
 
     async def increment_retry(self, outbox_id: UUID, error: str | None = None) -> None:
         await self._db.execute(_RETRY, {"id": outbox_id, "error": error})
+
+    async def requeue_failed(self, outbox_id: UUID | None = None) -> int:
+        if outbox_id is None:
+            return await self._db.execute(_REQUEUE, {})
+        return await self._db.execute(f"{_REQUEUE} AND id = :id", {"id": outbox_id})
 
     async def cleanup_published(self, days: int = 7) -> int:
         return await self._db.execute(_CLEANUP, {"cutoff": _now() - timedelta(days=days)})

@@ -1,7 +1,14 @@
-"""The transactional outbox: events waiting to be published to other systems."""
+"""The transactional outbox: events waiting to be published to other systems.
+
+A store with its outbox enabled writes one row per stored event in the append's transaction;
+`OutboxRelay` (`eventsource.repositories.outbox_relay`) publishes the rows. Besides the
+`OutboxRepository` protocol of API.md §10, the bundled repositories implement `RelayOutbox`:
+what a relay needs to publish in order, in batches, and with one relay at a time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -13,10 +20,13 @@ from eventsource.observability.tracing import TracingMixin
 
 __all__ = [
     "InMemoryOutboxRepository",
+    "LocalRelayLock",
     "OutboxEntry",
     "OutboxRepository",
     "OutboxRepositoryProtocol",
     "OutboxStats",
+    "RelayLock",
+    "RelayOutbox",
     "outbox_event_data",
 ]
 
@@ -78,29 +88,135 @@ class OutboxRepository(Protocol):
 OutboxRepositoryProtocol = OutboxRepository
 
 
+@runtime_checkable
+class RelayLock(Protocol):
+    """Leadership among the relays of one outbox: at most one holds it at a time.
+
+    `acquire()` never waits: True if this lock holds leadership now (taking it if free, or
+    checking that it still holds it), False if another holder has it. `release()` gives it up
+    (idempotent). A holder that dies loses it: the database session ends, the file closes.
+    """
+
+    async def acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+@runtime_checkable
+class RelayOutbox(OutboxRepository, Protocol):
+    """What `OutboxRelay` uses beyond `OutboxRepository`; every bundled repository has it."""
+
+    async def get_publishable_events(self, limit: int = 100) -> list[OutboxEntry]:
+        """Pending rows in insertion order, except those of an aggregate that has a failed
+        row (they wait until an operator requeues or removes it)."""
+
+    async def mark_published_many(self, outbox_ids: Sequence[UUID]) -> int:
+        """Mark rows published in one statement; the number of rows changed."""
+
+    async def get_failed_events(self, limit: int = 100) -> list[OutboxEntry]:
+        """Failed rows, oldest first."""
+
+    async def requeue_failed(self, outbox_id: UUID | None = None) -> int:
+        """Make a failed row (all failed rows if None) pending again with `retry_count` 0,
+        releasing its aggregate; the number of rows requeued."""
+
+    def relay_lock(self) -> RelayLock:
+        """A new lock object for one relay (see `RelayLock`)."""
+
+
+_local_leaders: dict[Hashable, LocalRelayLock] = {}
+
+
+class LocalRelayLock:
+    """Leadership among the relays of one process, keyed by what they share (an in-memory
+    outbox, an SQLite `:memory:` database)."""
+
+    def __init__(self, key: Hashable) -> None:
+        self._key = key
+
+    async def acquire(self) -> bool:
+        holder = _local_leaders.setdefault(self._key, self)
+        return holder is self
+
+    async def release(self) -> None:
+        if _local_leaders.get(self._key) is self:
+            del _local_leaders[self._key]
+
+
 class InMemoryOutboxRepository(TracingMixin):
-    """Outbox rows in insertion order."""
+    """Outbox rows in insertion order. Give it to `InMemoryEventStore(outbox=...)` to get a
+    row per stored event, written in the append itself."""
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
         self._rows: dict[UUID, OutboxEntry] = {}
 
-    async def add_event(self, event: DomainEvent) -> UUID:
+    def _new_row(
+        self, event: DomainEvent, aggregate_id: UUID, aggregate_type: str, now: datetime
+    ) -> UUID:
         outbox_id = new_uuid4()
+        data = outbox_event_data(event)
+        data["aggregate_id"], data["aggregate_type"] = str(aggregate_id), aggregate_type
         self._rows[outbox_id] = OutboxEntry(
             id=outbox_id,
             event_id=event.event_id,
             event_type=event.event_type,
-            aggregate_id=event.aggregate_id,
-            aggregate_type=event.aggregate_type,
+            aggregate_id=aggregate_id,
+            aggregate_type=aggregate_type,
             tenant_id=event.tenant_id,
-            event_data=outbox_event_data(event),
-            created_at=datetime.now(UTC),
+            event_data=data,
+            created_at=now,
         )
         return outbox_id
 
+    async def add_event(self, event: DomainEvent) -> UUID:
+        return self._new_row(event, event.aggregate_id, event.aggregate_type, datetime.now(UTC))
+
+    def add_appended(
+        self, events: Iterable[DomainEvent], aggregate_id: UUID, aggregate_type: str
+    ) -> None:
+        """Rows for events an `InMemoryEventStore` has just stored, in the same synchronous
+        step as the append (the store's stream is authoritative for the aggregate)."""
+        now = datetime.now(UTC)
+        for event in events:
+            self._new_row(event, aggregate_id, aggregate_type, now)
+
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         return [row for row in self._rows.values() if row.status == "pending"][:limit]
+
+    async def get_publishable_events(self, limit: int = 100) -> list[OutboxEntry]:
+        rows = self._rows.values()
+        held = {(r.aggregate_id, r.aggregate_type) for r in rows if r.status == "failed"}
+        return [
+            row
+            for row in rows
+            if row.status == "pending" and (row.aggregate_id, row.aggregate_type) not in held
+        ][:limit]
+
+    async def mark_published_many(self, outbox_ids: Sequence[UUID]) -> int:
+        now = datetime.now(UTC)
+        changed = 0
+        for outbox_id in outbox_ids:
+            if outbox_id in self._rows:
+                self._update(outbox_id, status="published", published_at=now)
+                changed += 1
+        return changed
+
+    async def get_failed_events(self, limit: int = 100) -> list[OutboxEntry]:
+        return [row for row in self._rows.values() if row.status == "failed"][:limit]
+
+    async def requeue_failed(self, outbox_id: UUID | None = None) -> int:
+        chosen = [
+            row.id
+            for row in self._rows.values()
+            if row.status == "failed" and (outbox_id is None or row.id == outbox_id)
+        ]
+        for key in chosen:
+            self._update(key, status="pending", retry_count=0)
+        return len(chosen)
+
+    def relay_lock(self) -> RelayLock:
+        return LocalRelayLock(self)
 
     def _update(self, outbox_id: UUID, **changes: Any) -> None:
         row = self._rows.get(outbox_id)

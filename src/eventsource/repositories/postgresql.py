@@ -13,6 +13,7 @@ so a table created beforehand from the documented columns keeps working.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -28,6 +29,7 @@ from eventsource.repositories._sql import (
     SQLDLQRepository,
     SQLOutboxRepository,
 )
+from eventsource.repositories.outbox import RelayLock
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -49,7 +51,7 @@ __all__ = [
 _PROBES = {
     "checkpoints": ("projection_checkpoints", "cursor"),
     "dlq": ("dead_letter_queue", "resolved_by"),
-    "outbox": ("event_outbox", "last_error"),
+    "outbox": ("event_outbox", "seq"),
 }
 _PROBE_SQL = """SELECT count(*) FROM pg_attribute
 WHERE attrelid = to_regclass(CAST(:table AS TEXT)) AND attname = :column AND NOT attisdropped"""
@@ -165,7 +167,97 @@ class PostgreSQLDLQRepository(SQLDLQRepository):
 
 
 class PostgreSQLOutboxRepository(SQLOutboxRepository):
-    """Outbox rows in `event_outbox` (created if missing)."""
+    """Outbox rows in `event_outbox` (created if missing), in `seq` (insertion) order.
+
+    `relay_lock()` is a session-level advisory lock on the outbox table, held on a connection
+    of its own (or on the given `AsyncConnection`): PostgreSQL releases it when that session
+    ends, so a relay that dies or loses its connection gives up leadership by itself.
+    """
 
     def __init__(self, conn: Connectable, enable_tracing: bool = True) -> None:
-        super().__init__(_PostgreSQLExecutor(conn, "outbox"), enable_tracing)
+        self._executor = _PostgreSQLExecutor(conn, "outbox")
+        super().__init__(self._executor, enable_tracing, order_column="seq")
+
+    def relay_lock(self) -> RelayLock:
+        return _AdvisoryRelayLock(self._executor)
+
+
+# One key per outbox table (its oid), so relays of different schemas never exclude each other.
+_RELAY_KEY = "hashtextextended('eventsource.outbox_relay:' || to_regclass('event_outbox')::oid, 0)"
+_TRY_RELAY_LOCK = f"SELECT pg_try_advisory_lock({_RELAY_KEY})"
+_RELAY_UNLOCK = f"SELECT pg_advisory_unlock({_RELAY_KEY})"
+
+
+class _AdvisoryRelayLock:
+    """Leadership among the relays of one PostgreSQL outbox: `pg_try_advisory_lock` on a
+    session this object keeps (in autocommit, so it never holds a transaction open)."""
+
+    def __init__(self, executor: _PostgreSQLExecutor) -> None:
+        self._executor = executor
+        self._conn: AsyncConnection | None = None
+        self._owned = False  # the connection is ours (made from the engine), not the caller's
+
+    async def acquire(self) -> bool:
+        if self._conn is not None:
+            try:  # the lock lives as long as the session: check that the session does
+                await self._run(self._conn, "SELECT 1")
+            except Exception:
+                await self._drop()
+            else:
+                return True
+        executor = self._executor
+        await executor._ensure()
+        if executor._engine is not None:
+            conn = await executor._engine.connect()
+            try:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                held = bool(await self._run(conn, _TRY_RELAY_LOCK, owned=True))
+            except BaseException:
+                await conn.close()
+                raise
+            if not held:
+                await conn.close()
+                return False
+            self._conn, self._owned = conn, True
+            return True
+        if executor._connection is not None:
+            held = bool(await self._run(executor._connection, _TRY_RELAY_LOCK, owned=False))
+            if held:
+                self._conn, self._owned = executor._connection, False
+            return held
+        raise TypeError(
+            "a relay lock needs an AsyncEngine, an AsyncConnection or a session factory bound "
+            "to an engine: PostgreSQLOutboxRepository got a session factory without one"
+        )
+
+    async def _run(self, conn: AsyncConnection, sql: str, owned: bool | None = None) -> Any:
+        if owned if owned is not None else self._owned:
+            return (await conn.execute(_text(sql))).scalar()
+        # The caller's connection: leave a transaction of theirs open, commit one we began.
+        async with self._executor._connection_lock:
+            began = not conn.in_transaction()
+            value = (await conn.execute(_text(sql))).scalar()
+            if began and conn.in_transaction():
+                await conn.commit()
+            return value
+
+    async def release(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            await self._run(conn, _RELAY_UNLOCK)
+        except Exception:
+            await self._drop()  # a session that ends releases its locks anyway
+            return
+        self._conn = None
+        if self._owned:
+            await conn.close()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._owned:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()  # never back to the pool: the lock may be on it
+            with contextlib.suppress(Exception):
+                await conn.close()

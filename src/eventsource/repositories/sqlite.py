@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsource._optional import optional
-from eventsource._sql.sqlite import SQLiteConnection, utc_iso
+from eventsource._sql.sqlite import SQLiteConnection, is_memory, utc_iso
+from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.migrations import get_schema, split_statements
 from eventsource.repositories._sql import (
+    ADD_OUTBOX_SQL,
     Params,
     Row,
     SQLCheckpointRepository,
     SQLDLQRepository,
     SQLOutboxRepository,
+    outbox_params,
 )
+from eventsource.repositories.outbox import LocalRelayLock, RelayLock
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: relays on one file are kept apart within a process only
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -153,9 +163,81 @@ class SQLiteDLQRepository(SQLDLQRepository):
 
 
 class SQLiteOutboxRepository(SQLOutboxRepository):
-    """Outbox rows in `event_outbox` of an open aiosqlite connection (or a store's)."""
+    """Outbox rows in `event_outbox` of an open aiosqlite connection (or a store's).
+
+    Rows come out in rowid order, which is insertion order. `relay_lock()` is an exclusive
+    `flock` on `<database>-outbox-relay.lock` (released by the kernel if the holder dies), or a
+    process-local lock for an in-memory database.
+    """
 
     def __init__(
         self, connection: aiosqlite.Connection | SQLiteEventStore, enable_tracing: bool = True
     ) -> None:
-        super().__init__(_SQLiteExecutor(connection, "outbox"), enable_tracing)
+        self._executor = _SQLiteExecutor(connection, "outbox")
+        super().__init__(self._executor, enable_tracing, order_column="rowid")
+
+    def relay_lock(self) -> RelayLock:
+        return _FileRelayLock(self._executor)
+
+
+class _FileRelayLock:
+    """Leadership among the relays of one SQLite file: an exclusive, non-blocking `flock`."""
+
+    def __init__(self, executor: _SQLiteExecutor) -> None:
+        self._executor = executor
+        self._file: IO[bytes] | None = None
+        self._local: RelayLock | None = None
+
+    async def acquire(self) -> bool:
+        if self._file is not None:
+            return True  # a flock lasts as long as its open file
+        if self._local is None:
+            link = await self._executor._ready()
+            database = link.database
+            if is_memory(database) or fcntl is None:
+                key = ("sqlite outbox", link.connection if is_memory(database) else database)
+                self._local = LocalRelayLock(key)
+            else:
+                return self._lock_file(f"{database}-outbox-relay.lock")
+        return await self._local.acquire()
+
+    def _lock_file(self, path: str) -> bool:
+        handle = open(path, "ab")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        except BaseException:
+            handle.close()
+            raise
+        self._file = handle
+        return True
+
+    async def release(self) -> None:
+        handle, self._file = self._file, None
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+        if self._local is not None:
+            await self._local.release()
+
+
+def outbox_writer(
+    aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent]
+) -> Callable[[sqlite3.Connection, list[str]], None]:
+    """The outbox rows of one `SQLiteEventStore` append, built before the append (as
+    `SQLiteOutboxRepository.add_event` builds one) and written by the returned function in the
+    append's transaction, in one `executemany`, for the event ids the append stored."""
+    now = datetime.now(UTC)
+    rows = {
+        str(event.event_id): _params(
+            outbox_params(event, aggregate_id=aggregate_id, aggregate_type=aggregate_type, now=now)
+        )
+        for event in events
+    }
+
+    def write(db: sqlite3.Connection, event_ids: list[str]) -> None:
+        db.executemany(ADD_OUTBOX_SQL, [rows[event_id] for event_id in event_ids])
+
+    return write

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
@@ -30,6 +31,9 @@ from eventsource.stores.interface import (
     _new_object as _new_stored,
 )
 
+if TYPE_CHECKING:
+    from eventsource.repositories.outbox import InMemoryOutboxRepository
+
 __all__ = ["InMemoryEventStore"]
 
 
@@ -49,12 +53,19 @@ class InMemoryEventStore(TracingMixin, EventStore):
     version and the write are atomic, as a lock would make them, at no cost. Positions are
     gap-free from 1 and given in append order, which is also commit order. The store keeps and
     returns the very event objects it was given.
+
+    With `outbox=` an `InMemoryOutboxRepository`, every stored event also gets an outbox row in
+    the same synchronous step (as `outbox_enabled` stores do in their transaction), so an
+    `OutboxRelay` can publish them in tests and prototypes.
     """
 
     span_prefix = "in_memory_event_store"
 
-    def __init__(self, enable_tracing: bool = True) -> None:
+    def __init__(
+        self, enable_tracing: bool = True, *, outbox: InMemoryOutboxRepository | None = None
+    ) -> None:
         self._init_tracing(__name__, enable_tracing)
+        self._outbox = outbox
         self._streams: dict[tuple[int, str] | None, _Stream] = {}  # keys: see _key
         self._types_by_id: dict[UUID, list[str]] = {}
         self._all: list[StoredEvent] = []
@@ -91,6 +102,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
         ids, all_events, stream_events = self._ids, self._all, stream.events
         stream_id = stream.stream_id
         position = len(all_events)
+        before = current
         # The hot loop: ids are kept as their 128-bit ints (hashed in C, unlike UUID objects)
         # and StoredEvent slots are filled directly (its frozen __init__ costs 3x more).
         for event in events:
@@ -111,6 +123,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
         if is_new_stream and stream_events:  # a batch of duplicates creates no stream
             self._streams[key] = stream
             self._types_by_id.setdefault(aggregate_id, []).append(aggregate_type)
+        if self._outbox is not None and current > before:
+            added = stream_events[before - current :]
+            self._outbox.add_appended([s.event for s in added], aggregate_id, aggregate_type)
         self._signal_commit()
         return successful_append(current, position)
 

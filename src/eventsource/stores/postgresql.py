@@ -105,7 +105,7 @@ _OUTBOX = """, box AS (
                               'aggregate_type', $2::text, 'tenant_id', tenant_id,
                               'occurred_at', occurred_at, 'payload', payload::jsonb),
            now(), 'pending', 0
-    FROM fresh
+    FROM fresh ORDER BY ord
 )"""
 _APPEND = """WITH cur AS (
     SELECT COALESCE(MAX(version), 0) AS v FROM events

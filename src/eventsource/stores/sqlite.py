@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -53,6 +54,10 @@ SQLITE_AVAILABLE: bool = optional("aiosqlite") is not None
 logger = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+# Builds the outbox rows of an append: (aggregate id, type, events) -> writer run in the append.
+OutboxWriter = Callable[
+    [UUID, str, Sequence[DomainEvent]], Callable[[sqlite3.Connection, list[str]], None]
+]
 
 _PAGE = 1000  # rows per query when iterating read_all / read_stream
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
@@ -93,6 +98,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         uuid_fields: set[str] | None = None,
         string_id_fields: set[str] | None = None,
         auto_detect_uuid: bool = True,
+        outbox_enabled: bool = False,
     ) -> None:
         if not SQLITE_AVAILABLE:
             raise SQLiteNotAvailableError
@@ -105,6 +111,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
             uuid_fields, string_id_fields, auto_detect_uuid
         )
         self._link: SQLiteConnection | None = None
+        self._outbox_writer: OutboxWriter | None = None
+        if outbox_enabled:  # an `event_outbox` row per stored event, in the append's transaction
+            from eventsource.repositories.sqlite import outbox_writer
+
+            self._outbox_writer = outbox_writer
 
     @classmethod
     def with_strict_uuid_detection(
@@ -116,6 +127,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         wal_mode: bool = True,
         busy_timeout: int = 5000,
         enable_tracing: bool = True,
+        outbox_enabled: bool = False,
     ) -> SQLiteEventStore:
         """A store where only `uuid_fields` (of untyped payload fields) become UUIDs."""
         return cls(
@@ -125,6 +137,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             busy_timeout=busy_timeout,
             enable_tracing=enable_tracing,
             type_converter=DefaultTypeConverter.strict(uuid_fields),
+            outbox_enabled=outbox_enabled,
         )
 
     @property
@@ -138,6 +151,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
     @property
     def busy_timeout(self) -> int:
         return self._busy_timeout
+
+    @property
+    def outbox_enabled(self) -> bool:
+        """Whether appends also write `event_outbox` rows (see docs/outbox.md)."""
+        return self._outbox_writer is not None
 
     @property
     def is_connected(self) -> bool:
@@ -204,7 +222,15 @@ class SQLiteEventStore(TracingMixin, EventStore):
         link = self._connected()
         rows = _rows(str(aggregate_id), aggregate_type, events)
         with self._append_span(aggregate_id, aggregate_type, len(events)):
-            version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
+            if self._outbox_writer is None:
+                version, position = await link.run(
+                    append_rows, aggregate_id, rows, expected_version
+                )
+            else:
+                outbox = self._outbox_writer(aggregate_id, aggregate_type, events)
+                version, position = await link.run(
+                    append_rows, aggregate_id, rows, expected_version, outbox
+                )
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
