@@ -16,7 +16,7 @@ import pytest
 
 from eventsource.testing.contract.checkpoint import CheckpointRepositoryContract
 from eventsource.testing.contract.dlq import DLQRepositoryContract
-from eventsource.testing.contract.outbox import OutboxRepositoryContract
+from eventsource.testing.contract.outbox import RelayOutboxContract
 
 _PG = pytest.mark.postgresql
 BACKENDS = [
@@ -121,7 +121,7 @@ class TestDLQRepositories(DLQRepositoryContract):
             yield repo
 
 
-class TestOutboxRepositories(OutboxRepositoryContract):
+class TestOutboxRepositories(RelayOutboxContract):
     @pytest.fixture
     async def outbox_repo(self, backend: str, tmp_path: Path) -> AsyncIterator[object]:
         async with open_repository("outbox", backend, tmp_path) as repo:

@@ -29,6 +29,7 @@ from uuid import UUID
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import EventBusError
 from eventsource.repositories.outbox import (
     LocalRelayLock,
     OutboxEntry,
@@ -40,7 +41,7 @@ from eventsource.repositories.outbox import (
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import CorruptEventError, decode_event
 from eventsource.stores.interface import EventPublisher
-from eventsource.subscriptions.retry import RetryConfig, calculate_backoff
+from eventsource.subscriptions.retry import TRANSIENT_EXCEPTIONS, RetryConfig, calculate_backoff
 
 __all__ = ["OutboxRelay", "RelayPassResult", "RelayStats"]
 
@@ -63,7 +64,7 @@ class RelayPassResult:
     failed_attempts: int = 0  # rows whose publish (or rebuild) failed in this pass
     marked_failed: int = 0  # rows that used up their retries and went to `failed`
     held: int = 0  # rows held back behind an earlier row of their aggregate
-    bus_down: bool = False  # every publish attempt failed: failures not counted toward failed
+    bus_down: bool = False  # nothing went out, and the bus looks unreachable
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,23 @@ class _PlainOutbox:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+# Publish errors that say "the broker cannot be reached" rather than "this message is refused".
+_TRANSIENT = (*TRANSIENT_EXCEPTIONS, EventBusError)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    row: OutboxEntry
+    error: Exception
+
+    @property
+    def transient(self) -> bool:
+        return isinstance(self.error, _TRANSIENT)
+
+    def describe(self) -> str:
+        return _describe(self.error)
 
 
 class OutboxRelay:
@@ -241,14 +259,16 @@ class OutboxRelay:
             await self._outbox.mark_published_many([row.id for row in published])
             for row in published:
                 self._not_before.pop(row.id, None)
-        attempted = {row.id for row in published} | {row.id for row, _ in unsent + unreadable}
+        attempted = {row.id for row in published}
+        attempted |= {f.row.id for f in unsent} | {row.id for row, _ in unreadable}
         held += sum(1 for row, _ in ready if row.id not in attempted)
         self._down_passes = self._down_passes + 1 if bus_down else 0
         marked = 0
         for row, error in unreadable:
             marked += await self._failed_attempt(row, error, countable=True)
-        for row, error in unsent:
-            marked += await self._failed_attempt(row, error, countable=not bus_down)
+        for failure in unsent:
+            counts = not (bus_down and failure.transient)
+            marked += await self._failed_attempt(failure.row, failure.describe(), countable=counts)
         return RelayPassResult(
             fetched=len(rows),
             published=len(published),
@@ -284,28 +304,28 @@ class OutboxRelay:
             ready.append((row, event))
         return ready, unreadable, held
 
-    async def _publish(
-        self, ready: _Ready
-    ) -> tuple[list[OutboxEntry], list[tuple[OutboxEntry, str]], bool]:
-        """Publish in order: (published rows, failed rows with errors, bus looks down).
+    async def _publish(self, ready: _Ready) -> tuple[list[OutboxEntry], list[_Failure], bool]:
+        """Publish in order: (published rows, failed rows, the bus looks down).
 
         The whole batch goes in one call. If that fails, aggregate by aggregate, oldest first;
         an aggregate that fails goes row by row up to its failing row, which holds back the
         rest of that aggregate. Rows published by a failed call are sent again (at least once).
+        The bus looks down when nothing went out and a failure was a connection-like one: then
+        the pass stops early, and its failures do not count toward marking rows failed.
         """
         if not ready:
             return [], [], False
         try:
             await self._bus.publish([event for _, event in ready])
         except Exception as exc:
-            error = _describe(exc)
+            error = exc
         else:
             return [row for row, _ in ready], [], False
         groups: dict[_Key, _Ready] = {}
         for row, event in ready:
             groups.setdefault((row.aggregate_id, row.aggregate_type), []).append((row, event))
         published: list[OutboxEntry] = []
-        failed: list[tuple[OutboxEntry, str]] = []
+        failed: list[_Failure] = []
         attempts_failed = 1
         for group in groups.values():
             if not published and attempts_failed >= _ATTEMPTS_WHILE_DOWN:
@@ -315,26 +335,28 @@ class OutboxRelay:
                     await self._bus.publish([event for _, event in group])
                 except Exception as exc:
                     attempts_failed += 1
-                    error = _describe(exc)
+                    error = exc
                 else:
                     published.extend(row for row, _ in group)
                     continue
                 if len(group) == 1:
-                    failed.append((group[0][0], error))
+                    failed.append(_Failure(group[0][0], error))
                     continue
             for row, event in group:
                 try:
                     await self._bus.publish([event])
                 except Exception as exc:
                     attempts_failed += 1
-                    failed.append((row, _describe(exc)))
+                    failed.append(_Failure(row, exc))
                     break
                 published.append(row)
-        return published, failed, not published
+        down = not published and any(f.transient for f in failed)
+        return published, failed, down
 
     async def _failed_attempt(self, row: OutboxEntry, error: str, *, countable: bool) -> int:
         """Record a failed attempt: retry later, or (retries used up) mark the row failed.
-        Attempts while the bus looks down are recorded but never make a row `failed`."""
+        Connection-like failures while the bus looks down are recorded (retry_count, last_error)
+        but never make a row `failed`: an outage must not poison every aggregate's next row."""
         failures = row.retry_count + 1
         await self._repository.increment_retry(row.id, error)
         if countable and failures > self._retry.max_retries:
@@ -410,18 +432,20 @@ class OutboxRelay:
         await asyncio.sleep(0)  # let it start: `stop()` right after `start()` then works
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Finish the pass in progress (cancelled after `timeout` s) and stop."""
+        """Finish the pass in progress (cancelled after `timeout` s), stop, and give up
+        leadership (also after passes run with `run_once()` alone)."""
         if self._stop is not None:
             self._stop.set()
         task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        async with self._pass_lock:
+            await self._release()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -29,7 +29,7 @@ from eventsource.repositories._sql import (
     SQLDLQRepository,
     SQLOutboxRepository,
 )
-from eventsource.repositories.outbox import RelayLock
+from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -196,6 +196,7 @@ class _AdvisoryRelayLock:
         self._executor = executor
         self._conn: AsyncConnection | None = None
         self._owned = False  # the connection is ours (made from the engine), not the caller's
+        self._local: LocalRelayLock | None = None
 
     async def acquire(self) -> bool:
         if self._conn is not None:
@@ -221,10 +222,21 @@ class _AdvisoryRelayLock:
             self._conn, self._owned = conn, True
             return True
         if executor._connection is not None:
-            held = bool(await self._run(executor._connection, _TRY_RELAY_LOCK, owned=False))
-            if held:
-                self._conn, self._owned = executor._connection, False
-            return held
+            # Advisory locks are re-entrant within a session: relays sharing the connection
+            # are told apart in this process first.
+            local = LocalRelayLock(("postgresql outbox connection", executor._connection))
+            if not await local.acquire():
+                return False
+            try:
+                held = bool(await self._run(executor._connection, _TRY_RELAY_LOCK, owned=False))
+            except BaseException:
+                await local.release()
+                raise
+            if not held:
+                await local.release()
+                return False
+            self._conn, self._owned, self._local = executor._connection, False, local
+            return True
         raise TypeError(
             "a relay lock needs an AsyncEngine, an AsyncConnection or a session factory bound "
             "to an engine: PostgreSQLOutboxRepository got a session factory without one"
@@ -253,8 +265,15 @@ class _AdvisoryRelayLock:
         self._conn = None
         if self._owned:
             await conn.close()
+        await self._release_local()
+
+    async def _release_local(self) -> None:
+        local, self._local = self._local, None
+        if local is not None:
+            await local.release()
 
     async def _drop(self) -> None:
+        await self._release_local()
         conn, self._conn = self._conn, None
         if conn is not None and self._owned:
             with contextlib.suppress(Exception):

@@ -1,5 +1,5 @@
-"""Contract every outbox repository satisfies (API.md §10). Subclass and provide an
-`outbox_repo` fixture."""
+"""Contract every outbox repository satisfies (API.md §10), and what `OutboxRelay` needs of
+the bundled ones (`RelayOutboxContract`). Subclass and provide an `outbox_repo` fixture."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 from eventsource.events.base import DomainEvent
-from eventsource.repositories.outbox import OutboxRepository
+from eventsource.repositories.outbox import OutboxRepository, RelayLock, RelayOutbox
 
 
 class ContractParcelShipped(DomainEvent):
@@ -99,3 +99,77 @@ class OutboxRepositoryContract:
         assert (stats.pending_count, stats.published_count, stats.failed_count) == (0, 0, 0)
         assert (stats.oldest_pending, stats.avg_retries) == (None, 0.0)
         assert await outbox_repo.get_pending_events() == []
+
+
+class RelayOutboxContract(OutboxRepositoryContract):
+    """What `OutboxRelay` needs beyond API.md §10 (`RelayOutbox`): insertion order, one
+    statement per batch, failed rows holding back their aggregate, and the relay lock."""
+
+    async def test_rows_come_out_in_insertion_order_even_at_one_instant(
+        self, outbox_repo: RelayOutbox
+    ) -> None:
+        aggregate = uuid4()
+        ids = [
+            await outbox_repo.add_event(ContractParcelShipped(aggregate_id=aggregate))
+            for _ in range(40)
+        ]
+        assert [e.id for e in await outbox_repo.get_pending_events(limit=100)] == ids
+        assert [e.id for e in await outbox_repo.get_publishable_events(limit=100)] == ids
+
+    async def test_mark_published_many_marks_exactly_those(
+        self, outbox_repo: RelayOutbox
+    ) -> None:
+        ids = [
+            await outbox_repo.add_event(ContractParcelShipped(aggregate_id=uuid4()))
+            for _ in range(5)
+        ]
+        assert await outbox_repo.mark_published_many([ids[0], ids[2], ids[4]]) == 3
+        assert await outbox_repo.mark_published_many([]) == 0
+        assert [e.id for e in await outbox_repo.get_pending_events()] == [ids[1], ids[3]]
+        stats = await outbox_repo.get_stats()
+        assert (stats.pending_count, stats.published_count) == (2, 3)
+
+    async def test_a_failed_row_holds_back_its_aggregate_until_requeued(
+        self, outbox_repo: RelayOutbox
+    ) -> None:
+        stuck, free = uuid4(), uuid4()
+        first = await outbox_repo.add_event(ContractParcelShipped(aggregate_id=stuck))
+        other = await outbox_repo.add_event(ContractParcelShipped(aggregate_id=free))
+        later = await outbox_repo.add_event(ContractParcelShipped(aggregate_id=stuck))
+        await outbox_repo.increment_retry(first, "broker said no")
+        await outbox_repo.mark_failed(first, "broker said no")
+        assert [e.id for e in await outbox_repo.get_publishable_events()] == [other]
+        assert [e.id for e in await outbox_repo.get_pending_events()] == [other, later]
+        [failed] = await outbox_repo.get_failed_events()
+        assert (failed.id, failed.status, failed.last_error) == (first, "failed", "broker said no")
+        assert await outbox_repo.requeue_failed(uuid4()) == 0
+        assert await outbox_repo.requeue_failed(first) == 1
+        assert [e.id for e in await outbox_repo.get_publishable_events()] == [first, other, later]
+        [requeued] = [e for e in await outbox_repo.get_pending_events() if e.id == first]
+        assert requeued.retry_count == 0
+        assert await outbox_repo.get_failed_events() == []
+
+    async def test_requeue_all_failed_rows(self, outbox_repo: RelayOutbox) -> None:
+        rows = [
+            await outbox_repo.add_event(ContractParcelShipped(aggregate_id=uuid4()))
+            for _ in range(3)
+        ]
+        for outbox_id in rows[:2]:
+            await outbox_repo.mark_failed(outbox_id, "no")
+        assert await outbox_repo.requeue_failed() == 2
+        assert (await outbox_repo.get_stats()).pending_count == 3
+
+    async def test_one_relay_lock_holder_at_a_time(self, outbox_repo: RelayOutbox) -> None:
+        first, second = outbox_repo.relay_lock(), outbox_repo.relay_lock()
+        assert isinstance(first, RelayLock)
+        try:
+            assert await first.acquire()
+            assert await first.acquire(), "the holder keeps holding it"
+            assert not await second.acquire()
+            await first.release()
+            await first.release()  # idempotent
+            assert await second.acquire()
+            assert not await first.acquire()
+        finally:
+            await first.release()
+            await second.release()
