@@ -25,7 +25,8 @@ from eventsource.repositories.dlq import (
     ProjectionFailureCount,
     stacktrace_of,
 )
-from eventsource.repositories.outbox import OutboxEntry, OutboxStats, outbox_event_data
+from eventsource.repositories.outbox import OutboxEntry, OutboxStats, outbox_event_json
+from eventsource.stores._rules import encode_payload
 
 __all__ = [
     "ADD_OUTBOX_SQL",
@@ -437,19 +438,18 @@ def outbox_params(
     """The `ADD_OUTBOX_SQL` parameters for one event: the one definition of an outbox row, for
     `add_event` and for stores writing rows inside their appends (which pass the stream's
     aggregate id and type, authoritative over the event's own)."""
-    data = outbox_event_data(event)
-    if aggregate_id is not None:
-        data["aggregate_id"] = str(aggregate_id)
-    if aggregate_type is not None:
-        data["aggregate_type"] = aggregate_type
+    aggregate_id = event.aggregate_id if aggregate_id is None else aggregate_id
+    aggregate_type = event.aggregate_type if aggregate_type is None else aggregate_type
     return {
         "id": new_uuid4(),
         "event_id": event.event_id,
         "event_type": event.event_type,
-        "aggregate_id": event.aggregate_id if aggregate_id is None else aggregate_id,
-        "aggregate_type": event.aggregate_type if aggregate_type is None else aggregate_type,
+        "aggregate_id": aggregate_id,
+        "aggregate_type": aggregate_type,
         "tenant_id": event.tenant_id,
-        "event_data": json_dumps(data),
+        "event_data": outbox_event_json(
+            event, encode_payload(event), aggregate_id, aggregate_type
+        ),
         "now": _now() if now is None else now,
     }
 

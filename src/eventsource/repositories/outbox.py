@@ -8,6 +8,7 @@ what a relay needs to publish in order, in batches, and with one relay at a time
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ __all__ = [
     "RelayLock",
     "RelayOutbox",
     "outbox_event_data",
+    "outbox_event_json",
 ]
 
 
@@ -58,13 +60,26 @@ class OutboxStats:
 
 def outbox_event_data(event: DomainEvent) -> dict[str, Any]:
     """What an outbox row carries (API.md §10): envelope fields and the full JSON dump."""
+    return {**_envelope(event, event.aggregate_id, event.aggregate_type),
+            "payload": event.model_dump(mode="json")}
+
+
+def outbox_event_json(
+    event: DomainEvent, payload_json: str, aggregate_id: UUID, aggregate_type: str
+) -> str:
+    """`outbox_event_data` as JSON text, around the event's already encoded JSON dump (the
+    payload is not dumped a second time)."""
+    envelope = json.dumps(_envelope(event, aggregate_id, aggregate_type))
+    return f'{envelope[:-1]}, "payload": {payload_json}}}'
+
+
+def _envelope(event: DomainEvent, aggregate_id: UUID, aggregate_type: str) -> dict[str, Any]:
     return {
         "event_id": str(event.event_id),
-        "aggregate_id": str(event.aggregate_id),
-        "aggregate_type": event.aggregate_type,
+        "aggregate_id": str(aggregate_id),
+        "aggregate_type": aggregate_type,
         "tenant_id": str(event.tenant_id) if event.tenant_id else None,
         "occurred_at": event.occurred_at.isoformat(),
-        "payload": event.model_dump(mode="json"),
     }
 
 
