@@ -282,6 +282,8 @@ class OutboxRelay:
         """Rows to publish now, with their events; rows that cannot become events; how many
         are held back (waiting out a backoff, or behind such a row of their aggregate)."""
         now = time.monotonic()
+        if self._not_before:  # forget waits that are over (and rows another relay finished)
+            self._not_before = {key: due for key, due in self._not_before.items() if due > now}
         blocked: set[_Key] = set()
         ready: _Ready = []
         unreadable: list[tuple[OutboxEntry, str]] = []
