@@ -234,3 +234,48 @@ async def test_in_memory_store_fills_an_outbox_given_to_it() -> None:
     assert [row.event_data["payload"]["n"] for row in rows] == [1, 2, 3]
     assert {(row.aggregate_id, row.aggregate_type) for row in rows} == {(account, "OutboxAccount")}
     assert await InMemoryEventStore().get_event_count() == 0  # no outbox: nothing else changes
+
+
+OLD_PG_OUTBOX = """CREATE TABLE event_outbox (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_id UUID NOT NULL,
+    event_type VARCHAR(255) NOT NULL, aggregate_id UUID NOT NULL,
+    aggregate_type VARCHAR(255) NOT NULL, tenant_id UUID, event_data JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), published_at TIMESTAMPTZ,
+    retry_count INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+    status VARCHAR(20) NOT NULL DEFAULT 'pending')"""
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("first_user", ["store", "repository"])
+async def test_an_outbox_table_from_before_seq_is_upgraded(
+    first_user: str, pg_session_factory: Any, pg_url: str, pg_schema: str
+) -> None:
+    """A table made without `seq` (the columns API.md §10 lists) gets it on first use, by the
+    store or by a repository, and keeps its rows."""
+    import asyncpg
+
+    from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+
+    register()
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": pg_schema})
+    try:
+        await conn.execute(OLD_PG_OUTBOX)
+        await conn.execute(
+            "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, "
+            "event_data) VALUES (gen_random_uuid(), 'OutboxDeposited', gen_random_uuid(), "
+            "'OutboxAccount', '{}'::jsonb)"
+        )
+    finally:
+        await conn.close()
+    store = PostgreSQLEventStore(pg_session_factory, outbox_enabled=True, enable_tracing=False)
+    repo = PostgreSQLOutboxRepository(pg_session_factory, enable_tracing=False)
+    account = uuid4()
+    try:
+        if first_user == "repository":
+            assert len(await repo.get_pending_events()) == 1
+        await store.append_events(account, "OutboxAccount", deposits(account, 1, 3), 0)
+        pending = await repo.get_pending_events()
+    finally:
+        await store.close()
+    assert [row.event_data.get("payload", {}).get("n") for row in pending] == [None, 1, 2, 3]
