@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from uuid import UUID
 
 from eventsource._optional import optional
@@ -37,7 +37,18 @@ __all__ = ["SQLiteCheckpointRepository", "SQLiteDLQRepository", "SQLiteOutboxRep
 # Columns added after a table's first release: created on tables made by older versions.
 _LATER_COLUMNS: dict[str, dict[str, str]] = {
     "checkpoints": {"projection_checkpoints": "cursor TEXT"},
+    "snapshots": {"snapshots": "tenant_id TEXT"},
 }
+
+
+class LinkSource(Protocol):
+    """Something that connects lazily and hands out its connection (a store, a snapshot store's
+    database)."""
+
+    async def _open(self) -> SQLiteConnection: ...
+
+
+Source: TypeAlias = "aiosqlite.Connection | LinkSource"
 
 
 def _value(value: object) -> object:
@@ -57,7 +68,7 @@ class _SQLiteExecutor:
     table on first use. A write commits unless the connection was already in a transaction
     (then it joins it, and the caller commits)."""
 
-    def __init__(self, connection: aiosqlite.Connection | SQLiteEventStore, schema: str) -> None:
+    def __init__(self, connection: Source, schema: str) -> None:
         if aiosqlite is None:
             raise SQLiteNotAvailableError
         self._source = connection
