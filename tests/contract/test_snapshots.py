@@ -43,9 +43,8 @@ async def open_snapshot_store(backend: str, tmp_path: Path) -> AsyncIterator[Sna
         async with SQLiteSnapshotStore(":memory:") as store:
             yield store
         return
-    async with _database(backend, tmp_path) as (factory, _raw):
-        async with factory() as store:
-            yield store
+    async with _database(backend, tmp_path) as (factory, _raw), factory() as store:
+        yield store
 
 
 @asynccontextmanager

@@ -53,8 +53,7 @@ _UPSERT_SCOPED = (
 )
 _OWNER = f"SELECT tenant_id FROM snapshots WHERE {_KEY}"
 _GET = (
-    "SELECT version, schema_version, CAST(state AS TEXT), created_at FROM snapshots "
-    f"WHERE {_KEY}"
+    f"SELECT version, schema_version, CAST(state AS TEXT), created_at FROM snapshots WHERE {_KEY}"
 )
 _GET_SCOPED = _GET + _OWN
 _EXISTS = f"SELECT 1 FROM snapshots WHERE {_KEY}"
@@ -183,8 +182,9 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
             owner = _uuid(rows[0][0]) if rows else None
             if owner is not None and owner != tenant:
                 raise TenantMismatchError(
-                    tenant, owner, f"The snapshot of {snapshot.aggregate_type} "
-                    f"{snapshot.aggregate_id}"
+                    tenant,
+                    owner,
+                    f"The snapshot of {snapshot.aggregate_type} {snapshot.aggregate_id}",
                 )
             # the other tenant's row went away (or was released) meanwhile: try again
         raise SnapshotError(f"Cannot save {snapshot}: its row kept changing owner")

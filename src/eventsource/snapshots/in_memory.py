@@ -45,9 +45,7 @@ class InMemorySnapshotStore(TracingMixin, SnapshotStore):
             if tenant is not None:
                 owner = self._tenants.get(key)
                 if owner is not None and owner != tenant and key in self._snapshots:
-                    raise TenantMismatchError(
-                        tenant, owner, f"The snapshot of {key[1]} {key[0]}"
-                    )
+                    raise TenantMismatchError(tenant, owner, f"The snapshot of {key[1]} {key[0]}")
                 self._tenants[key] = tenant
             self._snapshots[key] = snapshot  # unscoped: replaces, keeping the owner
 
@@ -77,7 +75,8 @@ class InMemorySnapshotStore(TracingMixin, SnapshotStore):
     ) -> int:
         tenant = current_tenant()
         doomed = [
-            key for key, snap in self._snapshots.items()
+            key
+            for key, snap in self._snapshots.items()
             if snap.aggregate_type == aggregate_type
             and (schema_version_below is None or snap.schema_version < schema_version_below)
             and (tenant is None or self._tenants.get(key) == tenant)

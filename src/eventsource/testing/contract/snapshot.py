@@ -49,7 +49,7 @@ NESTED_STATE: dict[str, Any] = {
     "flags": [True, False, None],
     "lines": [{"sku": "A-1", "qty": 3, "tags": ["x", "ÿ"]}, {"sku": "B", "qty": 0, "tags": []}],
     "nested": {"deeper": {"deepest": {"empty": {}, "list": [[1, 2], [3]]}}},
-    "quote\"and\\backslash": "line\nbreak\ttab",
+    'quote"and\\backslash': "line\nbreak\ttab",
 }
 
 # The table exactly as API.md §8.3 documents it (no `tenant_id`): what users may have created.
@@ -123,7 +123,10 @@ class SnapshotStoreContract:
         aggregate_id = uuid4()
         await snapshot_store.save_snapshot(make_snapshot(aggregate_id, version=10))
         newer = make_snapshot(
-            aggregate_id, version=20, state={"other": ["shape"]}, schema_version=2,
+            aggregate_id,
+            version=20,
+            state={"other": ["shape"]},
+            schema_version=2,
             created_at=T0 + timedelta(days=1),
         )
         await snapshot_store.save_snapshot(newer)
@@ -310,8 +313,10 @@ class SQLSnapshotStoreContract:
                 await store.save_snapshot(owned)
                 assert await store.get_snapshot(owned.aggregate_id, "Order") == owned
                 assert await store.get_snapshot(legacy_id, "Legacy") is None
-        rows = await raw_sql(f"SELECT tenant_id FROM snapshots WHERE version = 2 AND "
-                             f"aggregate_id = '{owned.aggregate_id}'")
+        rows = await raw_sql(
+            f"SELECT tenant_id FROM snapshots WHERE version = 2 AND "
+            f"aggregate_id = '{owned.aggregate_id}'"
+        )
         assert [str(row[0]) for row in rows] == [str(TENANT_A)]
 
     async def test_state_that_is_not_json_is_rejected_and_nothing_written(

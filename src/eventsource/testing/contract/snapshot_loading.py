@@ -142,8 +142,12 @@ class SnapshotLoadingContract:
         mode: SnapshotMode = "sync",
     ) -> AggregateRepository[Any]:
         return AggregateRepository(
-            events, factory, LEDGER, snapshot_store=snapshots,
-            snapshot_threshold=threshold, snapshot_mode=mode,
+            events,
+            factory,
+            LEDGER,
+            snapshot_store=snapshots,
+            snapshot_threshold=threshold,
+            snapshot_mode=mode,
         )
 
     async def test_load_reads_only_the_events_after_the_snapshot(
