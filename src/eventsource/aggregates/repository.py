@@ -101,7 +101,7 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
 
     async def _load(self, aggregate_id: UUID) -> TAggregate:
         aggregate = self._factory(aggregate_id)
-        snapshot = await self._usable_snapshot(aggregate, aggregate_id)
+        snapshot, outdated = await self._usable_snapshot(aggregate, aggregate_id)
         from_version = snapshot.version if snapshot is not None else 0
         stream = await self._event_store.get_events(
             aggregate_id, self._aggregate_type, from_version=from_version
@@ -117,36 +117,53 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
                     "Snapshot of %s %s at v%d could not be restored; replaying all events",
                     self._aggregate_type, aggregate_id, snapshot.version, exc_info=True,
                 )
-                aggregate = self._factory(aggregate_id)
+                # Never half-applied: whatever the failed restore set dies with that instance.
+                aggregate, outdated = self._factory(aggregate_id), True
                 stream = await self._event_store.get_events(aggregate_id, self._aggregate_type)
                 if not stream.events:
                     raise AggregateNotFoundError(aggregate_id, self._aggregate_type) from None
         aggregate.load_from_history(stream.events)
+        if outdated:
+            await self._refresh_snapshot(aggregate)
         return aggregate
 
-    async def _usable_snapshot(self, aggregate: TAggregate, aggregate_id: UUID) -> Snapshot | None:
+    async def _usable_snapshot(
+        self, aggregate: TAggregate, aggregate_id: UUID
+    ) -> tuple[Snapshot | None, bool]:
+        """The snapshot to start from, and whether a stored one is outdated (an older schema
+        version nobody can read): the load then replaces it."""
         if self._snapshot_store is None:
-            return None
+            return None, False
         try:
             snapshot = await self._snapshot_store.get_snapshot(aggregate_id, self._aggregate_type)
         except Exception:
             logger.warning("Snapshot read failed for %s", aggregate_id, exc_info=True)
-            return None
+            return None, False
         if snapshot is None:
-            return None
+            return None, False
         expected = getattr(type(aggregate), "schema_version", 1)
         if snapshot.schema_version == expected:
-            return snapshot
+            return snapshot, False
         overrides = (
             type(aggregate)._restore_from_snapshot is not AggregateRoot._restore_from_snapshot
         )
         if snapshot.schema_version < expected and overrides:
-            return snapshot
+            return snapshot, False
         logger.info(
             "Ignoring snapshot of %s %s: schema version %d, aggregate expects %d",
             self._aggregate_type, aggregate_id, snapshot.schema_version, expected,
         )
-        return None
+        # A newer schema version is left alone: during a rolling deploy the new code reads it.
+        return None, snapshot.schema_version < expected
+
+    async def _refresh_snapshot(self, aggregate: TAggregate) -> None:
+        """After a full replay that had to ignore an outdated or unreadable snapshot, replace
+        it now (as the policy would at a threshold crossing), so the next loads are fast again.
+        Only with a threshold, outside manual mode, and once the aggregate reached it."""
+        threshold = self._snapshot_threshold
+        if threshold is None or self._snapshot_mode == "manual" or aggregate.version < threshold:
+            return
+        await self._take_snapshot(aggregate)
 
     async def load_or_create(self, aggregate_id: UUID) -> TAggregate:
         """`load`, or a fresh aggregate when there is nothing stored."""
@@ -185,7 +202,19 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             return
         if version_before // threshold >= aggregate.version // threshold:
             return
-        snapshot = self._build_snapshot(aggregate)
+        await self._take_snapshot(aggregate)
+
+    async def _take_snapshot(self, aggregate: TAggregate) -> None:
+        """Save a snapshot now (sync mode) or in a tracked task (background mode); failures,
+        serialising the state included, are logged and never reach the caller."""
+        try:
+            snapshot = self._build_snapshot(aggregate)
+        except Exception:
+            logger.exception(
+                "Serialising the state of %s %s for a snapshot failed",
+                self._aggregate_type, aggregate.aggregate_id,
+            )
+            return
         if self._snapshot_mode == "sync":
             await self._save_snapshot_logged(snapshot)
             return
@@ -208,7 +237,8 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         try:
             await self._snapshot_store.save_snapshot(snapshot)
         except Exception:
-            logger.exception("Saving %s failed; the aggregate was saved", snapshot)
+            logger.exception("Saving %s failed; the aggregate and its events are unaffected",
+                             snapshot)
 
     async def create_snapshot(self, aggregate: TAggregate) -> Snapshot:
         """Build and save a snapshot now, whatever the mode and threshold."""

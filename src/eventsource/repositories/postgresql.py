@@ -52,6 +52,7 @@ _PROBES = {
     "checkpoints": ("projection_checkpoints", "cursor"),
     "dlq": ("dead_letter_queue", "resolved_by"),
     "outbox": ("event_outbox", "seq"),
+    "snapshots": ("snapshots", "tenant_id"),
 }
 _PROBE_SQL = """SELECT count(*) FROM pg_attribute
 WHERE attrelid = to_regclass(CAST(:table AS TEXT)) AND attname = :column AND NOT attisdropped"""

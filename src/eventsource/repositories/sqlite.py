@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias
 from uuid import UUID
 
 from eventsource._optional import optional
@@ -47,7 +47,18 @@ __all__ = ["SQLiteCheckpointRepository", "SQLiteDLQRepository", "SQLiteOutboxRep
 # Columns added after a table's first release: created on tables made by older versions.
 _LATER_COLUMNS: dict[str, dict[str, str]] = {
     "checkpoints": {"projection_checkpoints": "cursor TEXT"},
+    "snapshots": {"snapshots": "tenant_id TEXT"},
 }
+
+
+class LinkSource(Protocol):
+    """Something that connects lazily and hands out its connection (a store, a snapshot store's
+    database)."""
+
+    async def _open(self) -> SQLiteConnection: ...
+
+
+Source: TypeAlias = "aiosqlite.Connection | LinkSource"
 
 
 def _value(value: object) -> object:
@@ -67,7 +78,7 @@ class _SQLiteExecutor:
     table on first use. A write commits unless the connection was already in a transaction
     (then it joins it, and the caller commits)."""
 
-    def __init__(self, connection: aiosqlite.Connection | SQLiteEventStore, schema: str) -> None:
+    def __init__(self, connection: Source, schema: str) -> None:
         if aiosqlite is None:
             raise SQLiteNotAvailableError
         self._source = connection

@@ -1,4 +1,10 @@
-"""Snapshots: an aggregate's state at a version, so loads read only the tail of its stream."""
+"""Snapshots: an aggregate's state at a version, so loads read only the tail of its stream.
+
+`SQLiteSnapshotStore`, `PostgreSQLSnapshotStore` and `SQLITE_AVAILABLE` load on first use, so
+importing this package needs no database driver.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.snapshots.exceptions import (
@@ -10,9 +16,16 @@ from eventsource.snapshots.exceptions import (
 from eventsource.snapshots.in_memory import InMemorySnapshotStore
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 
+if TYPE_CHECKING:
+    from eventsource.snapshots.postgresql import PostgreSQLSnapshotStore
+    from eventsource.snapshots.sqlite import SQLITE_AVAILABLE, SQLiteSnapshotStore
+
 __all__ = [
+    "SQLITE_AVAILABLE",
     "InMemorySnapshotStore",
+    "PostgreSQLSnapshotStore",
     "SQLiteNotAvailableError",
+    "SQLiteSnapshotStore",
     "Snapshot",
     "SnapshotDeserializationError",
     "SnapshotError",
@@ -20,3 +33,18 @@ __all__ = [
     "SnapshotSchemaVersionError",
     "SnapshotStore",
 ]
+
+_LAZY = {
+    "SQLITE_AVAILABLE": "eventsource.snapshots.sqlite",
+    "SQLiteSnapshotStore": "eventsource.snapshots.sqlite",
+    "PostgreSQLSnapshotStore": "eventsource.snapshots.postgresql",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventsource.snapshots' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

@@ -2,44 +2,93 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from typing import Any
 from uuid import UUID
 
+from eventsource.exceptions import TenantMismatchError
+from eventsource.observability.attributes import ATTR_AGGREGATE_ID, ATTR_AGGREGATE_TYPE
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
+from eventsource.tenancy import current_tenant
 
 __all__ = ["InMemorySnapshotStore"]
 
+Key = tuple[UUID, str]
+
 
 class InMemorySnapshotStore(TracingMixin, SnapshotStore):
-    """Snapshots in a dict: for tests and single-process apps."""
+    """Snapshots in a dict: for tests and single-process apps.
+
+    Tenancy follows the SQL stores (`snapshots/_sql.py`): the tenant bound when a snapshot was
+    saved is kept beside it; inside a `tenant_scope` only that tenant's snapshots are visible.
+    """
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
-        self._snapshots: dict[tuple[UUID, str], Snapshot] = {}
+        self._snapshots: dict[Key, Snapshot] = {}
+        self._tenants: dict[Key, UUID] = {}  # owner of each snapshot saved inside a scope
+
+    def _span(self, name: str, aggregate_id: UUID, aggregate_type: str) -> Any:
+        if not self._enable_tracing:
+            return nullcontext()
+        attributes = {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: aggregate_type}
+        return self._create_span_context(name, attributes)
+
+    def _visible(self, key: Key, tenant: UUID | None) -> bool:
+        return key in self._snapshots and (tenant is None or self._tenants.get(key) == tenant)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        self._snapshots[(snapshot.aggregate_id, snapshot.aggregate_type)] = snapshot
+        key = (snapshot.aggregate_id, snapshot.aggregate_type)
+        with self._span("eventsource.snapshot.save", *key):
+            tenant = current_tenant()
+            if tenant is not None:
+                owner = self._tenants.get(key)
+                if owner is not None and owner != tenant and key in self._snapshots:
+                    raise TenantMismatchError(tenant, owner, f"The snapshot of {key[1]} {key[0]}")
+                self._tenants[key] = tenant
+            self._snapshots[key] = snapshot  # unscoped: replaces, keeping the owner
 
     async def get_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> Snapshot | None:
-        return self._snapshots.get((aggregate_id, aggregate_type))
+        key = (aggregate_id, aggregate_type)
+        with self._span("eventsource.snapshot.get", aggregate_id, aggregate_type):
+            tenant = current_tenant()
+            if tenant is not None and self._tenants.get(key) != tenant:
+                return None
+            return self._snapshots.get(key)
+
+    async def snapshot_exists(self, aggregate_id: UUID, aggregate_type: str) -> bool:
+        with self._span("eventsource.snapshot.exists", aggregate_id, aggregate_type):
+            return self._visible((aggregate_id, aggregate_type), current_tenant())
 
     async def delete_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> bool:
-        return self._snapshots.pop((aggregate_id, aggregate_type), None) is not None
+        key = (aggregate_id, aggregate_type)
+        with self._span("eventsource.snapshot.delete", aggregate_id, aggregate_type):
+            if not self._visible(key, current_tenant()):
+                return False
+            del self._snapshots[key]
+            self._tenants.pop(key, None)
+            return True
 
     async def delete_snapshots_by_type(
         self, aggregate_type: str, schema_version_below: int | None = None
     ) -> int:
+        tenant = current_tenant()
         doomed = [
-            key for key, snap in self._snapshots.items()
+            key
+            for key, snap in self._snapshots.items()
             if snap.aggregate_type == aggregate_type
             and (schema_version_below is None or snap.schema_version < schema_version_below)
+            and (tenant is None or self._tenants.get(key) == tenant)
         ]
         for key in doomed:
             del self._snapshots[key]
+            self._tenants.pop(key, None)
         return len(doomed)
 
     async def clear(self) -> None:
         self._snapshots.clear()
+        self._tenants.clear()
 
     @property
     def snapshot_count(self) -> int:
