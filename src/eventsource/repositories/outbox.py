@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsource._ids import new_uuid4
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
     "InMemoryOutboxRepository",
@@ -79,13 +80,20 @@ OutboxRepositoryProtocol = OutboxRepository
 
 
 class InMemoryOutboxRepository(TracingMixin):
-    """Outbox rows in insertion order."""
+    """Outbox rows in insertion order.
+
+    Inside `tenant_scope(t)` every method reads and changes only t's rows, and `add_event`
+    stamps a tenant-less event with t and refuses another tenant's (`TenantMismatchError`).
+    """
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
         self._rows: dict[UUID, OutboxEntry] = {}
 
     async def add_event(self, event: DomainEvent) -> UUID:
+        tenant = bound_tenant()
+        if tenant is not None:
+            [event] = stamp_events([event], tenant)
         outbox_id = new_uuid4()
         self._rows[outbox_id] = OutboxEntry(
             id=outbox_id,
@@ -99,11 +107,23 @@ class InMemoryOutboxRepository(TracingMixin):
         )
         return outbox_id
 
+    def _scoped(self) -> list[OutboxEntry]:
+        """Every row, or inside a scope the bound tenant's."""
+        tenant = bound_tenant()
+        if tenant is None:
+            return list(self._rows.values())
+        return [row for row in self._rows.values() if row.tenant_id == tenant]
+
+    def _get(self, outbox_id: UUID) -> OutboxEntry | None:
+        row = self._rows.get(outbox_id)
+        tenant = bound_tenant()
+        return row if row is not None and tenant in (None, row.tenant_id) else None
+
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
-        return [row for row in self._rows.values() if row.status == "pending"][:limit]
+        return [row for row in self._scoped() if row.status == "pending"][:limit]
 
     def _update(self, outbox_id: UUID, **changes: Any) -> None:
-        row = self._rows.get(outbox_id)
+        row = self._get(outbox_id)
         if row is not None:
             self._rows[outbox_id] = replace(row, **changes)
 
@@ -114,15 +134,15 @@ class InMemoryOutboxRepository(TracingMixin):
         self._update(outbox_id, status="failed", last_error=error)
 
     async def increment_retry(self, outbox_id: UUID, error: str | None = None) -> None:
-        row = self._rows.get(outbox_id)
+        row = self._get(outbox_id)
         if row is not None:
             self._update(outbox_id, retry_count=row.retry_count + 1, last_error=error)
 
     async def cleanup_published(self, days: int = 7) -> int:
         cutoff = datetime.now(UTC) - timedelta(days=days)
         doomed = [
-            key
-            for key, row in self._rows.items()
+            row.id
+            for row in self._scoped()
             if row.status == "published"
             and row.published_at is not None
             and row.published_at < cutoff
@@ -132,7 +152,7 @@ class InMemoryOutboxRepository(TracingMixin):
         return len(doomed)
 
     async def get_stats(self) -> OutboxStats:
-        rows = list(self._rows.values())
+        rows = self._scoped()
         pending = [r for r in rows if r.status == "pending"]
         return OutboxStats(
             pending_count=len(pending),
@@ -143,4 +163,9 @@ class InMemoryOutboxRepository(TracingMixin):
         )
 
     async def clear(self) -> None:
-        self._rows.clear()
+        """Forget every row (inside a `tenant_scope`: the bound tenant's)."""
+        if bound_tenant() is None:
+            self._rows.clear()
+            return
+        for row in self._scoped():
+            del self._rows[row.id]
