@@ -701,3 +701,28 @@ async def check_snapshot_store_scoping(snapshots: SnapshotStore) -> None:
     with tenant_scope(A):
         assert await snapshots.delete_snapshots_by_type("Counter") == 1
     assert await snapshots.get_snapshot(ids[B], "Counter") is not None
+
+
+@pytest.mark.postgresql
+async def test_postgresql_store_outbox_rows_carry_the_stamped_tenant() -> None:
+    from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+
+    async with _postgresql() as sessions:
+        store = PostgreSQLEventStore(sessions, outbox_enabled=True, enable_tracing=False)
+        outbox = PostgreSQLOutboxRepository(sessions)
+        try:
+            ids = {}
+            for tenant in (A, B):
+                stream = uuid4()
+                event = Counted(aggregate_id=stream, n=1)  # tenant-less: stamped in scope
+                with tenant_scope(tenant):
+                    await store.append_events(stream, "Counter", [event], 0)
+                ids[tenant] = event.event_id
+            for tenant in (A, B):
+                with tenant_scope(tenant):
+                    [row] = await outbox.get_pending_events()
+                    assert (row.event_id, row.tenant_id) == (ids[tenant], tenant)
+                    assert row.event_data["tenant_id"] == str(tenant)
+        finally:
+            await store.close()
