@@ -135,14 +135,19 @@ class TenantRequiredError(EventSourceError):
 
 
 class TenantMismatchError(EventSourceError):
-    """A write inside a `tenant_scope` carried another tenant's id; nothing was written."""
+    """A write inside a `tenant_scope` touched another tenant's data; nothing was written.
 
-    def __init__(self, bound_tenant: UUID, tenant_id: UUID, what: str) -> None:
+    `tenant_id` is the other tenant, or None for data that belongs to no tenant (such as a
+    stream written outside any scope with tenant-less events).
+    """
+
+    def __init__(self, bound_tenant: UUID, tenant_id: UUID | None, what: str) -> None:
         self.bound_tenant = bound_tenant
         self.tenant_id = tenant_id
         self.what = what
+        owner = "no tenant" if tenant_id is None else f"tenant {tenant_id}"
         super().__init__(
-            f"{what} belongs to tenant {tenant_id}, but the unit of work is bound to tenant "
+            f"{what} belongs to {owner}, but the unit of work is bound to tenant "
             f"{bound_tenant}; nothing was written"
         )
 

@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsource._optional import optional
 from eventsource.exceptions import EventStoreError, OptimisticLockError, StoreNotConnectedError
 from eventsource.migrations import get_all_schemas
-from eventsource.stores._rules import check_expected_version
+from eventsource.stores._rules import check_expected_version, check_stream_owner, tenant_clause
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -43,6 +43,12 @@ _INSERT = (
 )
 _VERSION_SLOT = 6  # index of `version` in an _INSERT row
 VERSION_SQL = "SELECT MAX(version) FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
+# Inside a tenant scope: the stream's version and its owner (the tenant of its latest event),
+# by one probe of the (aggregate_id, aggregate_type, version) index.
+_HEAD_SQL = (
+    "SELECT version, tenant_id FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
+    " ORDER BY version DESC LIMIT 1"
+)
 
 
 def is_memory(database: str) -> bool:
@@ -163,15 +169,18 @@ def fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Ro
 
 
 def fetch_with_first_type(
-    db: sqlite3.Connection, sql: str, params: Sequence[object]
+    db: sqlite3.Connection, sql: str, params: Sequence[object], tenant: str | None = None
 ) -> tuple[str | None, list[Row]]:
-    """Rows of every stream of an aggregate id, and the type it was first stored under."""
+    """Rows of every stream of an aggregate id, and the type it was first stored under (by
+    `tenant`, when given)."""
+    first_sql = "SELECT aggregate_type FROM events WHERE aggregate_id = ?"
+    first_params: tuple[object, ...] = (params[0],)
+    if tenant is not None:
+        first_sql += f" AND {tenant_clause('?')}"
+        first_params += (tenant,)
     db.execute("BEGIN")  # one snapshot for both queries
     try:
-        first = db.execute(
-            "SELECT aggregate_type FROM events WHERE aggregate_id = ? ORDER BY id LIMIT 1",
-            (params[0],),
-        ).fetchone()
+        first = db.execute(f"{first_sql} ORDER BY id LIMIT 1", first_params).fetchone()
         rows = db.execute(sql, params).fetchall()
     finally:
         db.execute("COMMIT")
@@ -184,22 +193,24 @@ def append_rows(
     rows: list[list[Any]],
     expected: int,
     also: Callable[[sqlite3.Connection, list[str]], None] | None = None,
+    tenant: UUID | None = None,
 ) -> tuple[int, int]:
     """The whole append as one transaction: (new version, global position).
 
     `also(db, event_ids)`, when given, writes more rows in the same transaction for the events
-    this call stored (the outbox); if it raises, nothing is written.
+    this call stored (the outbox); if it raises, nothing is written. With a bound `tenant`, the
+    stream must be that tenant's (checked in the same transaction).
     """
     key = (rows[0][2], rows[0][3])
     db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
     try:
-        current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+        current = _current_version(db, key, aggregate_id, tenant)
         check_expected_version(aggregate_id, expected, current)
         stored, position = _insert(db, rows, current)
         if stored != len(rows):  # some event ids are stored already: redo without them
             db.execute("ROLLBACK")
             db.execute("BEGIN IMMEDIATE")
-            current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
+            current = _current_version(db, key, aggregate_id, tenant)
             check_expected_version(aggregate_id, expected, current)
             rows = _unstored(db, rows)
             stored, position = _insert(db, rows, current)
@@ -216,6 +227,21 @@ def append_rows(
         _rollback(db)
         raise
     return current + stored, position
+
+
+def _current_version(
+    db: sqlite3.Connection, key: tuple[str, str], aggregate_id: UUID, tenant: UUID | None
+) -> int:
+    """The stream's version; inside a tenant scope also checks the stream is the tenant's."""
+    if tenant is None:
+        return int(db.execute(VERSION_SQL, key).fetchone()[0] or 0)
+    head = db.execute(_HEAD_SQL, key).fetchone()
+    if head is None:
+        return 0
+    if head[1] != str(tenant):
+        owner = None if head[1] is None else UUID(head[1])
+        check_stream_owner(aggregate_id, key[1], tenant, owner)
+    return int(head[0])
 
 
 def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:

@@ -13,7 +13,8 @@ from eventsource.aggregates.base import AggregateRoot
 from eventsource.exceptions import AggregateNotFoundError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
-from eventsource.stores.interface import EventPublisher, EventStore
+from eventsource.stores._rules import bound_tenant, stamp_events
+from eventsource.stores.interface import EventPublisher, EventStore, EventStream
 
 __all__ = ["AggregateRepository"]
 
@@ -102,10 +103,13 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
     async def _load(self, aggregate_id: UUID) -> TAggregate:
         aggregate = self._factory(aggregate_id)
         snapshot, outdated = await self._usable_snapshot(aggregate, aggregate_id)
-        from_version = snapshot.version if snapshot is not None else 0
-        stream = await self._event_store.get_events(
-            aggregate_id, self._aggregate_type, from_version=from_version
-        )
+        if snapshot is not None and snapshot.version > 0 and bound_tenant() is not None:
+            snapshot, stream = await self._tenant_checked(aggregate_id, snapshot)
+        else:
+            from_version = snapshot.version if snapshot is not None else 0
+            stream = await self._event_store.get_events(
+                aggregate_id, self._aggregate_type, from_version=from_version
+            )
         if snapshot is None and not stream.events:
             raise AggregateNotFoundError(aggregate_id, self._aggregate_type)
         if snapshot is not None:
@@ -126,6 +130,28 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         if outdated:
             await self._refresh_snapshot(aggregate)
         return aggregate
+
+    async def _tenant_checked(
+        self, aggregate_id: UUID, snapshot: Snapshot
+    ) -> tuple[Snapshot | None, EventStream]:
+        """Inside a `tenant_scope`: use the snapshot only if the bound tenant itself has the
+        event at the snapshot's version, so a snapshot store that does not scope by tenant
+        cannot hand over another tenant's state. Reads that one extra event instead of making
+        an extra call; without it, falls back to a full (tenant-scoped) replay."""
+        stream = await self._event_store.get_events(
+            aggregate_id, self._aggregate_type, from_version=snapshot.version - 1
+        )
+        events = stream.events
+        if events and stream.version - len(events) + 1 == snapshot.version:
+            # Positions snapshot.version .. stream.version, contiguous: skip the covered one.
+            return snapshot, EventStream(
+                aggregate_id, stream.aggregate_type, events[1:], stream.version
+            )
+        logger.info(
+            "Ignoring snapshot of %s %s at v%d: the bound tenant has no event at that version",
+            self._aggregate_type, aggregate_id, snapshot.version,
+        )
+        return None, await self._event_store.get_events(aggregate_id, self._aggregate_type)
 
     async def _usable_snapshot(
         self, aggregate: TAggregate, aggregate_id: UUID
@@ -180,6 +206,9 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         events = aggregate.uncommitted_events
         if not events:
             return
+        tenant = bound_tenant()
+        if tenant is not None:  # stamped here, so the publisher gets what the store keeps
+            events = list(stamp_events(events, tenant))
         with self._create_span_context(
             "eventsource.repository.save",
             {"eventsource.aggregate.id": aggregate.aggregate_id,

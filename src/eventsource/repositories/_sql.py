@@ -16,17 +16,31 @@ from uuid import UUID
 
 from eventsource._ids import new_uuid4
 from eventsource.events.base import DomainEvent
+from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.repositories._json import json_dumps, json_loads
-from eventsource.repositories.checkpoint import CheckpointData, LagMetrics
+from eventsource.repositories.checkpoint import (
+    CheckpointData,
+    LagMetrics,
+    scoped_checkpoint_name,
+    tenant_suffix,
+    unscoped,
+)
 from eventsource.repositories.dlq import (
     DLQEntry,
     DLQStats,
     ProjectionFailureCount,
+    scoped_event_data,
     stacktrace_of,
 )
 from eventsource.repositories.outbox import OutboxEntry, OutboxStats, outbox_event_json
-from eventsource.stores._rules import encode_payload
+from eventsource.stores._rules import (
+    bound_tenant,
+    encode_payload,
+    stamp_events,
+    tenant_clause,
+    tenant_variants,
+)
 
 __all__ = [
     "ADD_OUTBOX_SQL",
@@ -55,11 +69,21 @@ class Executor(Protocol):
     async def execute_on(self, connection: Any, sql: str, params: Params) -> None:
         """Run a write through the caller's connection, inside the caller's transaction."""
 
+    def json_text(self, column: str, key: str) -> str:
+        """SQL for the text value of top-level `key` of the JSON in `column` (NULL if none)."""
+
 
 def _uuid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
     return UUID(str(value))
+
+
+def _uuid_or_none(value: Any) -> UUID | None:
+    try:
+        return _uuid(value)
+    except ValueError:
+        return None
 
 
 def _time(value: Any) -> datetime | None:
@@ -103,6 +127,9 @@ _GET_CHECKPOINT = (
     f"SELECT {_CHECKPOINT_COLUMNS} FROM projection_checkpoints WHERE projection_name = :name"
 )
 _ALL_CHECKPOINTS = f"SELECT {_CHECKPOINT_COLUMNS} FROM projection_checkpoints"
+# Inside a tenant scope: the rows whose key ends with the tenant's suffix (`:suffix` is a LIKE
+# pattern; the exact suffix is checked again in Python, as LIKE may ignore case).
+_TENANT_CHECKPOINTS = f"{_ALL_CHECKPOINTS} WHERE projection_name LIKE :suffix"
 _DELETE_CHECKPOINT = "DELETE FROM projection_checkpoints WHERE projection_name = :name"
 _NEWEST_EVENT = 'SELECT event_id, "timestamp" FROM events{where} ORDER BY "timestamp" DESC LIMIT 1'
 
@@ -151,7 +178,7 @@ class SQLCheckpointRepository(TracingMixin):
             "eventsource.checkpoint.get_checkpoint",
             {"eventsource.projection.name": projection_name},
         ):
-            data = await self.get_checkpoint_data(projection_name)
+            data = await self._row(scoped_checkpoint_name(projection_name, bound_tenant()))
         return data.last_event_id if data is not None else None
 
     async def update_checkpoint(
@@ -161,7 +188,8 @@ class SQLCheckpointRepository(TracingMixin):
             "eventsource.checkpoint.update_checkpoint",
             {"eventsource.projection.name": projection_name},
         ):
-            params = checkpoint_params(projection_name, event_id, event_type)
+            key = scoped_checkpoint_name(projection_name, bound_tenant())
+            params = checkpoint_params(key, event_id, event_type)
             await self._db.execute(UPDATE_CHECKPOINT_SQL, params)
 
     async def update_checkpoint_on(
@@ -177,8 +205,9 @@ class SQLCheckpointRepository(TracingMixin):
     ) -> None:
         """`update_checkpoint` for `count` events, written in the transaction of `connection`;
         with a `position`, the position and cursor too (as `save_position`)."""
+        key = scoped_checkpoint_name(projection_name, bound_tenant())
         params = checkpoint_params(
-            projection_name, event_id, event_type, count=count, position=position, cursor=cursor
+            key, event_id, event_type, count=count, position=position, cursor=cursor
         )
         sql = UPDATE_CHECKPOINT_SQL if position is None else SAVE_POSITION_SQL
         await self._db.execute_on(connection, sql, params)
@@ -191,50 +220,72 @@ class SQLCheckpointRepository(TracingMixin):
         event_type: str,
         cursor: str | None = None,
     ) -> None:
-        params = checkpoint_params(
-            subscription_id, event_id, event_type, position=position, cursor=cursor
-        )
+        key = scoped_checkpoint_name(subscription_id, bound_tenant())
+        params = checkpoint_params(key, event_id, event_type, position=position, cursor=cursor)
         await self._db.execute(SAVE_POSITION_SQL, params)
 
     async def get_position(self, subscription_id: str) -> int | None:
-        data = await self.get_checkpoint_data(subscription_id)
+        data = await self._row(scoped_checkpoint_name(subscription_id, bound_tenant()))
         return data.global_position if data is not None else None
 
     async def get_cursor(self, subscription_id: str) -> str | None:
         """The commit-safe cursor saved with the position, if the store has one."""
-        data = await self.get_checkpoint_data(subscription_id)
+        data = await self._row(scoped_checkpoint_name(subscription_id, bound_tenant()))
         return data.cursor if data is not None else None
 
     async def get_checkpoint_data(self, projection_name: str) -> CheckpointData | None:
-        rows = await self._db.fetch(_GET_CHECKPOINT, {"name": projection_name})
+        tenant = bound_tenant()
+        data = await self._row(scoped_checkpoint_name(projection_name, tenant))
+        return unscoped(data, tenant) if data is not None else None
+
+    async def _row(self, key: str) -> CheckpointData | None:
+        rows = await self._db.fetch(_GET_CHECKPOINT, {"name": key})
         return _checkpoint(rows[0]) if rows else None
 
     async def get_all_checkpoints(self) -> list[CheckpointData]:
+        tenant = bound_tenant()
+        if tenant is None:
+            found = list(map(_checkpoint, await self._db.fetch(_ALL_CHECKPOINTS, {})))
+        else:
+            suffix = tenant_suffix(tenant)
+            rows = await self._db.fetch(_TENANT_CHECKPOINTS, {"suffix": f"%{suffix}"})
+            found = [
+                unscoped(data, tenant)
+                for data in map(_checkpoint, rows)
+                if data.projection_name.endswith(suffix)
+            ]
         # Sorted here, not in SQL: collations differ between databases, code points do not.
-        rows = await self._db.fetch(_ALL_CHECKPOINTS, {})
-        return sorted(map(_checkpoint, rows), key=lambda data: data.projection_name)
+        return sorted(found, key=lambda data: data.projection_name)
 
     async def reset_checkpoint(self, projection_name: str) -> None:
         with self._create_span_context(
             "eventsource.checkpoint.reset_checkpoint",
             {"eventsource.projection.name": projection_name},
         ):
-            await self._db.execute(_DELETE_CHECKPOINT, {"name": projection_name})
+            key = scoped_checkpoint_name(projection_name, bound_tenant())
+            await self._db.execute(_DELETE_CHECKPOINT, {"name": key})
 
     async def get_lag_metrics(
         self, projection_name: str, event_types: list[str] | None = None
     ) -> LagMetrics | None:
         """Progress, and how far `last_processed_at` trails the newest event of `event_types`
         (all types if None) in the `events` table, when that table exists."""
-        data = await self.get_checkpoint_data(projection_name)
+        tenant = bound_tenant()
+        data = await self._row(scoped_checkpoint_name(projection_name, tenant))
         if data is None:
             return None
         latest_id, lag = None, 0.0
         if await self._db.has_table("events"):
             types = list(event_types or [])
-            where = f" WHERE event_type IN ({', '.join(f':t{i}' for i in range(len(types)))})"
-            sql = _NEWEST_EVENT.format(where=where if types else "")
-            rows = await self._db.fetch(sql, {f"t{i}": name for i, name in enumerate(types)})
+            params: dict[str, object] = {f"t{i}": name for i, name in enumerate(types)}
+            conditions = []
+            if types:
+                conditions.append(f"event_type IN ({', '.join(f':{key}' for key in params)})")
+            if tenant is not None:  # the newest of the bound tenant's events
+                conditions.append(tenant_clause(":tenant"))
+                params["tenant"] = tenant
+            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = await self._db.fetch(_NEWEST_EVENT.format(where=where), params)
             if rows:
                 latest_id = str(_uuid(rows[0][0]))
                 newest = _time(rows[0][1])
@@ -266,24 +317,28 @@ ON CONFLICT (event_id, projection_name) DO UPDATE SET
     error_message = excluded.error_message,
     error_stacktrace = excluded.error_stacktrace,
     last_failed_at = excluded.last_failed_at,
-    status = 'failed'"""
+    status = 'failed'{owner}"""
+# Each statement below has a `{tenant}` slot: empty, or inside a tenant scope the condition
+# that the row's event is the bound tenant's (`:tenant`; see SQLDLQRepository).
 _FAILED_EVENTS = (
-    f"SELECT {_DLQ_COLUMNS} FROM dead_letter_queue WHERE status = :status{{projection}} "
-    "ORDER BY first_failed_at DESC, id DESC LIMIT :limit"
+    f"SELECT {_DLQ_COLUMNS} FROM dead_letter_queue WHERE status = :status{{{{projection}}}}"
+    "{tenant} ORDER BY first_failed_at DESC, id DESC LIMIT :limit"
 )
-_DLQ_BY_ID = f"SELECT {_DLQ_COLUMNS} FROM dead_letter_queue WHERE id = :id"
+_DLQ_BY_ID = f"SELECT {_DLQ_COLUMNS} FROM dead_letter_queue WHERE id = :id{{tenant}}"
 _RESOLVE = """UPDATE dead_letter_queue SET status = 'resolved', resolved_at = :now,
-    resolved_by = :resolved_by WHERE id = :id"""
-_RETRYING = "UPDATE dead_letter_queue SET status = 'retrying' WHERE id = :id"
+    resolved_by = :resolved_by WHERE id = :id{tenant}"""
+_RETRYING = "UPDATE dead_letter_queue SET status = 'retrying' WHERE id = :id{tenant}"
 _OPEN = "status IN ('failed', 'retrying')"
 _DLQ_STATS = f"""SELECT COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0),
     COUNT(DISTINCT projection_name), MIN(first_failed_at)
-FROM dead_letter_queue WHERE {_OPEN}"""
+FROM dead_letter_queue WHERE {_OPEN}{{tenant}}"""
 _FAILURE_COUNTS = f"""SELECT projection_name, COUNT(*), MIN(first_failed_at), MAX(last_failed_at)
-FROM dead_letter_queue WHERE {_OPEN} GROUP BY projection_name"""
+FROM dead_letter_queue WHERE {_OPEN}{{tenant}} GROUP BY projection_name"""
 _DELETE_RESOLVED = """DELETE FROM dead_letter_queue
-WHERE status = 'resolved' AND resolved_at IS NOT NULL AND resolved_at < :cutoff"""
+WHERE status = 'resolved' AND resolved_at IS NOT NULL AND resolved_at < :cutoff{tenant}"""
+_DLQ_OWNER = """SELECT {tenant_of} FROM dead_letter_queue
+WHERE event_id = :event_id AND projection_name = :projection_name"""
 
 
 def _dlq_entry(row: Row) -> DLQEntry:
@@ -305,11 +360,37 @@ def _dlq_entry(row: Row) -> DLQEntry:
 
 
 class SQLDLQRepository(TracingMixin):
-    """Dead letters in `dead_letter_queue` (API.md §5.3), over a backend's executor."""
+    """Dead letters in `dead_letter_queue` (API.md §5.3), over a backend's executor.
+
+    Scoped by the tenant of each row's event, which `event_data` carries (the table has no
+    tenant column): see `eventsource.repositories.dlq`.
+    """
 
     def __init__(self, executor: Executor, enable_tracing: bool = True) -> None:
         self._init_tracing(type(self).__module__, enable_tracing)
         self._db = executor
+        # The statements as (unscoped, scoped) pairs, in the executor's SQL dialect.
+        tenant_of = executor.json_text("dead_letter_queue.event_data", "tenant_id")
+        self._failed_events, self._by_id, self._resolve, self._retrying = (
+            tenant_variants(sql, ":tenant", tenant_of)
+            for sql in (_FAILED_EVENTS, _DLQ_BY_ID, _RESOLVE, _RETRYING)
+        )
+        self._stats, self._counts, self._delete_resolved = (
+            tenant_variants(sql, ":tenant", tenant_of)
+            for sql in (_DLQ_STATS, _FAILURE_COUNTS, _DELETE_RESOLVED)
+        )
+        self._add = (
+            _ADD_FAILED.format(owner=""),
+            _ADD_FAILED.format(owner=f"\nWHERE {tenant_clause(':tenant', tenant_of)}"),
+        )
+        self._owner = _DLQ_OWNER.format(tenant_of=tenant_of)
+
+    def _scope(self, params: dict[str, object]) -> bool:
+        """Add the bound tenant (as text, as JSON holds it) to `params`; True if bound."""
+        tenant = bound_tenant()
+        if tenant is not None:
+            params["tenant"] = str(tenant)
+        return tenant is not None
 
     async def add_failed_event(
         self,
@@ -324,7 +405,10 @@ class SQLDLQRepository(TracingMixin):
             "eventsource.dlq.add",
             {"eventsource.projection.name": projection_name, "eventsource.event.id": event_id},
         ):
-            params = {
+            tenant = bound_tenant()
+            if tenant is not None:
+                event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
+            params: dict[str, object] = {
                 "event_id": event_id,
                 "projection_name": projection_name,
                 "event_type": event_type,
@@ -334,7 +418,15 @@ class SQLDLQRepository(TracingMixin):
                 "retry_count": retry_count,
                 "now": _now(),
             }
-            await self._db.execute(_ADD_FAILED, params)
+            scoped = self._scope(params)
+            if await self._db.execute(self._add[scoped], params) == 0 and tenant is not None:
+                # The upsert met another tenant's row for this (event, projection): untouched.
+                key = {"event_id": event_id, "projection_name": projection_name}
+                rows = await self._db.fetch(self._owner, key)
+                raise TenantMismatchError(
+                    tenant, _uuid_or_none(rows[0][0] if rows else None),
+                    f"Dead letter of event {event_id} for {projection_name}",
+                )
 
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100
@@ -347,24 +439,30 @@ class SQLDLQRepository(TracingMixin):
                     " AND projection_name = :projection_name",
                     (projection_name),
                 )
-            rows = await self._db.fetch(_FAILED_EVENTS.format(projection=clause), params)
+            sql = self._failed_events[self._scope(params)]
+            rows = await self._db.fetch(sql.format(projection=clause), params)
         return [_dlq_entry(row) for row in rows]
 
     async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
-        rows = await self._db.fetch(_DLQ_BY_ID, {"id": int(dlq_id)})
+        params: dict[str, object] = {"id": int(dlq_id)}
+        rows = await self._db.fetch(self._by_id[self._scope(params)], params)
         return _dlq_entry(rows[0]) if rows else None
 
     async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
         with self._create_span_context("eventsource.dlq.resolve", {"eventsource.dlq.id": dlq_id}):
-            params = {"id": int(dlq_id), "now": _now(), "resolved_by": str(resolved_by)}
-            await self._db.execute(_RESOLVE, params)
+            params: dict[str, object] = {
+                "id": int(dlq_id), "now": _now(), "resolved_by": str(resolved_by)
+            }
+            await self._db.execute(self._resolve[self._scope(params)], params)
 
     async def mark_retrying(self, dlq_id: int | str) -> None:
         with self._create_span_context("eventsource.dlq.retry", {"eventsource.dlq.id": dlq_id}):
-            await self._db.execute(_RETRYING, {"id": int(dlq_id)})
+            params: dict[str, object] = {"id": int(dlq_id)}
+            await self._db.execute(self._retrying[self._scope(params)], params)
 
     async def get_failure_stats(self) -> DLQStats:
-        [row] = await self._db.fetch(_DLQ_STATS, {})
+        params: dict[str, object] = {}
+        [row] = await self._db.fetch(self._stats[self._scope(params)], params)
         return DLQStats(
             total_failed=int(row[0]),
             total_retrying=int(row[1]),
@@ -373,6 +471,8 @@ class SQLDLQRepository(TracingMixin):
         )
 
     async def get_projection_failure_counts(self) -> list[ProjectionFailureCount]:
+        params: dict[str, object] = {}
+        sql = self._counts[self._scope(params)]
         counts = [
             ProjectionFailureCount(
                 projection_name=row[0],
@@ -380,14 +480,14 @@ class SQLDLQRepository(TracingMixin):
                 oldest_failure=_iso(row[2]),
                 most_recent_failure=_iso(row[3]),
             )
-            for row in await self._db.fetch(_FAILURE_COUNTS, {})
+            for row in await self._db.fetch(sql, params)
         ]
         counts.sort(key=lambda c: (-c.failure_count, c.projection_name))
         return counts
 
     async def delete_resolved_events(self, older_than_days: int = 30) -> int:
-        cutoff = _now() - timedelta(days=older_than_days)
-        return await self._db.execute(_DELETE_RESOLVED, {"cutoff": cutoff})
+        params: dict[str, object] = {"cutoff": _now() - timedelta(days=older_than_days)}
+        return await self._db.execute(self._delete_resolved[self._scope(params)], params)
 
 
 # -- outbox -------------------------------------------------------------------------------
@@ -400,31 +500,60 @@ ADD_OUTBOX_SQL = """INSERT INTO event_outbox (id, event_id, event_type, aggregat
     aggregate_type, tenant_id, event_data, created_at, status, retry_count)
 VALUES (:id, :event_id, :event_type, :aggregate_id, :aggregate_type, :tenant_id, :event_data,
     :now, 'pending', 0)"""
-# `{order}` is the backend's insertion-order column (see OutboxOrder below).
-_PENDING = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'pending'
-ORDER BY {{order}} LIMIT :limit"""
-_PUBLISHABLE = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox o WHERE o.status = 'pending'
+# `{order}` is the backend's insertion-order column (see SQLOutboxRepository); each statement
+# is an (unscoped, scoped) pair: the scoped one touches only the bound tenant's rows.
+_PENDING = tenant_variants(
+    f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'pending'{{tenant}}
+ORDER BY {{{{order}}}} LIMIT :limit""",
+    ":tenant",
+)
+_PUBLISHABLE = tenant_variants(
+    f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox o WHERE o.status = 'pending'{{tenant}}
 AND NOT EXISTS (SELECT 1 FROM event_outbox f WHERE f.status = 'failed'
     AND f.aggregate_id = o.aggregate_id AND f.aggregate_type = o.aggregate_type)
-ORDER BY o.{{order}} LIMIT :limit"""
-_FAILED_ROWS = f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'failed'
-ORDER BY {{order}} LIMIT :limit"""
-_PUBLISHED = "UPDATE event_outbox SET status = 'published', published_at = :now WHERE id = :id"
-_PUBLISHED_MANY = (
-    "UPDATE event_outbox SET status = 'published', published_at = :now WHERE id IN ({ids})"
+ORDER BY o.{{{{order}}}} LIMIT :limit""",
+    ":tenant",
+    "o.tenant_id",
 )
-_FAILED = "UPDATE event_outbox SET status = 'failed', last_error = :error WHERE id = :id"
-_RETRY = """UPDATE event_outbox SET retry_count = retry_count + 1, last_error = :error
-WHERE id = :id"""
-_REQUEUE = "UPDATE event_outbox SET status = 'pending', retry_count = 0 WHERE status = 'failed'"
-_CLEANUP = """DELETE FROM event_outbox
-WHERE status = 'published' AND published_at IS NOT NULL AND published_at < :cutoff"""
-_OUTBOX_STATS = """SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
+_FAILED_ROWS = tenant_variants(
+    f"""SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE status = 'failed'{{tenant}}
+ORDER BY {{{{order}}}} LIMIT :limit""",
+    ":tenant",
+)
+_PUBLISHED = tenant_variants(
+    "UPDATE event_outbox SET status = 'published', published_at = :now WHERE id = :id{tenant}",
+    ":tenant",
+)
+_PUBLISHED_MANY = tenant_variants(
+    "UPDATE event_outbox SET status = 'published', published_at = :now"
+    " WHERE id IN ({{ids}}){tenant}",
+    ":tenant",
+)
+_FAILED = tenant_variants(
+    "UPDATE event_outbox SET status = 'failed', last_error = :error WHERE id = :id{tenant}",
+    ":tenant",
+)
+_RETRY = tenant_variants(
+    """UPDATE event_outbox SET retry_count = retry_count + 1, last_error = :error
+WHERE id = :id{tenant}""",
+    ":tenant",
+)
+_REQUEUE = tenant_variants(
+    "UPDATE event_outbox SET status = 'pending', retry_count = 0 WHERE status = 'failed'{tenant}",
+    ":tenant",
+)
+_CLEANUP = tenant_variants(
+    """DELETE FROM event_outbox
+WHERE status = 'published' AND published_at IS NOT NULL AND published_at < :cutoff{tenant}""",
+    ":tenant",
+)
+_OUTBOX_STATS_ALL = """SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN status = 'published' THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0),
     MIN(CASE WHEN status = 'pending' THEN created_at END),
     COALESCE(AVG(retry_count), 0)
 FROM event_outbox"""
+_OUTBOX_STATS = (_OUTBOX_STATS_ALL, f"{_OUTBOX_STATS_ALL} WHERE {tenant_clause(':tenant')}")
 _MAX_IDS = 500  # ids per `IN (...)`: well under every SQLite build's variable limit
 
 
@@ -454,6 +583,19 @@ def outbox_params(
     }
 
 
+def _ordered(pair: tuple[str, str], order_column: str) -> tuple[str, str]:
+    unscoped, scoped = pair
+    return unscoped.format(order=order_column), scoped.format(order=order_column)
+
+
+def _outbox_scope(params: dict[str, object]) -> bool:
+    """Add the bound tenant to `params`; True if one is bound."""
+    tenant = bound_tenant()
+    if tenant is not None:
+        params["tenant"] = tenant
+    return tenant is not None
+
+
 def _outbox_entry(row: Row) -> OutboxEntry:
     return OutboxEntry(
         id=_uuid(row[0]),  # type: ignore[arg-type]
@@ -474,6 +616,10 @@ def _outbox_entry(row: Row) -> OutboxEntry:
 class SQLOutboxRepository(TracingMixin):
     """Outbox rows in `event_outbox` (API.md §10), over a backend's executor.
 
+    Inside `tenant_scope(t)` every method reads and changes only t's rows (`tenant_id = t`;
+    the ids of other tenants' rows are ignored like unknown ids), and `add_event` stamps a
+    tenant-less event with t and refuses another tenant's (`TenantMismatchError`).
+
     `order_column` is the column that numbers rows in insertion order (`seq` in PostgreSQL,
     the `rowid` in SQLite): pending rows come out in that order.
     """
@@ -483,11 +629,14 @@ class SQLOutboxRepository(TracingMixin):
     ) -> None:
         self._init_tracing(type(self).__module__, enable_tracing)
         self._db = executor
-        self._pending_sql = _PENDING.format(order=order_column)
-        self._publishable_sql = _PUBLISHABLE.format(order=order_column)
-        self._failed_sql = _FAILED_ROWS.format(order=order_column)
+        self._pending_sql = _ordered(_PENDING, order_column)
+        self._publishable_sql = _ordered(_PUBLISHABLE, order_column)
+        self._failed_sql = _ordered(_FAILED_ROWS, order_column)
 
     async def add_event(self, event: DomainEvent) -> UUID:
+        tenant = bound_tenant()
+        if tenant is not None:
+            [event] = stamp_events([event], tenant)
         with self._create_span_context(
             "eventsource.outbox.add", {"eventsource.event.id": event.event_id}
         ):
@@ -497,24 +646,28 @@ class SQLOutboxRepository(TracingMixin):
 
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         with self._create_span_context("eventsource.outbox.get_pending", {"limit": limit}):
-            rows = await self._db.fetch(self._pending_sql, {"limit": limit})
+            params: dict[str, object] = {"limit": limit}
+            rows = await self._db.fetch(self._pending_sql[_outbox_scope(params)], params)
         return [_outbox_entry(row) for row in rows]
 
     async def get_publishable_events(self, limit: int = 100) -> list[OutboxEntry]:
         """Pending rows in insertion order, except those of aggregates with a failed row."""
         with self._create_span_context("eventsource.outbox.get_pending", {"limit": limit}):
-            rows = await self._db.fetch(self._publishable_sql, {"limit": limit})
+            params: dict[str, object] = {"limit": limit}
+            rows = await self._db.fetch(self._publishable_sql[_outbox_scope(params)], params)
         return [_outbox_entry(row) for row in rows]
 
     async def get_failed_events(self, limit: int = 100) -> list[OutboxEntry]:
-        rows = await self._db.fetch(self._failed_sql, {"limit": limit})
+        params: dict[str, object] = {"limit": limit}
+        rows = await self._db.fetch(self._failed_sql[_outbox_scope(params)], params)
         return [_outbox_entry(row) for row in rows]
 
     async def mark_published(self, outbox_id: UUID) -> None:
         with self._create_span_context(
             "eventsource.outbox.mark_published", {"eventsource.outbox.id": outbox_id}
         ):
-            await self._db.execute(_PUBLISHED, {"id": outbox_id, "now": _now()})
+            params: dict[str, object] = {"id": outbox_id, "now": _now()}
+            await self._db.execute(_PUBLISHED[_outbox_scope(params)], params)
 
     async def mark_published_many(self, outbox_ids: Sequence[UUID]) -> int:
         """One UPDATE per 500 ids (one per relay batch of the default size)."""
@@ -528,25 +681,33 @@ class SQLOutboxRepository(TracingMixin):
                 params: dict[str, object] = {f"i{n}": key for n, key in enumerate(chunk)}
                 params["now"] = now
                 marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-                changed += await self._db.execute(_PUBLISHED_MANY.format(ids=marks), params)
+                sql = _PUBLISHED_MANY[_outbox_scope(params)].format(ids=marks)
+                changed += await self._db.execute(sql, params)
         return changed
 
     async def mark_failed(self, outbox_id: UUID, error: str) -> None:
-        await self._db.execute(_FAILED, {"id": outbox_id, "error": error})
+        params: dict[str, object] = {"id": outbox_id, "error": error}
+        await self._db.execute(_FAILED[_outbox_scope(params)], params)
 
     async def increment_retry(self, outbox_id: UUID, error: str | None = None) -> None:
-        await self._db.execute(_RETRY, {"id": outbox_id, "error": error})
+        params: dict[str, object] = {"id": outbox_id, "error": error}
+        await self._db.execute(_RETRY[_outbox_scope(params)], params)
 
     async def requeue_failed(self, outbox_id: UUID | None = None) -> int:
+        params: dict[str, object] = {}
+        sql = _REQUEUE[_outbox_scope(params)]
         if outbox_id is None:
-            return await self._db.execute(_REQUEUE, {})
-        return await self._db.execute(f"{_REQUEUE} AND id = :id", {"id": outbox_id})
+            return await self._db.execute(sql, params)
+        params["id"] = outbox_id
+        return await self._db.execute(f"{sql} AND id = :id", params)
 
     async def cleanup_published(self, days: int = 7) -> int:
-        return await self._db.execute(_CLEANUP, {"cutoff": _now() - timedelta(days=days)})
+        params: dict[str, object] = {"cutoff": _now() - timedelta(days=days)}
+        return await self._db.execute(_CLEANUP[_outbox_scope(params)], params)
 
     async def get_stats(self) -> OutboxStats:
-        [row] = await self._db.fetch(_OUTBOX_STATS, {})
+        params: dict[str, object] = {}
+        [row] = await self._db.fetch(_OUTBOX_STATS[_outbox_scope(params)], params)
         return OutboxStats(
             pending_count=int(row[0]),
             published_count=int(row[1]),

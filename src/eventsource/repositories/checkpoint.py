@@ -1,4 +1,12 @@
-"""Checkpoints: how far each projection or subscription has read."""
+"""Checkpoints: how far each projection or subscription has read.
+
+Tenancy. `projection_checkpoints` is keyed by `projection_name` alone (API.md §5.2 requires a
+table created beforehand with exactly the documented columns to work), so checkpoints are
+scoped by key: inside `tenant_scope(t)` every method reads and writes the row named
+`"<projection_name>@tenant:<t>"` (see `scoped_checkpoint_name`), and hands back the plain
+`projection_name`; `get_all_checkpoints` returns only t's rows. Outside a scope names are used
+as given, and `get_all_checkpoints` returns every row as stored (qualified names included).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._rules import bound_tenant
 
 __all__ = [
     "CheckpointData",
@@ -16,7 +25,28 @@ __all__ = [
     "ConnectionCheckpointWriter",
     "InMemoryCheckpointRepository",
     "LagMetrics",
+    "scoped_checkpoint_name",
 ]
+
+TENANT_MARK = "@tenant:"
+
+
+def scoped_checkpoint_name(projection_name: str, tenant: UUID | None) -> str:
+    """The stored key of a checkpoint: the name itself, or `"<name>@tenant:<tenant>"`."""
+    return projection_name if tenant is None else f"{projection_name}{TENANT_MARK}{tenant}"
+
+
+def tenant_suffix(tenant: UUID) -> str:
+    """How every stored key of `tenant`'s checkpoints ends."""
+    return f"{TENANT_MARK}{tenant}"
+
+
+def unscoped(data: CheckpointData, tenant: UUID | None) -> CheckpointData:
+    """A stored row as a scoped caller sees it: under its plain projection name."""
+    if tenant is None:
+        return data
+    name = data.projection_name.removesuffix(tenant_suffix(tenant))
+    return replace(data, projection_name=name)
 
 
 @dataclass(frozen=True)
@@ -96,7 +126,10 @@ class ConnectionCheckpointWriter(Protocol):
 
 
 class InMemoryCheckpointRepository(TracingMixin):
-    """Checkpoints in a dict; lag is always 0.0. Share one instance to share checkpoints."""
+    """Checkpoints in a dict; lag is always 0.0. Share one instance to share checkpoints.
+
+    Scoped by tenant as the module documentation says.
+    """
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
@@ -114,7 +147,7 @@ class InMemoryCheckpointRepository(TracingMixin):
         )
 
     async def get_checkpoint(self, projection_name: str) -> UUID | None:
-        row = self._rows.get(projection_name)
+        row = self._rows.get(scoped_checkpoint_name(projection_name, bound_tenant()))
         return row.last_event_id if row is not None else None
 
     async def update_checkpoint(
@@ -124,12 +157,13 @@ class InMemoryCheckpointRepository(TracingMixin):
             "eventsource.checkpoint.update_checkpoint",
             {"eventsource.projection.name": projection_name},
         ):
-            self._advance(projection_name, event_id, event_type)
+            key = scoped_checkpoint_name(projection_name, bound_tenant())
+            self._advance(key, event_id, event_type)
 
     async def get_lag_metrics(
         self, projection_name: str, event_types: list[str] | None = None
     ) -> LagMetrics | None:
-        row = self._rows.get(projection_name)
+        row = self._rows.get(scoped_checkpoint_name(projection_name, bound_tenant()))
         if row is None:
             return None
         return LagMetrics(
@@ -142,10 +176,10 @@ class InMemoryCheckpointRepository(TracingMixin):
         )
 
     async def reset_checkpoint(self, projection_name: str) -> None:
-        self._rows.pop(projection_name, None)
+        self._rows.pop(scoped_checkpoint_name(projection_name, bound_tenant()), None)
 
     async def get_position(self, subscription_id: str) -> int | None:
-        row = self._rows.get(subscription_id)
+        row = self._rows.get(scoped_checkpoint_name(subscription_id, bound_tenant()))
         return row.global_position if row is not None else None
 
     async def save_position(
@@ -156,20 +190,33 @@ class InMemoryCheckpointRepository(TracingMixin):
         event_type: str,
         cursor: str | None = None,
     ) -> None:
-        self._advance(
-            subscription_id, event_id, event_type, global_position=position, cursor=cursor
-        )
+        key = scoped_checkpoint_name(subscription_id, bound_tenant())
+        self._advance(key, event_id, event_type, global_position=position, cursor=cursor)
 
     async def get_cursor(self, subscription_id: str) -> str | None:
         """The commit-safe cursor saved with the position, if the store has one."""
-        row = self._rows.get(subscription_id)
+        row = self._rows.get(scoped_checkpoint_name(subscription_id, bound_tenant()))
         return row.cursor if row is not None else None
 
     async def get_all_checkpoints(self) -> list[CheckpointData]:
-        return [self._rows[name] for name in sorted(self._rows)]
+        tenant = bound_tenant()
+        if tenant is None:
+            return [self._rows[name] for name in sorted(self._rows)]
+        suffix = tenant_suffix(tenant)
+        mine = [unscoped(row, tenant) for key, row in self._rows.items() if key.endswith(suffix)]
+        return sorted(mine, key=lambda data: data.projection_name)
 
     async def get_checkpoint_data(self, projection_name: str) -> CheckpointData | None:
-        return self._rows.get(projection_name)
+        tenant = bound_tenant()
+        row = self._rows.get(scoped_checkpoint_name(projection_name, tenant))
+        return unscoped(row, tenant) if row is not None else None
 
     async def clear(self) -> None:
-        self._rows.clear()
+        """Forget every checkpoint (inside a `tenant_scope`: the bound tenant's)."""
+        tenant = bound_tenant()
+        if tenant is None:
+            self._rows.clear()
+            return
+        suffix = tenant_suffix(tenant)
+        for key in [key for key in self._rows if key.endswith(suffix)]:
+            del self._rows[key]

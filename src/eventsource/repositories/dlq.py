@@ -1,7 +1,17 @@
-"""The dead-letter queue: events a projection could not handle, kept with their error."""
+"""The dead-letter queue: events a projection could not handle, kept with their error.
+
+Tenancy. `dead_letter_queue` rows have no tenant column; they belong to the tenant of the
+failed event, which their `event_data` (the event's JSON dump) carries as `tenant_id`. Inside
+`tenant_scope(t)` every method reads, counts, changes and deletes only rows whose event is
+t's, and `add_failed_event` stamps event data without a tenant with t, and refuses the event
+of another tenant (`TenantMismatchError`, nothing written). So a dead letter written by a
+projection that runs unscoped (across tenants) is still visible to its event's tenant. Rows
+whose event data has no tenant are seen only outside any scope.
+"""
 
 from __future__ import annotations
 
+import json
 import traceback
 import warnings
 from dataclasses import dataclass, replace
@@ -9,7 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._rules import bound_tenant
 
 __all__ = [
     "DLQEntry",
@@ -92,6 +104,41 @@ class DLQRepository(Protocol):
     async def delete_resolved_events(self, older_than_days: int = 30) -> int: ...
 
 
+def scoped_event_data(
+    event_data: dict[str, Any], tenant: UUID, event_id: UUID, projection_name: str
+) -> dict[str, Any]:
+    """The event data to store inside `tenant_scope(tenant)`: stamped with the tenant when it
+    has none; `TenantMismatchError` when it names another tenant."""
+    given = event_data.get("tenant_id")
+    if given is None:
+        return {**event_data, "tenant_id": str(tenant)}
+    if str(given) != str(tenant):
+        raise TenantMismatchError(
+            tenant, _as_uuid(given), f"Dead letter of event {event_id} for {projection_name}"
+        )
+    return event_data
+
+
+def tenant_of_event_data(event_data: object) -> str | None:
+    """The tenant id (as text) a dead letter's event data names, if any."""
+    if isinstance(event_data, str):
+        try:
+            event_data = json.loads(event_data)
+        except ValueError:
+            return None
+    if not isinstance(event_data, dict):
+        return None
+    tenant = event_data.get("tenant_id")
+    return None if tenant is None else str(tenant)
+
+
+def _as_uuid(value: object) -> UUID | None:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        return None
+
+
 def stacktrace_of(error: BaseException) -> str | None:
     """The formatted traceback of `error`, or None if it was never raised."""
     if error.__traceback__ is None:
@@ -100,7 +147,7 @@ def stacktrace_of(error: BaseException) -> str | None:
 
 
 class InMemoryDLQRepository(TracingMixin):
-    """Dead letters in a dict, ids from 1."""
+    """Dead letters in a dict, ids from 1; scoped by the event's tenant (see the module)."""
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
@@ -120,6 +167,15 @@ class InMemoryDLQRepository(TracingMixin):
         now = datetime.now(UTC)
         key = (event_id, projection_name)
         existing = self._by_key.get(key)
+        tenant = bound_tenant()
+        if tenant is not None:
+            event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
+            if existing is not None and not self._visible(self._entries[existing], tenant):
+                owner = tenant_of_event_data(self._entries[existing].event_data)
+                raise TenantMismatchError(
+                    tenant, _as_uuid(owner),
+                    f"Dead letter of event {event_id} for {projection_name}",
+                )
         if existing is not None:
             entry = self._entries[existing]
             self._entries[existing] = replace(
@@ -152,7 +208,7 @@ class InMemoryDLQRepository(TracingMixin):
     ) -> list[DLQEntry]:
         found = [
             e
-            for e in self._entries.values()
+            for e in self._scoped()
             if e.status == status
             and (projection_name is None or e.projection_name == projection_name)
         ]
@@ -162,11 +218,23 @@ class InMemoryDLQRepository(TracingMixin):
         )
         return found[:limit]
 
+    def _visible(self, entry: DLQEntry, tenant: UUID | None) -> bool:
+        return tenant is None or tenant_of_event_data(entry.event_data) == str(tenant)
+
+    def _scoped(self) -> list[DLQEntry]:
+        """Every entry, or inside a scope the bound tenant's."""
+        tenant = bound_tenant()
+        return [e for e in self._entries.values() if self._visible(e, tenant)]
+
+    def _get(self, dlq_id: int | str) -> DLQEntry | None:
+        entry = self._entries.get(int(dlq_id))
+        return entry if entry is not None and self._visible(entry, bound_tenant()) else None
+
     async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
-        return self._entries.get(int(dlq_id))
+        return self._get(dlq_id)
 
     async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
-        entry = self._entries.get(int(dlq_id))
+        entry = self._get(dlq_id)
         if entry is not None:
             self._entries[entry.id] = replace(  # type: ignore[index]
                 entry,
@@ -176,12 +244,12 @@ class InMemoryDLQRepository(TracingMixin):
             )
 
     async def mark_retrying(self, dlq_id: int | str) -> None:
-        entry = self._entries.get(int(dlq_id))
+        entry = self._get(dlq_id)
         if entry is not None:
             self._entries[entry.id] = replace(entry, status="retrying")  # type: ignore[index]
 
     async def get_failure_stats(self) -> DLQStats:
-        open_entries = [e for e in self._entries.values() if e.status in ("failed", "retrying")]
+        open_entries = [e for e in self._scoped() if e.status in ("failed", "retrying")]
         oldest = min((e.first_failed_at for e in open_entries if e.first_failed_at), default=None)
         return DLQStats(
             total_failed=sum(1 for e in open_entries if e.status == "failed"),
@@ -192,7 +260,7 @@ class InMemoryDLQRepository(TracingMixin):
 
     async def get_projection_failure_counts(self) -> list[ProjectionFailureCount]:
         groups: dict[str, list[DLQEntry]] = {}
-        for entry in self._entries.values():
+        for entry in self._scoped():
             if entry.status in ("failed", "retrying"):
                 groups.setdefault(entry.projection_name, []).append(entry)
         counts = []
@@ -214,7 +282,7 @@ class InMemoryDLQRepository(TracingMixin):
         cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
         doomed = [
             e
-            for e in self._entries.values()
+            for e in self._scoped()
             if e.status == "resolved" and e.resolved_at is not None and e.resolved_at < cutoff
         ]
         for entry in doomed:
@@ -223,6 +291,12 @@ class InMemoryDLQRepository(TracingMixin):
         return len(doomed)
 
     async def clear(self) -> None:
+        """Forget every entry (inside a `tenant_scope`: the bound tenant's)."""
+        if bound_tenant() is not None:
+            for entry in self._scoped():
+                del self._entries[entry.id]  # type: ignore[arg-type]
+                self._by_key.pop((entry.event_id, entry.projection_name), None)
+            return
         self._entries.clear()
         self._by_key.clear()
         self._next_id = 1

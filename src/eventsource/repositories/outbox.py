@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsource._ids import new_uuid4
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
     "InMemoryOutboxRepository",
@@ -160,7 +161,11 @@ class LocalRelayLock:
 
 class InMemoryOutboxRepository(TracingMixin):
     """Outbox rows in insertion order. Give it to `InMemoryEventStore(outbox=...)` to get a
-    row per stored event, written in the append itself."""
+    row per stored event, written in the append itself.
+
+    Inside `tenant_scope(t)` every method reads and changes only t's rows, and `add_event`
+    stamps a tenant-less event with t and refuses another tenant's (`TenantMismatchError`).
+    """
 
     def __init__(self, enable_tracing: bool = True) -> None:
         self._init_tracing(__name__, enable_tracing)
@@ -185,22 +190,38 @@ class InMemoryOutboxRepository(TracingMixin):
         return outbox_id
 
     async def add_event(self, event: DomainEvent) -> UUID:
+        tenant = bound_tenant()
+        if tenant is not None:
+            [event] = stamp_events([event], tenant)
         return self._new_row(event, event.aggregate_id, event.aggregate_type, datetime.now(UTC))
 
     def add_appended(
         self, events: Iterable[DomainEvent], aggregate_id: UUID, aggregate_type: str
     ) -> None:
         """Rows for events an `InMemoryEventStore` has just stored, in the same synchronous
-        step as the append (the store's stream is authoritative for the aggregate)."""
+        step as the append (the store's stream is authoritative for the aggregate; the store
+        has already stamped the events inside a `tenant_scope`)."""
         now = datetime.now(UTC)
         for event in events:
             self._new_row(event, aggregate_id, aggregate_type, now)
 
+    def _scoped(self) -> list[OutboxEntry]:
+        """Every row, or inside a scope the bound tenant's."""
+        tenant = bound_tenant()
+        if tenant is None:
+            return list(self._rows.values())
+        return [row for row in self._rows.values() if row.tenant_id == tenant]
+
+    def _get(self, outbox_id: UUID) -> OutboxEntry | None:
+        row = self._rows.get(outbox_id)
+        tenant = bound_tenant()
+        return row if row is not None and tenant in (None, row.tenant_id) else None
+
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
-        return [row for row in self._rows.values() if row.status == "pending"][:limit]
+        return [row for row in self._scoped() if row.status == "pending"][:limit]
 
     async def get_publishable_events(self, limit: int = 100) -> list[OutboxEntry]:
-        rows = self._rows.values()
+        rows = self._scoped()
         held = {(r.aggregate_id, r.aggregate_type) for r in rows if r.status == "failed"}
         return [
             row
@@ -212,18 +233,18 @@ class InMemoryOutboxRepository(TracingMixin):
         now = datetime.now(UTC)
         changed = 0
         for outbox_id in outbox_ids:
-            if outbox_id in self._rows:
+            if self._get(outbox_id) is not None:
                 self._update(outbox_id, status="published", published_at=now)
                 changed += 1
         return changed
 
     async def get_failed_events(self, limit: int = 100) -> list[OutboxEntry]:
-        return [row for row in self._rows.values() if row.status == "failed"][:limit]
+        return [row for row in self._scoped() if row.status == "failed"][:limit]
 
     async def requeue_failed(self, outbox_id: UUID | None = None) -> int:
         chosen = [
             row.id
-            for row in self._rows.values()
+            for row in self._scoped()
             if row.status == "failed" and (outbox_id is None or row.id == outbox_id)
         ]
         for key in chosen:
@@ -234,7 +255,7 @@ class InMemoryOutboxRepository(TracingMixin):
         return LocalRelayLock(self)
 
     def _update(self, outbox_id: UUID, **changes: Any) -> None:
-        row = self._rows.get(outbox_id)
+        row = self._get(outbox_id)
         if row is not None:
             self._rows[outbox_id] = replace(row, **changes)
 
@@ -245,15 +266,15 @@ class InMemoryOutboxRepository(TracingMixin):
         self._update(outbox_id, status="failed", last_error=error)
 
     async def increment_retry(self, outbox_id: UUID, error: str | None = None) -> None:
-        row = self._rows.get(outbox_id)
+        row = self._get(outbox_id)
         if row is not None:
             self._update(outbox_id, retry_count=row.retry_count + 1, last_error=error)
 
     async def cleanup_published(self, days: int = 7) -> int:
         cutoff = datetime.now(UTC) - timedelta(days=days)
         doomed = [
-            key
-            for key, row in self._rows.items()
+            row.id
+            for row in self._scoped()
             if row.status == "published"
             and row.published_at is not None
             and row.published_at < cutoff
@@ -263,7 +284,7 @@ class InMemoryOutboxRepository(TracingMixin):
         return len(doomed)
 
     async def get_stats(self) -> OutboxStats:
-        rows = list(self._rows.values())
+        rows = self._scoped()
         pending = [r for r in rows if r.status == "pending"]
         return OutboxStats(
             pending_count=len(pending),
@@ -274,4 +295,9 @@ class InMemoryOutboxRepository(TracingMixin):
         )
 
     async def clear(self) -> None:
-        self._rows.clear()
+        """Forget every row (inside a `tenant_scope`: the bound tenant's)."""
+        if bound_tenant() is None:
+            self._rows.clear()
+            return
+        for row in self._scoped():
+            del self._rows[row.id]

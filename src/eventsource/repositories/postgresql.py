@@ -148,6 +148,9 @@ class _PostgreSQLExecutor:
         )
         return bool(rows[0][0])
 
+    def json_text(self, column: str, key: str) -> str:
+        return f"({column} ->> '{key}')"
+
     async def execute_on(self, connection: Any, sql: str, params: Params) -> None:
         await self._ensure()
         await connection.execute(_text(sql), dict(params))

@@ -111,6 +111,9 @@ class _SQLiteExecutor:
         sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
         return bool(await self.fetch(sql, {"name": name}))
 
+    def json_text(self, column: str, key: str) -> str:
+        return f"json_extract({column}, '$.{key}')"
+
     async def execute_on(self, connection: Any, sql: str, params: Params) -> None:
         await self._ready()
         if isinstance(connection, aiosqlite.Connection):

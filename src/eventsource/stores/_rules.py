@@ -21,17 +21,29 @@ from eventsource.exceptions import (
     EventTypeNotFoundError,
     OptimisticLockError,
     SerializationError,
+    TenantMismatchError,
 )
 from eventsource.stores._codec import TypeConverter
 from eventsource.stores.interface import ExpectedVersion, StoredEvent, make_stored_event
+from eventsource.tenancy import _bound_tenant
 
 __all__ = [
     "CorruptEventError",
+    "bound_tenant",
     "check_append_args",
     "check_expected_version",
+    "check_stream_owner",
     "decode_event",
     "encode_payload",
+    "scope_filter",
+    "stamp_events",
+    "tenant_clause",
+    "tenant_variants",
 ]
+
+bound_tenant: Callable[[], UUID | None] = _bound_tenant.get
+"""The tenant bound by `tenant_scope`, or None: the ContextVar's own `get`, the cheapest call
+there is, since every store call outside a scope pays it (and nothing else for tenancy)."""
 
 
 class CorruptEventError(EventStoreError):
@@ -83,6 +95,69 @@ def _reject_event(events: Sequence[object], event: object, aggregate_id: UUID) -
     raise ValueError(
         f"events[{index}] ({event.event_type} {event.event_id}) belongs to aggregate "
         f"{event.aggregate_id}, not to {aggregate_id} given to append_events"
+    )
+
+
+def stamp_events(events: Sequence[DomainEvent], tenant: UUID) -> Sequence[DomainEvent]:
+    """The events to store inside `tenant_scope(tenant)`: a tenant-less event becomes a copy
+    stamped with `tenant`; an event of another tenant raises `TenantMismatchError` (naming the
+    event and both tenants) before anything is written. Events already carrying `tenant` are
+    kept as they are, so a batch with nothing to stamp is returned unchanged."""
+    stamped: list[DomainEvent] | None = None
+    for index, event in enumerate(events):
+        owner = event.tenant_id
+        if owner is None:
+            if stamped is None:
+                stamped = list(events[:index])
+            stamped.append(event.model_copy(update={"tenant_id": tenant}))
+            continue
+        if owner != tenant:
+            raise TenantMismatchError(
+                tenant, owner, f"Event {event.event_id} ({event.event_type})"
+            )
+        if stamped is not None:
+            stamped.append(event)
+    return events if stamped is None else stamped
+
+
+def check_stream_owner(
+    aggregate_id: UUID, aggregate_type: str, tenant: UUID, owner: UUID | None
+) -> None:
+    """Inside `tenant_scope(tenant)`, only the tenant's own streams may be appended to.
+
+    A stream belongs to the tenant of its latest event (streams written inside a scope hold
+    only that tenant's events). Appending to another tenant's stream, or to one whose latest
+    event has no tenant, raises `TenantMismatchError` instead of forking the stream.
+    """
+    if owner != tenant:
+        raise TenantMismatchError(tenant, owner, f"Stream {aggregate_id}:{aggregate_type}")
+
+
+def tenant_clause(placeholder: str, column: str = "tenant_id") -> str:
+    """The SQL condition a tenant-scoped read adds: `<column> = <placeholder>`.
+
+    Plain equality on purpose: it implies `tenant_id IS NOT NULL`, so the partial tenant
+    indexes of the shipped schemas apply, and tenant-less rows never match.
+    """
+    return f"{column} = {placeholder}"
+
+
+def scope_filter(clauses: list[str], params: list[object], placeholder: str = "?") -> UUID | None:
+    """Add the bound tenant's condition (value as text) to a list-built WHERE clause, if a
+    tenant is bound; returns that tenant."""
+    tenant = bound_tenant()
+    if tenant is not None:
+        clauses.append(tenant_clause(placeholder))
+        params.append(str(tenant))
+    return tenant
+
+
+def tenant_variants(template: str, placeholder: str, column: str = "tenant_id") -> tuple[str, str]:
+    """A statement with a `{tenant}` slot as (unscoped, scoped): the slot becomes nothing, or
+    ` AND <column> = <placeholder>`. Index the pair with `tenant is not None`."""
+    return (
+        template.format(tenant=""),
+        template.format(tenant=f" AND {tenant_clause(placeholder, column)}"),
     )
 
 

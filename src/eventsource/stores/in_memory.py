@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin
-from eventsource.stores._rules import check_append_args, check_expected_version, in_time_range
+from eventsource.stores._rules import (
+    bound_tenant,
+    check_append_args,
+    check_expected_version,
+    check_stream_owner,
+    in_time_range,
+    stamp_events,
+)
 from eventsource.stores.interface import (
     AppendResult,
     EventStore,
@@ -24,6 +32,7 @@ from eventsource.stores.interface import (
     _set_stream_id,
     _set_stream_position,
     coerce_timestamp,
+    position_from_cursor,
     stream_id_of,
     successful_append,
 )
@@ -52,11 +61,15 @@ class InMemoryEventStore(TracingMixin, EventStore):
     so concurrent asyncio tasks cannot interleave within an append: the check of the expected
     version and the write are atomic, as a lock would make them, at no cost. Positions are
     gap-free from 1 and given in append order, which is also commit order. The store keeps and
-    returns the very event objects it was given.
+    returns the very event objects it was given (inside a `tenant_scope`, tenant-less events
+    are stored as copies stamped with the bound tenant).
 
     With `outbox=` an `InMemoryOutboxRepository`, every stored event also gets an outbox row in
     the same synchronous step (as `outbox_enabled` stores do in their transaction), so an
     `OutboxRelay` can publish them in tests and prototypes.
+
+    Inside `tenant_scope(t)` every read sees only t's events (see docs/tenancy.md); outside
+    one, the only cost of tenancy is one ContextVar lookup per call.
     """
 
     span_prefix = "in_memory_event_store"
@@ -81,8 +94,11 @@ class InMemoryEventStore(TracingMixin, EventStore):
         check_append_args(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return AppendResult(True, expected_version)
+        tenant = bound_tenant()
+        if tenant is not None:
+            events = stamp_events(events, tenant)
         with self._append_span(aggregate_id, aggregate_type, len(events)):
-            return self._append(aggregate_id, aggregate_type, events, expected_version)
+            return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
 
     def _append(
         self,
@@ -90,10 +106,15 @@ class InMemoryEventStore(TracingMixin, EventStore):
         aggregate_type: str,
         events: Sequence[DomainEvent],
         expected_version: int,
+        tenant: UUID | None,
     ) -> AppendResult:
         key = (aggregate_id.int, aggregate_type)  # UUID.__hash__ is Python code; int's is C
         stream = self._streams.get(key)
         current = len(stream.events) if stream is not None else 0
+        if tenant is not None and stream is not None:  # streams exist only with events
+            check_stream_owner(
+                aggregate_id, aggregate_type, tenant, stream.events[-1].event.tenant_id
+            )
         if expected_version != current:  # an exact match always passes: skip the call
             check_expected_version(aggregate_id, expected_version, current)
         is_new_stream = stream is None
@@ -129,16 +150,22 @@ class InMemoryEventStore(TracingMixin, EventStore):
         self._signal_commit()
         return successful_append(current, position)
 
-    def _stream_events(self, aggregate_id: UUID, aggregate_type: str | None) -> list[StoredEvent]:
+    def _stream_events(
+        self, aggregate_id: UUID, aggregate_type: str | None, tenant: UUID | None
+    ) -> list[StoredEvent]:
         if aggregate_type is not None:
             stream = self._streams.get(_key(aggregate_id, aggregate_type))
-            return stream.events if stream is not None else []
-        types = self._types_by_id.get(aggregate_id, [])
-        if len(types) == 1:
-            return self._streams[_key(aggregate_id, types[0])].events
-        merged = [s for t in types for s in self._streams[_key(aggregate_id, t)].events]
-        merged.sort(key=lambda s: s.global_position)
-        return merged
+            found = stream.events if stream is not None else []
+        else:
+            types = self._types_by_id.get(aggregate_id, [])
+            if len(types) == 1:
+                found = self._streams[_key(aggregate_id, types[0])].events
+            else:
+                found = [s for t in types for s in self._streams[_key(aggregate_id, t)].events]
+                found.sort(key=lambda s: s.global_position)
+        if tenant is not None:
+            return [s for s in found if s.event.tenant_id == tenant]
+        return found
 
     async def get_events(
         self,
@@ -161,7 +188,8 @@ class InMemoryEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | None,
         to_timestamp: datetime | None,
     ) -> EventStream:
-        stored = self._stream_events(aggregate_id, aggregate_type)
+        tenant = bound_tenant()
+        stored = self._stream_events(aggregate_id, aggregate_type, tenant)
         if from_version > 0:
             stored = [s for s in stored if s.stream_position > from_version]
         if from_timestamp is not None or to_timestamp is not None:
@@ -171,13 +199,25 @@ class InMemoryEventStore(TracingMixin, EventStore):
             ]
         if aggregate_type is None:
             types = self._types_by_id.get(aggregate_id)
+            if tenant is not None:  # the first type the tenant itself stored
+                first = self._stream_events(aggregate_id, None, tenant)[:1]
+                types = [first[0].stream_id[37:]] if first else None
             aggregate_type = types[0] if types else "Unknown"
         version = stored[-1].stream_position if stored else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, [s.event for s in stored], version)
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
         stream = self._streams.get(_key(aggregate_id, aggregate_type))
-        return len(stream.events) if stream is not None else 0
+        if stream is None:
+            return 0
+        tenant = bound_tenant()
+        if tenant is None:
+            return len(stream.events)
+        # The position of the tenant's last event in the stream (0: not the tenant's stream).
+        return next(
+            (s.stream_position for s in reversed(stream.events) if s.event.tenant_id == tenant),
+            0,
+        )
 
     async def get_events_by_type(
         self,
@@ -186,6 +226,11 @@ class InMemoryEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | float | None = None,
     ) -> list[DomainEvent]:
         start = coerce_timestamp(from_timestamp)
+        bound = bound_tenant()
+        if bound is not None:
+            if tenant_id is not None and tenant_id != bound:
+                return []  # another tenant's events do not exist inside this scope
+            tenant_id = bound
         found = [
             s.event for s in self._all
             if s.stream_id[37:] == aggregate_type  # "<36-char uuid>:<type>"
@@ -196,13 +241,30 @@ class InMemoryEventStore(TracingMixin, EventStore):
         return found
 
     async def event_exists(self, event_id: UUID) -> bool:
-        return event_id.int in self._ids
+        tenant = bound_tenant()
+        if tenant is None or event_id.int not in self._ids:
+            return event_id.int in self._ids
+        return any(
+            s.event.event_id == event_id and s.event.tenant_id == tenant for s in self._all
+        )
 
     async def get_global_position(self) -> int:
-        return len(self._all)
+        tenant = bound_tenant()
+        if tenant is None:
+            return len(self._all)
+        return next(
+            (s.global_position for s in reversed(self._all) if s.event.tenant_id == tenant), 0
+        )
+
+    async def committed_lag(self, after: str | None = None) -> int:
+        tenant = bound_tenant()
+        if tenant is None:
+            return await super().committed_lag(after)
+        start = position_from_cursor(after)
+        return sum(1 for s in self._all[start:] if s.event.tenant_id == tenant)
 
     def read_all(self, options: ReadOptions | None = None) -> ReadResult:
-        return ReadResult(events=_select(self._all, options, by_global=True))
+        return ReadResult(events=_select(self._all, options, by_global=True, tenant=bound_tenant()))
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
         aggregate_id, _, aggregate_type = stream_id.partition(":")
@@ -212,27 +274,42 @@ class InMemoryEventStore(TracingMixin, EventStore):
             raise ValueError(
                 f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
             ) from None
-        events = self._stream_events(uid, aggregate_type or None)
+        events = self._stream_events(uid, aggregate_type or None, bound_tenant())
         return ReadResult(events=_select(events, options, by_global=False))
 
     async def clear(self) -> None:
-        """Forget every event."""
+        """Forget every event (of every tenant: refused inside a `tenant_scope`)."""
+        tenant = bound_tenant()
+        if tenant is not None:
+            raise RuntimeError(
+                f"clear() would delete every tenant's events, but the unit of work is bound to "
+                f"tenant {tenant}: call it outside tenant_scope"
+            )
         self._streams.clear()
         self._types_by_id.clear()
         self._all.clear()
         self._ids.clear()
 
     async def get_all_events(self) -> list[DomainEvent]:
-        """Every event, by `occurred_at`."""
-        return sorted((s.event for s in self._all), key=lambda e: e.occurred_at)
+        """Every event (the bound tenant's, inside a scope), by `occurred_at`."""
+        return sorted((s.event for s in self._visible()), key=lambda e: e.occurred_at)
 
     async def get_event_count(self) -> int:
-        """How many events are stored."""
-        return len(self._all)
+        """How many events are stored (the bound tenant's, inside a scope)."""
+        return len(self._all) if bound_tenant() is None else len(self._visible())
 
     async def get_aggregate_ids(self) -> list[UUID]:
-        """Ids of every aggregate with at least one event, in first-append order."""
-        return list(self._types_by_id)
+        """Ids of every aggregate with at least one event (of the bound tenant, inside a
+        scope), in first-append order."""
+        if bound_tenant() is None:
+            return list(self._types_by_id)
+        return list(dict.fromkeys(s.event.aggregate_id for s in self._visible()))
+
+    def _visible(self) -> list[StoredEvent]:
+        tenant = bound_tenant()
+        if tenant is None:
+            return self._all
+        return [s for s in self._all if s.event.tenant_id == tenant]
 
 
 def _key(aggregate_id: object, aggregate_type: str) -> tuple[int, str] | None:
@@ -241,9 +318,19 @@ def _key(aggregate_id: object, aggregate_type: str) -> tuple[int, str] | None:
 
 
 def _select(
-    events: list[StoredEvent], options: ReadOptions | None, *, by_global: bool
+    events: list[StoredEvent],
+    options: ReadOptions | None,
+    *,
+    by_global: bool,
+    tenant: UUID | None = None,
 ) -> list[StoredEvent]:
-    """Apply ReadOptions to events in position order (-1 means "from the end")."""
+    """Apply ReadOptions to events in position order (-1 means "from the end"), keeping only
+    `tenant`'s events when one is given."""
+    if tenant is not None:
+        if options is not None and by_global and options.from_position > 0:
+            events = events[options.from_position :]  # gap-free: position p is at index p - 1
+            options = replace(options, from_position=0)
+        events = [s for s in events if s.event.tenant_id == tenant]
     if options is None:
         return events.copy()
     start = options.from_position

@@ -60,10 +60,14 @@ from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
     RowLayout,
+    bound_tenant,
     check_append_args,
+    check_stream_owner,
     decode_rows,
     encode_payloads,
+    stamp_events,
     stored_rows,
+    tenant_variants,
 )
 from eventsource.stores.interface import (
     AppendResult,
@@ -117,6 +121,24 @@ SELECT (SELECT v FROM cur), EXISTS (SELECT 1 FROM ok), (SELECT max(version) FROM
        COALESCE((SELECT max(id) FROM ins), (SELECT max(id) FROM events))"""
 _APPEND_SQL = _APPEND.format(body=_FRESH.lstrip())
 _APPEND_OUTBOX_SQL = _APPEND.format(body=_FRESH.lstrip() + _OUTBOX)
+# Inside a tenant scope the same statement also checks that the stream is the tenant's ($10):
+# its latest event (one probe of the stream's unique index, as MAX(version) is) must carry
+# $10, or nothing is inserted and the owner comes back in the fifth column.
+_APPEND_SCOPED = """WITH head AS (
+    SELECT version, tenant_id FROM events
+    WHERE aggregate_id = $1::uuid AND aggregate_type = $2::text
+    ORDER BY version DESC LIMIT 1
+), cur AS (
+    SELECT COALESCE((SELECT version FROM head), 0) AS v
+), ok AS (
+    SELECT v FROM cur WHERE ($3::int = -1 OR ($3::int = -2 AND v > 0) OR v = $3::int)
+        AND NOT EXISTS (SELECT 1 FROM head WHERE tenant_id IS DISTINCT FROM $10::uuid)
+), {body}
+SELECT (SELECT v FROM cur), EXISTS (SELECT 1 FROM ok), (SELECT max(version) FROM ins),
+       COALESCE((SELECT max(id) FROM ins), (SELECT max(id) FROM events)),
+       (SELECT tenant_id FROM head)"""
+_APPEND_SCOPED_SQL = _APPEND_SCOPED.format(body=_FRESH.lstrip())
+_APPEND_SCOPED_OUTBOX_SQL = _APPEND_SCOPED.format(body=_FRESH.lstrip() + _OUTBOX)
 
 # The columns `_stored` turns into StoredEvents.
 _COLUMNS = (
@@ -130,27 +152,64 @@ _TIME_BOUNDS = (
     '($2::timestamptz IS NULL OR "timestamp" >= $2) '
     'AND ($3::timestamptz IS NULL OR "timestamp" <= $3)'
 )
-_STREAM = f"""SELECT {_COLUMNS} FROM events
-    WHERE aggregate_id = $1 AND aggregate_type = $4 AND version > $5 AND {_TIME_BOUNDS}
-    ORDER BY version"""
-_STREAM_ANY_TYPE = f"""SELECT {_COLUMNS} FROM events
-    WHERE aggregate_id = $1 AND version > $5 AND {_TIME_BOUNDS} AND $4::text IS NULL
-    ORDER BY id"""
-_ALL_FORWARD = f"""SELECT {_COLUMNS} FROM events
-    WHERE id > $1 AND {_TIME_BOUNDS} ORDER BY id LIMIT $4"""
-_ALL_BACKWARD = f"""SELECT {_COLUMNS} FROM events
-    WHERE id < $1 AND id > $5 AND {_TIME_BOUNDS} ORDER BY id DESC LIMIT $4"""
+# Reads come in pairs (unscoped, scoped): the scoped one adds `AND tenant_id = $n` for the
+# tenant bound by `tenant_scope` (index a pair with `tenant is not None`).
+_STREAM = tenant_variants(
+    f"""SELECT {_COLUMNS} FROM events
+    WHERE aggregate_id = $1 AND aggregate_type = $4 AND version > $5 AND {_TIME_BOUNDS}{{tenant}}
+    ORDER BY version""",
+    "$6",
+)
+_STREAM_ANY_TYPE = tenant_variants(
+    f"""SELECT {_COLUMNS} FROM events
+    WHERE aggregate_id = $1 AND version > $5 AND {_TIME_BOUNDS} AND $4::text IS NULL{{tenant}}
+    ORDER BY id""",
+    "$6",
+)
+_ALL_FORWARD = tenant_variants(
+    f"""SELECT {_COLUMNS} FROM events
+    WHERE id > $1 AND {_TIME_BOUNDS}{{tenant}} ORDER BY id LIMIT $4""",
+    "$5",
+)
+_ALL_BACKWARD = tenant_variants(
+    f"""SELECT {_COLUMNS} FROM events
+    WHERE id < $1 AND id > $5 AND {_TIME_BOUNDS}{{tenant}} ORDER BY id DESC LIMIT $4""",
+    "$6",
+)
+_FIRST_TYPE = tenant_variants(
+    "SELECT aggregate_type FROM events WHERE aggregate_id = $1{tenant} ORDER BY id LIMIT 1", "$2"
+)
+_STREAM_VERSION = tenant_variants(
+    "SELECT COALESCE(MAX(version), 0) FROM events "
+    "WHERE aggregate_id = $1 AND aggregate_type = $2{tenant}",
+    "$3",
+)
+_EXISTS = tenant_variants(
+    "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1{tenant})", "$2"
+)
+_GLOBAL_POSITION = (
+    "SELECT COALESCE(MAX(id), 0) FROM events",
+    "SELECT COALESCE(MAX(id), 0) FROM events WHERE tenant_id = $1",
+)
+_LAG = tenant_variants(
+    "SELECT count(*) FROM events WHERE (tx_id, id) > ($1::text::xid8, $2::bigint){tenant}", "$3"
+)
 # The page, plus one all-NULL row when committed events wait behind the horizon; both parts
 # share the statement's snapshot, so the flag describes exactly the horizon the page used.
 # Ordered by the xid8 column itself: a bare `ORDER BY tx_id` would sort by the text output
 # column of that name, and text order breaks where transaction ids gain a digit.
-_COMMITTED = f"""(SELECT {_COLUMNS}, e.tx_id::text AS tx FROM events e
+_COMMITTED_TEMPLATE = f"""(SELECT {_COLUMNS}, e.tx_id::text AS tx FROM events e
     WHERE (e.tx_id, e.id) > ($1::text::xid8, $2::bigint)
-      AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()){{tenant_e}}
     ORDER BY e.tx_id, e.id LIMIT $3)
 UNION ALL
 (SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events h
-    WHERE h.tx_id >= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY h.tx_id LIMIT 1)"""
+    WHERE h.tx_id >= pg_snapshot_xmin(pg_current_snapshot()){{tenant_h}}
+    ORDER BY h.tx_id LIMIT 1)"""
+_COMMITTED = (
+    _COMMITTED_TEMPLATE.format(tenant_e="", tenant_h=""),
+    _COMMITTED_TEMPLATE.format(tenant_e=" AND e.tenant_id = $4", tenant_h=" AND h.tenant_id = $4"),
+)
 _HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 _AT_POSITION = "SELECT tx_id::text, id FROM events WHERE id <= $1 ORDER BY id DESC LIMIT 1"
 _HOME = "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass('events')"
@@ -201,6 +260,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             uuid_fields, string_id_fields, auto_detect_uuid
         )
         self._append_sql = _APPEND_OUTBOX_SQL if outbox_enabled else _APPEND_SQL
+        self._append_scoped_sql = (
+            _APPEND_SCOPED_OUTBOX_SQL if outbox_enabled else _APPEND_SCOPED_SQL
+        )
         self._tables = ("events", "outbox") if outbox_enabled else ("events",)
         self._ready = False
         self._closed = False
@@ -209,7 +271,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         self._signals: CommitChannel | None = None
         self._recheck = 0.0
         self._recheck_timer: asyncio.TimerHandle | None = None
-        self._prefetches: dict[tuple[int, int, int], asyncio.Task[list[Row]]] = {}
+        self._prefetches: dict[
+            tuple[int, int, int, UUID | None], asyncio.Task[list[Row]]
+        ] = {}
 
     @classmethod
     def with_strict_uuid_detection(
@@ -308,11 +372,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         check_append_args(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return AppendResult(True, expected_version)
+        tenant = bound_tenant()
+        if tenant is not None:  # stamp or refuse; the stream owner is checked in the statement
+            events = stamp_events(events, tenant)
         payloads = encode_payloads(events)  # SerializationError before anything is written
         await self._ensure_ready()
         with self._append_span(aggregate_id, aggregate_type, len(events)):
             return await self._append(
-                aggregate_id, aggregate_type, events, payloads, expected_version
+                aggregate_id, aggregate_type, events, payloads, expected_version, tenant
             )
 
     async def _append(
@@ -322,8 +389,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         events: Sequence[DomainEvent],
         payloads: list[str],
         expected_version: int,
+        tenant: UUID | None,
     ) -> AppendResult:
-        args = (aggregate_id, aggregate_type, expected_version, *_columns(events, payloads))
+        args: tuple[object, ...] = (
+            aggregate_id, aggregate_type, expected_version, *_columns(events, payloads)
+        )
+        sql = self._append_sql
+        if tenant is not None:
+            args, sql = (*args, tenant), self._append_scoped_sql
         # Planned per call: the generic plan PostgreSQL freezes at a prepared statement's sixth
         # run, made while `events` is tiny, anti-joins it by a sequential scan that every later
         # append repeats (W1 fell from 1,400 to 250 appends/s over 16,000 events). Reads keep
@@ -332,9 +405,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             for attempt in range(_MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or expected_version >= 0:
-                        row = await conn.fetchrow(self._append_sql, *args)
+                        row = await conn.fetchrow(sql, *args)
                     else:
-                        row = await _append_locked(conn, self._append_sql, args)
+                        row = await _append_locked(conn, sql, args)
                     break
                 except Exception as exc:
                     # A concurrent append won a version or an event id. Run again: the
@@ -345,8 +418,10 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                         raise
                     await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         assert row is not None  # the statement always returns one row
-        current, matched, new_version, position = row
+        current, matched, new_version, position = row[0], row[1], row[2], row[3]
         if not matched:
+            if tenant is not None and current > 0 and row[4] != tenant:
+                check_stream_owner(aggregate_id, aggregate_type, tenant, row[4])
             raise OptimisticLockError(aggregate_id, expected_version, current)
         if new_version is not None:
             self._signal_commit()
@@ -377,13 +452,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | None,
         to_timestamp: datetime | None,
     ) -> EventStream:
+        tenant = bound_tenant()
         rows = await self._stream_rows(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
+            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant
         )
         registry, converter = self._registry, self._converter
         events = decode_rows(rows, _LAYOUT, registry, converter)
         if aggregate_type is None:
-            aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id)
+            aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id, tenant)
         version = rows[-1][5] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
@@ -394,30 +470,32 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         after_version: int,
         from_timestamp: datetime | None,
         to_timestamp: datetime | None,
+        tenant: UUID | None,
     ) -> list[Row]:
         await self._ensure_ready()
-        sql = _STREAM if aggregate_type is not None else _STREAM_ANY_TYPE
+        statements = _STREAM if aggregate_type is not None else _STREAM_ANY_TYPE
+        args: tuple[object, ...] = (
+            aggregate_id, from_timestamp, to_timestamp, aggregate_type, after_version
+        )
+        if tenant is not None:
+            args += (tenant,)
         async with self._connection("get_events") as conn:
-            return await conn.fetch(
-                sql, aggregate_id, from_timestamp, to_timestamp, aggregate_type, after_version
-            )
+            return await conn.fetch(statements[tenant is not None], *args)
 
-    async def _first_type(self, aggregate_id: UUID) -> str:
+    async def _first_type(self, aggregate_id: UUID, tenant: UUID | None) -> str:
+        args = (aggregate_id,) if tenant is None else (aggregate_id, tenant)
         async with self._connection("get_events") as conn:
-            found = await conn.fetchval(
-                "SELECT aggregate_type FROM events WHERE aggregate_id = $1 ORDER BY id LIMIT 1",
-                aggregate_id,
-            )
+            found = await conn.fetchval(_FIRST_TYPE[tenant is not None], *args)
         return str(found) if found is not None else "Unknown"
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        tenant = bound_tenant()
+        args: tuple[object, ...] = (aggregate_id, aggregate_type)
+        if tenant is not None:
+            args += (tenant,)
         await self._ensure_ready()
         async with self._connection("get_stream_version") as conn:
-            version = await conn.fetchval(
-                "SELECT COALESCE(MAX(version), 0) FROM events "
-                "WHERE aggregate_id = $1 AND aggregate_type = $2",
-                aggregate_id, aggregate_type,
-            )
+            version = await conn.fetchval(_STREAM_VERSION[tenant is not None], *args)
         return int(version)
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
@@ -429,13 +507,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
             ) from None
         opts = options or ReadOptions()
+        tenant = bound_tenant()  # bound when called, not when iterated
 
         async def source() -> AsyncIterator[StoredEvent]:
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
             rows = await self._stream_rows(
                 uid, aggregate_type or None, max(opts.from_position, 0),
-                opts.from_timestamp, opts.to_timestamp,
+                opts.from_timestamp, opts.to_timestamp, tenant,
             )
             if opts.direction is ReadDirection.BACKWARD:
                 rows.reverse()
@@ -456,6 +535,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         position it saw would skip it. Tail with `read_committed` instead.
         """
         opts = options or ReadOptions()
+        tenant = bound_tenant()  # bound when called, not when iterated
 
         async def source() -> AsyncIterator[StoredEvent]:
             backward = opts.direction is ReadDirection.BACKWARD
@@ -466,7 +546,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             left = opts.limit
             while left is None or left > 0:
                 size = _PAGE if left is None else min(_PAGE, left)
-                rows = await self._page(backward, mark, floor, size, opts)
+                rows = await self._page(backward, mark, floor, size, opts, tenant)
                 if not rows:
                     return
                 mark = rows[-1][0]
@@ -480,17 +560,23 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         return ReadResult(source)
 
     async def _page(
-        self, backward: bool, mark: int, floor: int, size: int, opts: ReadOptions
+        self,
+        backward: bool,
+        mark: int,
+        floor: int,
+        size: int,
+        opts: ReadOptions,
+        tenant: UUID | None,
     ) -> list[Row]:
         await self._ensure_ready()
+        args: tuple[object, ...] = (mark, opts.from_timestamp, opts.to_timestamp, size)
+        if backward:
+            args += (floor,)
+        if tenant is not None:
+            args += (tenant,)
+        statements = _ALL_BACKWARD if backward else _ALL_FORWARD
         async with self._connection("read_all") as conn:
-            if backward:
-                return await conn.fetch(
-                    _ALL_BACKWARD, mark, opts.from_timestamp, opts.to_timestamp, size, floor
-                )
-            return await conn.fetch(
-                _ALL_FORWARD, mark, opts.from_timestamp, opts.to_timestamp, size
-            )
+            return await conn.fetch(statements[tenant is not None], *args)
 
     async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
         """The next events in commit-safe `(transaction, position)` order after cursor `after`.
@@ -502,10 +588,11 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         tx_id, position = _parse_cursor(after)
+        tenant = bound_tenant()
         await self._ensure_ready()
-        rows = await self._prefetched(tx_id, position, limit)
+        rows = await self._prefetched(tx_id, position, limit, tenant)
         if rows is None:
-            rows = await self._committed_rows(tx_id, position, limit)
+            rows = await self._committed_rows(tx_id, position, limit, tenant)
         held_back = False
         if rows and (rows[-1][0] is None or any(row[0] is None for row in rows)):
             rows = [row for row in rows if row[0] is not None]
@@ -516,21 +603,26 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             return CommittedPage([], f"{tx_id}:{position}")
         last_tx, last_position = int(rows[-1][8]), rows[-1][0]
         if len(rows) == limit:  # catching up: fetch the next page while this one is decoded
-            self._prefetch(last_tx, last_position, limit)
+            self._prefetch(last_tx, last_position, limit, tenant)
         stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
         return CommittedPage(stored, f"{last_tx}:{last_position}")
 
-    async def _committed_rows(self, tx_id: int, position: int, limit: int) -> list[Row]:
+    async def _committed_rows(
+        self, tx_id: int, position: int, limit: int, tenant: UUID | None
+    ) -> list[Row]:
+        args: tuple[object, ...] = (str(tx_id), position, limit)
+        if tenant is not None:
+            args += (tenant,)
         async with self._connection("read_committed") as conn:
-            return await conn.fetch(_COMMITTED, str(tx_id), position, limit)
+            return await conn.fetch(_COMMITTED[tenant is not None], *args)
 
-    def _prefetch(self, tx_id: int, position: int, limit: int) -> None:
+    def _prefetch(self, tx_id: int, position: int, limit: int, tenant: UUID | None) -> None:
         """Start reading the page after a full one, so its round trip overlaps decoding.
 
         A page read earlier is still right: rows below an older horizon are exactly the first
         rows below a newer one (the order is by transaction first), and nothing can join them.
         """
-        key = (tx_id, position, limit)
+        key = (tx_id, position, limit, tenant)  # a page is one tenant's (or everyone's)
         pending = self._prefetches
         if key in pending:
             return
@@ -538,10 +630,12 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             pending.pop(next(iter(pending))).cancel()
         pending[key] = asyncio.get_running_loop().create_task(self._committed_rows(*key))
 
-    async def _prefetched(self, tx_id: int, position: int, limit: int) -> list[Row] | None:
+    async def _prefetched(
+        self, tx_id: int, position: int, limit: int, tenant: UUID | None
+    ) -> list[Row] | None:
         """The prefetched page for this cursor if it is a full one (else read afresh: whether
         the reader has caught up is decided on a new snapshot)."""
-        task = self._prefetches.pop((tx_id, position, limit), None)
+        task = self._prefetches.pop((tx_id, position, limit, tenant), None)
         if task is None:
             return None
         try:
@@ -554,12 +648,13 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         """How many stored events come after cursor `after`, including any held back by an
         open transaction."""
         tx_id, position = _parse_cursor(after)
+        tenant = bound_tenant()
+        args: tuple[object, ...] = (str(tx_id), position)
+        if tenant is not None:
+            args += (tenant,)
         await self._ensure_ready()
         async with self._connection("committed_lag") as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM events WHERE (tx_id, id) > ($1::text::xid8, $2::bigint)",
-                str(tx_id), position,
-            )
+            count = await conn.fetchval(_LAG[tenant is not None], *args)
         return int(count)
 
     async def head_cursor(self) -> str:
@@ -625,6 +720,11 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         from_timestamp: datetime | float | None = None,
     ) -> list[DomainEvent]:
         start = coerce_timestamp(from_timestamp)
+        bound = bound_tenant()
+        if bound is not None:
+            if tenant_id is not None and tenant_id != bound:
+                return []  # another tenant's events do not exist inside this scope
+            tenant_id = bound
         await self._ensure_ready()
         async with self._connection("get_events_by_type") as conn:
             rows = await conn.fetch(_BY_TYPE, aggregate_type, tenant_id, start)
@@ -632,17 +732,19 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         return decode_rows(rows, _BY_TYPE_LAYOUT, registry, converter)
 
     async def event_exists(self, event_id: UUID) -> bool:
+        tenant = bound_tenant()
+        args = (event_id,) if tenant is None else (event_id, tenant)
         await self._ensure_ready()
         async with self._connection("event_exists") as conn:
-            found = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)", event_id
-            )
+            found = await conn.fetchval(_EXISTS[tenant is not None], *args)
         return bool(found)
 
     async def get_global_position(self) -> int:
+        tenant = bound_tenant()
+        args = () if tenant is None else (tenant,)
         await self._ensure_ready()
         async with self._connection("get_global_position") as conn:
-            position = await conn.fetchval("SELECT COALESCE(MAX(id), 0) FROM events")
+            position = await conn.fetchval(_GLOBAL_POSITION[tenant is not None], *args)
         return int(position)
 
 

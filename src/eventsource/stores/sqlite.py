@@ -30,9 +30,12 @@ from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
     CorruptEventError,
     RowLayout,
+    bound_tenant,
     check_append_args,
     decode_rows,
     encode_payload,
+    scope_filter,
+    stamp_events,
     stored_rows,
 )
 from eventsource.stores.interface import (
@@ -44,6 +47,7 @@ from eventsource.stores.interface import (
     ReadResult,
     StoredEvent,
     coerce_timestamp,
+    position_from_cursor,
     successful_append,
 )
 
@@ -220,17 +224,19 @@ class SQLiteEventStore(TracingMixin, EventStore):
         if not events:
             return AppendResult(True, expected_version)
         link = self._connected()
+        tenant = bound_tenant()
+        if tenant is not None:  # stamp or refuse; the stream owner is checked in the append
+            events = stamp_events(events, tenant)
         rows = _rows(str(aggregate_id), aggregate_type, events)
         with self._append_span(aggregate_id, aggregate_type, len(events)):
-            if self._outbox_writer is None:
-                version, position = await link.run(
-                    append_rows, aggregate_id, rows, expected_version
-                )
-            else:
-                outbox = self._outbox_writer(aggregate_id, aggregate_type, events)
-                version, position = await link.run(
-                    append_rows, aggregate_id, rows, expected_version, outbox
-                )
+            outbox = (
+                None
+                if self._outbox_writer is None
+                else self._outbox_writer(aggregate_id, aggregate_type, events)
+            )
+            version, position = await link.run(
+                append_rows, aggregate_id, rows, expected_version, outbox, tenant
+            )
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
@@ -264,7 +270,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
         order = "version" if aggregate_type is not None else "id"
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
         if aggregate_type is None:
-            stored_type, rows = await link.run(fetch_with_first_type, sql, params)
+            tenant = bound_tenant()
+            stored_type, rows = await link.run(
+                fetch_with_first_type, sql, params, None if tenant is None else str(tenant)
+            )
             aggregate_type = stored_type or "Unknown"
         else:
             rows = await link.run(fetch, sql, params)
@@ -273,7 +282,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         return EventStream(aggregate_id, aggregate_type, events, version)
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
-        rows = await self._connected().run(fetch, VERSION_SQL, (str(aggregate_id), aggregate_type))
+        clauses: list[str] = []
+        params: list[object] = [str(aggregate_id), aggregate_type]
+        scoped = scope_filter(clauses, params) is not None
+        sql = f"{VERSION_SQL} AND {clauses[0]}" if scoped else VERSION_SQL
+        rows = await self._connected().run(fetch, sql, params)
         return int(rows[0][0] or 0)
 
     async def get_events_by_type(
@@ -285,6 +298,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         start = coerce_timestamp(from_timestamp)
         link = self._connected()
         clauses, params = ["aggregate_type = ?"], [aggregate_type]
+        bound = bound_tenant()
+        if bound is not None:
+            if tenant_id is not None and tenant_id != bound:
+                return []  # another tenant's events do not exist inside this scope
+            tenant_id = bound
         if tenant_id is not None:
             clauses.append("tenant_id = ?")
             params.append(str(tenant_id))
@@ -295,15 +313,34 @@ class SQLiteEventStore(TracingMixin, EventStore):
         return self._decode(await link.run(fetch, sql, params))
 
     async def event_exists(self, event_id: UUID) -> bool:
-        sql = "SELECT 1 FROM events WHERE event_id = ?"
-        return bool(await self._connected().run(fetch, sql, (str(event_id),)))
+        clauses: list[str] = ["event_id = ?"]
+        params: list[object] = [str(event_id)]
+        scope_filter(clauses, params)
+        sql = f"SELECT 1 FROM events WHERE {' AND '.join(clauses)}"
+        return bool(await self._connected().run(fetch, sql, params))
 
     async def get_global_position(self) -> int:
-        sql = "SELECT COALESCE(MAX(id), 0) FROM events"
-        return int((await self._connected().run(fetch, sql, ()))[0][0])
+        clauses: list[str] = []
+        params: list[object] = []
+        where = f" WHERE {clauses[0]}" if scope_filter(clauses, params) is not None else ""
+        sql = f"SELECT COALESCE(MAX(id), 0) FROM events{where}"
+        return int((await self._connected().run(fetch, sql, params))[0][0])
+
+    async def committed_lag(self, after: str | None = None) -> int:
+        clauses: list[str] = ["id > ?"]
+        params: list[object] = [position_from_cursor(after)]
+        if scope_filter(clauses, params) is None:
+            return await super().committed_lag(after)
+        sql = f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}"
+        return int((await self._connected().run(fetch, sql, params))[0][0])
 
     def read_all(self, options: ReadOptions | None = None) -> ReadResult:
-        return ReadResult(partial(self._pages, [], [], options or ReadOptions(), "id", "id"))
+        clauses: list[str] = []
+        params: list[object] = []
+        scope_filter(clauses, params)  # bound when called, not when iterated
+        return ReadResult(
+            partial(self._pages, clauses, params, options or ReadOptions(), "id", "id")
+        )
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
         aggregate_id, _, aggregate_type = stream_id.partition(":")
@@ -416,9 +453,13 @@ def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent])
 
 
 def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:
-    if aggregate_type is None:
-        return ["aggregate_id = ?"], [aggregate_id]
-    return ["aggregate_id = ?", "aggregate_type = ?"], [aggregate_id, aggregate_type]
+    clauses: list[str] = ["aggregate_id = ?"]
+    params: list[object] = [aggregate_id]
+    if aggregate_type is not None:
+        clauses.append("aggregate_type = ?")
+        params.append(aggregate_type)
+    scope_filter(clauses, params)
+    return clauses, params
 
 
 def _time_filter(
