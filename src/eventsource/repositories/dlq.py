@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import (
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_PROJECTION_NAME,
+    ATTR_RETRY_COUNT,
+)
+from eventsource.observability.tracing import TracingMixin, traced
 
 __all__ = [
     "DLQEntry",
@@ -65,6 +71,15 @@ class ProjectionFailureCount:
 
 @runtime_checkable
 class DLQRepository(Protocol):
+    @traced(
+        "eventsource.dlq.add",
+        arguments={
+            "event_id": ATTR_EVENT_ID,
+            "projection_name": ATTR_PROJECTION_NAME,
+            "event_type": ATTR_EVENT_TYPE,
+            "retry_count": ATTR_RETRY_COUNT,
+        },
+    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -108,6 +123,15 @@ class InMemoryDLQRepository(TracingMixin):
         self._by_key: dict[tuple[UUID, str], int] = {}
         self._next_id = 1
 
+    @traced(
+        "eventsource.dlq.add",
+        arguments={
+            "event_id": ATTR_EVENT_ID,
+            "projection_name": ATTR_PROJECTION_NAME,
+            "event_type": ATTR_EVENT_TYPE,
+            "retry_count": ATTR_RETRY_COUNT,
+        },
+    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -147,6 +171,7 @@ class InMemoryDLQRepository(TracingMixin):
             last_failed_at=now,
         )
 
+    @traced("eventsource.dlq.get", arguments={"projection_name": ATTR_PROJECTION_NAME})
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100
     ) -> list[DLQEntry]:
@@ -165,6 +190,7 @@ class InMemoryDLQRepository(TracingMixin):
     async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
         return self._entries.get(int(dlq_id))
 
+    @traced("eventsource.dlq.resolve", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
         entry = self._entries.get(int(dlq_id))
         if entry is not None:
@@ -175,6 +201,7 @@ class InMemoryDLQRepository(TracingMixin):
                 resolved_by=str(resolved_by),
             )
 
+    @traced("eventsource.dlq.retry", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_retrying(self, dlq_id: int | str) -> None:
         entry = self._entries.get(int(dlq_id))
         if entry is not None:

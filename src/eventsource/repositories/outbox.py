@@ -9,7 +9,8 @@ from uuid import UUID
 
 from eventsource._ids import new_uuid4
 from eventsource.events.base import DomainEvent
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
+from eventsource.observability.tracing import TracingMixin, traced
 
 __all__ = [
     "InMemoryOutboxRepository",
@@ -78,6 +79,9 @@ class OutboxRepository(Protocol):
 OutboxRepositoryProtocol = OutboxRepository
 
 
+_ADD_ATTRIBUTES = {"event.event_id": ATTR_EVENT_ID, "event.event_type": ATTR_EVENT_TYPE}
+
+
 class InMemoryOutboxRepository(TracingMixin):
     """Outbox rows in insertion order."""
 
@@ -85,6 +89,7 @@ class InMemoryOutboxRepository(TracingMixin):
         self._init_tracing(__name__, enable_tracing)
         self._rows: dict[UUID, OutboxEntry] = {}
 
+    @traced("eventsource.outbox.add", arguments=_ADD_ATTRIBUTES)
     async def add_event(self, event: DomainEvent) -> UUID:
         outbox_id = new_uuid4()
         self._rows[outbox_id] = OutboxEntry(
@@ -99,6 +104,7 @@ class InMemoryOutboxRepository(TracingMixin):
         )
         return outbox_id
 
+    @traced("eventsource.outbox.get_pending", arguments={"limit": ATTR_BATCH_SIZE})
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         return [row for row in self._rows.values() if row.status == "pending"][:limit]
 
@@ -107,6 +113,7 @@ class InMemoryOutboxRepository(TracingMixin):
         if row is not None:
             self._rows[outbox_id] = replace(row, **changes)
 
+    @traced("eventsource.outbox.mark_published", arguments={"outbox_id": "eventsource.outbox.id"})
     async def mark_published(self, outbox_id: UUID) -> None:
         self._update(outbox_id, status="published", published_at=datetime.now(UTC))
 

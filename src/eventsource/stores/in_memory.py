@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.tracing import NO_SPAN, TracingMixin
 from eventsource.stores._rules import check_append_args, check_expected_version, in_time_range
 from eventsource.stores.interface import (
     AppendResult,
@@ -70,7 +70,10 @@ class InMemoryEventStore(TracingMixin, EventStore):
         check_append_args(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return AppendResult(True, expected_version)
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
+        if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
+            return self._append(aggregate_id, aggregate_type, events, expected_version)
+        with observed:
             return self._append(aggregate_id, aggregate_type, events, expected_version)
 
     def _append(

@@ -180,6 +180,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
 
     span_prefix = "postgresql_event_store"
 
+    def _db_name(self) -> str | None:
+        return self._engine.url.database
+
     def __init__(
         self,
         session_factory: async_sessionmaker[Any],
@@ -310,7 +313,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             return AppendResult(True, expected_version)
         payloads = encode_payloads(events)  # SerializationError before anything is written
         await self._ensure_ready()
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             return await self._append(
                 aggregate_id, aggregate_type, events, payloads, expected_version
             )

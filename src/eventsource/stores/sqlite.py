@@ -81,6 +81,9 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
     span_prefix = "sqlite_event_store"
 
+    def _db_name(self) -> str | None:
+        return self._database
+
     def __init__(
         self,
         database: str,
@@ -203,7 +206,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             return AppendResult(True, expected_version)
         link = self._connected()
         rows = _rows(str(aggregate_id), aggregate_type, events)
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
