@@ -48,5 +48,7 @@ def import_extra(module: str) -> object:
     """Import a module of an optional extra at the top of a test module: skipped (whole module)
     in the no-extras run, an ImportError -- a failure -- anywhere else."""
     if NO_EXTRAS:
-        return pytest.importorskip(module, reason="EVENTSOURCE_NO_EXTRAS=1: the core run")
+        return pytest.importorskip(
+            module, reason=f"{module} not installed (EVENTSOURCE_NO_EXTRAS=1: the core run)"
+        )
     return importlib.import_module(module)

@@ -94,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "InMemoryOutboxRepository": "eventsource.repositories.outbox",
     "OutboxEntry": "eventsource.repositories.outbox",
     "OutboxStats": "eventsource.repositories.outbox",
+    "OutboxRepositoryProtocol": "eventsource.repositories.outbox",
     "EventSourceJSONEncoder": "eventsource.repositories._json",
     "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
     "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",

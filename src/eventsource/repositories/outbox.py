@@ -151,3 +151,19 @@ class InMemoryOutboxRepository(TracingMixin):
 
     async def clear(self) -> None:
         self._rows.clear()
+
+
+_BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outboxes too
+    "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
+    "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The SQL outboxes, loaded on first use (importing this module needs no driver)."""
+    module = _BACKENDS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
