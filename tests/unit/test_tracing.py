@@ -577,6 +577,13 @@ NO_PROVIDER = textwrap.dedent(
     assert store._read_span(aggregate_id, "T", 0) is NO_SPAN
     assert not store._tracing_live() and not bus._tracing_live() and not repo._tracing_live()
     assert inject_trace_context({}) == {} and propagation_fields() == ()
+    # A span handed to user code is OpenTelemetry's non-recording one (None when tracing is off).
+    with repo._create_span_context("user.span", {"a": 1}) as given:
+        assert given is not None and not given.is_recording()
+        given.set_attribute("b", 2)
+    quiet = AggregateRepository(store, lambda i: None, "T", enable_tracing=False)
+    with quiet._create_span_context("user.span") as given:
+        assert given is None
 
     {after}
     print("ok")

@@ -28,6 +28,7 @@ else:
     otel_trace = optional("opentelemetry.trace")
 
 __all__ = [
+    "IDLE_SPAN",
     "NO_SPAN",
     "OTEL_AVAILABLE",
     "ProviderSwitch",
@@ -50,6 +51,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 NO_SPAN: AbstractContextManager[None] = nullcontext(None)
 """The shared "no span" context manager (a `nullcontext` is stateless, so reusable)."""
+
+IDLE_SPAN: AbstractContextManager[Any] = nullcontext(
+    otel_trace.INVALID_SPAN if otel_trace is not None else None
+)
+"""Tracing is on but nothing records: OpenTelemetry's shared non-recording span, so code that
+sets attributes on the span it is given keeps working, at no cost."""
 
 _RECHECK_SECONDS = 1.0
 
@@ -166,16 +173,19 @@ def span(
     kind: str | None = None,
     context: Any = None,
 ) -> Iterator[Any]:
-    """A span named `name` on `tracer`, current inside the block; nothing when `tracer` is None
-    or nothing records spans.
+    """A span named `name` on `tracer`, current inside the block; None when `tracer` is None,
+    OpenTelemetry's non-recording span when nothing records spans.
 
     `kind` is "producer", "consumer", "client", "server" or None (internal); `context` is a
     parent context (from `extract_trace_context`) instead of the current one. `None` attribute
     values are left out; others become str/int/float/bool. An exception leaving the block is
     recorded, marks the span as an error and sets `eventsource.error.type`.
     """
-    if tracer is None or not (TRACES.live or TRACES.refresh()):
+    if tracer is None:
         yield None
+        return
+    if not (TRACES.live or TRACES.refresh()):
+        yield otel_trace.INVALID_SPAN
         return
     attrs = {k: _attribute(v) for k, v in (attributes or {}).items() if v is not None}
     with tracer.start_as_current_span(
@@ -220,8 +230,10 @@ class TracingMixin:
         kind: str | None = None,
         context: Any = None,
     ) -> AbstractContextManager[Any]:
+        """A span named `name`, current inside the block; yields None when this instance does
+        not trace, OpenTelemetry's non-recording span when it does but nothing records."""
         if not self._tracing_live():
-            return NO_SPAN
+            return IDLE_SPAN if self.tracing_enabled else NO_SPAN
         return span(self._tracer, name, attributes, kind=kind, context=context)
 
 
