@@ -180,9 +180,6 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
 
     span_prefix = "postgresql_event_store"
 
-    def _db_name(self) -> str | None:
-        return self._engine.url.database
-
     def __init__(
         self,
         session_factory: async_sessionmaker[Any],
@@ -236,6 +233,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
     @property
     def session_factory(self) -> async_sessionmaker[Any]:
         return self._session_factory
+
+    def _db_name(self) -> str | None:
+        return self._engine.url.database
 
     @property
     def event_registry(self) -> EventRegistry:

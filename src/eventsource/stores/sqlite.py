@@ -81,9 +81,6 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
     span_prefix = "sqlite_event_store"
 
-    def _db_name(self) -> str | None:
-        return self._database
-
     def __init__(
         self,
         database: str,
@@ -132,6 +129,9 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
     @property
     def database(self) -> str:
+        return self._database
+
+    def _db_name(self) -> str | None:
         return self._database
 
     @property
