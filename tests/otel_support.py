@@ -6,7 +6,9 @@ test that asks for `telemetry` installs both, for the rest of the session:
 * spans go to an `InMemorySpanExporter` while a test holds the fixture ("armed"); otherwise the
   sampler drops them, so later tests neither pay for exporting nor fill memory;
 * metrics go to an `InMemoryMetricReader`; its sums are cumulative, so a test reads the change
-  since it armed the fixture.
+  since it armed the fixture;
+* between such tests the library's own provider switches are turned off, so the rest of the
+  suite runs as in a process without a provider: no span or metric is even built.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from eventsource import (
     handles,
     register_event,
 )
+from eventsource.observability.metrics import METRICS
+from eventsource.observability.tracing import TRACES
 
 PointKey = tuple[str, frozenset[tuple[str, Any]]]
 
@@ -66,8 +70,14 @@ class Telemetry:
         self.exporter.clear()
         self._baseline = self._points()
         self.sampler.armed = True
+        for switch in (TRACES, METRICS):  # look for the providers again, for real
+            switch.settled = False
+            assert switch.refresh(), "the session's SDK provider is not seen as recording"
 
     def disarm(self) -> None:
+        for switch in (TRACES, METRICS):  # as if no provider were set
+            switch.live = False
+            switch.settled = True
         self.sampler.armed = False
         self.exporter.clear()
 
