@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from extras import require_extra
+
 REDIS_URL = os.environ.get("EVENTSOURCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_HINT = (
     "Redis is not reachable at {url}: start it with `redis-server --daemonize yes` "
@@ -36,8 +38,12 @@ def _redis_problem(url: str) -> str | None:
     return None
 
 
+_DRIVERS = {"redis": "redis", "nats": "nats", "rabbitmq": "aio_pika", "kafka": "aiokafka"}
+
+
 def _require(name: str, url: str, probe: Callable[[str], str | None]) -> str:
     """`url` once `probe` found the server; otherwise skip, or fail under CI."""
+    require_extra(_DRIVERS[name])
     if name not in _problems:
         _problems[name] = probe(url)
     problem = _problems[name]

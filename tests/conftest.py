@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from eventsource.events.registry import default_registry
+from extras import NO_EXTRAS, POSTGRESQL_MODULES, missing_modules, require_extra
 
 PG_URL = os.environ.get("EVENTSOURCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PG_HINT = (
@@ -49,6 +50,7 @@ _pg_problem: list[str | None] = []
 
 def require_postgres() -> str:
     """The PostgreSQL URL, after checking the server once per session."""
+    require_extra(*POSTGRESQL_MODULES)
     if not _pg_problem:
         _pg_problem.append(_pg_reachable(PG_URL))
     problem = _pg_problem[0]
@@ -105,3 +107,41 @@ def _isolated_default_registry() -> Iterator[None]:
     default_registry.clear()
     for name, cls in before.items():
         default_registry.register(cls, name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the core run without extras, skip the PostgreSQL tests up front (they import the
+    drivers before they could ask `require_postgres`)."""
+    if not NO_EXTRAS or not missing_modules(*POSTGRESQL_MODULES):
+        return
+    skip = pytest.mark.skip(
+        reason="sqlalchemy/asyncpg not installed (EVENTSOURCE_NO_EXTRAS=1: the core run)"
+    )
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if item.get_closest_marker("postgresql") is not None or "postgresql" in params:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _telemetry_session() -> object:
+    """The session's SDK tracer and meter providers, set once (OpenTelemetry allows setting a
+    global provider only once), on first use by a test."""
+    require_extra("opentelemetry.sdk")
+    from otel_support import install
+
+    return install()
+
+
+@pytest.fixture
+def telemetry(_telemetry_session: object) -> Iterator[object]:
+    """Spans and metrics recorded during this test only (see tests/telemetry.py)."""
+    from otel_support import Telemetry
+
+    assert isinstance(_telemetry_session, Telemetry)
+    _telemetry_session.arm()
+    try:
+        yield _telemetry_session
+    finally:
+        _telemetry_session.disarm()

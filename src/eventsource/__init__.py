@@ -95,6 +95,7 @@ _EXPORTS: dict[str, str] = {
     "OutboxEntry": "eventsource.repositories.outbox",
     "OutboxStats": "eventsource.repositories.outbox",
     "OutboxRelay": "eventsource.repositories.outbox_relay",
+    "OutboxRepositoryProtocol": "eventsource.repositories.outbox",
     "EventSourceJSONEncoder": "eventsource.repositories._json",
     "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
     "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,7 @@ class World:
     checkpoints: Any
     dlq: Any
     outbox: Any
+    snapshots: SnapshotStore
 
     def repository(self, snapshot_store: SnapshotStore | None = None) -> AggregateRepository[Any]:
         return AggregateRepository(
@@ -111,6 +112,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             InMemoryCheckpointRepository(),
             InMemoryDLQRepository(),
             InMemoryOutboxRepository(),
+            InMemorySnapshotStore(enable_tracing=False),
         )
     elif backend.startswith("sqlite"):
         from eventsource.repositories.sqlite import (
@@ -118,14 +120,16 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             SQLiteDLQRepository,
             SQLiteOutboxRepository,
         )
+        from eventsource.snapshots.sqlite import SQLiteSnapshotStore
         from eventsource.stores.sqlite import SQLiteEventStore
 
         if backend == "sqlite-memory":
-            store = SQLiteEventStore(":memory:", wal_mode=False, enable_tracing=False)
+            database_path = ":memory:"
+            store = SQLiteEventStore(database_path, wal_mode=False, enable_tracing=False)
         else:
-            database = tmp_path / f"tenancy-{uuid.uuid4().hex[:8]}.db"
-            store = SQLiteEventStore(str(database), enable_tracing=False)
-        async with store:
+            database_path = str(tmp_path / f"tenancy-{uuid.uuid4().hex[:8]}.db")
+            store = SQLiteEventStore(database_path, enable_tracing=False)
+        async with store, SQLiteSnapshotStore(database_path, enable_tracing=False) as snaps:
             await store.initialize()
             yield World(
                 backend,
@@ -133,6 +137,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
                 SQLiteCheckpointRepository(store),
                 SQLiteDLQRepository(store),
                 SQLiteOutboxRepository(store),
+                snaps,
             )
     elif backend == "postgresql":
         from eventsource.repositories.postgresql import (
@@ -140,6 +145,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             PostgreSQLDLQRepository,
             PostgreSQLOutboxRepository,
         )
+        from eventsource.snapshots.postgresql import PostgreSQLSnapshotStore
         from eventsource.stores.postgresql import PostgreSQLEventStore
 
         async with _postgresql() as sessions:
@@ -152,6 +158,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
                     PostgreSQLCheckpointRepository(sessions),
                     PostgreSQLDLQRepository(sessions),
                     PostgreSQLOutboxRepository(sessions),
+                    PostgreSQLSnapshotStore(sessions, enable_tracing=False),
                 )
             finally:
                 await pg_store.close()
@@ -673,12 +680,6 @@ async def test_repository_ignores_another_tenants_snapshot(world: World) -> None
                     await repo.load(foreign)
 
 
-# LEAD: tenant-scoped snapshot stores (SQLite/PostgreSQL, from the snapshot work) plug in here.
-# Add `snapshot_store(world)` openers to SNAPSHOT_STORES for their backends and a test that
-# calls `check_snapshot_store_scoping(store)` with one opened on the same database as the world.
-SNAPSHOT_STORES: dict[str, Callable[[World], AbstractAsyncContextManager[SnapshotStore]]] = {}
-
-
 async def check_snapshot_store_scoping(snapshots: SnapshotStore) -> None:
     """Snapshots saved in scope A and B: each scope reads, finds and deletes only its own;
     unscoped reads see both."""
@@ -701,6 +702,25 @@ async def check_snapshot_store_scoping(snapshots: SnapshotStore) -> None:
     with tenant_scope(A):
         assert await snapshots.delete_snapshots_by_type("Counter") == 1
     assert await snapshots.get_snapshot(ids[B], "Counter") is not None
+
+
+async def test_snapshot_stores_are_tenant_scoped(world: World) -> None:
+    await check_snapshot_store_scoping(world.snapshots)
+
+
+async def test_a_scoped_load_never_starts_from_another_tenants_snapshot(world: World) -> None:
+    repo = world.repository(world.snapshots)
+    with tenant_scope(A):
+        mine = repo.create_new(uuid4())
+        mine.add(5)
+        await repo.save(mine)
+        await repo.create_snapshot(mine)
+    with tenant_scope(B):
+        with pytest.raises(AggregateNotFoundError):
+            await repo.load(mine.aggregate_id)
+        assert await world.snapshots.get_snapshot(mine.aggregate_id, "Counter") is None
+    with tenant_scope(A):
+        assert (await repo.load(mine.aggregate_id)).state.total == 5
 
 
 @pytest.mark.postgresql

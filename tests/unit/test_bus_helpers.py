@@ -158,8 +158,10 @@ def test_the_fast_read_reply_unpacks_to_entries() -> None:
         b"T",
         b"e1",
         b"{}",
+        None,
         b"2-0",
         0,
+        None,
         None,
         None,
         None,
@@ -168,9 +170,10 @@ def test_the_fast_read_reply_unpacks_to_entries() -> None:
         None,
         None,
         b"x",
+        [b"traceparent", b"00-abc-def-01"],
     ]
     assert unpack_read(reply) == [
         ("1-0", {b"event_type": b"T", b"event_id": b"e1", b"payload": b"{}"}),
         ("2-0", None),
-        ("3-0", {b"payload": b"x"}),
+        ("3-0", {b"payload": b"x", b"traceparent": b"00-abc-def-01"}),
     ]

@@ -10,7 +10,15 @@ from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from eventsource.aggregates.base import AggregateRoot
+from eventsource.events.base import DomainEvent
 from eventsource.exceptions import AggregateNotFoundError
+from eventsource.observability.attributes import (
+    ATTR_AGGREGATE_ID,
+    ATTR_AGGREGATE_TYPE,
+    ATTR_EVENT_COUNT,
+    ATTR_EXPECTED_VERSION,
+    ATTR_VERSION,
+)
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.stores._rules import bound_tenant, stamp_events
@@ -93,12 +101,16 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
 
     async def load(self, aggregate_id: UUID) -> TAggregate:
         """The aggregate rebuilt from its snapshot and events; AggregateNotFoundError if none."""
+        if not self._tracing_live():
+            return await self._load(aggregate_id)
         with self._create_span_context(
             "eventsource.repository.load",
-            {"eventsource.aggregate.id": aggregate_id,
-             "eventsource.aggregate.type": self._aggregate_type},
-        ):
-            return await self._load(aggregate_id)
+            {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
+        ) as current:
+            aggregate = await self._load(aggregate_id)
+            if current is not None:
+                current.set_attribute(ATTR_VERSION, aggregate.version)
+            return aggregate
 
     async def _load(self, aggregate_id: UUID) -> TAggregate:
         aggregate = self._factory(aggregate_id)
@@ -209,21 +221,33 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         tenant = bound_tenant()
         if tenant is not None:  # stamped here, so the publisher gets what the store keeps
             events = list(stamp_events(events, tenant))
+        expected_version = aggregate.version - len(events)
+        if not self._tracing_live():
+            await self._save(aggregate, events, expected_version)
+            return
         with self._create_span_context(
             "eventsource.repository.save",
-            {"eventsource.aggregate.id": aggregate.aggregate_id,
-             "eventsource.aggregate.type": self._aggregate_type,
-             "eventsource.event.count": len(events)},
+            {
+                ATTR_AGGREGATE_ID: aggregate.aggregate_id,
+                ATTR_AGGREGATE_TYPE: self._aggregate_type,
+                ATTR_EVENT_COUNT: len(events),
+                ATTR_EXPECTED_VERSION: expected_version,
+                ATTR_VERSION: aggregate.version,
+            },
         ):
-            expected_version = aggregate.version - len(events)
-            await self._event_store.append_events(
-                aggregate.aggregate_id, self._aggregate_type, events, expected_version
-            )
-            aggregate.mark_events_as_committed()
-            if self._publisher is not None:
-                await self._publisher.publish(events)
-            if self._snapshot_store is not None:
-                await self._apply_snapshot_policy(aggregate, expected_version)
+            await self._save(aggregate, events, expected_version)
+
+    async def _save(
+        self, aggregate: TAggregate, events: list[DomainEvent], expected_version: int
+    ) -> None:
+        await self._event_store.append_events(
+            aggregate.aggregate_id, self._aggregate_type, events, expected_version
+        )
+        aggregate.mark_events_as_committed()
+        if self._publisher is not None:
+            await self._publisher.publish(events)
+        if self._snapshot_store is not None:
+            await self._apply_snapshot_policy(aggregate, expected_version)
 
     async def _apply_snapshot_policy(self, aggregate: TAggregate, version_before: int) -> None:
         threshold = self._snapshot_threshold
@@ -275,7 +299,11 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             raise RuntimeError("This repository has no snapshot store")
         with self._create_span_context(
             "eventsource.repository.create_snapshot",
-            {"eventsource.aggregate.id": aggregate.aggregate_id},
+            {
+                ATTR_AGGREGATE_ID: aggregate.aggregate_id,
+                ATTR_AGGREGATE_TYPE: self._aggregate_type,
+                ATTR_VERSION: aggregate.version,
+            },
         ):
             snapshot = self._build_snapshot(aggregate)
             await self._snapshot_store.save_snapshot(snapshot)
@@ -291,7 +319,8 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
     async def exists(self, aggregate_id: UUID) -> bool:
         """True if the aggregate's stream has at least one event."""
         with self._create_span_context(
-            "eventsource.repository.exists", {"eventsource.aggregate.id": aggregate_id}
+            "eventsource.repository.exists",
+            {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
         ):
             return await self.get_version(aggregate_id) > 0
 

@@ -11,7 +11,8 @@ import logging
 import secrets
 import socket
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import fields
 from datetime import datetime
@@ -21,12 +22,29 @@ from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods, r
 from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import (
+    ATTR_EVENT_COUNT,
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_HANDLER_COUNT,
+    ATTR_HANDLER_NAME,
+    ATTR_MESSAGING_DESTINATION,
+    ATTR_MESSAGING_OPERATION,
+    ATTR_MESSAGING_SYSTEM,
+)
+from eventsource.observability.tracing import (
+    NO_SPAN,
+    TracingMixin,
+    extract_trace_context,
+    inject_trace_context,
+)
 
 __all__ = ["BrokerEventBus", "default_consumer_name", "stats_dict"]
 
 # Set inside a consumer (and the handlers it runs), where stop_consuming must not wait for itself.
 _in_consumer: ContextVar[bool] = ContextVar("eventsource_bus_in_consumer", default=False)
+
+_NO_HEADERS: Mapping[str, str] = {}
 
 ConfigT = TypeVar("ConfigT")
 StatsT = TypeVar("StatsT")
@@ -62,6 +80,7 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
         self._event_registry = event_registry
         self._logger = logger
         self._init_tracing(logger.name, enable_tracing)
+        self._messaging_system = logger.name.rpartition(".")[2]  # redis, rabbitmq, nats, kafka
         self._subscribers = SubscriberRegistry()
         self._background: set[asyncio.Task[None]] = set()
         self._connected = False
@@ -124,10 +143,51 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
 
     async def _publish_now(self, events: Sequence[DomainEvent]) -> None:
         await self.connect()
+        if not self._tracing_live():
+            await self._publish_events(events)
+            return
         with self._create_span_context(
-            "eventsource.event_bus.publish", {"eventsource.event.count": len(events)}
+            "eventsource.event_bus.publish",
+            {ATTR_EVENT_COUNT: len(events), **self._messaging_attributes("publish")},
+            kind="producer",
         ):
             await self._publish_events(events)
+
+    def _destination(self) -> str | None:
+        """The stream, topic or exchange messages go to (`messaging.destination`)."""
+        for name in ("topic_name", "exchange_name", "stream_name"):
+            value = getattr(self._config, name, None)
+            if isinstance(value, str):
+                return value
+        return None
+
+    def _messaging_attributes(self, operation: str) -> dict[str, object]:
+        return {
+            ATTR_MESSAGING_SYSTEM: self._messaging_system,
+            ATTR_MESSAGING_DESTINATION: self._destination(),
+            ATTR_MESSAGING_OPERATION: operation,
+        }
+
+    def _trace_headers(self) -> Mapping[str, str]:
+        """The current trace context as message headers (W3C `traceparent`, ...), to send with
+        every message of a publish; empty when not tracing. Call inside the publish span."""
+        if not self._tracing_live():
+            return _NO_HEADERS
+        return inject_trace_context({})
+
+    def _consume_span(
+        self, name: str, headers: Mapping[Any, Any] | None, attributes: Mapping[str, object]
+    ) -> AbstractContextManager[Any]:
+        """The span of one consumed message, a child of the publisher's span whose context
+        travelled in `headers` (`eventsource.event_bus.consume`, or `.process` on Redis)."""
+        if not self._tracing_live():
+            return NO_SPAN
+        return self._create_span_context(
+            name,
+            {**self._messaging_attributes("process"), **attributes},
+            kind="consumer",
+            context=extract_trace_context(headers),
+        )
 
     def _background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
@@ -193,11 +253,18 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
     async def _dispatch(self, event: DomainEvent) -> list[tuple[Handler, Exception]]:
         """Run the event's handlers like `InMemoryEventBus`; return (and log) the failures."""
         handlers = self._subscribers.handlers_for(event)
-        with self._create_span_context(
-            "eventsource.event_bus.dispatch",
-            {"eventsource.event.type": event.event_type, "eventsource.event.id": event.event_id},
-        ):
+        if not self._tracing_live():
             failures = await run_handlers(handlers, event, self._handle)
+        else:
+            with self._create_span_context(
+                "eventsource.event_bus.dispatch",
+                {
+                    ATTR_EVENT_TYPE: event.event_type,
+                    ATTR_EVENT_ID: event.event_id,
+                    ATTR_HANDLER_COUNT: len(handlers),
+                },
+            ):
+                failures = await run_handlers(handlers, event, self._handle)
         for handler, error in failures:
             self._count_handler_error()
             self._logger.error(
@@ -211,15 +278,12 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
         return failures
 
     async def _handle(self, handler: Handler, event: DomainEvent) -> None:
-        if not self.tracing_enabled:
+        if not self._tracing_live():
             await invoke_handler(handler, event)
             return
         with self._create_span_context(
             "eventsource.event_bus.handle",
-            {
-                "eventsource.handler.name": handler_name(handler),
-                "eventsource.event.type": event.event_type,
-            },
+            {ATTR_HANDLER_NAME: handler_name(handler), ATTR_EVENT_TYPE: event.event_type},
         ):
             await invoke_handler(handler, event)
 

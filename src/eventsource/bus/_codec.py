@@ -37,8 +37,10 @@ class UndecodableMessageError(EventBusError):
         super().__init__(f"Undecodable message (event {event_id}, type {event_type}): {reason}")
 
 
-def event_headers(event: DomainEvent) -> dict[str, str]:
-    """The routing and tracing headers of a message; optional ids only when set."""
+def event_headers(event: DomainEvent, trace: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The routing and tracing headers of a message; optional ids only when set. `trace` is
+    the publisher's trace context (`BrokerEventBus._trace_headers()`: W3C `traceparent`, ...),
+    added as headers of its own so a consumer's span joins the publisher's trace."""
     headers = {
         "event_id": str(event.event_id),
         "event_type": event.event_type,
@@ -54,19 +56,21 @@ def event_headers(event: DomainEvent) -> dict[str, str]:
         headers["causation_id"] = str(event.causation_id)
     if event.actor_id is not None:
         headers["actor_id"] = event.actor_id
+    if trace:
+        headers.update(trace)
     return headers
 
 
-def encode_message(event: DomainEvent) -> dict[str, str]:
+def encode_message(event: DomainEvent, trace: Mapping[str, str] | None = None) -> dict[str, str]:
     """Headers plus the `payload` field; `SerializationError` before anything is sent."""
-    fields = event_headers(event)
+    fields = event_headers(event, trace)
     fields[PAYLOAD] = encode_payload(event)
     return fields
 
 
-def encode_entry(event: DomainEvent) -> dict[str, str]:
+def encode_entry(event: DomainEvent, trace: Mapping[str, str] | None = None) -> dict[str, str]:
     """The compact form for brokers whose every field costs parsing on each read (a Redis
-    stream entry): the identifying fields and the payload only."""
+    stream entry): the identifying fields, the trace context when given, and the payload."""
     fields = {
         "event_id": str(event.event_id),
         "event_type": event.event_type,
@@ -76,6 +80,8 @@ def encode_entry(event: DomainEvent) -> dict[str, str]:
     }
     if event.tenant_id is not None:
         fields["tenant_id"] = str(event.tenant_id)
+    if trace:
+        fields.update(trace)
     fields[PAYLOAD] = encode_payload(event)
     return fields
 

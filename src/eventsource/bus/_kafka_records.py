@@ -23,10 +23,14 @@ REPLAY_COUNT = "dlq_replay_count"
 """Kept through replays, so a dead letter cannot be replayed without end."""
 
 
-def encode(event: DomainEvent) -> tuple[bytes, bytes, dict[str, str]]:
-    """Key (the aggregate id: one aggregate stays on one partition, in order), body, headers;
-    `SerializationError` before anything is sent."""
-    return str(event.aggregate_id).encode(), encode_payload(event).encode(), event_headers(event)
+def encode(
+    event: DomainEvent, trace: Mapping[str, str] | None = None
+) -> tuple[bytes, bytes, dict[str, str]]:
+    """Key (the aggregate id: one aggregate stays on one partition, in order), body, headers
+    (with the publisher's trace context, when given); `SerializationError` before anything is
+    sent."""
+    headers = event_headers(event, trace)
+    return str(event.aggregate_id).encode(), encode_payload(event).encode(), headers
 
 
 def header_list(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:

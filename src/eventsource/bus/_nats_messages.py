@@ -18,10 +18,13 @@ MSG_ID = "Nats-Msg-Id"
 DLQ_PREFIX = "dlq_"
 
 
-def encode(event: DomainEvent) -> tuple[bytes, dict[str, str]]:
-    """The JSON body and the headers; the event id doubles as the deduplication id, so a
-    publish retried after a lost acknowledgement is stored once."""
-    headers = event_headers(event)
+def encode(
+    event: DomainEvent, trace: Mapping[str, str] | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The JSON body and the headers (with the publisher's trace context, when given); the
+    event id doubles as the deduplication id, so a publish retried after a lost
+    acknowledgement is stored once."""
+    headers = event_headers(event, trace)
     if "actor_id" in headers:  # free text: a line break would end the header block
         headers["actor_id"] = header_text(headers["actor_id"])
     headers[MSG_ID] = headers["event_id"]

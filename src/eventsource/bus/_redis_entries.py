@@ -22,22 +22,32 @@ Entry = tuple[str, Fields | None]
 """A message id and its fields (None: deleted from the stream while pending)."""
 
 # Pure-Python RESP parsing costs per string, and an entry has a dozen of them. This script does
-# the XREADGROUP server-side and returns 5 values per entry: id, present?, event_type, event_id,
-# payload -- several times faster to read. The full entry is fetched only for dead letters.
+# the XREADGROUP server-side and returns 6 values per entry: id, present?, event_type, event_id,
+# payload, trace -- several times faster to read. `trace` holds the fields named in ARGV[5..]
+# (the trace-context headers, when tracing) as a flat name/value list, or false when none are
+# asked for or present. The full entry is fetched only for dead letters.
 READ_SCRIPT = """
 local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                          'STREAMS', KEYS[1], ARGV[4])
 local out = {}
 if not reply then return out end
+local wanted = {}
+for i = 5, #ARGV do wanted[ARGV[i]] = true end
+local tracing = #ARGV >= 5
 for _, entry in ipairs(reply[1][2]) do
   local fields = entry[2]
-  local event_type, event_id, payload = false, false, false
+  local event_type, event_id, payload, trace = false, false, false, false
   if fields then
     for i = 1, #fields, 2 do
       local key = fields[i]
       if key == 'event_type' then event_type = fields[i + 1]
       elseif key == 'event_id' then event_id = fields[i + 1]
-      elseif key == 'payload' then payload = fields[i + 1] end
+      elseif key == 'payload' then payload = fields[i + 1]
+      elseif tracing and wanted[key] then
+        if not trace then trace = {} end
+        trace[#trace + 1] = key
+        trace[#trace + 1] = fields[i + 1]
+      end
     end
   end
   out[#out + 1] = entry[1]
@@ -45,6 +55,7 @@ for _, entry in ipairs(reply[1][2]) do
   out[#out + 1] = event_type
   out[#out + 1] = event_id
   out[#out + 1] = payload
+  out[#out + 1] = trace
 end
 return out
 """
@@ -59,8 +70,8 @@ def text(value: bytes | str) -> str:
 def unpack_read(reply: Sequence[Any]) -> list[Entry]:
     """The script's flat reply as entries holding only the fields it returned."""
     entries: list[Entry] = []
-    for index in range(0, len(reply), 5):
-        message_id, present, event_type, event_id, payload = reply[index : index + 5]
+    for index in range(0, len(reply), 6):
+        message_id, present, event_type, event_id, payload, trace = reply[index : index + 6]
         if not present:
             entries.append((text(message_id), None))
             continue
@@ -71,6 +82,9 @@ def unpack_read(reply: Sequence[Any]) -> list[Entry]:
             fields[b"event_id"] = event_id
         if payload is not None:
             fields[b"payload"] = payload
+        if trace:
+            for name, value in zip(trace[::2], trace[1::2], strict=True):
+                fields[name if isinstance(name, bytes) else name.encode()] = value
         entries.append((text(message_id), fields))
     return entries
 

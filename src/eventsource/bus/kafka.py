@@ -130,7 +130,8 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
 
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before any send.
-        records = [encode(event) for event in events]
+        trace = self._trace_headers()
+        records = [encode(event, trace) for event in events]
         producer = self._kafka
         topic = self._config.topic_name
         try:
@@ -236,8 +237,9 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         self._stats.events_consumed += 1
         self._stats.last_consume_at = datetime.now(UTC)
         headers = header_map(record.headers)
-        with self._create_span_context(
+        with self._consume_span(
             "eventsource.event_bus.consume",
+            headers,
             {
                 "messaging.kafka.partition": record.partition,
                 "messaging.kafka.offset": record.offset,

@@ -9,6 +9,13 @@ from collections.abc import Sequence
 from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
 from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
 from eventsource.events.base import DomainEvent
+from eventsource.observability.attributes import (
+    ATTR_AGGREGATE_ID,
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_HANDLER_COUNT,
+    ATTR_HANDLER_NAME,
+)
 from eventsource.observability.tracing import TracingMixin
 
 __all__ = ["InMemoryEventBus"]
@@ -51,30 +58,39 @@ class InMemoryEventBus(SubscriptionMethods, TracingMixin, EventBus):
         self._stats["background_tasks_completed"] += 1
 
     async def _dispatch_all(self, events: Sequence[DomainEvent]) -> None:
+        tracing = self._tracing_live()
         for event in events:
-            with self._create_span_context(
-                "eventsource.event_bus.dispatch",
-                {
-                    "eventsource.event.type": event.event_type,
-                    "eventsource.event.id": event.event_id,
-                },
-            ):
-                handlers = self._subscribers.handlers_for(event)
-                if len(handlers) == 1:
-                    await self._run(handlers[0], event)
-                elif handlers:
-                    await asyncio.gather(*(self._run(h, event) for h in handlers))
+            handlers = self._subscribers.handlers_for(event)
+            if tracing:
+                with self._create_span_context(
+                    "eventsource.event_bus.dispatch",
+                    {
+                        ATTR_EVENT_TYPE: event.event_type,
+                        ATTR_EVENT_ID: event.event_id,
+                        ATTR_AGGREGATE_ID: event.aggregate_id,
+                        ATTR_HANDLER_COUNT: len(handlers),
+                    },
+                ):
+                    await self._deliver(handlers, event, tracing)
+            else:
+                await self._deliver(handlers, event, tracing)
             self._stats["events_published"] += 1
 
-    async def _run(self, handler: Handler, event: DomainEvent) -> None:
+    async def _deliver(self, handlers: list[Handler], event: DomainEvent, tracing: bool) -> None:
+        if len(handlers) == 1:
+            await self._run(handlers[0], event, tracing)
+        elif handlers:
+            await asyncio.gather(*(self._run(h, event, tracing) for h in handlers))
+
+    async def _run(self, handler: Handler, event: DomainEvent, tracing: bool) -> None:
         try:
-            with self._create_span_context(
-                "eventsource.event_bus.handle",
-                {
-                    "eventsource.handler.name": handler_name(handler),
-                    "eventsource.event.type": event.event_type,
-                },
-            ):
+            if tracing:
+                with self._create_span_context(
+                    "eventsource.event_bus.handle",
+                    {ATTR_HANDLER_NAME: handler_name(handler), ATTR_EVENT_TYPE: event.event_type},
+                ):
+                    await invoke_handler(handler, event)
+            else:
                 await invoke_handler(handler, event)
         except Exception:
             self._stats["handler_errors"] += 1

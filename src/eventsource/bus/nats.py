@@ -140,8 +140,9 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before any publish.
         config = self._config
+        trace = self._trace_headers()
         messages = [
-            (config.subject_for(e.aggregate_type, e.event_type), *encode(e)) for e in events
+            (config.subject_for(e.aggregate_type, e.event_type), *encode(e, trace)) for e in events
         ]
         size = config.publish_chunk_size
         for start in range(0, len(messages), size):
@@ -282,8 +283,10 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         deliveries = msg.metadata.num_delivered
         if deliveries > 1:
             self._stats.messages_redelivered += 1
-        with self._create_span_context(
-            "eventsource.event_bus.consume", {"messaging.message.id": msg.metadata.sequence.stream}
+        with self._consume_span(
+            "eventsource.event_bus.consume",
+            msg.headers,
+            {"messaging.message.id": msg.metadata.sequence.stream},
         ):
             try:
                 event = decode(msg.data, msg.headers, self._event_registry)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -217,12 +217,12 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
 
     # -- publishing --------------------------------------------------------------------------
 
-    def _outgoing(self, event: DomainEvent) -> _Outgoing:
+    def _outgoing(self, event: DomainEvent, trace: Mapping[str, str] | None = None) -> _Outgoing:
         # Properties built directly: an `aio_pika.Message` per event costs ~10% of publishing.
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=self._delivery_mode,
-            headers=event_headers(event),  # type: ignore[arg-type]
+            headers=event_headers(event, trace),  # type: ignore[arg-type]
             message_id=str(event.event_id),
             message_type=event.event_type,
             correlation_id=str(event.correlation_id),
@@ -231,7 +231,8 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
 
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before anything is sent.
-        outgoing = [self._outgoing(event) for event in events]
+        trace = self._trace_headers()
+        outgoing = [self._outgoing(event, trace) for event in events]
         window = self._config.batch_size * self._config.max_concurrent_publishes
         for start in range(0, len(outgoing), window):
             await self._publish_confirmed(
@@ -308,7 +309,8 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         """Publish in chunks of `batch_size`: `{"total", "published", "failed", "chunks"}`.
         Chunks go concurrently unless `preserve_order`, which stops at the first failed one."""
         await self.connect()
-        outgoing = [self._outgoing(event) for event in events]
+        trace = self._trace_headers()
+        outgoing = [self._outgoing(event, trace) for event in events]
         size = self._config.batch_size
         chunks = [outgoing[start : start + size] for start in range(0, len(outgoing), size)]
         result = {"total": len(outgoing), "published": 0, "failed": 0, "chunks": len(chunks)}
@@ -412,8 +414,10 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             await self._flush_acks()
         self._stats.events_consumed += 1
         self._stats.last_consume_at = _now()
-        with self._create_span_context(
-            "eventsource.event_bus.consume", {"messaging.message.id": message.message_id or ""}
+        with self._consume_span(
+            "eventsource.event_bus.consume",
+            message.headers,
+            {"messaging.message.id": message.message_id or ""},
         ):
             try:
                 await self._settle(message)

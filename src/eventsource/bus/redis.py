@@ -35,6 +35,7 @@ from eventsource.bus._redis_entries import (
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError, RedisNotAvailableError
+from eventsource.observability.tracing import propagation_fields
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -142,7 +143,8 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
 
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before any XADD.
-        messages = [encode_entry(event) for event in events]
+        trace = self._trace_headers()
+        messages = [encode_entry(event, trace) for event in events]
         stream = self._config.stream_name
         for start in range(0, len(messages), _PIPELINE_CHUNK):
             chunk = messages[start : start + _PIPELINE_CHUNK]
@@ -224,7 +226,13 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         config = self._config
         reply = await self._read_script(
             keys=[config.stream_name],
-            args=[config.consumer_group, self._consumer_name, config.batch_size, cursor],
+            args=[
+                config.consumer_group,
+                self._consumer_name,
+                config.batch_size,
+                cursor,
+                *(propagation_fields() if self._tracing_live() else ()),
+            ],
         )
         if reply or not block:
             return unpack_read(reply)
@@ -285,8 +293,8 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
     ) -> DeadLetter | bool | None:
         """None: processed; `DeadLetter`: give up; False: failed, to be retried."""
         self._stats.events_consumed += 1
-        with self._create_span_context(
-            "eventsource.event_bus.process", {"messaging.message.id": message_id}
+        with self._consume_span(
+            "eventsource.event_bus.process", fields, {"messaging.message.id": message_id}
         ):
             try:
                 event = decode_message(fields, self._event_registry)

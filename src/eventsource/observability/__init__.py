@@ -1,4 +1,6 @@
-"""Tracing: spans when OpenTelemetry is installed and tracing is on, otherwise nothing."""
+"""Tracing and metrics: spans and measurements when OpenTelemetry is installed, the component's
+`enable_tracing` is on and an SDK provider records them; otherwise nothing (not even the
+attribute dicts are built)."""
 
 from __future__ import annotations
 
@@ -38,16 +40,28 @@ from eventsource.observability.attributes import (
     ATTR_VERSION,
     ATTR_WATERMARK,
 )
+from eventsource.observability.metrics import (
+    APPEND_DURATION,
+    EVENTS_APPENDED,
+    SUBSCRIPTION_LAG,
+    get_meter,
+    metrics_live,
+)
 from eventsource.observability.tracing import (
     OTEL_AVAILABLE,
     TracingMixin,
+    annotate_current_span,
+    extract_trace_context,
     get_tracer,
+    inject_trace_context,
     should_trace,
     span,
     traced,
+    traces_live,
 )
 
 __all__ = [
+    "APPEND_DURATION",
     "ATTR_ACTOR_ID",
     "ATTR_AGGREGATE_ID",
     "ATTR_AGGREGATE_TYPE",
@@ -82,10 +96,18 @@ __all__ = [
     "ATTR_TO_POSITION",
     "ATTR_VERSION",
     "ATTR_WATERMARK",
+    "EVENTS_APPENDED",
     "OTEL_AVAILABLE",
+    "SUBSCRIPTION_LAG",
     "TracingMixin",
+    "annotate_current_span",
+    "extract_trace_context",
+    "get_meter",
     "get_tracer",
+    "inject_trace_context",
+    "metrics_live",
     "should_trace",
     "span",
     "traced",
+    "traces_live",
 ]

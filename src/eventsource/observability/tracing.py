@@ -1,23 +1,138 @@
-"""The only importer of OpenTelemetry. Everything here is a no-op when it is absent."""
+"""The only importer of OpenTelemetry tracing. Everything here is a no-op when it is absent.
+
+Spans cost nothing unless something records them: with OpenTelemetry installed but no SDK
+`TracerProvider` configured (the API alone hands out non-recording spans), instrumented code
+skips span creation and attribute building entirely. `traces_live()` answers "is a recording
+provider configured?" in a few tens of nanoseconds: OpenTelemetry lets the global provider be
+set only once, so once one is seen the answer is final, and until then the check reads a single
+module global.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventsource._optional import optional
+from eventsource.observability.attributes import ATTR_ERROR_TYPE
 
 if TYPE_CHECKING:
     from opentelemetry import trace as otel_trace
 else:
     otel_trace = optional("opentelemetry.trace")
 
+__all__ = [
+    "IDLE_SPAN",
+    "NO_SPAN",
+    "OTEL_AVAILABLE",
+    "ProviderSwitch",
+    "TracingMixin",
+    "annotate_current_span",
+    "extract_trace_context",
+    "get_tracer",
+    "inject_trace_context",
+    "propagation_fields",
+    "should_trace",
+    "span",
+    "spanned_method",
+    "traced",
+    "traces_live",
+]
+
 OTEL_AVAILABLE: bool = otel_trace is not None
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+NO_SPAN: AbstractContextManager[None] = nullcontext(None)
+"""The shared "no span" context manager (a `nullcontext` is stateless, so reusable)."""
+
+IDLE_SPAN: AbstractContextManager[Any] = nullcontext(
+    otel_trace.INVALID_SPAN if otel_trace is not None else None
+)
+"""Tracing is on but nothing records: OpenTelemetry's shared non-recording span, so code that
+sets attributes on the span it is given keeps working, at no cost."""
+
+_RECHECK_SECONDS = 1.0
+
+
+class ProviderSwitch:
+    """Whether a recording global provider (traces or metrics) is configured.
+
+    `live` is read on hot paths; `refresh()` is called only while it is False. A provider is
+    final once set (OpenTelemetry refuses a second one), so a seen provider settles the answer.
+    Before that, `refresh` reads the module global where OpenTelemetry keeps the provider --
+    a private name, so if a future release renames it, the public getter is consulted instead,
+    at most once a second.
+    """
+
+    __slots__ = ("_from_env", "_getter", "_module", "_next_check", "_noop", "_slot", "live",
+                 "settled")
+
+    def __init__(
+        self,
+        module: ModuleType | None,
+        slot: str,
+        getter: Callable[[], object] | None,
+        noop_types: tuple[type, ...],
+        env_var: str,
+    ) -> None:
+        self.live = False
+        self.settled = module is None or getter is None
+        self._module = module
+        self._slot = slot if module is not None and hasattr(module, slot) else None
+        self._getter = getter
+        self._noop = noop_types
+        self._from_env = env_var in os.environ  # a provider named by the environment
+        self._next_check = 0.0
+
+    def refresh(self) -> bool:
+        """Look again (cheaply) whether a provider was configured; True if one records."""
+        if self.settled:
+            return self.live
+        if self._slot is not None and not self._from_env:
+            if getattr(self._module, self._slot) is None:
+                return False
+        else:
+            now = time.monotonic()
+            if now < self._next_check:
+                return False
+            self._next_check = now + _RECHECK_SECONDS
+        assert self._getter is not None
+        provider = self._getter()
+        if self._slot is not None and getattr(self._module, self._slot) is None:
+            return False  # only the proxy so far (the environment named nothing loadable)
+        if self._slot is None and type(provider).__name__.startswith(("Proxy", "_Proxy")):
+            return False
+        self.live = not isinstance(provider, self._noop)
+        self.settled = True
+        return self.live
+
+
+def _trace_switch() -> ProviderSwitch:
+    if otel_trace is None:
+        return ProviderSwitch(None, "", None, (), "")
+    return ProviderSwitch(
+        otel_trace,
+        "_TRACER_PROVIDER",
+        otel_trace.get_tracer_provider,
+        (otel_trace.NoOpTracerProvider, otel_trace.ProxyTracerProvider),
+        "OTEL_PYTHON_TRACER_PROVIDER",
+    )
+
+
+TRACES = _trace_switch()
+"""The tracing switch: `TRACES.live or TRACES.refresh()` is the hot-path test."""
+
+
+def traces_live() -> bool:
+    """True when OpenTelemetry is installed and a recording `TracerProvider` is configured."""
+    return TRACES.live or TRACES.refresh()
 
 
 def should_trace(enable_tracing: bool) -> bool:
@@ -26,7 +141,11 @@ def should_trace(enable_tracing: bool) -> bool:
 
 
 def get_tracer(name: str) -> Any:
-    """An OpenTelemetry tracer, or None when OpenTelemetry is not installed."""
+    """An OpenTelemetry tracer, or None when OpenTelemetry is not installed.
+
+    Before a provider is configured this is OpenTelemetry's proxy tracer, which starts
+    recording once one is set: components built early trace too.
+    """
     if otel_trace is None:
         return None
     return otel_trace.get_tracer(name)
@@ -38,15 +157,45 @@ def _attribute(value: object) -> str | int | float | bool:
     return str(value)
 
 
+def _kind(kind: str | None) -> Any:
+    assert otel_trace is not None
+    if kind is None:
+        return otel_trace.SpanKind.INTERNAL
+    return otel_trace.SpanKind[kind.upper()]
+
+
 @contextmanager
-def span(tracer: Any, name: str, attributes: dict[str, object] | None = None) -> Iterator[Any]:
-    """A span named `name` on `tracer`, or nothing when `tracer` is None."""
+def span(
+    tracer: Any,
+    name: str,
+    attributes: Mapping[str, object] | None = None,
+    *,
+    kind: str | None = None,
+    context: Any = None,
+) -> Iterator[Any]:
+    """A span named `name` on `tracer`, current inside the block; None when `tracer` is None,
+    OpenTelemetry's non-recording span when nothing records spans.
+
+    `kind` is "producer", "consumer", "client", "server" or None (internal); `context` is a
+    parent context (from `extract_trace_context`) instead of the current one. `None` attribute
+    values are left out; others become str/int/float/bool. An exception leaving the block is
+    recorded, marks the span as an error and sets `eventsource.error.type`.
+    """
     if tracer is None:
         yield None
         return
+    if not (TRACES.live or TRACES.refresh()):
+        yield otel_trace.INVALID_SPAN
+        return
     attrs = {k: _attribute(v) for k, v in (attributes or {}).items() if v is not None}
-    with tracer.start_as_current_span(name, attributes=attrs) as current:
-        yield current
+    with tracer.start_as_current_span(
+        name, context=context, kind=_kind(kind), attributes=attrs
+    ) as current:
+        try:
+            yield current
+        except Exception as exc:
+            current.set_attribute(ATTR_ERROR_TYPE, type(exc).__name__)
+            raise
 
 
 class TracingMixin:
@@ -61,40 +210,197 @@ class TracingMixin:
 
     @property
     def tracing_enabled(self) -> bool:
+        """Tracing is on for this instance (it records once a `TracerProvider` is set)."""
         return self._enable_tracing and self._tracer is not None
 
+    def _tracing_live(self) -> bool:
+        """Spans are on for this instance and something records them: build attributes only
+        when this is True."""
+        return (
+            self._tracer is not None
+            and self._enable_tracing
+            and (TRACES.live or TRACES.refresh())
+        )
+
     def _create_span_context(
-        self, name: str, attributes: dict[str, object] | None = None
-    ) -> Any:
-        if not self.tracing_enabled:
-            return nullcontext(None)
-        return span(self._tracer, name, attributes)
+        self,
+        name: str,
+        attributes: Mapping[str, object] | None = None,
+        *,
+        kind: str | None = None,
+        context: Any = None,
+    ) -> AbstractContextManager[Any]:
+        """A span named `name`, current inside the block; yields None when this instance does
+        not trace, OpenTelemetry's non-recording span when it does but nothing records."""
+        if not self._tracing_live():
+            return IDLE_SPAN if self.tracing_enabled else NO_SPAN
+        return span(self._tracer, name, attributes, kind=kind, context=context)
 
 
-def traced(name: str, attributes: dict[str, object] | None = None) -> Callable[[F], F]:
-    """Run a method in span `name` when its instance traces; otherwise call straight through."""
+_Reader = tuple[str, tuple[str, ...], str, int, object]
+
+
+def _argument_readers(func: Callable[..., Any], arguments: Mapping[str, str]) -> list[_Reader]:
+    """(parameter, attribute path, span attribute, positional index after self, default) per
+    traced argument; `"event.event_id"` reads an attribute of the `event` argument."""
+    params = list(inspect.signature(func).parameters.values())[1:]  # without self
+    readers = []
+    for path, attribute in arguments.items():
+        name, *inner = path.split(".")
+        found = [(i, p) for i, p in enumerate(params) if p.name == name]
+        if not found:
+            raise TypeError(f"{func.__qualname__} has no parameter {name!r} to trace")
+        index, param = found[0]
+        positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+        default = None if param.default is param.empty else param.default
+        readers.append((name, tuple(inner), attribute, index if positional else -1, default))
+    return readers
+
+
+def traced(
+    name: str,
+    attributes: Mapping[str, object] | None = None,
+    *,
+    arguments: Mapping[str, str] | None = None,
+) -> Callable[[F], F]:
+    """Run a method in span `name` when its instance traces; otherwise call straight through.
+
+    `attributes` are static; `arguments` maps parameter names to attribute names, read from
+    each call (only when a span is made), e.g. `{"projection_name": ATTR_PROJECTION_NAME}`;
+    a dotted name reads an attribute of the argument (`{"event.event_id": ATTR_EVENT_ID}`).
+    """
+    static = dict(attributes or {})
 
     def decorate(func: F) -> F:
+        readers = _argument_readers(func, arguments) if arguments else []
+
+        def span_attributes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, object]:
+            found = dict(static)
+            for param, inner, attribute, index, default in readers:
+                if param in kwargs:
+                    value = kwargs[param]
+                elif 0 <= index < len(args):
+                    value = args[index]
+                else:
+                    value = default
+                for part in inner:
+                    value = getattr(value, part, None)
+                found[attribute] = value
+            return found
+
+        def live(self: Any) -> bool:
+            return (
+                getattr(self, "_tracer", None) is not None
+                and getattr(self, "_enable_tracing", False)
+                and (TRACES.live or TRACES.refresh())
+            )
+
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                tracer = getattr(self, "_tracer", None)
-                if not getattr(self, "_enable_tracing", False) or tracer is None:
+                if not live(self):
                     return await func(self, *args, **kwargs)
-                with span(tracer, name, attributes):
+                with span(self._tracer, name, span_attributes(args, kwargs)):
                     return await func(self, *args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            tracer = getattr(self, "_tracer", None)
-            if not getattr(self, "_enable_tracing", False) or tracer is None:
+            if not live(self):
                 return func(self, *args, **kwargs)
-            with span(tracer, name, attributes):
+            with span(self._tracer, name, span_attributes(args, kwargs)):
                 return func(self, *args, **kwargs)
 
         return cast(F, wrapper)
 
     return decorate
+
+
+def spanned_method(
+    func: F,
+    name: str,
+    attributes_of: Callable[[Any, tuple[Any, ...], dict[str, Any]], Mapping[str, object]],
+) -> F:
+    """`func` (an async method) run in span `name` when its instance has a tracer and
+    something records; `attributes_of(self, args, kwargs)` is called only then.
+
+    Applied to a method that overrides another spanned one and calls `super()`, the inner call
+    adds no second span of the same name.
+    """
+    if getattr(func, "__eventsource_span__", None) == name:
+        return func
+
+    @functools.wraps(func)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tracer = getattr(self, "_tracer", None)
+        if (
+            tracer is None
+            or not getattr(self, "_enable_tracing", False)
+            or not (TRACES.live or TRACES.refresh())
+            or getattr(otel_trace.get_current_span(), "name", None) == name
+        ):
+            return await func(self, *args, **kwargs)
+        with span(tracer, name, attributes_of(self, args, kwargs)):
+            return await func(self, *args, **kwargs)
+
+    wrapper.__eventsource_span__ = name  # type: ignore[attr-defined]
+    return cast(F, wrapper)
+
+
+def annotate_current_span(attributes: Mapping[str, object]) -> None:
+    """Set attributes on the current span, if something records it."""
+    if otel_trace is None or not (TRACES.live or TRACES.refresh()):
+        return
+    current = otel_trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(
+            {k: _attribute(v) for k, v in attributes.items() if v is not None}
+        )
+
+
+# -- trace context in message headers -------------------------------------------------------
+
+
+def _propagator() -> Any:
+    from opentelemetry import propagate  # imported on first use: it loads entry points
+
+    return propagate.get_global_textmap()
+
+
+def propagation_fields() -> tuple[str, ...]:
+    """The header names the configured propagator writes (W3C: traceparent, tracestate,
+    baggage); empty when nothing records spans."""
+    if not (TRACES.live or TRACES.refresh()):
+        return ()
+    return tuple(sorted(_propagator().fields))
+
+
+def inject_trace_context(carrier: dict[str, str]) -> dict[str, str]:
+    """Write the current trace context (W3C `traceparent`, ...) into `carrier` and return it;
+    untouched when nothing records spans or no span is current."""
+    if TRACES.live or TRACES.refresh():
+        _propagator().inject(carrier)
+    return carrier
+
+
+def extract_trace_context(headers: Mapping[Any, Any] | None) -> Any:
+    """The parent context carried by message headers (values may be bytes), for `span(...,
+    context=...)`; None when there is none or nothing records spans."""
+    if not headers or not (TRACES.live or TRACES.refresh()):
+        return None
+    propagator = _propagator()
+    raw: Any = headers  # str keys, or bytes keys (Redis)
+    carrier: dict[str, str] = {}
+    for field in propagator.fields:
+        value = raw.get(field)
+        if value is None:
+            value = raw.get(field.encode())
+        if isinstance(value, bytes | bytearray):
+            carrier[field] = bytes(value).decode(errors="replace")
+        elif value is not None:
+            carrier[field] = str(value)
+    if not carrier:
+        return None
+    return propagator.extract(carrier)

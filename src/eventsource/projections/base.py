@@ -7,12 +7,19 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import ProjectionError, UnhandledEventError
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import (
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_HANDLER_NAME,
+    ATTR_PROJECTION_NAME,
+    ATTR_RETRY_COUNT,
+)
+from eventsource.observability.tracing import NO_SPAN, TracingMixin, annotate_current_span
 from eventsource.projections.decorators import get_handled_event_type
 from eventsource.projections.retry import ExponentialBackoffRetryPolicy, RetryPolicy
 from eventsource.protocols import EventSubscriber
@@ -79,11 +86,14 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
         enable_tracing: bool = False,
     ) -> None:
         self._init_tracing(__name__, enable_tracing)
+        # The default repositories trace when the projection does (off by default).
         self._checkpoint_repo: CheckpointRepository = (
-            checkpoint_repo if checkpoint_repo is not None else InMemoryCheckpointRepository()
+            checkpoint_repo
+            if checkpoint_repo is not None
+            else InMemoryCheckpointRepository(enable_tracing=enable_tracing)
         )
         self._dlq_repo: DLQRepository = (
-            dlq_repo if dlq_repo is not None else InMemoryDLQRepository()
+            dlq_repo if dlq_repo is not None else InMemoryDLQRepository(enable_tracing)
         )
         self._retry_policy = retry_policy or _legacy_retry_policy(
             self.MAX_RETRIES, self.RETRY_BACKOFF_BASE
@@ -119,8 +129,26 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
     async def handle(self, event: DomainEvent) -> None:
         """Process `event`, retrying per policy; after the last attempt, dead-letter it and raise
         `ProjectionError` chained from the cause."""
-        await self._with_retries(event, self._process_event)
-        await self._record_checkpoint(event)
+        if self._tracer is None:  # tracing off: the default for projections
+            await self._with_retries(event, self._process_event)
+            await self._record_checkpoint(event)
+            return
+        with self._handle_span(event):
+            await self._with_retries(event, self._process_event)
+            await self._record_checkpoint(event)
+
+    def _handle_span(self, event: DomainEvent) -> AbstractContextManager[Any]:
+        """The `eventsource.projection.handle` span of one event, when tracing records."""
+        if not self._tracing_live():
+            return NO_SPAN
+        return self._create_span_context(
+            "eventsource.projection.handle",
+            {
+                ATTR_PROJECTION_NAME: self.projection_name,
+                ATTR_EVENT_ID: event.event_id,
+                ATTR_EVENT_TYPE: event.event_type,
+            },
+        )
 
     async def handle_checkpointed_elsewhere(self, event: DomainEvent) -> None:
         """`handle` without the per-event checkpoint write.
@@ -129,7 +157,11 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
         this instead of `handle`, so a database-backed checkpoint costs one round trip per page
         rather than one per event.
         """
-        await self._with_retries(event, self._process_event)
+        if self._tracer is None:
+            await self._with_retries(event, self._process_event)
+            return
+        with self._handle_span(event):
+            await self._with_retries(event, self._process_event)
 
     async def _with_retries(
         self, event: DomainEvent, attempt: Callable[[DomainEvent], Awaitable[None]]
@@ -140,6 +172,8 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
             try:
                 await attempt(event)
             except Exception as exc:
+                if self._tracer is not None:
+                    annotate_current_span({ATTR_RETRY_COUNT: tries})
                 if self._retry_policy.should_retry(tries, exc):
                     delay = self._retry_policy.get_backoff(tries)
                     logger.warning(
@@ -158,6 +192,8 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
                 raise ProjectionError(
                     self.projection_name, event.event_id, f"{type(exc).__name__}: {exc}"
                 ) from exc
+            if tries and self._tracer is not None:
+                annotate_current_span({ATTR_RETRY_COUNT: tries})
             return
 
     async def _record_checkpoint(self, event: DomainEvent) -> None:
@@ -292,6 +328,21 @@ class DeclarativeProjection(CheckpointTrackingProjection):
             self._unhandled(event)
             return
         method, wants_connection = found
+        if self._tracer is not None and self._tracing_live():
+            with self._create_span_context(
+                "eventsource.projection.handler",
+                {
+                    ATTR_PROJECTION_NAME: self.projection_name,
+                    ATTR_HANDLER_NAME: method.__name__,
+                    ATTR_EVENT_ID: event.event_id,
+                    ATTR_EVENT_TYPE: event.event_type,
+                },
+            ):
+                if wants_connection:
+                    await method(self._connection(), event)
+                else:
+                    await method(event)
+            return
         if wants_connection:
             await method(self._connection(), event)
         else:
@@ -382,9 +433,10 @@ class DatabaseProjection(DeclarativeProjection):
         async def attempt(one: DomainEvent) -> None:
             await self.commit_batch([one], position=position, cursor=cursor)
 
-        await self._with_retries(event, attempt)
-        if self._writer is None:
-            await super()._record_checkpoint(event)
+        with self._handle_span(event):
+            await self._with_retries(event, attempt)
+            if self._writer is None:
+                await super()._record_checkpoint(event)
 
     async def _process_event(self, event: DomainEvent) -> None:
         await self.commit_batch([event])

@@ -15,7 +15,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import (
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_PROJECTION_NAME,
+)
+from eventsource.observability.tracing import TracingMixin, traced
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
@@ -125,6 +130,13 @@ class ConnectionCheckpointWriter(Protocol):
         """
 
 
+_UPDATE_ATTRIBUTES = {
+    "projection_name": ATTR_PROJECTION_NAME,
+    "event_id": ATTR_EVENT_ID,
+    "event_type": ATTR_EVENT_TYPE,
+}
+
+
 class InMemoryCheckpointRepository(TracingMixin):
     """Checkpoints in a dict; lag is always 0.0. Share one instance to share checkpoints.
 
@@ -146,19 +158,18 @@ class InMemoryCheckpointRepository(TracingMixin):
             **changes,  # type: ignore[arg-type]
         )
 
+    @traced(
+        "eventsource.checkpoint.get_checkpoint", arguments={"projection_name": ATTR_PROJECTION_NAME}
+    )
     async def get_checkpoint(self, projection_name: str) -> UUID | None:
         row = self._rows.get(scoped_checkpoint_name(projection_name, bound_tenant()))
         return row.last_event_id if row is not None else None
 
+    @traced("eventsource.checkpoint.update_checkpoint", arguments=_UPDATE_ATTRIBUTES)
     async def update_checkpoint(
         self, projection_name: str, event_id: UUID, event_type: str
     ) -> None:
-        with self._create_span_context(
-            "eventsource.checkpoint.update_checkpoint",
-            {"eventsource.projection.name": projection_name},
-        ):
-            key = scoped_checkpoint_name(projection_name, bound_tenant())
-            self._advance(key, event_id, event_type)
+        self._advance(scoped_checkpoint_name(projection_name, bound_tenant()), event_id, event_type)
 
     async def get_lag_metrics(
         self, projection_name: str, event_types: list[str] | None = None
@@ -175,6 +186,10 @@ class InMemoryCheckpointRepository(TracingMixin):
             last_processed_at=row.last_processed_at.isoformat() if row.last_processed_at else None,
         )
 
+    @traced(
+        "eventsource.checkpoint.reset_checkpoint",
+        arguments={"projection_name": ATTR_PROJECTION_NAME},
+    )
     async def reset_checkpoint(self, projection_name: str) -> None:
         self._rows.pop(scoped_checkpoint_name(projection_name, bound_tenant()), None)
 

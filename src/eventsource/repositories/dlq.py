@@ -20,7 +20,13 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource.exceptions import TenantMismatchError
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import (
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_PROJECTION_NAME,
+    ATTR_RETRY_COUNT,
+)
+from eventsource.observability.tracing import TracingMixin, traced
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
@@ -77,6 +83,15 @@ class ProjectionFailureCount:
 
 @runtime_checkable
 class DLQRepository(Protocol):
+    @traced(
+        "eventsource.dlq.add",
+        arguments={
+            "event_id": ATTR_EVENT_ID,
+            "projection_name": ATTR_PROJECTION_NAME,
+            "event_type": ATTR_EVENT_TYPE,
+            "retry_count": ATTR_RETRY_COUNT,
+        },
+    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -155,6 +170,15 @@ class InMemoryDLQRepository(TracingMixin):
         self._by_key: dict[tuple[UUID, str], int] = {}
         self._next_id = 1
 
+    @traced(
+        "eventsource.dlq.add",
+        arguments={
+            "event_id": ATTR_EVENT_ID,
+            "projection_name": ATTR_PROJECTION_NAME,
+            "event_type": ATTR_EVENT_TYPE,
+            "retry_count": ATTR_RETRY_COUNT,
+        },
+    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -203,6 +227,7 @@ class InMemoryDLQRepository(TracingMixin):
             last_failed_at=now,
         )
 
+    @traced("eventsource.dlq.get", arguments={"projection_name": ATTR_PROJECTION_NAME})
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100
     ) -> list[DLQEntry]:
@@ -233,6 +258,7 @@ class InMemoryDLQRepository(TracingMixin):
     async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
         return self._get(dlq_id)
 
+    @traced("eventsource.dlq.resolve", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
         entry = self._get(dlq_id)
         if entry is not None:
@@ -243,6 +269,7 @@ class InMemoryDLQRepository(TracingMixin):
                 resolved_by=str(resolved_by),
             )
 
+    @traced("eventsource.dlq.retry", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_retrying(self, dlq_id: int | str) -> None:
         entry = self._get(dlq_id)
         if entry is not None:

@@ -17,7 +17,8 @@ from uuid import UUID
 
 from eventsource._ids import new_uuid4
 from eventsource.events.base import DomainEvent
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
+from eventsource.observability.tracing import TracingMixin, traced
 from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
@@ -159,6 +160,9 @@ class LocalRelayLock:
             del _local_leaders[self._key]
 
 
+_ADD_ATTRIBUTES = {"event.event_id": ATTR_EVENT_ID, "event.event_type": ATTR_EVENT_TYPE}
+
+
 class InMemoryOutboxRepository(TracingMixin):
     """Outbox rows in insertion order. Give it to `InMemoryEventStore(outbox=...)` to get a
     row per stored event, written in the append itself.
@@ -189,6 +193,7 @@ class InMemoryOutboxRepository(TracingMixin):
         )
         return outbox_id
 
+    @traced("eventsource.outbox.add", arguments=_ADD_ATTRIBUTES)
     async def add_event(self, event: DomainEvent) -> UUID:
         tenant = bound_tenant()
         if tenant is not None:
@@ -217,6 +222,7 @@ class InMemoryOutboxRepository(TracingMixin):
         tenant = bound_tenant()
         return row if row is not None and tenant in (None, row.tenant_id) else None
 
+    @traced("eventsource.outbox.get_pending", arguments={"limit": ATTR_BATCH_SIZE})
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         return [row for row in self._scoped() if row.status == "pending"][:limit]
 
@@ -259,6 +265,7 @@ class InMemoryOutboxRepository(TracingMixin):
         if row is not None:
             self._rows[outbox_id] = replace(row, **changes)
 
+    @traced("eventsource.outbox.mark_published", arguments={"outbox_id": "eventsource.outbox.id"})
     async def mark_published(self, outbox_id: UUID) -> None:
         self._update(outbox_id, status="published", published_at=datetime.now(UTC))
 
@@ -301,3 +308,19 @@ class InMemoryOutboxRepository(TracingMixin):
             return
         for row in self._scoped():
             del self._rows[row.id]
+
+
+_BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outboxes too
+    "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
+    "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The SQL outboxes, loaded on first use (importing this module needs no driver)."""
+    module = _BACKENDS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

@@ -16,14 +16,12 @@ does not erase the one recorded.
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
 from eventsource.exceptions import TenantMismatchError
-from eventsource.observability.attributes import ATTR_AGGREGATE_ID, ATTR_AGGREGATE_TYPE
 from eventsource.observability.tracing import TracingMixin
 from eventsource.repositories._json import EventSourceJSONEncoder
 from eventsource.repositories._sql import Executor, Params
@@ -122,11 +120,6 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
         self._init_tracing(type(self).__module__, enable_tracing)
         self._db = executor
 
-    def _span(self, name: str, aggregate_id: object, aggregate_type: str) -> Any:
-        if not self._enable_tracing:  # no attribute dict when tracing is off
-            return nullcontext()
-        attributes = {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: aggregate_type}
-        return self._create_span_context(name, attributes)
 
     async def initialize(self) -> None:
         """Create the table (and any later column) now instead of on first use."""
@@ -154,22 +147,19 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
             raise TypeError(
                 f"Snapshot.aggregate_id must be a UUID, got {type(snapshot.aggregate_id).__name__}"
             )
-        with self._span(
-            "eventsource.snapshot.save", snapshot.aggregate_id, snapshot.aggregate_type
-        ):
-            params: dict[str, object] = {
-                "aggregate_id": snapshot.aggregate_id,
-                "aggregate_type": snapshot.aggregate_type,
-                "version": snapshot.version,
-                "schema_version": snapshot.schema_version,
-                "state": _state_json(snapshot),
-                "created_at": _aware(snapshot.created_at),
-                "tenant_id": current_tenant(),
-            }
-            if params["tenant_id"] is None:
-                await self._db.execute(_UPSERT, params)
-            else:
-                await self._save_scoped(snapshot, params)
+        params: dict[str, object] = {
+            "aggregate_id": snapshot.aggregate_id,
+            "aggregate_type": snapshot.aggregate_type,
+            "version": snapshot.version,
+            "schema_version": snapshot.schema_version,
+            "state": _state_json(snapshot),
+            "created_at": _aware(snapshot.created_at),
+            "tenant_id": current_tenant(),
+        }
+        if params["tenant_id"] is None:
+            await self._db.execute(_UPSERT, params)
+        else:
+            await self._save_scoped(snapshot, params)
 
     async def _save_scoped(self, snapshot: Snapshot, params: dict[str, object]) -> None:
         tenant = params["tenant_id"]
@@ -190,20 +180,17 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
         raise SnapshotError(f"Cannot save {snapshot}: its row kept changing owner")
 
     async def get_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> Snapshot | None:
-        with self._span("eventsource.snapshot.get", aggregate_id, aggregate_type):
-            sql, params = self._keyed(_GET, _GET_SCOPED, aggregate_id, aggregate_type)
-            rows = await self._db.fetch(sql, params)
+        sql, params = self._keyed(_GET, _GET_SCOPED, aggregate_id, aggregate_type)
+        rows = await self._db.fetch(sql, params)
         return _snapshot(aggregate_id, aggregate_type, rows[0]) if rows else None
 
     async def snapshot_exists(self, aggregate_id: UUID, aggregate_type: str) -> bool:
-        with self._span("eventsource.snapshot.exists", aggregate_id, aggregate_type):
-            sql, params = self._keyed(_EXISTS, _EXISTS_SCOPED, aggregate_id, aggregate_type)
-            return bool(await self._db.fetch(sql, params))
+        sql, params = self._keyed(_EXISTS, _EXISTS_SCOPED, aggregate_id, aggregate_type)
+        return bool(await self._db.fetch(sql, params))
 
     async def delete_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> bool:
-        with self._span("eventsource.snapshot.delete", aggregate_id, aggregate_type):
-            sql, params = self._keyed(_DELETE, _DELETE_SCOPED, aggregate_id, aggregate_type)
-            return await self._db.execute(sql, params) > 0
+        sql, params = self._keyed(_DELETE, _DELETE_SCOPED, aggregate_id, aggregate_type)
+        return await self._db.execute(sql, params) > 0
 
     async def delete_snapshots_by_type(
         self, aggregate_type: str, schema_version_below: int | None = None

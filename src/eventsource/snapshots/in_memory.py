@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any
 from uuid import UUID
 
 from eventsource.exceptions import TenantMismatchError
-from eventsource.observability.attributes import ATTR_AGGREGATE_ID, ATTR_AGGREGATE_TYPE
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.tenancy import current_tenant
@@ -29,46 +26,37 @@ class InMemorySnapshotStore(TracingMixin, SnapshotStore):
         self._snapshots: dict[Key, Snapshot] = {}
         self._tenants: dict[Key, UUID] = {}  # owner of each snapshot saved inside a scope
 
-    def _span(self, name: str, aggregate_id: UUID, aggregate_type: str) -> Any:
-        if not self._enable_tracing:
-            return nullcontext()
-        attributes = {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: aggregate_type}
-        return self._create_span_context(name, attributes)
 
     def _visible(self, key: Key, tenant: UUID | None) -> bool:
         return key in self._snapshots and (tenant is None or self._tenants.get(key) == tenant)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         key = (snapshot.aggregate_id, snapshot.aggregate_type)
-        with self._span("eventsource.snapshot.save", *key):
-            tenant = current_tenant()
-            if tenant is not None:
-                owner = self._tenants.get(key)
-                if owner is not None and owner != tenant and key in self._snapshots:
-                    raise TenantMismatchError(tenant, owner, f"The snapshot of {key[1]} {key[0]}")
-                self._tenants[key] = tenant
-            self._snapshots[key] = snapshot  # unscoped: replaces, keeping the owner
+        tenant = current_tenant()
+        if tenant is not None:
+            owner = self._tenants.get(key)
+            if owner is not None and owner != tenant and key in self._snapshots:
+                raise TenantMismatchError(tenant, owner, f"The snapshot of {key[1]} {key[0]}")
+            self._tenants[key] = tenant
+        self._snapshots[key] = snapshot  # unscoped: replaces, keeping the owner
 
     async def get_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> Snapshot | None:
         key = (aggregate_id, aggregate_type)
-        with self._span("eventsource.snapshot.get", aggregate_id, aggregate_type):
-            tenant = current_tenant()
-            if tenant is not None and self._tenants.get(key) != tenant:
-                return None
-            return self._snapshots.get(key)
+        tenant = current_tenant()
+        if tenant is not None and self._tenants.get(key) != tenant:
+            return None
+        return self._snapshots.get(key)
 
     async def snapshot_exists(self, aggregate_id: UUID, aggregate_type: str) -> bool:
-        with self._span("eventsource.snapshot.exists", aggregate_id, aggregate_type):
-            return self._visible((aggregate_id, aggregate_type), current_tenant())
+        return self._visible((aggregate_id, aggregate_type), current_tenant())
 
     async def delete_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> bool:
         key = (aggregate_id, aggregate_type)
-        with self._span("eventsource.snapshot.delete", aggregate_id, aggregate_type):
-            if not self._visible(key, current_tenant()):
-                return False
-            del self._snapshots[key]
-            self._tenants.pop(key, None)
-            return True
+        if not self._visible(key, current_tenant()):
+            return False
+        del self._snapshots[key]
+        self._tenants.pop(key, None)
+        return True
 
     async def delete_snapshots_by_type(
         self, aggregate_type: str, schema_version_below: int | None = None

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsource.observability.attributes import (
+    ATTR_AGGREGATE_ID,
+    ATTR_AGGREGATE_TYPE,
+    ATTR_DB_SYSTEM,
+    ATTR_VERSION,
+)
+from eventsource.observability.tracing import spanned_method
+
 __all__ = ["Snapshot", "SnapshotStore"]
+
+_SPANS = {  # method -> span name (API.md §8)
+    "save_snapshot": "eventsource.snapshot.save",
+    "get_snapshot": "eventsource.snapshot.get",
+    "delete_snapshot": "eventsource.snapshot.delete",
+    "snapshot_exists": "eventsource.snapshot.exists",
+}
 
 
 @dataclass(frozen=True)
@@ -29,8 +45,47 @@ class Snapshot:
         )
 
 
+def _db_system(store: object) -> str | None:
+    """`db.system`: the store's own, else its module's name (`eventsource.snapshots.sqlite`)."""
+    declared = getattr(store, "db_system", None)
+    if isinstance(declared, str):
+        return declared
+    module = type(store).__module__
+    return module.rpartition(".")[2] if module.startswith("eventsource.snapshots.") else None
+
+
+def _span_attributes(
+    store: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, object]:
+    """Attributes of a snapshot span from `(snapshot)` or `(aggregate_id, aggregate_type)`."""
+    found: dict[str, object] = {ATTR_DB_SYSTEM: _db_system(store)}
+    snapshot = args[0] if args else kwargs.get("snapshot")
+    if isinstance(snapshot, Snapshot):
+        found[ATTR_AGGREGATE_ID] = snapshot.aggregate_id
+        found[ATTR_AGGREGATE_TYPE] = snapshot.aggregate_type
+        found[ATTR_VERSION] = snapshot.version
+        return found
+    found[ATTR_AGGREGATE_ID] = args[0] if args else kwargs.get("aggregate_id")
+    found[ATTR_AGGREGATE_TYPE] = args[1] if len(args) > 1 else kwargs.get("aggregate_type")
+    return found
+
+
 class SnapshotStore(ABC):
-    """At most one snapshot per `(aggregate_id, aggregate_type)`; saving replaces it."""
+    """At most one snapshot per `(aggregate_id, aggregate_type)`; saving replaces it.
+
+    Tracing is built in: a subclass's `save_snapshot`, `get_snapshot`, `delete_snapshot` and
+    `snapshot_exists` run in the `eventsource.snapshot.save` / `.get` / `.delete` / `.exists`
+    spans (aggregate id and type, version, `db.system`) whenever the instance has a tracer
+    (`TracingMixin._init_tracing`) and something records spans. Subclasses write no tracing
+    code of their own.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method, name in _SPANS.items():
+            func = cls.__dict__.get(method)
+            if func is not None and not getattr(func, "__isabstractmethod__", False):
+                setattr(cls, method, spanned_method(func, name, _span_attributes))
 
     @abstractmethod
     async def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -52,3 +107,9 @@ class SnapshotStore(ABC):
     ) -> int:
         """Delete every snapshot of a type (only older schema versions if given)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement this")
+
+
+# The default `snapshot_exists` is traced like the subclasses' own methods.
+SnapshotStore.snapshot_exists = spanned_method(  # type: ignore[method-assign]
+    SnapshotStore.snapshot_exists, _SPANS["snapshot_exists"], _span_attributes
+)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
-from eventsource.observability.tracing import TracingMixin
+from eventsource.observability.tracing import NO_SPAN, TracingMixin
 from eventsource.stores._rules import (
     bound_tenant,
     check_append_args,
@@ -97,7 +97,10 @@ class InMemoryEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:
             events = stamp_events(events, tenant)
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
+        if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
+            return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
+        with observed:
             return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
 
     def _append(

@@ -6,7 +6,7 @@ import asyncio
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -17,12 +17,15 @@ from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import (
     ATTR_AGGREGATE_ID,
     ATTR_AGGREGATE_TYPE,
+    ATTR_DB_NAME,
+    ATTR_DB_OPERATION,
+    ATTR_DB_SYSTEM,
     ATTR_EVENT_COUNT,
+    ATTR_EXPECTED_VERSION,
     ATTR_FROM_VERSION,
 )
-from eventsource.observability.tracing import span
-
-_NO_SPAN: AbstractContextManager[object] = nullcontext()
+from eventsource.observability.metrics import METRICS, AppendObservation, providers_unset
+from eventsource.observability.tracing import NO_SPAN, TRACES, span
 
 __all__ = [
     "AppendResult",
@@ -348,39 +351,76 @@ class EventStore(ABC):
             waiter = self.__dict__["_commit_signal"] = asyncio.Event()
         waiter.set()
 
+    @property
+    def db_system(self) -> str:
+        """`db.system` of this store's spans and metrics: the span prefix without
+        `_event_store` (`in_memory`, `sqlite`, `postgresql`)."""
+        return self.span_prefix.removesuffix("_event_store")
+
+    def _db_name(self) -> str | None:
+        """`db.name` of this store's spans (the database file or name), if it has one."""
+        return None
+
     def _append_span(
-        self, aggregate_id: UUID, aggregate_type: str, count: int
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        count: int,
+        expected_version: int | None = None,
     ) -> AbstractContextManager[object]:
-        """The `<span_prefix>.append_events` span, or nothing when not tracing."""
-        return self._span("append_events", aggregate_id, aggregate_type, ATTR_EVENT_COUNT, count)
+        """Wraps an append: the `<span_prefix>.append_events` span when tracing records, the
+        append metrics when a meter provider records; the shared no-op otherwise.
+
+        Every backend wraps its write in this, so names, attributes and instruments are set in
+        one place. Nothing is built unless something records.
+        """
+        if getattr(self, "_tracer", None) is None or (  # enable_tracing=False: no telemetry
+            not (TRACES.live or METRICS.live) and providers_unset()
+        ):
+            return NO_SPAN
+        tracing = TRACES.live or TRACES.refresh()
+        measuring = METRICS.live or METRICS.refresh()
+        if not (tracing or measuring):
+            return NO_SPAN
+        span_cm = None
+        if tracing:
+            span_cm = self._span(
+                "append_events", "INSERT", aggregate_id, aggregate_type, ATTR_EVENT_COUNT, count,
+                {ATTR_EXPECTED_VERSION: expected_version},
+            )
+        return AppendObservation(span_cm, self.db_system, count, measuring)
 
     def _read_span(
         self, aggregate_id: UUID, aggregate_type: str | None, from_version: int
     ) -> AbstractContextManager[object]:
-        """The `<span_prefix>.get_events` span, or nothing when not tracing."""
+        """The `<span_prefix>.get_events` span, or the shared no-op when not tracing."""
+        if getattr(self, "_tracer", None) is None or not (TRACES.live or TRACES.refresh()):
+            return NO_SPAN
         return self._span(
-            "get_events", aggregate_id, aggregate_type, ATTR_FROM_VERSION, from_version
+            "get_events", "SELECT", aggregate_id, aggregate_type, ATTR_FROM_VERSION, from_version
         )
 
     def _span(
         self,
         operation: str,
+        db_operation: str,
         aggregate_id: UUID,
         aggregate_type: str | None,
         attribute: str,
         value: object,
+        extra: dict[str, object] | None = None,
     ) -> AbstractContextManager[object]:
-        # Every backend wraps its append_events and get_events in these, so span names and
-        # attributes are set in one place.
-        tracer = getattr(self, "_tracer", None)
-        if tracer is None:
-            return _NO_SPAN
         attributes: dict[str, object] = {
             ATTR_AGGREGATE_ID: aggregate_id,
             ATTR_AGGREGATE_TYPE: aggregate_type,
+            attribute: value,
+            ATTR_DB_SYSTEM: self.db_system,
+            ATTR_DB_NAME: self._db_name(),
+            ATTR_DB_OPERATION: db_operation,
         }
-        attributes[attribute] = value
-        return span(tracer, f"{self.span_prefix}.{operation}", attributes)
+        if extra:
+            attributes.update(extra)
+        return span(getattr(self, "_tracer", None), f"{self.span_prefix}.{operation}", attributes)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (no-op by default)."""

@@ -298,6 +298,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
     def session_factory(self) -> async_sessionmaker[Any]:
         return self._session_factory
 
+    def _db_name(self) -> str | None:
+        return self._engine.url.database
+
     @property
     def event_registry(self) -> EventRegistry:
         return self._registry if self._registry is not None else default_registry
@@ -377,7 +380,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             events = stamp_events(events, tenant)
         payloads = encode_payloads(events)  # SerializationError before anything is written
         await self._ensure_ready()
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             return await self._append(
                 aggregate_id, aggregate_type, events, payloads, expected_version, tenant
             )

@@ -148,6 +148,9 @@ class SQLiteEventStore(TracingMixin, EventStore):
     def database(self) -> str:
         return self._database
 
+    def _db_name(self) -> str | None:
+        return self._database
+
     @property
     def wal_mode(self) -> bool:
         return self._wal_mode
@@ -228,7 +231,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         if tenant is not None:  # stamp or refuse; the stream owner is checked in the append
             events = stamp_events(events, tenant)
         rows = _rows(str(aggregate_id), aggregate_type, events)
-        with self._append_span(aggregate_id, aggregate_type, len(events)):
+        with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             outbox = (
                 None
                 if self._outbox_writer is None

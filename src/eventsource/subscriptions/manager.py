@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from eventsource.observability.metrics import observe_subscription_lag
 from eventsource.observability.tracing import TracingMixin
 from eventsource.subscriptions.config import SubscriptionConfig
 from eventsource.subscriptions.error_handling import (
@@ -92,6 +93,8 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         self._last_result: ShutdownResult | None = None
         self._shutdown = ShutdownCoordinator()
         self._watcher: asyncio.Task[None] | None = None
+        if self.tracing_enabled:  # the eventsource.subscription.lag gauge reports these
+            observe_subscription_lag(self)
 
     # -- registration ---------------------------------------------------------------------
 

@@ -12,7 +12,14 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from eventsource.observability.tracing import span
+from eventsource.observability.attributes import (
+    ATTR_EVENT_COUNT,
+    ATTR_FROM_POSITION,
+    ATTR_SUBSCRIPTION_NAME,
+    ATTR_SUBSCRIPTION_STATE,
+    ATTR_TO_POSITION,
+)
+from eventsource.observability.tracing import span, traces_live
 from eventsource.subscriptions.config import CheckpointStrategy
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
@@ -308,12 +315,16 @@ class SubscriptionReader:
             self._handle_events if self.committer is None
             else lambda: commit_page(self, self.committer)  # type: ignore[arg-type]
         )
-        if self.tracer is None:
+        if self.tracer is None or not traces_live():
             await handle()
         else:
+            # Each subscriber's `handle` (e.g. `eventsource.projection.handle`) nests in here.
             with span(self.tracer, "eventsource.subscription.batch",
-                      {"eventsource.subscription.name": self.sub.name,
-                       "eventsource.event.count": len(self.page) - self.index}):
+                      {ATTR_SUBSCRIPTION_NAME: self.sub.name,
+                       ATTR_SUBSCRIPTION_STATE: self.sub.state.value,
+                       ATTR_EVENT_COUNT: len(self.page) - self.index,
+                       ATTR_FROM_POSITION: self.page[self.index].global_position,
+                       ATTR_TO_POSITION: self.page[-1].global_position}):
                 await handle()
         if self.index >= len(self.page):
             self.cursor = self.page_cursor

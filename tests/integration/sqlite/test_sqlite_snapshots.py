@@ -13,9 +13,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import eventsource.snapshots
 from eventsource import AggregateRepository
@@ -113,21 +110,17 @@ def test_a_store_never_closed_lets_the_process_exit(tmp_path: Path, database: st
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-async def test_operations_emit_the_documented_spans(kind: str) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+async def test_operations_emit_the_documented_spans(kind: str, telemetry: Any) -> None:
     store: Any = InMemorySnapshotStore() if kind == "memory" else SQLiteSnapshotStore(":memory:")
     assert store.tracing_enabled
-    store._tracer = provider.get_tracer("test")  # this test's provider, not the global one
     saved = make_snapshot()
     await store.save_snapshot(saved)
     await store.get_snapshot(saved.aggregate_id, "Order")
     await store.snapshot_exists(saved.aggregate_id, "Order")
     await store.delete_snapshot(saved.aggregate_id, "Order")
-    names = [span.name for span in exporter.get_finished_spans()]
+    names = [name for name in telemetry.names() if name.startswith("eventsource.snapshot.")]
     assert names == [f"eventsource.snapshot.{op}" for op in ("save", "get", "exists", "delete")]
-    attributes = exporter.get_finished_spans()[0].attributes or {}
+    attributes = telemetry.one("eventsource.snapshot.save").attributes or {}
     assert attributes["eventsource.aggregate.id"] == str(saved.aggregate_id)
     assert attributes["eventsource.aggregate.type"] == "Order"
     untraced: Any = SQLiteSnapshotStore(":memory:", enable_tracing=False)
