@@ -535,35 +535,57 @@ async def bench_bus(name: str, args: argparse.Namespace) -> Report:
 # --------------------------------------------------------------------------- output
 
 
-def print_report(report: Report, args: argparse.Namespace) -> None:
-    print(f"\n== {report.bus}")
-    if report.skipped:
-        print(f"   {report.skipped}")
-        return
-    print(f"   {report.setup}")
-    target = TARGETS.get(report.bus)
+def _rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows = [("P1", f"publish, one event per call ({args.single:,} events)")]
     rows.append(("PB", f"publish, {args.chunk} events per call ({args.events:,} events)"))
     rows += [
         (f"C{n}", f"consume, {n} consumer{'s' * (n > 1)} in one group") for n in args.consumers
     ]
-    for key, what in rows:
-        rate = report.rates.get(key)
-        shown = f"{rate:>10,.0f} events/s" if rate is not None else f"{'-':>10} events/s"
+    return rows
+
+
+def print_reports(runs: list[Report], args: argparse.Namespace) -> None:
+    """One bus: the best of the runs, the spread (min-max) and the notes of the best run."""
+    first = runs[0]
+    print(f"\n== {first.bus}")
+    if first.skipped:
+        print(f"   {first.skipped}")
+        return
+    print(f"   {first.setup}; {len(runs)} run{'s' * (len(runs) > 1)}, loads {_loads(runs)}")
+    target = TARGETS.get(first.bus)
+    for key, what in _rows(args):
+        rates = [run.rates[key] for run in runs if key in run.rates]
+        if not rates:
+            notes = "; ".join(run.notes.get(key, "not measured") for run in runs)
+            print(f"   {key:<3} {what:<46}{'-':>10} events/s  ({notes})")
+            continue
+        best = max(rates)
+        spread = f"  {min(rates):,.0f}-{best:,.0f}" if len(runs) > 1 else ""
         mark = ""
-        if target is not None and key != "P1" and rate is not None:
-            mark = "ok" if rate >= target else "BELOW"
-            mark = f"  [{mark} >= {target:,.0f}]"
-        note = f"  ({report.notes[key]})" if key in report.notes else ""
-        print(f"   {key:<3} {what:<46}{shown}{mark}{note}")
-    lat = report.latency_ms
-    if lat:
-        print(
-            f"   L   latency at {args.rate:,.0f} events/s: p50 {lat['p50']:.2f} ms, "
-            f"p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms  ({report.notes['L']})"
-        )
-    else:
-        print(f"   L   latency: {report.notes.get('L', 'not measured')}")
+        if target is not None and key != "P1":
+            mark = f"  [{'ok' if best >= target else 'BELOW'} >= {target:,.0f}]"
+        best_run = next(run for run in runs if run.rates.get(key) == best)
+        note = f"  ({best_run.notes[key]})" if key in best_run.notes else ""
+        print(f"   {key:<3} {what:<46}{best:>10,.0f} events/s{spread}{mark}{note}")
+    measured = [run for run in runs if run.latency_ms]
+    if not measured:
+        print(f"   L   latency: {first.notes.get('L', 'not measured')}")
+        return
+    best_run = min(measured, key=lambda run: run.latency_ms["p99"])
+    lat = best_run.latency_ms
+    line = (
+        f"   L   latency at {args.rate:,.0f} events/s: p50 {lat['p50']:.2f} ms, "
+        f"p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms  ({best_run.notes['L']})"
+    )
+    if len(measured) > 1:
+        p50 = [run.latency_ms["p50"] for run in measured]
+        p99 = [run.latency_ms["p99"] for run in measured]
+        line += f"; spread p50 {min(p50):.2f}-{max(p50):.2f}, p99 {min(p99):.2f}-{max(p99):.2f} ms"
+    print(line)
+
+
+def _loads(runs: list[Report]) -> str:
+    return "/".join(run.notes.get("load", "?") for run in runs)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -577,34 +599,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--single", type=int, default=2_000, help="events for P1")
     parser.add_argument("--rate", type=float, default=500.0, help="latency publishing rate/s")
     parser.add_argument("--latency-events", type=int, default=2_000)
-    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per bus: best and spread")
+    parser.add_argument("--json", action="store_true", help="also print every run as JSON")
     args = parser.parse_args(argv)
     args.consumers = [int(n) for n in args.consumers.split(",") if n.strip()]
-    if args.events < 1 or args.chunk < 1 or args.single < 1 or not args.consumers:
-        parser.error("--events, --chunk, --single and --consumers must be positive")
+    sizes = (args.events, args.chunk, args.single, args.latency_events, args.repeat, args.rate)
+    if min(sizes) <= 0 or not args.consumers or min(args.consumers) < 1:
+        parser.error("sizes, --rate, --repeat and --consumers must be positive")
     return args
 
 
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = BUSES if args.bus == "all" else (args.bus,)
-    load = os.getloadavg()
     print(
         f"eventsource from {Path(es.__file__).parent}; Python {platform.python_version()}; "
-        f"{os.cpu_count()} CPUs; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
     )
-    reports = []
+    everything: list[Report] = []
     failed = False
     for name in names:
-        try:
-            report = await bench_bus(name, args)
-        except Exception as exc:  # one broker's failure does not hide the others' numbers
-            report = Report(name, skipped=f"FAILED: {type(exc).__name__}: {exc}")
-            failed = True
-        reports.append(report)
-        print_report(report, args)
+        runs: list[Report] = []
+        for _ in range(args.repeat):
+            load = f"{os.getloadavg()[0]:.1f}"
+            try:
+                report = await bench_bus(name, args)
+            except Exception as exc:  # one broker's failure does not hide the others' numbers
+                report = Report(name, skipped=f"FAILED: {type(exc).__name__}: {exc}")
+                failed = True
+            report.notes["load"] = load
+            runs.append(report)
+            if report.skipped:
+                break
+        everything += runs
+        print_reports(runs, args)
     if args.json:
-        print(json.dumps([vars(report) for report in reports], indent=2))
+        print(json.dumps([vars(report) for report in everything], indent=2))
     return 1 if failed else 0
 
 
