@@ -528,7 +528,10 @@ async def bench_bus(name: str, args: argparse.Namespace) -> Report:
             report.notes[f"C{n}"] = note
         report.latency_ms, report.notes["L"] = await latency(broker, args.latency_events, args.rate)
     finally:
-        await broker.cleanup()
+        try:
+            await broker.cleanup()
+        except Exception as exc:  # reported, but not in place of the run's own error
+            print(f"   {name}: cleanup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     return report
 
 
