@@ -16,6 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -57,6 +58,9 @@ from eventsource.stores._rules import encode_payload
 if TYPE_CHECKING:
     import aio_pika
     import aiormq
+    import aiormq.abc
+    import pamqp.body
+    import pamqp.header
     from aio_pika.abc import (
         AbstractIncomingMessage,
         AbstractQueue,
@@ -65,8 +69,13 @@ if TYPE_CHECKING:
     )
 else:
     aio_pika = optional("aio_pika")
-    # aio-pika's own AMQP layer, for the publishing hot path; only imported along with it
-    aiormq = optional("aiormq") if aio_pika is not None else None
+    if aio_pika is not None:  # its own AMQP layer and codec, for the publishing hot path
+        import aiormq
+        import aiormq.abc
+        import pamqp.body
+        import pamqp.header
+    else:
+        aiormq = pamqp = None
 
 __all__ = [
     "RABBITMQ_AVAILABLE",
@@ -93,6 +102,150 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# -- publishing a batch in one write -------------------------------------------------------------
+#
+# aiormq's `basic_publish` sends one message per call: a task, a lock, a queue hop and a socket
+# write each (measured here: ~105 us of CPU a message in 100-event publishes, ~50 us written as
+# one batch). A batch is sent as aiormq sends a message, but in one frame buffer: the
+# confirmation futures are registered in the channel's `confirmations` under consecutive
+# delivery tags (the broker numbers published messages in order on a confirming channel), so
+# aiormq settles them, returns included, and fails them when the channel closes, exactly as for
+# its own publishes.
+
+_BATCH_ATTRIBUTES = (
+    "confirmations",
+    "message_id_delivery_tag",
+    "delivery_tag",
+    "write_queue",
+    "max_content_size",
+    "number",
+    "lock",
+    "create_future",
+)
+
+
+def _can_write_batch(channel: Any) -> bool:
+    """Whether this aiormq channel has what `_write_batch` relies on (else publish one by one)."""
+    confirms = getattr(channel, "publisher_confirms", False)
+    return bool(confirms) and all(hasattr(channel, a) for a in _BATCH_ATTRIBUTES)
+
+
+def _frames(exchange: str, outgoing: Sequence[_Outgoing], max_body: int) -> list[Any]:
+    frames: list[Any] = []
+    for key, body, properties in outgoing:
+        frames.append(aiormq.spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=True))
+        frames.append(pamqp.header.ContentHeader(properties=properties, body_size=len(body)))
+        frames.extend(
+            pamqp.body.ContentBody(body[start : start + max_body])
+            for start in range(0, len(body), max_body)
+        )
+    return frames
+
+
+async def _write_batch(
+    channel: Any, exchange: str, outgoing: Sequence[_Outgoing]
+) -> tuple[int, list[asyncio.Future[Any]]]:
+    """Write every message in one go; the first delivery tag and a confirm future each."""
+    for _, _, properties in outgoing:
+        if not properties.message_id:  # returned messages are matched by message id
+            properties.message_id = secrets.token_hex(16)
+    payload = aiormq.abc.ChannelFrame.marshall(
+        channel_number=channel.number,
+        frames=_frames(exchange, outgoing, channel.max_content_size),
+    )
+    async with channel.lock:
+        first = channel.delivery_tag + 1
+        confirms: list[asyncio.Future[Any]] = []
+        for tag, (_, _, properties) in enumerate(outgoing, start=first):
+            confirm = channel.create_future()
+            channel.confirmations[tag] = confirm
+            channel.message_id_delivery_tag[properties.message_id] = tag
+            confirms.append(confirm)
+        channel.delivery_tag = first + len(outgoing) - 1
+        try:
+            await channel.write_queue.put(payload)
+        except BaseException:
+            # Nothing went out: the broker never numbered these, so reuse their tags.
+            channel.delivery_tag = first - 1
+            for confirm in confirms:
+                confirm.cancel()
+            _forget_message_ids(channel, first, outgoing)
+            for tag in range(first, first + len(outgoing)):
+                channel.confirmations.pop(tag, None)
+            raise
+    return first, confirms
+
+
+def _forget_message_ids(channel: Any, first: int, outgoing: Sequence[_Outgoing]) -> None:
+    mapping = channel.message_id_delivery_tag
+    for tag, (_, _, properties) in enumerate(outgoing, start=first):
+        if mapping.get(properties.message_id) == tag:
+            del mapping[properties.message_id]
+
+
+def _publish_one(channel: Any, exchange: str, item: _Outgoing) -> asyncio.Future[Any]:
+    key, body, properties = item
+    confirm: asyncio.Future[Any] = asyncio.ensure_future(
+        channel.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=key,
+            properties=properties,
+            mandatory=True,
+            wait=False,  # the confirm is what counts; frames still go out in order
+        )
+    )
+    return confirm
+
+
+class _Delivery:
+    """A consumed message read straight off aiormq, with the attributes of aio-pika's
+    `IncomingMessage` that consuming uses. Building an `IncomingMessage` (two dozen guarded
+    attribute writes) in a task of its own was about a quarter of the consumer's CPU."""
+
+    __slots__ = (
+        "_channel",
+        "body",
+        "content_type",
+        "correlation_id",
+        "delivery_mode",
+        "delivery_tag",
+        "headers",
+        "message_id",
+        "routing_key",
+        "type",
+    )
+
+    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
+        properties = message.header.properties
+        self._channel = message.channel
+        self.body = message.body
+        self.headers: dict[str, Any] = properties.headers or {}
+        self.content_type = properties.content_type
+        self.correlation_id = properties.correlation_id
+        self.delivery_mode = properties.delivery_mode
+        self.message_id = properties.message_id
+        self.type = properties.message_type
+        self.routing_key = message.routing_key
+        self.delivery_tag = message.delivery_tag
+
+    @property
+    def channel(self) -> aiormq.abc.AbstractChannel:
+        """The channel it came on; `ChannelInvalidStateError` once that is closed."""
+        if self._channel.is_closed:
+            raise aio_pika.exceptions.ChannelInvalidStateError
+        return self._channel
+
+    async def ack(self, multiple: bool = False) -> None:
+        assert self.delivery_tag is not None
+        # No drain: a lost ack only means a redelivery.
+        await self.channel.basic_ack(self.delivery_tag, multiple=multiple, wait=False)
+
+    async def nack(self, requeue: bool = True) -> None:
+        assert self.delivery_tag is not None
+        await self.channel.basic_nack(self.delivery_tag, requeue=requeue)
+
+
 class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusStats]):
     """An `EventBus` over RabbitMQ: every group gets every event, a group's consumers share
     them (API.md §11.3)."""
@@ -114,9 +267,10 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         self._started_at: float | None = None
         self._shutdown = False
         self._ack_every = max(1, config.prefetch_count // 2)
-        self._ack_tail: AbstractIncomingMessage | None = None
+        self._ack_tail: _Delivery | None = None
         self._ack_channel: object = None
         self._ack_pending = 0
+        self._consumer_live = False
         self._delivery_mode = 2 if config.durable else 1  # persistent only on durable queues
 
     # -- connection --------------------------------------------------------------------------
@@ -242,24 +396,16 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
     async def _send(self, exchange: str, outgoing: Sequence[_Outgoing]) -> list[bool]:
         """Send all at once (frames go out in order), then wait for their confirms."""
         assert self._publisher is not None
-        channel = await asyncio.wait_for(
+        channel: Any = await asyncio.wait_for(
             self._publisher.get_underlay_channel(), self._config.max_reconnect_delay
         )
-        tasks = [
-            asyncio.ensure_future(
-                channel.basic_publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=key,
-                    properties=properties,
-                    mandatory=True,
-                    wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it; its ABC not
-                )
-            )
-            for key, body, properties in outgoing
-        ]
+        first_tag: int | None = None
+        if _can_write_batch(channel):
+            first_tag, confirms = await _write_batch(channel, exchange, outgoing)
+        else:
+            confirms = [_publish_one(channel, exchange, item) for item in outgoing]
         # A confirm can be orphaned when the channel dies mid-send: never wait on a closed one.
-        pending: set[asyncio.Future[Any]] = set(tasks)
+        pending: set[asyncio.Future[Any]] = set(confirms)
         deadline = time.monotonic() + _CONFIRM_TIMEOUT
         try:
             while pending:
@@ -267,10 +413,12 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
                 if pending and (channel.is_closed or time.monotonic() > deadline):
                     break
         finally:
-            for task in pending:
-                task.cancel()
+            for future in pending:
+                future.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        return [not task.cancelled() and task.exception() is None for task in tasks]
+            if first_tag is not None:
+                _forget_message_ids(channel, first_tag, outgoing)
+        return [not future.cancelled() and future.exception() is None for future in confirms]
 
     async def _publish_confirmed(
         self, exchange: str, outgoing: Sequence[_Outgoing], patient: bool = True
@@ -356,10 +504,13 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
     async def _consume(self) -> None:
         delay = self._config.reconnect_delay
         while not self._stopping:
+            self._consumer_live = False
             try:
                 await self._consume_session()
                 delay = self._config.reconnect_delay
             except Exception as exc:  # aiormq fails pending calls with bare Exceptions on close
+                if self._consumer_live:  # it was consuming: a new outage, not a longer one
+                    delay = self._config.reconnect_delay
                 self._stats.last_error_at = _now()
                 logger.warning("RabbitMQ consumer interrupted (%r); resuming in %.2f s", exc, delay)
                 if await self._stopped_within(delay):
@@ -367,45 +518,50 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
                 delay = min(delay * 2, self._config.max_reconnect_delay)
 
     async def _consume_session(self) -> None:
-        """Consume on a channel of our own: closing it returns every unacked message."""
+        """Consume on a channel of our own: closing it returns every unacked message. Ends
+        (to be resumed) when that channel closes under it."""
         channel = await self._conn.channel()
+        assert self._stop_event is not None
+        # Deliveries land in `inbox`; one event wakes the loop for a delivery, for stopping or
+        # for a lost channel (a wait on several per message cost more than handling one).
+        inbox: deque[_Delivery] = deque()
+        wakeup = asyncio.Event()
+        stop_watch = asyncio.ensure_future(self._stop_event.wait())
+        stop_watch.add_done_callback(lambda _: wakeup.set())
         try:
             await channel.set_qos(prefetch_count=self._config.prefetch_count)
             queue = await self._declare_queues(channel)
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            # Consumed on the underlying aiormq channel: aio-pika's wrapping per message is
+            # dropped, and so is its restoring of the consumer after a reconnection, which
+            # is why a closed channel ends the session.
+            underlay = await channel.get_underlay_channel()
 
-            async def deliver(message: AbstractIncomingMessage) -> None:
-                inbox.put_nowait(message)
+            async def deliver(message: aiormq.abc.DeliveredMessage) -> None:
+                inbox.append(_Delivery(message))
+                wakeup.set()
 
             tag = f"eventsource-{self._config.consumer_name}-{secrets.token_hex(3)}"
-            await queue.consume(deliver, consumer_tag=tag)
+            await underlay.basic_consume(queue.name, deliver, consumer_tag=tag)
+            underlay.closing.add_done_callback(lambda _: wakeup.set())
+            self._consumer_live = True
             self._mark_subscribed()
             while not self._stopping:
-                message = inbox.get_nowait() if not inbox.empty() else await self._next(inbox)
-                if message is None:
-                    break
-                await self._process(message)
+                if inbox:
+                    await self._process(inbox.popleft())
+                    continue
+                if underlay.is_closed:
+                    raise EventBusError("the consuming channel closed")
+                await self._flush_acks()  # all caught up: settle what is done before waiting
+                wakeup.clear()
+                if not inbox and not self._stopping and not underlay.is_closed:
+                    await wakeup.wait()
         finally:
+            stop_watch.cancel()
             await self._flush_acks()
             with suppress(Exception):
                 await channel.close()
 
-    async def _next(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage]
-    ) -> AbstractIncomingMessage | None:
-        """The next message, or None once stopping; acks what is done before waiting."""
-        await self._flush_acks()
-        assert self._stop_event is not None
-        getter = asyncio.ensure_future(inbox.get())
-        stop = asyncio.ensure_future(self._stop_event.wait())
-        await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        return None
-
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _process(self, message: _Delivery) -> None:
         try:
             channel = message.channel
         except aio_pika.exceptions.ChannelInvalidStateError:
@@ -443,7 +599,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         except Exception as exc:  # aiormq fails a dropped drain with a bare one
             logger.warning("Acks lost with the channel (%s); the broker redelivers", exc)
 
-    async def _settle(self, message: AbstractIncomingMessage) -> None:
+    async def _settle(self, message: _Delivery) -> None:
         """Handle the message; on failure republish it for a retry or to the DLQ."""
         headers = message.headers
         try:
@@ -476,7 +632,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         await self._publish_confirmed("", [(target, *retry)], patient=False)
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, error_type: str, retries: int
+        self, message: _Delivery, reason: str, error_type: str, retries: int
     ) -> None:
         config = self._config
         if not config.enable_dlq:
@@ -501,7 +657,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
 
     def _copy(
         self,
-        message: AbstractIncomingMessage,
+        message: _Delivery | AbstractIncomingMessage,
         headers: dict[str, Any],
         expiration: float | None = None,
     ) -> tuple[bytes, aiormq.spec.Basic.Properties]:
