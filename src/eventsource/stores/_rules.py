@@ -107,7 +107,8 @@ def version_matches(expected: int, current: int) -> bool:
 def encode_payload(event: DomainEvent) -> str:
     """The event's full JSON dump; SerializationError (before any write) if it has none."""
     try:
-        return event.model_dump_json()
+        # What `model_dump_json()` does with its defaults, without its keyword plumbing.
+        return event.__pydantic_serializer__.to_json(event).decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise SerializationError(event.event_type, str(exc), event.event_id) from exc
 

@@ -366,27 +366,26 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
 
-def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
-    """Insert parameters for each event; payloads are encoded here, before any write."""
-    stored_at = datetime.now(UTC).isoformat(timespec="microseconds")
-    rows = []
+def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[Any]:
+    """Every event's insert values, one after the other (see `append_rows`); payloads are
+    encoded here, before any write."""
+    stored_at = utc_iso(datetime.now(UTC))
+    values: list[Any] = []
+    add = values.extend
     for event in events:
-        tenant_id = event.tenant_id
-        rows.append(
-            [
-                str(event.event_id),
-                event.event_type,
-                aggregate_id,
-                aggregate_type,
-                None if tenant_id is None else str(tenant_id),
-                event.actor_id,
-                0,
-                utc_iso(event.occurred_at),
-                encode_payload(event),
-                stored_at,
-            ]
-        )
-    return rows
+        add((
+            str(event.event_id),
+            event.event_type,
+            aggregate_id,
+            aggregate_type,
+            None if (tenant_id := event.tenant_id) is None else str(tenant_id),
+            event.actor_id,
+            0,
+            utc_iso(event.occurred_at),
+            encode_payload(event),
+            stored_at,
+        ))
+    return values
 
 
 def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:
