@@ -3,6 +3,8 @@ and mapping driver errors to library errors."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ __all__ = [
     "VERSION_SQL",
     "SQLiteConnection",
     "append_rows",
+    "append_rows_now",
     "fetch",
     "fetch_with_first_type",
     "is_memory",
@@ -90,9 +93,13 @@ def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStor
 
 class SQLiteConnection:
     """One aiosqlite connection; `run(fn, *args)` calls `fn(sqlite3_connection, *args)` in its
-    worker thread as a single hop, so a whole transaction costs one thread switch."""
+    worker thread as a single hop, so a whole transaction costs one thread switch.
 
-    __slots__ = ("_raw", "busy_timeout", "connection", "database")
+    `run_now(fn, *args)` calls it in the caller's thread instead (no hop), for the store's
+    opt-in in-loop appends: only while `idle`, i.e. no `run` is queued or under way.
+    """
+
+    __slots__ = ("_pending", "_raw", "busy_timeout", "connection", "database", "never_waits")
 
     def __init__(
         self,
@@ -105,6 +112,10 @@ class SQLiteConnection:
         self._raw = raw
         self.database = database
         self.busy_timeout = busy_timeout
+        self._pending = 0  # `run` calls whose function may not have finished yet
+        # Commits need no lock beyond the write lock (WAL, or a database no other connection
+        # shares): an append that got the write lock never waits after that.
+        self.never_waits = False
 
     @classmethod
     async def open(cls, database: str, *, wal_mode: bool, busy_timeout: int) -> SQLiteConnection:
@@ -115,12 +126,15 @@ class SQLiteConnection:
                 isolation_level=None,
                 uri=database.startswith("file:"),
                 timeout=busy_timeout / 1000,
+                check_same_thread=False,  # `run_now` uses it from the event loop's thread
             )
         except sqlite3.Error as exc:
             raise map_error(exc, database, busy_timeout) from exc
         try:
             opened = cls(connection, connection._conn, database, busy_timeout)
-            await opened.run(_configure, wal_mode and not is_memory(database), busy_timeout)
+            memory = is_memory(database)
+            mode = await opened.run(_configure, wal_mode and not memory, busy_timeout)
+            opened.never_waits = mode == "wal" or (memory and "cache=shared" not in database)
         except BaseException:
             await connection.close()
             raise
@@ -131,11 +145,42 @@ class SQLiteConnection:
         # aiosqlite sends each statement to its worker thread separately (one round trip per
         # statement). Its private `Connection._execute(fn, *args)` (aiosqlite 0.17 to 0.22 at
         # least) queues any callable on that thread: this is the only place that uses it.
+        self._pending += 1
         try:
             result = await self.connection._execute(  # type: ignore[no-untyped-call]
                 fn, self._raw, *args
             )
-            return cast(T, result)
+        except asyncio.CancelledError:
+            # `fn` may still be running in the driver's thread: the connection stays busy
+            # until a no-op queued behind it has run.
+            asyncio.get_running_loop().create_task(self._release_when_drained())
+            raise
+        except sqlite3.Error as exc:
+            self._pending -= 1
+            raise map_error(exc, self.database, self.busy_timeout) from exc
+        except BaseException:
+            self._pending -= 1
+            raise
+        self._pending -= 1
+        return cast(T, result)
+
+    async def _release_when_drained(self) -> None:
+        try:
+            # Closed meanwhile: then nothing runs in its thread either.
+            with contextlib.suppress(Exception):
+                await self.connection._execute(_nothing)  # type: ignore[no-untyped-call]
+        finally:
+            self._pending -= 1
+
+    @property
+    def idle(self) -> bool:
+        """True when no `run` is queued or under way, so `run_now` may use the connection."""
+        return self._pending == 0
+
+    def run_now(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
+        """`fn(connection, *args)` in this thread, without a hop; only while `idle`."""
+        try:
+            return fn(self._raw, *args)
         except sqlite3.Error as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
@@ -147,13 +192,19 @@ class SQLiteConnection:
         await self.connection.close()
 
 
-def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> None:
+def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> str:
+    """Apply the pragmas; the journal mode in force afterwards."""
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
     db.execute("PRAGMA foreign_keys = ON")
     if wal:
         db.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit that returned survives power loss (WAL's NORMAL may lose the last ones).
     db.execute("PRAGMA synchronous = FULL")
+    return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def _nothing() -> None:
+    return None
 
 
 def _create_tables(db: sqlite3.Connection, script: str) -> None:
@@ -165,7 +216,8 @@ def _create_tables(db: sqlite3.Connection, script: str) -> None:
         raise
 
 
-# The event-table work below runs in the driver's thread, each call one hop (`run`).
+# The event-table work below runs in the driver's thread, each call one hop (`run`), except
+# `append_rows_now` (`run_now`).
 
 
 def fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
@@ -195,20 +247,50 @@ def append_rows(
 
     `values` is every event's `_COLUMNS` insert values one after the other (`version` left 0).
     """
-    key = (values[2], values[3])
     db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
+    done = _append(db, aggregate_id, values, expected, skip_stored=False)
+    if done is None:  # some event ids are stored already: redo without them
+        db.execute("BEGIN IMMEDIATE")
+        done = _append(db, aggregate_id, values, expected, skip_stored=True)
+        if done is None:  # cannot happen: the write lock was held since the ids were read
+            raise EventStoreError("SQLite append found stored event ids twice")
+    return done
+
+
+def append_rows_now(
+    db: sqlite3.Connection, aggregate_id: UUID, values: list[Any], expected: int, wait_ms: int
+) -> tuple[int, int] | None:
+    """`append_rows` for the event loop's thread, which must not wait: None, with nothing
+    written, when another connection holds the write lock or some event ids are stored
+    already (the caller then runs `append_rows` in the driver's thread)."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+            return None
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    return _append(db, aggregate_id, values, expected, skip_stored=False)
+
+
+def _append(
+    db: sqlite3.Connection, aggregate_id: UUID, values: list[Any], expected: int, skip_stored: bool
+) -> tuple[int, int] | None:
+    """The rest of an append, in the `BEGIN IMMEDIATE` transaction just begun: check the
+    version, insert, commit. None (rolled back) when some event ids are stored already."""
+    key = (values[2], values[3])
     try:
         current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
         check_expected_version(aggregate_id, expected, current)
+        if skip_stored:
+            values = _unstored(db, values)
         count = len(values) // _COLUMNS
         stored, position = _insert(db, values, count, current)
-        if stored != count:  # some event ids are stored already: redo without them
+        if stored != count:
             db.execute("ROLLBACK")
-            db.execute("BEGIN IMMEDIATE")
-            current = db.execute(VERSION_SQL, key).fetchone()[0] or 0
-            check_expected_version(aggregate_id, expected, current)
-            values = _unstored(db, values)
-            stored, position = _insert(db, values, len(values) // _COLUMNS, current)
+            return None
         db.execute("COMMIT")
     except sqlite3.IntegrityError as exc:
         _rollback(db)

@@ -17,6 +17,7 @@ from eventsource._sql.sqlite import (
     VERSION_SQL,
     SQLiteConnection,
     append_rows,
+    append_rows_now,
     fetch,
     fetch_with_first_type,
     utc_iso,
@@ -77,6 +78,14 @@ class SQLiteEventStore(TracingMixin, EventStore):
     Because writers are serialised and positions (`id`) are assigned under that lock, events
     become visible in position order: the base-class `read_committed` / `committed_lag` with
     plain position cursors are exact here.
+
+    `inline_appends=True` runs an append in the event loop's own thread whenever the
+    connection is otherwise idle, saving the two thread wake-ups of the hop (~65 µs here, a
+    third of a single append). The loop then waits for the commit's fsync (and, every few
+    hundred pages, SQLite's automatic checkpoint) instead of running other tasks: meant for
+    single-purpose processes (importers, CLIs, tests), so it is off by default. It never
+    waits for a lock in the loop: when another connection holds the write lock, or on
+    rollback-journal files, the append takes the hop as usual.
     """
 
     span_prefix = "sqlite_event_store"
@@ -93,6 +102,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         uuid_fields: set[str] | None = None,
         string_id_fields: set[str] | None = None,
         auto_detect_uuid: bool = True,
+        inline_appends: bool = False,
     ) -> None:
         if not SQLITE_AVAILABLE:
             raise SQLiteNotAvailableError
@@ -105,6 +115,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             uuid_fields, string_id_fields, auto_detect_uuid
         )
         self._link: SQLiteConnection | None = None
+        self._inline_appends = inline_appends
 
     @classmethod
     def with_strict_uuid_detection(
@@ -204,7 +215,14 @@ class SQLiteEventStore(TracingMixin, EventStore):
         link = self._connected()
         rows = _rows(str(aggregate_id), aggregate_type, events)
         with self._append_span(aggregate_id, aggregate_type, len(events)):
-            version, position = await link.run(append_rows, aggregate_id, rows, expected_version)
+            done = None
+            if self._inline_appends and link.idle and link.never_waits:
+                done = link.run_now(
+                    append_rows_now, aggregate_id, rows, expected_version, link.busy_timeout
+                )
+            if done is None:
+                done = await link.run(append_rows, aggregate_id, rows, expected_version)
+            version, position = done
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
