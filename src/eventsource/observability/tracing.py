@@ -32,6 +32,17 @@ def get_tracer(name: str) -> Any:
     return otel_trace.get_tracer(name)
 
 
+def can_record(tracer: Any) -> bool:
+    """False when every span of `tracer` would be a no-op: OpenTelemetry's proxy tracer while
+    no tracer provider is set (an application that never configured tracing), or a no-op
+    tracer. Checked per span, so setting a provider later takes effect at once."""
+    if otel_trace is None:
+        return False
+    if isinstance(tracer, otel_trace.ProxyTracer):
+        return not isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider)
+    return not isinstance(tracer, otel_trace.NoOpTracer)
+
+
 def _attribute(value: object) -> str | int | float | bool:
     if isinstance(value, str | int | float | bool):
         return value
@@ -41,7 +52,7 @@ def _attribute(value: object) -> str | int | float | bool:
 @contextmanager
 def span(tracer: Any, name: str, attributes: dict[str, object] | None = None) -> Iterator[Any]:
     """A span named `name` on `tracer`, or nothing when `tracer` is None."""
-    if tracer is None:
+    if tracer is None or not can_record(tracer):
         yield None
         return
     attrs = {k: _attribute(v) for k, v in (attributes or {}).items() if v is not None}

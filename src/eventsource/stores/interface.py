@@ -20,7 +20,7 @@ from eventsource.observability.attributes import (
     ATTR_EVENT_COUNT,
     ATTR_FROM_VERSION,
 )
-from eventsource.observability.tracing import span
+from eventsource.observability.tracing import can_record, span
 
 _NO_SPAN: AbstractContextManager[object] = nullcontext()
 
@@ -373,7 +373,7 @@ class EventStore(ABC):
         # Every backend wraps its append_events and get_events in these, so span names and
         # attributes are set in one place.
         tracer = getattr(self, "_tracer", None)
-        if tracer is None:
+        if tracer is None or not can_record(tracer):  # no dict, no span: nothing would record
             return _NO_SPAN
         attributes: dict[str, object] = {
             ATTR_AGGREGATE_ID: aggregate_id,
