@@ -384,14 +384,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
 
-def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[Any]:
-    """Every event's insert values, one after the other (see `append_rows`); payloads are
-    encoded here, before any write."""
+def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
+    """Insert parameters for each event; payloads are encoded here, before any write."""
     stored_at = utc_iso(datetime.now(UTC))
-    values: list[Any] = []
-    add = values.extend
-    for event in events:
-        add((
+    return [
+        [
             str(event.event_id),
             event.event_type,
             aggregate_id,
@@ -402,8 +399,9 @@ def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent])
             utc_iso(event.occurred_at),
             encode_payload(event),
             stored_at,
-        ))
-    return values
+        ]
+        for event in events
+    ]
 
 
 def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:

@@ -227,7 +227,6 @@ async def test_batch_failing_part_way_leaves_nothing(store: SQLiteEventStore, db
 async def test_large_batch_keeps_order_and_skips_duplicates_anywhere_in_it(
     store: SQLiteEventStore,
 ) -> None:
-    # 150 events are written by several INSERT statements (64 + 64 + 16 + 4 + 2 rows).
     cart = uuid4()
     stored_before = [item(cart, f"old{i}") for i in range(2)]
     await store.append_events(cart, CART, stored_before, 0)
@@ -245,7 +244,7 @@ async def test_large_batch_keeps_order_and_skips_duplicates_anywhere_in_it(
     assert (again.new_version, again.global_position) == (149, 149)
 
 
-async def test_failure_in_a_later_insert_statement_leaves_nothing(
+async def test_failure_late_in_a_large_batch_leaves_nothing(
     store: SQLiteEventStore, db_path: str
 ) -> None:
     conn = sqlite3.connect(db_path)
