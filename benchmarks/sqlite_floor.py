@@ -120,22 +120,34 @@ def read_rate(db: sqlite3.Connection) -> float:
     return count / (time.perf_counter() - start)
 
 
+def on_fresh_database(action: Callable[[sqlite3.Connection], float]) -> Callable[[str], float]:
+    def run(directory: str) -> float:
+        db = connect(directory)
+        try:
+            return action(db)
+        finally:
+            db.close()
+
+    return run
+
+
 def measure(reps: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {"fsync": [], "commit1": [], "append1": [], "batch100": [],
-                                       "read": []}
+    results: dict[str, list[float]] = {
+        "fsync": [], "commit1": [], "append1": [], "batch100": [], "read": []
+    }
+    runs: list[tuple[str, Callable[[str], float]]] = [
+        ("fsync", lambda d: fsync_rate(d, 2_000)),
+        ("commit1", on_fresh_database(lambda db: commit1_rate(db, 5_000))),
+        ("append1", on_fresh_database(lambda db: append_rate(db, 1_000, 5, 1))),
+        ("batch100", on_fresh_database(lambda db: append_rate(db, 20, 10, 100))),
+    ]
     for _ in range(reps):
-        runs: list[tuple[str, Callable[[str], float]]] = [
-            ("fsync", lambda d: fsync_rate(d, 2_000)),
-            ("commit1", lambda d: commit1_rate(connect(d), 5_000)),
-            ("append1", lambda d: append_rate(connect(d), 1_000, 5, 1)),
-            ("batch100", lambda d: append_rate(connect(d), 20, 10, 100)),
-        ]
         for name, action in runs:
             directory = tempfile.mkdtemp(prefix="eventsource-floor-")
             try:
                 results[name].append(action(directory))
                 if name == "batch100":  # read back the 20,000 rows just written
-                    results["read"].append(read_rate(connect(directory)))
+                    results["read"].append(on_fresh_database(read_rate)(directory))
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
     return results
