@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from eventsource import DomainEvent
-from eventsource._sql.sqlite import utc_iso
+from eventsource._sql.sqlite import now_utc_iso, utc_iso
 from eventsource.exceptions import SerializationError
 from eventsource.stores._rules import encode_payload
 
@@ -59,3 +59,13 @@ def test_unserialisable_payload_is_a_serialization_error_naming_the_event() -> N
 )
 def test_timestamps_are_fixed_width_utc_text(moment: datetime, text: str) -> None:
     assert utc_iso(moment) == text
+
+
+def test_now_is_fixed_width_utc_text_between_two_clock_readings() -> None:
+    for _ in range(3):
+        before = utc_iso(datetime.now(UTC))
+        text = now_utc_iso()
+        after = utc_iso(datetime.now(UTC))
+        assert before <= text <= after
+        assert len(text) == 32
+        assert datetime.fromisoformat(text).utcoffset() == timedelta(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, cast
@@ -30,6 +31,7 @@ __all__ = [
     "fetch_with_first_type",
     "is_memory",
     "map_error",
+    "now_utc_iso",
     "utc_iso",
 ]
 
@@ -67,6 +69,20 @@ def utc_iso(moment: datetime) -> str:
     if moment.microsecond:
         return moment.isoformat()
     return moment.isoformat(timespec="microseconds")
+
+
+_second: list[tuple[int, str]] = [(0, "")]  # the last whole second `now_utc_iso` formatted
+
+
+def now_utc_iso() -> str:
+    """`utc_iso(datetime.now(UTC))` at a third of the cost: the date and time of day are
+    formatted once per second (every append stamps its rows with the time it is stored)."""
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    known, text = _second[0]
+    if second != known:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[0] = (second, text)
+    return f"{text}.{micro:06d}+00:00"
 
 
 def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:

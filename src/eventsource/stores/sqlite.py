@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +20,7 @@ from eventsource._sql.sqlite import (
     append_rows_now,
     fetch,
     fetch_with_first_type,
+    now_utc_iso,
     utc_iso,
 )
 from eventsource.events.base import DomainEvent
@@ -386,7 +387,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
 def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
     """Insert parameters for each event; payloads are encoded here, before any write."""
-    stored_at = utc_iso(datetime.now(UTC))
+    stored_at = now_utc_iso()
     return [
         [
             str(event.event_id),
