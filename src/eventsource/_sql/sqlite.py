@@ -106,10 +106,15 @@ class SQLiteConnection:
     worker thread as a single hop, so a whole transaction costs one thread switch.
 
     `run_now(fn, *args)` calls it in the caller's thread instead (no hop), for the store's
-    opt-in in-loop appends: only while `idle`, i.e. no `run` is queued or under way.
+    opt-in in-loop appends, when `can_run_now`: on a WAL file, on a second connection of its
+    own whose lock requests fail at once instead of waiting (`timeout=0`); on a private
+    in-memory database, which no other connection can lock, on the same connection while no
+    `run` is queued or under way.
     """
 
-    __slots__ = ("_pending", "_raw", "busy_timeout", "connection", "database", "never_waits")
+    __slots__ = (
+        "_now", "_pending", "_private", "_raw", "busy_timeout", "connection", "database"
+    )
 
     def __init__(
         self,
@@ -123,20 +128,22 @@ class SQLiteConnection:
         self.database = database
         self.busy_timeout = busy_timeout
         self._pending = 0  # `run` calls whose function may not have finished yet
-        # Commits need no lock beyond the write lock (WAL, or a database no other connection
-        # shares): an append that got the write lock never waits after that.
-        self.never_waits = False
+        self._now: sqlite3.Connection | None = None
+        self._private = False
 
     @classmethod
-    async def open(cls, database: str, *, wal_mode: bool, busy_timeout: int) -> SQLiteConnection:
-        """Connect in autocommit mode (transactions are explicit) and apply the pragmas."""
+    async def open(
+        cls, database: str, *, wal_mode: bool, busy_timeout: int, run_now: bool = False
+    ) -> SQLiteConnection:
+        """Connect in autocommit mode (transactions are explicit) and apply the pragmas;
+        `run_now`: also prepare for `run_now` where it is possible."""
         try:
             connection = await aiosqlite.connect(
                 database,
                 isolation_level=None,
                 uri=database.startswith("file:"),
                 timeout=busy_timeout / 1000,
-                check_same_thread=False,  # `run_now` uses it from the event loop's thread
+                check_same_thread=False,  # `run_now` may use it from the event loop's thread
             )
         except sqlite3.Error as exc:
             raise map_error(exc, database, busy_timeout) from exc
@@ -144,7 +151,11 @@ class SQLiteConnection:
             opened = cls(connection, connection._conn, database, busy_timeout)
             memory = is_memory(database)
             mode = await opened.run(_configure, wal_mode and not memory, busy_timeout)
-            opened.never_waits = mode == "wal" or (memory and "cache=shared" not in database)
+            if run_now and mode == "wal":
+                # Commits in WAL need no lock beyond the write lock, so an append that got it
+                # never waits after that.
+                opened._now = await opened.run(_connect_now, database)
+            opened._private = run_now and memory and "cache=shared" not in database
         except BaseException:
             await connection.close()
             raise
@@ -184,13 +195,20 @@ class SQLiteConnection:
 
     @property
     def idle(self) -> bool:
-        """True when no `run` is queued or under way, so `run_now` may use the connection."""
+        """True when no `run` is queued or under way."""
         return self._pending == 0
 
+    @property
+    def can_run_now(self) -> bool:
+        return self._now is not None or (self._private and self._pending == 0)
+
     def run_now(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
-        """`fn(connection, *args)` in this thread, without a hop; only while `idle`."""
+        """`fn(connection, *args)` in this thread, without a hop; only when `can_run_now`.
+
+        The connection never waits for a lock: `fn` gets SQLITE_BUSY at once instead.
+        """
         try:
-            return fn(self._raw, *args)
+            return fn(self._raw if self._now is None else self._now, *args)
         except sqlite3.Error as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
@@ -199,6 +217,9 @@ class SQLiteConnection:
         await self.run(_create_tables, get_all_schemas("sqlite"))
 
     async def close(self) -> None:
+        now, self._now = self._now, None
+        if now is not None:
+            now.close()
         await self.connection.close()
 
 
@@ -215,6 +236,25 @@ def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> str:
 
 def _nothing() -> None:
     return None
+
+
+def _connect_now(_: sqlite3.Connection, database: str) -> sqlite3.Connection:
+    """The second connection of `run_now`: same settings, but a lock request that would wait
+    fails at once (`timeout=0`)."""
+    db = sqlite3.connect(
+        database,
+        isolation_level=None,
+        uri=database.startswith("file:"),
+        timeout=0,
+        check_same_thread=False,
+    )
+    try:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = FULL")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _create_tables(db: sqlite3.Connection, script: str) -> None:
@@ -265,20 +305,18 @@ def append_rows(
 
 
 def append_rows_now(
-    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int, wait_ms: int
+    db: sqlite3.Connection, aggregate_id: UUID, rows: list[list[Any]], expected: int
 ) -> tuple[int, int] | None:
-    """`append_rows` for the event loop's thread, which must not wait: None, with nothing
-    written, when another connection holds the write lock or some event ids are stored
-    already (the caller then runs `append_rows` in the driver's thread)."""
-    db.execute("PRAGMA busy_timeout = 0")
+    """`append_rows` for the event loop's thread, on a connection that never waits for a lock
+    (`SQLiteConnection.run_now`): None, with nothing written, when another connection holds
+    the write lock or some event ids are stored already (the caller then runs `append_rows`
+    in the driver's thread)."""
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
             return None
         raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
     return _append(db, aggregate_id, rows, expected, skip_stored=False)
 
 

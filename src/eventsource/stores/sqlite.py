@@ -80,11 +80,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
     become visible in position order: the base-class `read_committed` / `committed_lag` with
     plain position cursors are exact here.
 
-    `inline_appends=True` runs an append in the event loop's own thread whenever the
-    connection is otherwise idle, saving the two thread wake-ups of the hop (~65 µs here, a
-    third of a single append). The loop then waits for the commit's fsync (and, every few
-    hundred pages, SQLite's automatic checkpoint) instead of running other tasks: meant for
-    single-purpose processes (importers, CLIs, tests), so it is off by default. It never
+    `inline_appends=True` runs appends in the event loop's own thread, saving the two thread
+    wake-ups of the hop (~65 µs here, a third of a single append). The loop then waits for
+    the commit's fsync (and, every few hundred pages, SQLite's automatic checkpoint) instead
+    of running other tasks: meant for single-purpose processes (importers, CLIs, tests), so
+    it is off by default. On a WAL file it uses a second connection of its own; it never
     waits for a lock in the loop: when another connection holds the write lock, or on
     rollback-journal files, the append takes the hop as usual.
     """
@@ -185,7 +185,10 @@ class SQLiteEventStore(TracingMixin, EventStore):
     async def _open(self) -> SQLiteConnection:
         if self._link is None:
             link = await SQLiteConnection.open(
-                self._database, wal_mode=self._wal_mode, busy_timeout=self._busy_timeout
+                self._database,
+                wal_mode=self._wal_mode,
+                busy_timeout=self._busy_timeout,
+                run_now=self._inline_appends,
             )
             if self._link is None:
                 self._link = link
@@ -217,10 +220,8 @@ class SQLiteEventStore(TracingMixin, EventStore):
         rows = _rows(str(aggregate_id), aggregate_type, events)
         with self._append_span(aggregate_id, aggregate_type, len(events)):
             done = None
-            if self._inline_appends and link.idle and link.never_waits:
-                done = link.run_now(
-                    append_rows_now, aggregate_id, rows, expected_version, link.busy_timeout
-                )
+            if self._inline_appends and link.can_run_now:
+                done = link.run_now(append_rows_now, aggregate_id, rows, expected_version)
             if done is None:
                 done = await link.run(append_rows, aggregate_id, rows, expected_version)
             version, position = done

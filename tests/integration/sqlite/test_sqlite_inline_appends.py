@@ -114,16 +114,43 @@ async def test_inline_append_with_stored_ids_is_redone_in_the_driver_thread(
     assert [e.sku for e in (await inline_store.get_events(cart, CART)).events] == ["a", "b", "c"]
 
 
-async def test_appends_take_the_hop_while_other_work_is_in_flight(
+async def test_file_store_appends_inline_while_a_read_is_in_flight(
     inline_store: SQLiteEventStore,
 ) -> None:
+    # On a WAL file the inline appends have a connection of their own.
     link = inline_store._connected()
+    release = threading.Event()
+    slow = asyncio.create_task(link.run(lambda db: release.wait(5)))
+    await asyncio.sleep(0)
+    cart = uuid4()
+    async with Ticker() as ticker:
+        turns, result = await ticker.turns_during(
+            inline_store.append_events(cart, CART, [item(cart)], 0)
+        )
+    assert turns == 0
+    assert result.new_version == 1
+    release.set()
+    assert await slow is True
+
+
+@pytest.fixture
+async def memory_store() -> AsyncIterator[SQLiteEventStore]:
+    async with SQLiteEventStore(":memory:", inline_appends=True) as store:
+        await store.initialize()
+        yield store
+
+
+async def test_memory_store_appends_take_the_hop_while_other_work_is_in_flight(
+    memory_store: SQLiteEventStore,
+) -> None:
+    # One connection: an inline append must not run beside a call in the driver's thread.
+    link = memory_store._connected()
     release = threading.Event()
     slow = asyncio.create_task(link.run(lambda db: release.wait(5)))
     await asyncio.sleep(0)
     assert not link.idle
     cart = uuid4()
-    append = asyncio.create_task(inline_store.append_events(cart, CART, [item(cart)], 0))
+    append = asyncio.create_task(memory_store.append_events(cart, CART, [item(cart)], 0))
     await asyncio.sleep(0.02)
     assert not append.done()  # queued behind the slow call, not run beside it
     release.set()
@@ -133,9 +160,9 @@ async def test_appends_take_the_hop_while_other_work_is_in_flight(
 
 
 async def test_a_cancelled_call_keeps_the_connection_busy_until_it_has_run(
-    inline_store: SQLiteEventStore,
+    memory_store: SQLiteEventStore,
 ) -> None:
-    link = inline_store._connected()
+    link = memory_store._connected()
     release, finished = threading.Event(), threading.Event()
 
     def slow(db: sqlite3.Connection) -> None:
@@ -148,6 +175,7 @@ async def test_a_cancelled_call_keeps_the_connection_busy_until_it_has_run(
     with pytest.raises(asyncio.CancelledError):
         await call
     assert not link.idle  # the function is still running in the driver's thread
+    assert not link.can_run_now
     release.set()
     # The driver's thread runs calls in order: after two more, the store's own no-op queued
     # on cancelling has run as well.
