@@ -157,12 +157,12 @@ class Result:
 
 
 @contextlib.asynccontextmanager
-async def open_store(backend: str, pg_url: str) -> AsyncIterator[Any]:
+async def open_store(backend: str, pg_url: str, inline: bool = False) -> AsyncIterator[Any]:
     """A fresh, empty store of `backend`, torn down (files, schema) on exit."""
     if backend == "memory":
         yield es.InMemoryEventStore()
     elif backend == "sqlite":
-        async with _sqlite_store() as store:
+        async with _sqlite_store(inline) as store:
             yield store
     elif backend == "postgres":
         async with _postgres_store(pg_url) as store:
@@ -172,12 +172,13 @@ async def open_store(backend: str, pg_url: str) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _sqlite_store() -> AsyncIterator[Any]:
+async def _sqlite_store(inline: bool) -> AsyncIterator[Any]:
     from eventsource.stores.sqlite import SQLiteEventStore
 
     directory = tempfile.mkdtemp(prefix="eventsource-bench-")
     try:
-        store = SQLiteEventStore(os.path.join(directory, "events.db"))  # WAL is the default
+        path = os.path.join(directory, "events.db")  # WAL is the default
+        store = SQLiteEventStore(path, inline_appends=True) if inline else SQLiteEventStore(path)
         async with store:
             await store.initialize()
             yield store
@@ -281,10 +282,11 @@ class Bench:
     sizes: Sizes
     reps: int
     pg_url: str
+    inline: bool = False
     counter: Counter = field(default_factory=Counter)
 
     def store(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return open_store(self.backend, self.pg_url)
+        return open_store(self.backend, self.pg_url, self.inline)
 
     async def e0(self) -> Result:
         n, aggregate_id, rates = self.sizes.e0, uuid.uuid4(), []
@@ -474,7 +476,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"eventsource {report['eventsource_version']} ({report['eventsource_path']}) on {backend}, "
         f"python {report['python']}, {report['cpus']} CPUs, {report['reps']} reps"
-        + (", QUICK sizes" if report["quick"] else ""),
+        + (", QUICK sizes" if report["quick"] else "")
+        + (", inline_appends" if report.get("inline_appends") else ""),
         "",
         f"{'id':<14}{'workload':<40}{'median':>13}  {'min - max':<28}{'unit':<18}{'target':<14}",
         "-" * 130,
@@ -498,7 +501,9 @@ def _num(value: float) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    bench = Bench(args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url)
+    bench = Bench(
+        args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url, args.inline_appends
+    )
     report: dict[str, Any] = {
         "backend": args.backend,
         "eventsource_version": es.__version__,
@@ -507,6 +512,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "reps": args.reps,
         "quick": args.quick,
+        "inline_appends": args.inline_appends,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sizes": vars(bench.sizes),
         "results": {},
@@ -540,6 +546,11 @@ def parse_args() -> argparse.Namespace:
         "--pg-url",
         default=PG_URL,
         help="PostgreSQL URL (default $EVENTSOURCE_BENCH_PG_URL or database test)",
+    )
+    parser.add_argument(
+        "--inline-appends",
+        action="store_true",
+        help="sqlite: SQLiteEventStore(inline_appends=True) (appends in the loop's thread)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.add_argument("-v", "--verbose", action="store_true")

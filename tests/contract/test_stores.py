@@ -22,6 +22,7 @@ BACKENDS = [
     "memory",
     "sqlite-memory",
     "sqlite-file",
+    "sqlite-file-inline",
     pytest.param("postgresql", marks=pytest.mark.postgresql),
 ]
 
@@ -35,14 +36,18 @@ async def open_store(
         from eventsource.stores.in_memory import InMemoryEventStore
 
         yield InMemoryEventStore()
-    elif backend in ("sqlite-memory", "sqlite-file"):
+    elif backend in ("sqlite-memory", "sqlite-file", "sqlite-file-inline"):
         from eventsource.stores.sqlite import SQLiteEventStore
 
         if backend == "sqlite-memory":
             store = SQLiteEventStore(":memory:", event_registry=event_registry, wal_mode=False)
         else:  # a new file each time: several stores may be open in one test
             database = tmp_path / f"events-{uuid.uuid4().hex[:8]}.db"
-            store = SQLiteEventStore(str(database), event_registry=event_registry)
+            store = SQLiteEventStore(
+                str(database),
+                event_registry=event_registry,
+                inline_appends=backend == "sqlite-file-inline",
+            )
         async with store:
             await store.initialize()
             yield store

@@ -8,7 +8,8 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -182,7 +183,8 @@ def version_matches(expected: int, current: int) -> bool:
 def encode_payload(event: DomainEvent) -> str:
     """The event's full JSON dump; SerializationError (before any write) if it has none."""
     try:
-        return event.model_dump_json()
+        # What `model_dump_json()` does with its defaults, without its keyword plumbing.
+        return event.__pydantic_serializer__.to_json(event).decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise SerializationError(event.event_type, str(exc), event.event_id) from exc
 
@@ -262,16 +264,64 @@ def decode_rows(
     converter: TypeConverter | None,
     where: Callable[[Any], str] | None = None,
 ) -> list[DomainEvent]:
-    """A page of rows as events, for every backend; a bad row's error says where it lies."""
+    """A page of rows as events, for every backend; a bad row's error says where it lies.
+
+    The same rule as `decode_event`, with the class lookup done once per event type and page:
+    a page is mostly a few types, and the lookup costs as much as a small event's validation.
+    """
     t, p, i = layout.event_type, layout.payload, layout.event_id
+    decoders: dict[str, Callable[[Any, Any], DomainEvent]] = {}
+    events: list[DomainEvent] = []
+    add = events.append
     try:
         with gc_paused():
-            return [decode_event(row[t], row[p], registry, row[i], converter) for row in rows]
+            for row in rows:
+                event_type = row[t]
+                decode = decoders.get(event_type)
+                if decode is None:
+                    decode = decoders[event_type] = _decoder(event_type, registry, converter)
+                add(decode(row[p], row[i]))
     except CorruptEventError as exc:
         if where is not None:
             bad = next(r for r in rows if str(r[i]) == str(exc.event_id))
             exc.add_note(where(bad))
         raise
+    return events
+
+
+def _decoder(
+    event_type: str, registry: EventRegistry | None, converter: TypeConverter | None
+) -> Callable[[Any, Any], DomainEvent]:
+    """`decode_event` for rows of one event type: `(payload, event_id) -> event`."""
+    try:
+        cls = resolve_event_class(event_type, registry)
+    except EventTypeNotFoundError:
+        return partial(_decode_with, event_type, registry, converter)
+    if converter is not None and converter.needs_conversion(cls):
+        return partial(_decode_with, event_type, registry, converter)
+    validate_json = cls.__pydantic_validator__.validate_json
+    validate = cls.__pydantic_validator__.validate_python
+
+    def decode(payload: Any, event_id: Any) -> DomainEvent:
+        # `model_validate_json` / `model_validate` minus their keyword plumbing.
+        try:
+            if isinstance(payload, dict):
+                return cast(DomainEvent, validate(payload))
+            return cast(DomainEvent, validate_json(payload))
+        except (ValidationError, ValueError) as exc:
+            raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+    return decode
+
+
+def _decode_with(
+    event_type: str,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    payload: Any,
+    event_id: Any,
+) -> DomainEvent:
+    return decode_event(event_type, payload, registry, event_id, converter)
 
 
 def stored_rows(

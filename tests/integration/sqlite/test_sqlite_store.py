@@ -224,6 +224,43 @@ async def test_batch_failing_part_way_leaves_nothing(store: SQLiteEventStore, db
     assert (result.new_version, result.global_position) == (5, 5)
 
 
+async def test_large_batch_keeps_order_and_skips_duplicates_anywhere_in_it(
+    store: SQLiteEventStore,
+) -> None:
+    cart = uuid4()
+    stored_before = [item(cart, f"old{i}") for i in range(2)]
+    await store.append_events(cart, CART, stored_before, 0)
+    events = [item(cart, str(i)) for i in range(150)]
+    events[70], events[149] = stored_before  # already stored: skipped
+    events[100] = events[5]  # repeated within the batch: the second one is skipped
+    result = await store.append_events(cart, CART, events, 2)
+    kept = stored_before + [e for i, e in enumerate(events) if i not in (70, 100, 149)]
+    assert (result.new_version, result.global_position) == (149, 149)
+    stored = (await store.read_stream(f"{cart}:{CART}")).events
+    assert [s.event_id for s in stored] == [e.event_id for e in kept]
+    assert [s.stream_position for s in stored] == list(range(1, 150))
+    assert [s.global_position for s in stored] == list(range(1, 150))
+    again = await store.append_events(cart, CART, events, ExpectedVersion.ANY)  # all duplicates
+    assert (again.new_version, again.global_position) == (149, 149)
+
+
+async def test_failure_late_in_a_large_batch_leaves_nothing(
+    store: SQLiteEventStore, db_path: str
+) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "CREATE TRIGGER refuse_late BEFORE INSERT ON events WHEN NEW.version = 140 "
+        "BEGIN SELECT RAISE(ABORT, 'late event refused'); END"
+    )
+    conn.commit()
+    conn.close()
+    cart = uuid4()
+    with pytest.raises(EventStoreError, match="late event refused"):
+        await store.append_events(cart, CART, [item(cart, str(i)) for i in range(150)], 0)
+    assert await store.get_global_position() == 0
+    assert await store.get_stream_version(cart, CART) == 0
+
+
 async def test_lock_held_past_busy_timeout_is_a_typed_error(db_path: str) -> None:
     async with SQLiteEventStore(db_path, busy_timeout=100) as store:
         await store.initialize()
