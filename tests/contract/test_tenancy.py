@@ -44,6 +44,7 @@ BACKENDS = [
     "memory",
     "sqlite-memory",
     "sqlite-file",
+    "sqlite-file-inline",
     pytest.param("postgresql", marks=pytest.mark.postgresql),
 ]
 A = UUID("aaaaaaaa-0000-4000-8000-00000000000a")
@@ -128,7 +129,11 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             store = SQLiteEventStore(database_path, wal_mode=False, enable_tracing=False)
         else:
             database_path = str(tmp_path / f"tenancy-{uuid.uuid4().hex[:8]}.db")
-            store = SQLiteEventStore(database_path, enable_tracing=False)
+            store = SQLiteEventStore(
+                database_path,
+                enable_tracing=False,
+                inline_appends=backend == "sqlite-file-inline",
+            )
         async with store, SQLiteSnapshotStore(database_path, enable_tracing=False) as snaps:
             await store.initialize()
             yield World(

@@ -201,6 +201,26 @@ async def test_sqlite_store_without_outbox_writes_no_rows(tmp_path: Path) -> Non
         assert db.execute("SELECT count(*) FROM event_outbox").fetchone()[0] == 0
 
 
+async def test_sqlite_inline_appends_write_their_outbox_rows_in_the_same_transaction(
+    tmp_path: Path,
+) -> None:
+    """The inline path (appends in the loop's thread) writes the same outbox rows as the hop,
+    and a conflicting inline append leaves none."""
+    register()
+    account = uuid4()
+    path = tmp_path / "inline.db"
+    async with SQLiteEventStore(str(path), outbox_enabled=True, inline_appends=True) as store:
+        await store.initialize()
+        await store.append_events(account, "OutboxAccount", deposits(account, 1, 3), 0)
+        await store.append_events(account, "OutboxAccount", deposits(account, 4, 1), 3)
+        with pytest.raises(OptimisticLockError):
+            await store.append_events(account, "OutboxAccount", deposits(account, 4, 2), 3)
+        pending = await SQLiteOutboxRepository(store).get_pending_events()
+    assert [entry.event_data["payload"]["n"] for entry in pending] == [1, 2, 3, 4]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 4
+
+
 async def test_sqlite_outbox_needs_the_table(tmp_path: Path) -> None:
     """Without `initialize()` there is no outbox table: the append fails whole, with advice."""
     register()
