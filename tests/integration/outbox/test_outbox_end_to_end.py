@@ -83,6 +83,7 @@ async def test_aggregates_reach_a_projection_in_another_process(
     env: Outboxed, broker: Broker, tmp_path: Path
 ) -> None:
     read_model, ready = tmp_path / "read_model.db", tmp_path / "ready"
+    broker.groups.add("projection")  # the child's consumer group: cleaned up with the rest
     child = subprocess.Popen(  # noqa: ASYNC220 - a real process, stopped at the end
         [
             sys.executable, str(HERE / "projection_child.py"), broker.kind, broker.url,
