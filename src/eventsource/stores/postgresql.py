@@ -348,14 +348,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             self._ready = True
 
     def _connection(
-        self, what: str, *, custom_plans: bool = False
+        self, what: str, *, stable_plans: bool = False
     ) -> AbstractAsyncContextManager[DriverConnection]:
         if self._closed:
             raise StoreNotConnectedError("PostgreSQLEventStore is closed; call initialize()")
         pool = self._pool
         if pool is None:
             pool = self._pool = DriverPool.for_engine(self._engine)
-        return pool.connection(what, custom_plans=custom_plans)
+        return pool.connection(what, stable_plans=stable_plans)
 
     async def _ensure_ready(self) -> None:
         if self._closed:
@@ -400,11 +400,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         sql = self._append_sql
         if tenant is not None:
             args, sql = (*args, tenant), self._append_scoped_sql
-        # Planned per call: the generic plan PostgreSQL freezes at a prepared statement's sixth
-        # run, made while `events` is tiny, anti-joins it by a sequential scan that every later
-        # append repeats (W1 fell from 1,400 to 250 appends/s over 16,000 events). Reads keep
-        # generic plans: custom ones sort the whole table for a first page `id > 0`.
-        async with self._connection("append_events", custom_plans=True) as conn:
+        # On a connection whose cached generic plan is index lookups whatever the table's size
+        # when it was planned (see `DriverPool.connection`).
+        async with self._connection("append_events", stable_plans=True) as conn:
             for attempt in range(_MAX_ATTEMPTS):
                 try:
                     if attempt == 0 or expected_version >= 0:

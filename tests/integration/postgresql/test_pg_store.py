@@ -329,3 +329,44 @@ async def test_a_new_process_sees_everything(
     position, seen = results.get(timeout=60)
     child.join(timeout=30)
     assert (position, seen) == (expected[-1][0], expected)
+
+
+async def test_append_plan_stays_index_lookups_as_the_table_grows(
+    store: PostgreSQLEventStore, pg_url: str, pg_schema: str
+) -> None:
+    """The append statement is planned once per connection, while `events` may be empty. Its
+    connections must never turn that plan into sequential scans that every later append repeats
+    (on a default connection the same plan does: the control below)."""
+    from eventsource.stores.postgresql import _APPEND_SQL
+
+    cart = uuid4()
+    await store.append_events(cart, "PgCart", [added(cart, 1)], 0)  # the table exists, tiny
+    prepare = (
+        "PREPARE grown(uuid, text, int, uuid[], text[], uuid[], text[], timestamptz[], text[]) AS "
+        + _APPEND_SQL
+    )
+    probe = (
+        "EXPLAIN EXECUTE grown(gen_random_uuid(), 'PgCart', 0, ARRAY[gen_random_uuid()],"
+        " ARRAY['PgItemAdded'], ARRAY[NULL::uuid], ARRAY[NULL::text], ARRAY[now()],"
+        " ARRAY['{}'])"
+    )
+    control = await raw_connection(pg_url, pg_schema)
+    assert store._pool is not None
+    try:
+        await control.execute("SET plan_cache_mode = force_generic_plan")
+        async with store._pool.connection("test", stable_plans=True) as conn:
+            for planner in (conn, control):  # both plan while the table holds one row
+                await planner.execute(prepare)
+                await planner.execute(probe.removeprefix("EXPLAIN "))
+            await control.execute(
+                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+                " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
+                " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 20000)"
+            )
+            plan = "\n".join(row[0] for row in await conn.fetch(probe))
+            naive = "\n".join(row[0] for row in await control.fetch(probe))
+            await conn.execute("DEALLOCATE grown")
+    finally:
+        await control.close()
+    assert "Seq Scan on events" not in plan, plan
+    assert "Seq Scan on events" in naive, naive  # what the setting prevents
