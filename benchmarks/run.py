@@ -157,12 +157,12 @@ class Result:
 
 
 @contextlib.asynccontextmanager
-async def open_store(backend: str, pg_url: str, inline: bool = False) -> AsyncIterator[Any]:
+async def open_store(backend: str, pg_url: str, hop: bool = False) -> AsyncIterator[Any]:
     """A fresh, empty store of `backend`, torn down (files, schema) on exit."""
     if backend == "memory":
         yield es.InMemoryEventStore()
     elif backend == "sqlite":
-        async with _sqlite_store(inline) as store:
+        async with _sqlite_store(hop) as store:
             yield store
     elif backend == "postgres":
         async with _postgres_store(pg_url) as store:
@@ -172,13 +172,13 @@ async def open_store(backend: str, pg_url: str, inline: bool = False) -> AsyncIt
 
 
 @contextlib.asynccontextmanager
-async def _sqlite_store(inline: bool) -> AsyncIterator[Any]:
+async def _sqlite_store(hop: bool) -> AsyncIterator[Any]:
     from eventsource.stores.sqlite import SQLiteEventStore
 
     directory = tempfile.mkdtemp(prefix="eventsource-bench-")
     try:
         path = os.path.join(directory, "events.db")  # WAL is the default
-        store = SQLiteEventStore(path, inline_appends=True) if inline else SQLiteEventStore(path)
+        store = SQLiteEventStore(path, inline_appends=False) if hop else SQLiteEventStore(path)
         async with store:
             await store.initialize()
             yield store
@@ -282,11 +282,11 @@ class Bench:
     sizes: Sizes
     reps: int
     pg_url: str
-    inline: bool = False
+    hop: bool = False
     counter: Counter = field(default_factory=Counter)
 
     def store(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return open_store(self.backend, self.pg_url, self.inline)
+        return open_store(self.backend, self.pg_url, self.hop)
 
     async def e0(self) -> Result:
         n, aggregate_id, rates = self.sizes.e0, uuid.uuid4(), []
@@ -477,7 +477,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"eventsource {report['eventsource_version']} ({report['eventsource_path']}) on {backend}, "
         f"python {report['python']}, {report['cpus']} CPUs, {report['reps']} reps"
         + (", QUICK sizes" if report["quick"] else "")
-        + (", inline_appends" if report.get("inline_appends") else ""),
+        + (", inline_appends=False" if report.get("hop_appends") else ""),
         "",
         f"{'id':<14}{'workload':<40}{'median':>13}  {'min - max':<28}{'unit':<18}{'target':<14}",
         "-" * 130,
@@ -502,7 +502,7 @@ def _num(value: float) -> str:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     bench = Bench(
-        args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url, args.inline_appends
+        args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url, args.hop_appends
     )
     report: dict[str, Any] = {
         "backend": args.backend,
@@ -512,7 +512,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "reps": args.reps,
         "quick": args.quick,
-        "inline_appends": args.inline_appends,
+        "hop_appends": args.hop_appends,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sizes": vars(bench.sizes),
         "results": {},
@@ -548,9 +548,9 @@ def parse_args() -> argparse.Namespace:
         help="PostgreSQL URL (default $EVENTSOURCE_BENCH_PG_URL or database test)",
     )
     parser.add_argument(
-        "--inline-appends",
+        "--hop-appends",
         action="store_true",
-        help="sqlite: SQLiteEventStore(inline_appends=True) (appends in the loop's thread)",
+        help="sqlite: SQLiteEventStore(inline_appends=False) (every append in the driver's thread)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.add_argument("-v", "--verbose", action="store_true")

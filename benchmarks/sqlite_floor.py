@@ -4,9 +4,9 @@
 
 Same settings as `SQLiteEventStore` (a file, WAL, `synchronous = FULL`) and the shipped
 `get_schema("events", "sqlite")` table, in a fresh temporary directory per repetition. Rows are
-ready-made tuples (no event objects, no JSON encoding), so the numbers are what the disk and the
-SQLite library allow; `benchmarks/run.py --backend sqlite` run the same minute shows how close
-the store comes. Workloads:
+ready-made tuples (no event objects, no JSON encoding; time-ordered event ids, as the store's
+are), so the numbers are what the disk and the SQLite library allow; `benchmarks/run.py
+--backend sqlite` run the same minute shows how close the store comes. Workloads:
 
 * `fsync`: rewrite one 4 KiB block of a file and `fdatasync` it (the disk's commit latency).
 * `commit1`: one `INSERT` per transaction, autocommit (one row per commit).
@@ -36,7 +36,8 @@ _SRC = Path(__file__).resolve().parent.parent / "src"
 if (_SRC / "eventsource").is_dir():
     sys.path.insert(0, str(_SRC))
 
-from eventsource.migrations import get_schema  # noqa: E402  (after the sys.path line)
+from eventsource._ids import new_uuid7  # noqa: E402  (after the sys.path line)
+from eventsource.migrations import get_schema  # noqa: E402
 
 INSERT = (
     "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
@@ -60,7 +61,7 @@ def connect(directory: str) -> sqlite3.Connection:
 
 def row(aggregate_id: str, version: int) -> tuple[object, ...]:
     now = datetime.now(UTC).isoformat(timespec="microseconds")
-    return (str(uuid.uuid4()), "BenchItemAdded", aggregate_id, "BenchCart", None, None, version,
+    return (str(new_uuid7()), "BenchItemAdded", aggregate_id, "BenchCart", None, None, version,
             now, PAYLOAD, now)
 
 

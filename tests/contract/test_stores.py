@@ -22,7 +22,7 @@ BACKENDS = [
     "memory",
     "sqlite-memory",
     "sqlite-file",
-    "sqlite-file-inline",
+    "sqlite-file-hop",
     pytest.param("postgresql", marks=pytest.mark.postgresql),
 ]
 
@@ -36,7 +36,7 @@ async def open_store(
         from eventsource.stores.in_memory import InMemoryEventStore
 
         yield InMemoryEventStore()
-    elif backend in ("sqlite-memory", "sqlite-file", "sqlite-file-inline"):
+    elif backend in ("sqlite-memory", "sqlite-file", "sqlite-file-hop"):
         from eventsource.stores.sqlite import SQLiteEventStore
 
         if backend == "sqlite-memory":
@@ -46,7 +46,7 @@ async def open_store(
             store = SQLiteEventStore(
                 str(database),
                 event_registry=event_registry,
-                inline_appends=backend == "sqlite-file-inline",
+                inline_appends=backend != "sqlite-file-hop",
             )
         async with store:
             await store.initialize()

@@ -44,7 +44,7 @@ BACKENDS = [
     "memory",
     "sqlite-memory",
     "sqlite-file",
-    "sqlite-file-inline",
+    "sqlite-file-hop",
     pytest.param("postgresql", marks=pytest.mark.postgresql),
 ]
 A = UUID("aaaaaaaa-0000-4000-8000-00000000000a")
@@ -132,7 +132,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             store = SQLiteEventStore(
                 database_path,
                 enable_tracing=False,
-                inline_appends=backend == "sqlite-file-inline",
+                inline_appends=backend != "sqlite-file-hop",
             )
         async with store, SQLiteSnapshotStore(database_path, enable_tracing=False) as snaps:
             await store.initialize()

@@ -112,10 +112,10 @@ class SQLiteConnection:
     worker thread as a single hop, so a whole transaction costs one thread switch.
 
     `run_now(fn, *args)` calls it in the caller's thread instead (no hop), for the store's
-    opt-in in-loop appends, when `can_run_now`: on a WAL file, on a second connection of its
-    own whose lock requests fail at once instead of waiting (`timeout=0`); on a private
-    in-memory database, which no other connection can lock, on the same connection while no
-    `run` is queued or under way.
+    in-loop appends (on by default), when `can_run_now`: on a WAL file, on a second connection
+    of its own whose lock requests fail at once instead of waiting (`busy_timeout = 0`); on a
+    private in-memory database, which no other connection can lock, on the same connection
+    while no `run` is queued or under way.
     """
 
     __slots__ = (
@@ -160,7 +160,7 @@ class SQLiteConnection:
             if run_now and mode == "wal":
                 # Commits in WAL need no lock beyond the write lock, so an append that got it
                 # never waits after that.
-                opened._now = await opened.run(_connect_now, database)
+                opened._now = await opened.run(_connect_now, database, busy_timeout)
             opened._private = run_now and memory and "cache=shared" not in database
         except BaseException:
             await connection.close()
@@ -244,19 +244,22 @@ def _nothing() -> None:
     return None
 
 
-def _connect_now(_: sqlite3.Connection, database: str) -> sqlite3.Connection:
-    """The second connection of `run_now`: same settings, but a lock request that would wait
-    fails at once (`timeout=0`)."""
+def _connect_now(_: sqlite3.Connection, database: str, busy_timeout: int) -> sqlite3.Connection:
+    """The second connection of `run_now`: same settings, but once set up (in the driver's
+    thread, where waiting is fine: another connection may be mid-recovery or checkpointing),
+    a lock request that would wait fails at once (`busy_timeout = 0`)."""
     db = sqlite3.connect(
         database,
         isolation_level=None,
         uri=database.startswith("file:"),
-        timeout=0,
+        timeout=busy_timeout / 1000,
         check_same_thread=False,
     )
     try:
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = FULL")
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # read the schema now
+        db.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         db.close()
         raise

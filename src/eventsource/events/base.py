@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventsource._ids import new_uuid4
+from eventsource._ids import new_uuid4, new_uuid7
 
 __all__ = ["DomainEvent"]
 
@@ -45,7 +45,8 @@ class DomainEvent(BaseModel):
     # model_validate/model_validate_json too, validating every decoded event twice.
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
-    event_id: UUID = Field(default_factory=new_uuid4)
+    # Time-ordered (UUIDv7): cheap to index for the stores; see `eventsource._ids`.
+    event_id: UUID = Field(default_factory=new_uuid7)
     event_type: str
     event_version: int = Field(default=1, ge=1)
     occurred_at: datetime = Field(default_factory=_utcnow)

@@ -1,5 +1,6 @@
-"""`SQLiteEventStore(inline_appends=True)`: appends run in the event loop's thread while the
-connection is idle, and never make the loop wait for a lock."""
+"""`SQLiteEventStore` appends run in the event loop's thread (the default, `inline_appends=True`)
+while the connection is idle, never make the loop wait for a lock, and go to the driver's thread
+for large batches, after slow inline appends, and with `inline_appends=False`."""
 
 from __future__ import annotations
 
@@ -70,9 +71,10 @@ async def test_inline_append_runs_without_giving_the_loop_away(
         )
         assert turns == 0
         assert (result.new_version, result.global_position) == (2, 2)
-        async with SQLiteEventStore(db_path) as default:  # the hop: other tasks run meanwhile
+        # The hop: other tasks run meanwhile.
+        async with SQLiteEventStore(db_path, inline_appends=False) as hopping:
             turns, result = await ticker.turns_during(
-                default.append_events(cart, CART, [item(cart)], 2)
+                hopping.append_events(cart, CART, [item(cart)], 2)
             )
         assert turns > 0
         assert result.new_version == 3
@@ -203,3 +205,72 @@ async def test_inline_only_where_a_commit_cannot_wait(
             )
         assert (turns == 0) is inline
         assert result.new_version == 1
+
+
+async def test_appends_are_inline_by_default(db_path: str) -> None:
+    async with SQLiteEventStore(db_path) as store, Ticker() as ticker:
+        await store.initialize()
+        assert store.inline_appends is True
+        assert SQLiteEventStore(db_path, inline_appends=False).inline_appends is False
+        cart = uuid4()
+        turns, _ = await ticker.turns_during(store.append_events(cart, CART, [item(cart)], 0))
+        assert turns == 0
+
+
+async def test_large_batches_take_the_hop(inline_store: SQLiteEventStore) -> None:
+    cart = uuid4()
+    async with Ticker() as ticker:
+        turns, result = await ticker.turns_during(
+            inline_store.append_events(cart, CART, [item(cart) for _ in range(256)], 0)
+        )
+        assert turns == 0
+        turns, result = await ticker.turns_during(
+            inline_store.append_events(cart, CART, [item(cart) for _ in range(257)], 256)
+        )
+        assert turns > 0
+    assert (result.new_version, result.global_position) == (513, 513)
+
+
+async def test_slow_inline_appends_send_the_next_ones_to_the_driver_thread(
+    inline_store: SQLiteEventStore,
+) -> None:
+    from eventsource.stores import sqlite as module
+
+    gate = inline_store._inline_gate
+    cart = uuid4()
+    version = 0
+
+    async def append_turns() -> int:
+        nonlocal version
+        turns, result = await ticker.turns_during(
+            inline_store.append_events(cart, CART, [item(cart)], version)
+        )
+        version = result.new_version
+        return turns
+
+    async with Ticker() as ticker:
+        assert await append_turns() == 0
+        for _ in range(3):  # a disk that took 30 ms per commit, as seen by the gate
+            gate.took(0.030)
+        assert gate.hops_left == module._INLINE_BACK_OFF
+        gate.hops_left = 3  # (shortened) the next appends hop, then inlining is tried again
+        hopped = [await append_turns() for _ in range(3)]
+        assert all(turns > 0 for turns in hopped), hopped
+        assert await append_turns() == 0
+    assert (await inline_store.get_events(cart, CART)).version == 5
+
+
+def test_the_gate_averages_durations_before_closing() -> None:
+    from eventsource.stores.sqlite import _INLINE_BACK_OFF, _InlineGate
+
+    gate = _InlineGate()
+    for _ in range(100):  # a fast disk, with the odd slow checkpoint
+        gate.took(0.0002)
+        assert gate.is_open()
+    gate.took(0.020)
+    assert gate.is_open()  # one slow commit does not close it
+    for _ in range(20):
+        gate.took(0.010)
+    assert not gate.is_open()
+    assert sum(not gate.is_open() for _ in range(_INLINE_BACK_OFF)) == _INLINE_BACK_OFF - 1
+    assert gate.is_open()
