@@ -178,7 +178,7 @@ async def _sqlite_store(hop: bool) -> AsyncIterator[Any]:
     directory = tempfile.mkdtemp(prefix="eventsource-bench-")
     try:
         path = os.path.join(directory, "events.db")  # WAL is the default
-        store = SQLiteEventStore(path, inline_appends=False) if hop else SQLiteEventStore(path)
+        store = SQLiteEventStore(path, inline=False) if hop else SQLiteEventStore(path)
         async with store:
             await store.initialize()
             yield store
@@ -477,7 +477,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"eventsource {report['eventsource_version']} ({report['eventsource_path']}) on {backend}, "
         f"python {report['python']}, {report['cpus']} CPUs, {report['reps']} reps"
         + (", QUICK sizes" if report["quick"] else "")
-        + (", inline_appends=False" if report.get("hop_appends") else ""),
+        + (", inline=False" if report.get("hop") else ""),
         "",
         f"{'id':<14}{'workload':<40}{'median':>13}  {'min - max':<28}{'unit':<18}{'target':<14}",
         "-" * 130,
@@ -502,7 +502,7 @@ def _num(value: float) -> str:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     bench = Bench(
-        args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url, args.hop_appends
+        args.backend, QUICK if args.quick else Sizes(), args.reps, args.pg_url, args.hop
     )
     report: dict[str, Any] = {
         "backend": args.backend,
@@ -512,7 +512,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "reps": args.reps,
         "quick": args.quick,
-        "hop_appends": args.hop_appends,
+        "hop": args.hop,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sizes": vars(bench.sizes),
         "results": {},
@@ -548,9 +548,9 @@ def parse_args() -> argparse.Namespace:
         help="PostgreSQL URL (default $EVENTSOURCE_BENCH_PG_URL or database test)",
     )
     parser.add_argument(
-        "--hop-appends",
+        "--hop",
         action="store_true",
-        help="sqlite: SQLiteEventStore(inline_appends=False) (every append in the driver's thread)",
+        help="sqlite: SQLiteEventStore(inline=False) (every call in the driver's thread)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -46,7 +46,7 @@ async def open_store(
             store = SQLiteEventStore(
                 str(database),
                 event_registry=event_registry,
-                inline_appends=backend != "sqlite-file-hop",
+                inline=backend != "sqlite-file-hop",
             )
         async with store:
             await store.initialize()

@@ -132,7 +132,7 @@ async def open_world(backend: str, tmp_path: Path) -> AsyncIterator[World]:
             store = SQLiteEventStore(
                 database_path,
                 enable_tracing=False,
-                inline_appends=backend != "sqlite-file-hop",
+                inline=backend != "sqlite-file-hop",
             )
         async with store, SQLiteSnapshotStore(database_path, enable_tracing=False) as snaps:
             await store.initialize()

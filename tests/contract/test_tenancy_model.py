@@ -203,7 +203,7 @@ class TenancyMachine(RuleBasedStateMachine):
         assert [e.event_id for e in stream.events] == [r.event_id for r in kept]
         assert stream.version == (kept[-1].stream_position if kept else from_version)
         name = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
-        read = self.in_scope(tenant, self.store.read_stream(name, options))
+        read = self.in_scope(tenant, self._read_stream(name, options))
         assert [s.event_id for s in read.events] == [
             r.event_id for r in select(rows, options, by_global=False)
         ]
@@ -212,6 +212,10 @@ class TenancyMachine(RuleBasedStateMachine):
                 tenant, self.store.get_stream_version(aggregate_id, aggregate_type)
             )
             assert version == (rows[-1].stream_position if rows else 0)
+
+    async def _read_stream(self, name: str, options: Any) -> Any:
+        # read_stream binds the tenant when called, so it must be called inside the scope.
+        return await self.store.read_stream(name, options)
 
     @rule(
         tenant=st.sampled_from(SCOPES),

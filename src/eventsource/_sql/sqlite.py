@@ -9,7 +9,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, cast
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, TypeVarTuple, cast
 from uuid import UUID
 
 from eventsource._optional import optional
@@ -23,7 +24,9 @@ else:
     aiosqlite = optional("aiosqlite")
 
 __all__ = [
+    "HOP",
     "VERSION_SQL",
+    "Hop",
     "SQLiteConnection",
     "append_rows",
     "append_rows_now",
@@ -107,15 +110,24 @@ def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStor
     return EventStoreError(f"SQLite error on database {database!r}: {exc}")
 
 
+class Hop(Enum):
+    """`SQLiteConnection.read_now`'s answer when the read must go to the driver's thread."""
+
+    HOP = "hop"
+
+
+HOP = Hop.HOP
+
+
 class SQLiteConnection:
     """One aiosqlite connection; `run(fn, *args)` calls `fn(sqlite3_connection, *args)` in its
     worker thread as a single hop, so a whole transaction costs one thread switch.
 
-    `run_now(fn, *args)` calls it in the caller's thread instead (no hop), for the store's
-    in-loop appends (on by default), when `can_run_now`: on a WAL file, on a second connection
-    of its own whose lock requests fail at once instead of waiting (`busy_timeout = 0`); on a
-    private in-memory database, which no other connection can lock, on the same connection
-    while no `run` is queued or under way.
+    `run_now(fn, *args)` (a write) and `read_now` / `read` call it in the caller's thread
+    instead (no hop), for the store's in-loop work (on by default), when `can_run_now`: on a
+    WAL file, on a second connection of its own whose lock requests fail at once instead of
+    waiting (`busy_timeout = 0`); on a private in-memory database, which no other connection
+    can lock, on the same connection while no `run` is queued or under way.
     """
 
     __slots__ = (
@@ -190,6 +202,33 @@ class SQLiteConnection:
             raise
         self._pending -= 1
         return cast(T, result)
+
+    def read_now(
+        self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts
+    ) -> T | Literal[Hop.HOP]:
+        """`fn(connection, *args)` for a read, in this thread when `can_run_now`; `HOP` (nothing
+        done) when it cannot run here or SQLite answered busy, so the caller uses `run`.
+
+        In WAL mode a read takes no lock a writer holds, so it is busy only in rare moments
+        (another connection recovering the WAL or resetting it).
+        """
+        if not self.can_run_now:
+            return HOP
+        try:
+            return fn(self._raw if self._now is None else self._now, *args)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+                return HOP
+            raise map_error(exc, self.database, self.busy_timeout) from exc
+        except sqlite3.Error as exc:
+            raise map_error(exc, self.database, self.busy_timeout) from exc
+
+    async def read(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
+        """`read_now`, or `run` when that cannot run the read here."""
+        done = self.read_now(fn, *args)
+        if done is HOP:
+            return await self.run(fn, *args)
+        return done
 
     async def _release_when_drained(self) -> None:
         try:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsource._optional import optional
 from eventsource._sql.sqlite import (
+    HOP,
     VERSION_SQL,
     SQLiteConnection,
     append_rows,
@@ -121,16 +122,18 @@ class SQLiteEventStore(TracingMixin, EventStore):
     become visible in position order: the base-class `read_committed` / `committed_lag` with
     plain position cursors are exact here.
 
-    Appends run in the event loop's own thread by default (`inline_appends=True`): an append
-    then costs its SQLite work and the commit's fsync, without the hop's two thread wake-ups
-    (~65 µs here, a third of a single append). The loop waits for that commit instead of
-    running other tasks, so the library keeps it short: on a WAL file it uses a second
-    connection of its own that never waits for a lock (when another connection holds the
-    write lock the append takes the hop), batches of more than 256 events take the hop, and
-    when inline appends have averaged over 5 ms (a slow or network disk) the next 500 take
-    the hop before inlining is tried again. Rollback-journal files always take the hop.
-    `inline_appends=False` sends every append to the driver's thread, for processes whose
-    loop must never wait for a disk.
+    Appends and reads run in the event loop's own thread by default (`inline=True`): an
+    append then costs its SQLite work and the commit's fsync, without the hop's two thread
+    wake-ups (~65 µs here, a third of a single append), and a page of rows is fetched without
+    the driver's thread and the loop's thread taking turns at the GIL (a third of the CPU
+    time of `read_all` here). The loop waits for that work instead of running other tasks, so
+    the library keeps it short: on a WAL file it uses a second connection of its own that
+    never waits for a lock (when another connection holds the write lock the append takes the
+    hop; a read never needs that lock), batches of more than 256 events take the hop, and when
+    inline appends have averaged over 5 ms (a slow or network disk) the next 500 take the hop
+    before inlining is tried again. Rollback-journal files always take the hop. `inline=False`
+    sends every call to the driver's thread, for processes whose loop must never wait for a
+    disk.
     """
 
     span_prefix = "sqlite_event_store"
@@ -148,7 +151,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         string_id_fields: set[str] | None = None,
         auto_detect_uuid: bool = True,
         outbox_enabled: bool = False,
-        inline_appends: bool = True,
+        inline: bool = True,
     ) -> None:
         if not SQLITE_AVAILABLE:
             raise SQLiteNotAvailableError
@@ -166,7 +169,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             from eventsource.repositories.sqlite import outbox_writer
 
             self._outbox_writer = outbox_writer
-        self._inline_appends = inline_appends
+        self._inline = inline
         self._inline_gate = _InlineGate()
 
     @classmethod
@@ -213,9 +216,9 @@ class SQLiteEventStore(TracingMixin, EventStore):
         return self._outbox_writer is not None
 
     @property
-    def inline_appends(self) -> bool:
-        """Whether appends may run in the event loop's thread (see the class docs)."""
-        return self._inline_appends
+    def inline(self) -> bool:
+        """Whether appends and reads may run in the event loop's thread (see the class docs)."""
+        return self._inline
 
     @property
     def is_connected(self) -> bool:
@@ -254,7 +257,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 self._database,
                 wal_mode=self._wal_mode,
                 busy_timeout=self._busy_timeout,
-                run_now=self._inline_appends,
+                run_now=self._inline,
             )
             if self._link is None:
                 self._link = link
@@ -296,7 +299,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
             done = None
             gate = self._inline_gate
             if (
-                self._inline_appends
+                self._inline
                 and len(rows) <= _INLINE_MAX_EVENTS
                 and link.can_run_now
                 and gate.is_open()
@@ -345,12 +348,12 @@ class SQLiteEventStore(TracingMixin, EventStore):
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
         if aggregate_type is None:
             tenant = bound_tenant()
-            stored_type, rows = await link.run(
+            stored_type, rows = await link.read(
                 fetch_with_first_type, sql, params, None if tenant is None else str(tenant)
             )
             aggregate_type = stored_type or "Unknown"
         else:
-            rows = await link.run(fetch, sql, params)
+            rows = await link.read(fetch, sql, params)
         events = self._decode(rows)
         version = rows[-1][4] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
@@ -360,7 +363,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         params: list[object] = [str(aggregate_id), aggregate_type]
         scoped = scope_filter(clauses, params) is not None
         sql = f"{VERSION_SQL} AND {clauses[0]}" if scoped else VERSION_SQL
-        rows = await self._connected().run(fetch, sql, params)
+        rows = await self._connected().read(fetch, sql, params)
         return int(rows[0][0] or 0)
 
     async def get_events_by_type(
@@ -384,21 +387,21 @@ class SQLiteEventStore(TracingMixin, EventStore):
             clauses.append("timestamp > ?")
             params.append(utc_iso(start))
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
-        return self._decode(await link.run(fetch, sql, params))
+        return self._decode(await link.read(fetch, sql, params))
 
     async def event_exists(self, event_id: UUID) -> bool:
         clauses: list[str] = ["event_id = ?"]
         params: list[object] = [str(event_id)]
         scope_filter(clauses, params)
         sql = f"SELECT 1 FROM events WHERE {' AND '.join(clauses)}"
-        return bool(await self._connected().run(fetch, sql, params))
+        return bool(await self._connected().read(fetch, sql, params))
 
     async def get_global_position(self) -> int:
         clauses: list[str] = []
         params: list[object] = []
         where = f" WHERE {clauses[0]}" if scope_filter(clauses, params) is not None else ""
         sql = f"SELECT COALESCE(MAX(id), 0) FROM events{where}"
-        return int((await self._connected().run(fetch, sql, params))[0][0])
+        return int((await self._connected().read(fetch, sql, params))[0][0])
 
     async def committed_lag(self, after: str | None = None) -> int:
         clauses: list[str] = ["id > ?"]
@@ -406,7 +409,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         if scope_filter(clauses, params) is None:
             return await super().committed_lag(after)
         sql = f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}"
-        return int((await self._connected().run(fetch, sql, params))[0][0])
+        return int((await self._connected().read(fetch, sql, params))[0][0])
 
     def read_all(self, options: ReadOptions | None = None) -> ReadResult:
         clauses: list[str] = []
@@ -461,11 +464,20 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
         def request(after: object) -> asyncio.Future[list[Row]]:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
-            return asyncio.ensure_future(link.run(fetch, sql, (*params, after, size)))
+            args = (*params, after, size)
+            page: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+            try:
+                rows = link.read_now(fetch, sql, args)
+            except Exception as exc:  # raised where the page is awaited, as from the hop
+                page.set_exception(exc)
+                return page
+            if rows is HOP:  # the driver's thread fetches it while this page is decoded
+                return asyncio.ensure_future(link.run(fetch, sql, args))
+            page.set_result(rows)
+            return page
 
         if remaining is not None and remaining <= 0:
             return
-        # The driver thread fetches the next page while this one is decoded: the two overlap.
         pending = request(_LAST_ID if backward else 0)
         while True:
             size = _PAGE if remaining is None else min(_PAGE, remaining)

@@ -201,7 +201,7 @@ async def test_sqlite_store_without_outbox_writes_no_rows(tmp_path: Path) -> Non
         assert db.execute("SELECT count(*) FROM event_outbox").fetchone()[0] == 0
 
 
-async def test_sqlite_inline_appends_write_their_outbox_rows_in_the_same_transaction(
+async def test_sqlite_inline_write_their_outbox_rows_in_the_same_transaction(
     tmp_path: Path,
 ) -> None:
     """The inline path (appends in the loop's thread) writes the same outbox rows as the hop,
@@ -209,7 +209,7 @@ async def test_sqlite_inline_appends_write_their_outbox_rows_in_the_same_transac
     register()
     account = uuid4()
     path = tmp_path / "inline.db"
-    async with SQLiteEventStore(str(path), outbox_enabled=True, inline_appends=True) as store:
+    async with SQLiteEventStore(str(path), outbox_enabled=True, inline=True) as store:
         await store.initialize()
         await store.append_events(account, "OutboxAccount", deposits(account, 1, 3), 0)
         await store.append_events(account, "OutboxAccount", deposits(account, 4, 1), 3)

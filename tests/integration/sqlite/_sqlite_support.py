@@ -24,16 +24,18 @@ def item(aggregate_id: UUID, sku: str = "sku", **fields: Any) -> SqliteItemAdded
 
 
 async def race_for_versions(
-    path: str, stream: UUID, writer: int, wins_wanted: int
+    path: str, stream: UUID, writer: int, wins_wanted: int, inline: bool = True
 ) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
     """Append one event at a time with the exact expected version until `wins_wanted` appends
     succeeded; a conflict's `actual_version` is trusted as the next expected version.
+    (Inline stores of one process never interleave: tasks racing in one process need
+    `inline=False`; processes race either way.)
 
     Returns (wins as (new_version, event_id), conflicts as (expected, actual)).
     """
     wins: list[tuple[int, str]] = []
     conflicts: list[tuple[int, int]] = []
-    async with SQLiteEventStore(path) as store:
+    async with SQLiteEventStore(path, inline=inline) as store:
         expected = await store.get_stream_version(stream, "SqliteCart")
         while len(wins) < wins_wanted:
             event = item(stream, f"w{writer}")

@@ -52,7 +52,7 @@ async def _check_race(
 async def test_writers_on_separate_connections_race_on_one_stream(db_path: str) -> None:
     stream = uuid4()
     outcomes = await asyncio.gather(
-        *(race_for_versions(db_path, stream, writer, 3) for writer in range(WRITERS))
+        *(race_for_versions(db_path, stream, writer, 3, inline=False) for writer in range(WRITERS))
     )
     assert sum(len(conflicts) for _, conflicts in outcomes) > 0  # they did collide
     await _check_race(db_path, stream, list(outcomes), 3)

@@ -1,6 +1,7 @@
-"""`SQLiteEventStore` appends run in the event loop's thread (the default, `inline_appends=True`)
-while the connection is idle, never make the loop wait for a lock, and go to the driver's thread
-for large batches, after slow inline appends, and with `inline_appends=False`."""
+"""`SQLiteEventStore` appends and reads run in the event loop's thread (the default,
+`inline=True`) while the connection is idle, never make the loop wait for a lock, and go to the
+driver's thread for large batches, after slow inline appends, when SQLite answers busy, and
+with `inline=False`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from uuid import uuid4
 import pytest
 from _sqlite_support import item
 
+from eventsource.exceptions import EventStoreError
 from eventsource.stores.sqlite import SQLiteEventStore
 
 CART = "SqliteCart"
@@ -56,7 +58,7 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def inline_store(db_path: str) -> AsyncIterator[SQLiteEventStore]:
-    async with SQLiteEventStore(db_path, inline_appends=True) as store:
+    async with SQLiteEventStore(db_path, inline=True) as store:
         await store.initialize()
         yield store
 
@@ -72,7 +74,7 @@ async def test_inline_append_runs_without_giving_the_loop_away(
         assert turns == 0
         assert (result.new_version, result.global_position) == (2, 2)
         # The hop: other tasks run meanwhile.
-        async with SQLiteEventStore(db_path, inline_appends=False) as hopping:
+        async with SQLiteEventStore(db_path, inline=False) as hopping:
             turns, result = await ticker.turns_during(
                 hopping.append_events(cart, CART, [item(cart)], 2)
             )
@@ -137,7 +139,7 @@ async def test_file_store_appends_inline_while_a_read_is_in_flight(
 
 @pytest.fixture
 async def memory_store() -> AsyncIterator[SQLiteEventStore]:
-    async with SQLiteEventStore(":memory:", inline_appends=True) as store:
+    async with SQLiteEventStore(":memory:", inline=True) as store:
         await store.initialize()
         yield store
 
@@ -196,7 +198,7 @@ async def test_inline_only_where_a_commit_cannot_wait(
 ) -> None:
     # A rollback-journal commit waits for readers: those appends always take the hop.
     path = str(tmp_path / "e.db") if database == "file" else database
-    async with SQLiteEventStore(path, wal_mode=wal_mode, inline_appends=True) as store:
+    async with SQLiteEventStore(path, wal_mode=wal_mode, inline=True) as store:
         await store.initialize()
         cart = uuid4()
         async with Ticker() as ticker:
@@ -210,8 +212,8 @@ async def test_inline_only_where_a_commit_cannot_wait(
 async def test_appends_are_inline_by_default(db_path: str) -> None:
     async with SQLiteEventStore(db_path) as store, Ticker() as ticker:
         await store.initialize()
-        assert store.inline_appends is True
-        assert SQLiteEventStore(db_path, inline_appends=False).inline_appends is False
+        assert store.inline is True
+        assert SQLiteEventStore(db_path, inline=False).inline is False
         cart = uuid4()
         turns, _ = await ticker.turns_during(store.append_events(cart, CART, [item(cart)], 0))
         assert turns == 0
@@ -231,7 +233,7 @@ async def test_large_batches_take_the_hop(inline_store: SQLiteEventStore) -> Non
     assert (result.new_version, result.global_position) == (513, 513)
 
 
-async def test_slow_inline_appends_send_the_next_ones_to_the_driver_thread(
+async def test_slow_inline_send_the_next_ones_to_the_driver_thread(
     inline_store: SQLiteEventStore,
 ) -> None:
     from eventsource.stores import sqlite as module
@@ -274,3 +276,85 @@ def test_the_gate_averages_durations_before_closing() -> None:
     assert not gate.is_open()
     assert sum(not gate.is_open() for _ in range(_INLINE_BACK_OFF)) == _INLINE_BACK_OFF - 1
     assert gate.is_open()
+
+
+async def test_reads_run_in_the_loop_thread_and_hop_with_inline_false(db_path: str) -> None:
+    cart = uuid4()
+    for inline in (True, False):
+        async with SQLiteEventStore(db_path, inline=inline) as store, Ticker() as ticker:
+            await store.initialize()
+            if inline:
+                await store.append_events(cart, CART, [item(cart, str(n)) for n in range(5)], 0)
+            reads = [
+                store.get_events(cart, CART),
+                store.get_events(cart),
+                store.get_stream_version(cart, CART),
+                store.event_exists(uuid4()),
+                store.get_global_position(),
+                store.get_events_by_type(CART),
+                _all(store),
+            ]
+            results = [await ticker.turns_during(read) for read in reads]
+            turns = [turns for turns, _ in results]
+            assert all(t == 0 for t in turns) if inline else all(t > 0 for t in turns), turns
+            stream, untyped, version, exists, position, by_type, every = (r for _, r in results)
+            assert [e.sku for e in stream.events] == [e.sku for e in untyped.events]
+            assert [e.sku for e in stream.events] == ["0", "1", "2", "3", "4"]
+            assert (version, exists, position, len(by_type)) == (5, False, 5, 5)
+            assert [s.stream_position for s in every] == [1, 2, 3, 4, 5]
+
+
+async def _all(store: SQLiteEventStore) -> list[Any]:
+    return [stored async for stored in store.read_all()]
+
+
+async def test_an_inline_read_does_not_see_an_open_write_and_does_not_wait_for_it(
+    inline_store: SQLiteEventStore, db_path: str
+) -> None:
+    cart = uuid4()
+    await inline_store.append_events(cart, CART, [item(cart)], 0)
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute(
+        "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,"
+        " timestamp, payload) VALUES (?, 'SqliteItemAdded', ?, ?, 2, '', '{}')",
+        (str(uuid4()), str(cart), CART),
+    )
+    try:
+        async with Ticker() as ticker:
+            turns, stream = await ticker.turns_during(inline_store.get_events(cart, CART))
+        assert turns == 0
+        assert stream.version == 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+async def test_a_read_that_finds_the_file_busy_is_redone_in_the_driver_thread(
+    inline_store: SQLiteEventStore,
+) -> None:
+    # A reader in WAL mode is busy only in rare moments (another connection recovering or
+    # resetting the WAL); the first attempt here answers busy the way SQLite does.
+    cart = uuid4()
+    await inline_store.append_events(cart, CART, [item(cart)], 0)
+    link = inline_store._connected()
+    loop_thread = threading.get_ident()
+    ran_in: list[str] = []
+
+    def count(db: sqlite3.Connection) -> int:
+        if threading.get_ident() == loop_thread:
+            ran_in.append("loop")
+            busy = sqlite3.OperationalError("database is locked")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+            raise busy
+        ran_in.append("driver")
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    assert await link.read(count) == 1
+    assert ran_in == ["loop", "driver"]
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("SELECT * FROM nowhere")
+
+    with pytest.raises(EventStoreError, match="nowhere"):  # other errors are not retried
+        await link.read(broken)
