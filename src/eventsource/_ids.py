@@ -26,6 +26,8 @@ _CLEAR_VERSION_AND_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_4_RFC_4122 = (0x4000 << 64) | (0x8000 << 48)
 _VERSION_7_RFC_9562 = (0x7000 << 64) | (0x8000 << 48)
 _RANDOM_62 = (1 << 62) - 1
+_MILLIS_48 = (1 << 48) - 1
+_time_ns = time.time_ns
 _new = object.__new__
 _set = object.__setattr__
 _from_bytes = int.from_bytes
@@ -71,7 +73,7 @@ def new_uuid4() -> UUID:
 
 def new_uuid7() -> UUID:
     """A time-ordered version-7 UUID (RFC 9562, sub-millisecond fraction in `rand_a`)."""
-    millis, nanos = divmod(time.time_ns(), 1_000_000)
+    nanos = _time_ns()
     pool = _pool
     with _take_lock:
         pos = pool.pos
@@ -80,13 +82,15 @@ def new_uuid7() -> UUID:
             pos = 0
         pool.pos = pos + 8
         chunk = pool.buf[pos : pos + 8]
-    value = (
-        (millis & 0xFFFF_FFFF_FFFF) << 80
-        | (nanos * 4096 // 1_000_000) << 64
-        | _from_bytes(chunk) & _RANDOM_62
-        | _VERSION_7_RFC_9562
-    )
+    # ns // 1e6: the milliseconds; (ns % 1e6) >> 8 < 3907: the fraction, 12 bits, monotonic.
     uid = _new(UUID)
-    _set(uid, "int", value)
+    _set(
+        uid,
+        "int",
+        (nanos // 1_000_000 & _MILLIS_48) << 80
+        | (nanos % 1_000_000 >> 8) << 64
+        | _from_bytes(chunk) & _RANDOM_62
+        | _VERSION_7_RFC_9562,
+    )
     _set(uid, "is_safe", _unknown)
     return uid
