@@ -518,21 +518,68 @@ class SQLiteEventStore(TracingMixin, EventStore):
 def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
     """Insert parameters for each event; payloads are encoded here, before any write."""
     stored_at = now_utc_iso()
-    return [
-        [
-            str(event.event_id),
+    rows: list[list[Any]] = []
+    add = rows.append
+    for event in events:
+        payload = encode_payload(event)
+        event_id, occurred_at = _envelope_texts(event, payload)
+        add([
+            event_id,
             event.event_type,
             aggregate_id,
             aggregate_type,
             None if (tenant_id := event.tenant_id) is None else str(tenant_id),
             event.actor_id,
             0,
-            utc_iso(event.occurred_at),
-            encode_payload(event),
+            occurred_at,
+            payload,
             stored_at,
-        ]
-        for event in events
-    ]
+        ])
+    return rows
+
+
+# The event id and time columns hold the texts the JSON dump already spells out, so they are
+# cut from it instead of formatted a second time (a fifth of the Python work of a batch).
+_ID_KEY, _ID_END = '{"event_id":"', 49  # a UUID's text is 36 characters
+_AT_KEY = '"occurred_at":"'
+_ENVELOPE_LEAD = ("event_id", "event_type", "event_version", "occurred_at")
+_plain_dumps: dict[type[DomainEvent], bool] = {}
+
+
+def _envelope_texts(event: DomainEvent, payload: str) -> tuple[str, str]:
+    """`(str(event.event_id), utc_iso(event.occurred_at))`, read off the event's JSON dump
+    when its class dumps them plainly and the time is UTC with microseconds (almost always:
+    that is what `occurred_at` defaults to)."""
+    cls = type(event)
+    plain = _plain_dumps.get(cls)
+    if plain is None:
+        plain = _plain_dumps[cls] = _dumps_envelope_plainly(cls)
+    if plain:
+        at = payload.find(_AT_KEY, _ID_END) + len(_AT_KEY)
+        # "YYYY-MM-DDTHH:MM:SS.ffffffZ": UTC, microseconds present (else pydantic omits them).
+        if at >= len(_AT_KEY) and payload[at + 19 : at + 20] == "." and (
+            payload[at + 26 : at + 28] == 'Z"'
+        ):
+            return payload[len(_ID_KEY) : _ID_END], payload[at : at + 26] + "+00:00"
+    return str(event.event_id), utc_iso(event.occurred_at)
+
+
+def _dumps_envelope_plainly(cls: type[DomainEvent]) -> bool:
+    """True when the class's JSON dump starts with the event id, then two scalar fields, then
+    the occurred-at time, each in pydantic's own format (no alias, no custom serializer)."""
+    fields = cls.model_fields
+    decorators = cls.__pydantic_decorators__
+    return (
+        tuple(fields)[:4] == _ENVELOPE_LEAD
+        and fields["event_id"].annotation is UUID
+        and fields["occurred_at"].annotation is datetime
+        and not any(fields[name].serialization_alias or fields[name].alias
+                    for name in _ENVELOPE_LEAD)
+        and not cls.model_config.get("alias_generator")
+        and cls.model_config.get("ser_json_temporal", "iso8601") == "iso8601"
+        and not decorators.field_serializers
+        and not decorators.model_serializers
+    )
 
 
 def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:
