@@ -370,3 +370,40 @@ async def test_append_plan_stays_index_lookups_as_the_table_grows(
         await control.close()
     assert "Seq Scan on events" not in plan, plan
     assert "Seq Scan on events" in naive, naive  # what the setting prevents
+
+
+async def test_reads_of_a_table_without_statistics_page_through_the_index(
+    store: PostgreSQLEventStore, pg_url: str, pg_schema: str
+) -> None:
+    """A table filled faster than autovacuum analyzes it has no statistics. Paging it must
+    still walk an index in page order: a default connection would read the whole table and
+    sort it for a page (the control below)."""
+    from eventsource.stores.postgresql import _ALL_FORWARD, _COMMITTED
+
+    control = await raw_connection(pg_url, pg_schema)
+    try:
+        await control.execute(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+            " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
+            " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 20000)"
+        )
+        analyzed = await control.fetchval(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass('events')"
+        )
+        assert analyzed <= 0, "the table must be without statistics for this test"
+        pages = [
+            "EXPLAIN " + _ALL_FORWARD[False].replace("$1", "0").replace("$4", "1000")
+            .replace("$2", "NULL").replace("$3", "NULL"),
+            "EXPLAIN " + _COMMITTED[False].replace("$1", "'0'").replace("$2", "0")
+            .replace("$3", "1000"),
+        ]
+        assert store._pool is not None
+        async with store._pool.connection("test") as conn:
+            for page in pages:
+                plan = "\n".join(row[0] for row in await conn.fetch(page))
+                naive = "\n".join(row[0] for row in await control.fetch(page))
+                assert "Index Scan using" in plan, plan
+                assert "Sort" not in plan, plan
+                assert "Sort Key" in naive, naive  # what the settings prevent
+    finally:
+        await control.close()
