@@ -412,12 +412,14 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                     break
                 except Exception as exc:
                     # A concurrent append won a version or an event id. Run again: the
-                    # statement then sees the winner and reports the true version. ANY and
-                    # STREAM_EXISTS append after the winner instead, so their retries take a
-                    # per-stream lock to stop losing the same race again and again.
+                    # statement then sees the winner (it has committed: PostgreSQL reports the
+                    # violation only then) and reports the true version, at once. ANY and
+                    # STREAM_EXISTS append after the winner instead, so their retries back off
+                    # and take a per-stream lock to stop losing the same race again and again.
                     if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
                         raise
-                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                    if expected_version < 0:
+                        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         assert row is not None  # the statement always returns one row
         current, matched, new_version, position = row[0], row[1], row[2], row[3]
         if not matched:
