@@ -111,9 +111,15 @@ _OUTBOX = """, box AS (
            now(), 'pending', 0
     FROM fresh ORDER BY ord
 )"""
+# A stream's version is its newest row, read as `ORDER BY version DESC LIMIT 1`: the same
+# question as MAX(version), but PostgreSQL answers MAX by reading every index entry of the
+# stream whenever it estimates the stream to be one row (a generic plan, a table not yet
+# analyzed): 3.2 ms instead of 0.03 ms for a stream of 10,000, and worse still while writers
+# race on one stream, each lost race leaving a dead entry that every later MAX visits.
 _APPEND = """WITH cur AS (
-    SELECT COALESCE(MAX(version), 0) AS v FROM events
-    WHERE aggregate_id = $1::uuid AND aggregate_type = $2::text
+    SELECT COALESCE((SELECT version FROM events
+                     WHERE aggregate_id = $1::uuid AND aggregate_type = $2::text
+                     ORDER BY version DESC LIMIT 1), 0) AS v
 ), ok AS (
     SELECT v FROM cur WHERE $3::int = -1 OR ($3::int = -2 AND v > 0) OR v = $3::int
 ), {body}
@@ -179,9 +185,9 @@ _ALL_BACKWARD = tenant_variants(
 _FIRST_TYPE = tenant_variants(
     "SELECT aggregate_type FROM events WHERE aggregate_id = $1{tenant} ORDER BY id LIMIT 1", "$2"
 )
-_STREAM_VERSION = tenant_variants(
-    "SELECT COALESCE(MAX(version), 0) FROM events "
-    "WHERE aggregate_id = $1 AND aggregate_type = $2{tenant}",
+_STREAM_VERSION = tenant_variants(  # not MAX(version): see `_APPEND`
+    "SELECT COALESCE((SELECT version FROM events "
+    "WHERE aggregate_id = $1 AND aggregate_type = $2{tenant} ORDER BY version DESC LIMIT 1), 0)",
     "$3",
 )
 _EXISTS = tenant_variants(

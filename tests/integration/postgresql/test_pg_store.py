@@ -407,3 +407,38 @@ async def test_reads_of_a_table_without_statistics_page_through_the_index(
                 assert "Sort Key" in naive, naive  # what the settings prevent
     finally:
         await control.close()
+
+
+async def test_stream_version_reads_one_index_entry_however_long_the_stream(
+    store: PostgreSQLEventStore, pg_url: str, pg_schema: str
+) -> None:
+    """The version of a 5,000-event stream in a table without statistics: the store's query
+    reads the newest index entry only, where MAX(version) reads all 5,000 (the control)."""
+    from eventsource.stores.postgresql import _STREAM_VERSION
+
+    cart = uuid4()
+    control = await raw_connection(pg_url, pg_schema)
+    try:
+        await control.execute(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+            " version, timestamp, payload) SELECT gen_random_uuid(), $1, 'PgCart',"
+            " 'PgItemAdded', v, now(), '{}' FROM generate_series(1, 5000) v",
+            cart,
+        )
+        assert store._pool is not None
+        async with store._pool.connection("test") as conn:
+            for sql, scanned in (
+                (_STREAM_VERSION[False], "rows=1 loops=1"),
+                (
+                    "SELECT COALESCE(MAX(version), 0) FROM events"
+                    " WHERE aggregate_id = $1 AND aggregate_type = $2",
+                    "rows=5000 loops=1",
+                ),
+            ):
+                rows = await conn.fetch(f"EXPLAIN (ANALYZE, TIMING OFF) {sql}", cart, "PgCart")
+                plan = "\n".join(row[0] for row in rows)
+                scan = next(line for line in plan.splitlines() if "Index Only Scan" in line)
+                assert scanned in scan, plan
+        assert await store.get_stream_version(cart, "PgCart") == 5000
+    finally:
+        await control.close()
