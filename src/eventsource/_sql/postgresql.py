@@ -177,11 +177,18 @@ def _close_soon(conn: DriverConnection) -> None:
 # a sort spilled to disk: 75 ms per page of 5,000 over 20,000 events instead of 12 ms (the
 # first read_all after filling a fresh table: 82,000 rows/s fetched instead of 230,000).
 _INDEX_PATHS_ONLY = "SET enable_seqscan = off; SET enable_bitmapscan = off"
+# Reads are planned for their arguments at every execution. A plan cached by the sixth
+# execution was made for the table as it was then: made while `events` was nearly empty, the
+# stream-version lookup kept reading the (aggregate_type, timestamp) index, filtering every
+# event of the type and sorting, 3 ms for 7,000 events, while writers raced on one stream.
+# Planning these short statements costs tens of microseconds.
+_FRESH_PLANS = "SET plan_cache_mode = force_custom_plan"
 # The append statement is planned once per connection and reused (planning it costs ~450 µs,
-# more than running it). The generic plan, made while `events` may be nearly empty, stays
-# index lookups thanks to the setting above (W1 fell from 1,400 to 250 appends/s over 16,000
-# events when it anti-joined and looked up versions by sequential scans instead).
-_ONE_PLAN = "SET plan_cache_mode = force_generic_plan"
+# more than running it). Its generic plan, made while `events` may be nearly empty, must stay
+# the right index lookups as the table grows: no sequential scans (W1 fell from 1,400 to 250
+# appends/s over 16,000 events when it anti-joined and looked up versions by them), and no
+# sort, which is what reading the stream's version through another index would need.
+_ONE_PLAN = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off"
 
 
 class DriverPool:
@@ -220,8 +227,9 @@ class DriverPool:
     ) -> AsyncIterator[DriverConnection]:
         """Lend a connection; database failures surface as `EventStoreError` (chained).
 
-        Every connection plans index paths only (`_INDEX_PATHS_ONLY`); `stable_plans` ones
-        also reuse one generic plan per statement (`_ONE_PLAN`), for the append.
+        Every connection plans index paths only (`_INDEX_PATHS_ONLY`); reads are planned
+        afresh at each execution (`_FRESH_PLANS`), and `stable_plans` connections, for the
+        append, reuse one generic plan per statement (`_ONE_PLAN`).
         """
         if self._pid != os.getpid():
             self._forget_inherited()
@@ -254,7 +262,8 @@ class DriverPool:
     async def _open(self, stable_plans: bool) -> DriverConnection:
         conn = await open_detached(self._engine)
         try:
-            await conn.execute(_INDEX_PATHS_ONLY + (f"; {_ONE_PLAN}" if stable_plans else ""))
+            plans = _ONE_PLAN if stable_plans else _FRESH_PLANS
+            await conn.execute(f"{_INDEX_PATHS_ONLY}; {plans}")
         except BaseException:
             conn.terminate()
             raise

@@ -442,3 +442,40 @@ async def test_stream_version_reads_one_index_entry_however_long_the_stream(
         assert await store.get_stream_version(cart, "PgCart") == 5000
     finally:
         await control.close()
+
+
+async def test_read_plans_follow_the_table_as_it_grows(
+    store: PostgreSQLEventStore, pg_url: str, pg_schema: str
+) -> None:
+    """A read run often while `events` is small must not keep that moment's plan: the stream
+    version lookup would go on reading every event of the type through the (aggregate_type,
+    timestamp) index after the table has grown (the control, with PostgreSQL's default plan
+    cache, does, from a 200-event stream on)."""
+    from eventsource.stores.postgresql import _STREAM_VERSION
+
+    cart = uuid4()
+    await store.append_events(cart, "PgCart", [added(cart, i) for i in range(1, 201)], 0)
+    prepare = f"PREPARE version_of(uuid, text) AS {_STREAM_VERSION[False]}"
+    probe = f"EXPLAIN (ANALYZE, TIMING OFF) EXECUTE version_of('{cart}', 'PgCart')"
+    control = await raw_connection(pg_url, pg_schema)
+    assert store._pool is not None
+    try:
+        await control.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        async with store._pool.connection("test") as conn:
+            for planner in (conn, control):
+                await planner.execute(prepare)
+                for _ in range(8):  # past the executions after which a plan may be cached
+                    await planner.execute(probe.removeprefix("EXPLAIN (ANALYZE, TIMING OFF) "))
+            await control.execute(
+                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+                " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
+                " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 5000)"
+            )
+            plan = "\n".join(row[0] for row in await conn.fetch(probe))
+            naive = "\n".join(row[0] for row in await control.fetch(probe))
+            await conn.execute("DEALLOCATE version_of")
+    finally:
+        await control.close()
+    assert "uq_events_aggregate_version" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "idx_events_type_timestamp" in naive, naive  # what fresh plans prevent
