@@ -346,28 +346,15 @@ async def test_append_plan_stays_index_lookups_as_the_table_grows(
         + _APPEND_SQL
     )
     probe = (
-        "EXPLAIN EXECUTE grown(gen_random_uuid(), 'PgCart', 0, ARRAY[gen_random_uuid()],"
+        "EXECUTE grown(gen_random_uuid(), 'PgCart', 0, ARRAY[gen_random_uuid()],"
         " ARRAY['PgItemAdded'], ARRAY[NULL::uuid], ARRAY[NULL::text], ARRAY[now()],"
         " ARRAY['{}'])"
     )
-    control = await raw_connection(pg_url, pg_schema)
-    assert store._pool is not None
-    try:
-        await control.execute("SET plan_cache_mode = force_generic_plan")
-        async with store._pool.connection("test", stable_plans=True) as conn:
-            for planner in (conn, control):  # both plan while the table holds one row
-                await planner.execute(prepare)
-                await planner.execute(probe.removeprefix("EXPLAIN "))
-            await control.execute(
-                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
-                " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
-                " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 20000)"
-            )
-            plan = "\n".join(row[0] for row in await conn.fetch(probe))
-            naive = "\n".join(row[0] for row in await control.fetch(probe))
-            await conn.execute("DEALLOCATE grown")
-    finally:
-        await control.close()
+    plan, naive = await _plans_after_growth(
+        store, pg_url, pg_schema, stable_plans=True,
+        control_settings="SET plan_cache_mode = force_generic_plan",
+        prepare=prepare, execute=probe, runs=1, rows=20000,
+    )  # both planned while the table held one row
     assert "Seq Scan on events" not in plan, plan
     assert "Seq Scan on events" in naive, naive  # what the setting prevents
 
@@ -382,11 +369,7 @@ async def test_reads_of_a_table_without_statistics_page_through_the_index(
 
     control = await raw_connection(pg_url, pg_schema)
     try:
-        await control.execute(
-            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
-            " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
-            " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 20000)"
-        )
+        await _grow(control, 20000)
         analyzed = await control.fetchval(
             "SELECT reltuples FROM pg_class WHERE oid = to_regclass('events')"
         )
@@ -455,27 +438,59 @@ async def test_read_plans_follow_the_table_as_it_grows(
 
     cart = uuid4()
     await store.append_events(cart, "PgCart", [added(cart, i) for i in range(1, 201)], 0)
-    prepare = f"PREPARE version_of(uuid, text) AS {_STREAM_VERSION[False]}"
-    probe = f"EXPLAIN (ANALYZE, TIMING OFF) EXECUTE version_of('{cart}', 'PgCart')"
-    control = await raw_connection(pg_url, pg_schema)
-    assert store._pool is not None
-    try:
-        await control.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
-        async with store._pool.connection("test") as conn:
-            for planner in (conn, control):
-                await planner.execute(prepare)
-                for _ in range(8):  # past the executions after which a plan may be cached
-                    await planner.execute(probe.removeprefix("EXPLAIN (ANALYZE, TIMING OFF) "))
-            await control.execute(
-                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
-                " version, timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(),"
-                " 'PgCart', 'PgItemAdded', 1, now(), '{}' FROM generate_series(1, 5000)"
-            )
-            plan = "\n".join(row[0] for row in await conn.fetch(probe))
-            naive = "\n".join(row[0] for row in await control.fetch(probe))
-            await conn.execute("DEALLOCATE version_of")
-    finally:
-        await control.close()
+    plan, naive = await _plans_after_growth(
+        store, pg_url, pg_schema, stable_plans=False,
+        control_settings="SET enable_seqscan = off; SET enable_bitmapscan = off",
+        prepare=f"PREPARE version_of(uuid, text) AS {_STREAM_VERSION[False]}",
+        execute=f"EXECUTE version_of('{cart}', 'PgCart')",
+        runs=8,  # past the executions after which PostgreSQL may cache a plan
+        rows=5000,
+    )
     assert "uq_events_aggregate_version" in plan, plan
     assert "Sort" not in plan, plan
     assert "idx_events_type_timestamp" in naive, naive  # what fresh plans prevent
+
+
+async def _grow(conn: Any, rows: int) -> None:
+    """Add `rows` one-event streams of type PgCart, behind the store's back."""
+    await conn.execute(
+        "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,"
+        " timestamp, payload) SELECT gen_random_uuid(), gen_random_uuid(), 'PgCart',"
+        f" 'PgItemAdded', 1, now(), '{{}}' FROM generate_series(1, {int(rows)})"
+    )
+
+
+async def _plans_after_growth(
+    store: PostgreSQLEventStore,
+    pg_url: str,
+    pg_schema: str,
+    *,
+    stable_plans: bool,
+    control_settings: str,
+    prepare: str,
+    execute: str,
+    runs: int,
+    rows: int,
+) -> tuple[str, str]:
+    """Prepare a statement on a store connection and on a control connection (with
+    `control_settings`), run it `runs` times on each, grow the table by `rows` events, and
+    return both plans of the statement then: (store's, control's)."""
+    assert store._pool is not None
+    control = await raw_connection(pg_url, pg_schema)
+    try:
+        await control.execute(control_settings)
+        async with store._pool.connection("test", stable_plans=stable_plans) as conn:
+            for planner in (conn, control):
+                await planner.execute(prepare)
+                for _ in range(runs):
+                    await planner.execute(execute)
+            await _grow(control, rows)
+            plans = [
+                "\n".join(row[0] for row in await planner.fetch(f"EXPLAIN {execute}"))
+                for planner in (conn, control)
+            ]
+            name = prepare.removeprefix("PREPARE ").split("(", maxsplit=1)[0]
+            await conn.execute(f"DEALLOCATE {name}")
+    finally:
+        await control.close()
+    return plans[0], plans[1]
