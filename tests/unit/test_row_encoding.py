@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given, settings
@@ -97,6 +97,14 @@ class LocalTime(DomainEvent):
         return moment.astimezone(timezone(timedelta(hours=5))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Unlisted(DomainEvent):
+    """Leaves its id out of the dump."""
+
+    event_type: str = "Unlisted"
+    aggregate_type: str = "Product"
+    event_id: UUID = Field(default_factory=uuid4, exclude=True)
+
+
 class Seconds(DomainEvent):
     event_type: str = "Seconds"
     aggregate_type: str = "Product"
@@ -138,7 +146,7 @@ def test_an_ordinary_event_class_has_its_columns_cut_from_its_dump() -> None:
     assert _dumps_envelope_plainly(PriceSet)
 
 
-@pytest.mark.parametrize("cls", [Aliased, LocalTime, Seconds, LooseId])
+@pytest.mark.parametrize("cls", [Aliased, LocalTime, Unlisted, Seconds, LooseId])
 def test_classes_that_dump_their_envelope_otherwise_get_columns_from_their_fields(
     cls: type[DomainEvent],
 ) -> None:

@@ -573,8 +573,10 @@ def _dumps_envelope_plainly(cls: type[DomainEvent]) -> bool:
         tuple(fields)[:4] == _ENVELOPE_LEAD
         and fields["event_id"].annotation is UUID
         and fields["occurred_at"].annotation is datetime
-        and not any(fields[name].serialization_alias or fields[name].alias
-                    for name in _ENVELOPE_LEAD)
+        and not any(
+            fields[name].serialization_alias or fields[name].alias or fields[name].exclude
+            for name in _ENVELOPE_LEAD
+        )
         and not cls.model_config.get("alias_generator")
         and cls.model_config.get("ser_json_temporal", "iso8601") == "iso8601"
         and not decorators.field_serializers
