@@ -156,7 +156,9 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         reason = (self._nc.last_error if self._nc is not None else None) or "no reason given"
         logger.warning("The NATS connection was closed (%s); opening a new one", reason)
         try:
-            await self._connect()
+            # Bounded: nats-py's first connect retries forever when the server is unreachable,
+            # and the caller (a publish, a consumer that must stay stoppable) needs an answer.
+            await asyncio.wait_for(self._connect(), 2 * self._config.connect_timeout)
         except _TRANSIENT as exc:
             message = f"the NATS connection is closed ({reason}) and reopening it failed: {exc}"
             raise _ConnectionClosedError(message) from exc

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 from nats_bus_helpers import Buses, DroppingProxy, make_the_server_close, nats_buses
 
+from eventsource.exceptions import EventBusError
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
 
 HERE = Path(__file__).parent
@@ -144,3 +145,15 @@ async def test_consuming_goes_on_after_the_server_closed_the_connection(buses: B
         await eventually(lambda: len(seen) == 6, "the events published after the close")
     assert seen[1:] == [e.event_id for e in after]
     assert consumer.stats.reconnections == 1
+
+
+async def test_a_closed_connection_that_cannot_be_reopened_is_a_typed_error(
+    buses: Buses,
+) -> None:
+    bus = await buses.open(publish_attempts=1, connect_timeout=0.5)
+    await make_the_server_close(bus)
+    bus.config.servers = "nats://127.0.0.1:1"  # and now no server is reachable
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(EventBusError, match=r"connection is closed \(.+\) and reopening it failed"):
+        await bus.publish([ContractPing(aggregate_id=uuid4())])
+    assert asyncio.get_running_loop().time() - started < 5, "reopening gives up in time"
