@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_exports
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -32,6 +33,7 @@ from eventsource.stores._rules import bound_tenant
 __all__ = [
     "DLQEntry",
     "DLQRepository",
+    "DLQRepositoryProtocol",
     "DLQStats",
     "InMemoryDLQRepository",
     "ProjectionFailureCount",
@@ -327,3 +329,13 @@ class InMemoryDLQRepository(TracingMixin):
         self._entries.clear()
         self._by_key.clear()
         self._next_id = 1
+
+
+DLQRepositoryProtocol = DLQRepository
+
+# The SQL repositories also import from here, as in eventsource-py 0.2.0 (loaded on first use:
+# importing this module needs no driver).
+__getattr__ = lazy_exports(__name__, {
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+})
