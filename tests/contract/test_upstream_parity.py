@@ -77,3 +77,56 @@ async def test_checkpoint_and_dlq_repositories_work_from_their_family_modules(
         await dlq.add_failed_event(event_id, "Parity", "ParityNoted", {}, ValueError("bad"))
         [entry] = await dlq.get_failed_events()
         assert (entry.event_id, entry.error_message) == (event_id, "bad")
+
+
+# -- group 2: deprecated dict-style access on repository results ------------------------------
+
+DEPRECATED = "dict-style access to .* is deprecated"
+
+
+async def test_dlq_entries_still_answer_dict_style_access_with_a_warning(
+    repository_backend: str, tmp_path: Path
+) -> None:
+    async with open_repository("dlq", repository_backend, tmp_path) as repo:
+        event_id = uuid4()
+        await repo.add_failed_event(event_id, "Parity", "ParityNoted", {}, ValueError("bad"))
+        [entry] = await repo.get_failed_events()
+    with pytest.warns(DeprecationWarning, match=r"entry\.error_message"):
+        assert entry["error_message"] == "bad"
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert "projection_name" in entry
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert "no_such_field" not in entry
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert entry.get("event_id") == event_id
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert entry.get("no_such_field", "fallback") == "fallback"
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        keys = list(entry.keys())
+    assert keys[:4] == ["id", "event_id", "projection_name", "event_type"]
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert dict(entry.items())["status"] == "failed"
+    with (
+        pytest.warns(DeprecationWarning, match=DEPRECATED),
+        pytest.raises(KeyError, match="no_such_field"),
+    ):
+        entry["no_such_field"]
+
+
+async def test_outbox_entries_still_answer_dict_style_access_with_a_warning(
+    repository_backend: str, tmp_path: Path
+) -> None:
+    event = ParityNoted(aggregate_id=uuid4(), note="n")
+    async with open_repository("outbox", repository_backend, tmp_path) as repo:
+        await repo.add_event(event)
+        [entry] = await repo.get_pending_events()
+    with pytest.warns(DeprecationWarning, match=r"entry\.event_type"):
+        assert entry["event_type"] == "ParityNoted"
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert entry.get("aggregate_id") == event.aggregate_id
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert "tenant_id" in entry
+    with pytest.warns(DeprecationWarning, match=DEPRECATED):
+        assert dict(entry.items())["status"] == "pending"
+    with pytest.warns(DeprecationWarning, match=DEPRECATED), pytest.raises(KeyError):
+        entry["payload"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import traceback
-import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +27,7 @@ from eventsource.observability.attributes import (
     ATTR_RETRY_COUNT,
 )
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
@@ -41,8 +41,8 @@ __all__ = [
 
 
 @dataclass
-class DLQEntry:
-    """One failed (event, projection) pair."""
+class DLQEntry(DeprecatedDictAccess):
+    """One failed (event, projection) pair. Reading it like a dict still works, deprecated."""
 
     id: int | str
     event_id: UUID
@@ -57,14 +57,6 @@ class DLQEntry:
     status: str = "failed"
     resolved_at: datetime | None = None
     resolved_by: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        warnings.warn(
-            "Dict-style access to DLQEntry is deprecated; use attributes",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
 
 
 @dataclass(frozen=True)

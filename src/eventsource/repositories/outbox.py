@@ -20,6 +20,7 @@ from eventsource._optional import lazy_exports
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
@@ -37,7 +38,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
+class OutboxEntry(DeprecatedDictAccess):
+    """One outbox row. Reading it like a dict still works, deprecated."""
+
     id: UUID
     event_id: UUID
     event_type: str
