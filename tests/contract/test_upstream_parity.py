@@ -130,3 +130,102 @@ async def test_outbox_entries_still_answer_dict_style_access_with_a_warning(
         assert dict(entry.items())["status"] == "pending"
     with pytest.warns(DeprecationWarning, match=DEPRECATED), pytest.raises(KeyError):
         entry["payload"]
+
+
+# -- group 4: what a custom EventStore subclass inherits ---------------------------------------
+
+
+class Delegating(EventStore):
+    """A store written for 0.2.0: only the four methods that release made abstract, here
+    forwarded to a real store."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+
+    async def append_events(
+        self, aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> Any:
+        return await self.inner.append_events(aggregate_id, aggregate_type, events,
+                                              expected_version)
+
+    async def get_events(
+        self, aggregate_id: UUID, aggregate_type: str | None = None, from_version: int = 0,
+        from_timestamp: datetime | None = None, to_timestamp: datetime | None = None,
+    ) -> EventStream:
+        return await self.inner.get_events(aggregate_id, aggregate_type, from_version,
+                                           from_timestamp, to_timestamp)
+
+    async def get_events_by_type(
+        self, aggregate_type: str, tenant_id: UUID | None = None, from_timestamp: Any = None
+    ) -> list[DomainEvent]:
+        return await self.inner.get_events_by_type(aggregate_type, tenant_id, from_timestamp)
+
+    async def event_exists(self, event_id: UUID) -> bool:
+        return await self.inner.event_exists(event_id)
+
+
+class DelegatingWithReadAll(Delegating):
+    def read_all(self, options: ReadOptions | None = None) -> Any:
+        return self.inner.read_all(options)
+
+
+async def _five_events(store: EventStore) -> tuple[UUID, list[DomainEvent]]:
+    aggregate_id = uuid4()
+    events: list[DomainEvent] = [
+        ParityNoted(aggregate_id=aggregate_id, note=str(n), aggregate_version=n)
+        for n in range(1, 6)
+    ]
+    await store.append_events(aggregate_id, "Parity", events, ExpectedVersion.NO_STREAM)
+    other = uuid4()  # another stream of the same id's neighbours, never read below
+    await store.append_events(other, "Parity", [ParityNoted(aggregate_id=other)], 0)
+    return aggregate_id, events
+
+
+async def test_a_custom_store_reads_streams_through_its_get_events(
+    store_backend: str, tmp_path: Path
+) -> None:
+    async with open_store(store_backend, tmp_path) as inner:
+        store = Delegating(inner)  # instantiable: get_global_position is not abstract
+        aggregate_id, events = await _five_events(store)
+        stream_id = f"{aggregate_id}:Parity"
+
+        forward = await store.read_stream(stream_id)
+        assert [s.event.event_id for s in forward.events] == [e.event_id for e in events]
+        assert [s.stream_position for s in forward.events] == [1, 2, 3, 4, 5]
+        assert {s.stream_id for s in forward.events} == {stream_id}
+
+        after_two = [s async for s in store.read_stream(stream_id, ReadOptions(from_position=2))]
+        assert [s.stream_position for s in after_two] == [3, 4, 5]
+        newest = await store.read_stream(
+            str(aggregate_id), ReadOptions(direction=ReadDirection.BACKWARD, limit=2)
+        )
+        assert [s.stream_position for s in newest.events] == [5, 4]
+        assert [s.event.note for s in newest.events] == ["5", "4"]  # type: ignore[attr-defined]
+        assert (await store.read_stream(f"{uuid4()}:Parity")).events == []
+
+        with pytest.raises(ValueError, match="not-a-uuid"):
+            store.read_stream("not-a-uuid:Parity")
+
+
+async def test_global_position_comes_from_read_all_when_a_custom_store_has_it(
+    store_backend: str, tmp_path: Path
+) -> None:
+    async with open_store(store_backend, tmp_path) as inner:
+        store = DelegatingWithReadAll(inner)
+        assert await store.get_global_position() == 0
+        await _five_events(store)
+        assert await store.get_global_position() == await inner.get_global_position() == 6
+
+
+async def test_global_position_without_read_all_names_what_is_missing(tmp_path: Path) -> None:
+    async with open_store("sqlite-file", tmp_path) as inner:
+        with pytest.raises(NotImplementedError, match=r"Delegating.*get_global_position.*read_all"):
+            await Delegating(inner).get_global_position()
+
+
+def test_event_stream_without_events_is_empty() -> None:
+    stream = EventStream(aggregate_id=uuid4(), aggregate_type="Parity", events=None)  # type: ignore[arg-type]
+    assert stream.events == []
+    assert stream.is_empty
+    assert stream.latest_event is None
