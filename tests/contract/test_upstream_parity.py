@@ -229,3 +229,147 @@ def test_event_stream_without_events_is_empty() -> None:
     assert stream.events == []
     assert stream.is_empty
     assert stream.latest_event is None
+
+
+# -- group 5: snapshot strategies --------------------------------------------------------------
+
+
+class ParityState(BaseModel):
+    notes: list[str] = []
+
+
+class ParityAggregate(AggregateRoot[ParityState]):
+    aggregate_type = "Parity"
+    schema_version = 3
+
+    def _get_initial_state(self) -> ParityState:
+        return ParityState()
+
+    def _apply(self, event: DomainEvent) -> None:
+        state = self._state or self._get_initial_state()
+        self._state = ParityState(notes=[*state.notes, event.note])  # type: ignore[attr-defined]
+
+    def note(self, text: str) -> None:
+        self.apply_event(
+            ParityNoted(aggregate_id=self.aggregate_id, note=text,
+                        aggregate_version=self.get_next_version())
+        )
+
+
+def _aggregate_at(version: int) -> ParityAggregate:
+    aggregate = ParityAggregate(uuid4())
+    for n in range(version):
+        aggregate.note(str(n))
+    aggregate.mark_events_as_committed()
+    return aggregate
+
+
+@pytest.mark.parametrize(
+    ("version", "saved", "expected"),
+    [
+        (100, 100, True),  # the upstream examples: at and past multiples of the threshold
+        (200, 1, True),
+        (1000, 1000, True),
+        (0, 0, False),
+        (99, 99, False),
+        (150, 1, False),
+        (150, 49, False),
+        (150, 51, True),  # A4 (tutorial wins): the save carried the version across 100
+        (16, 16, False),  # threshold 100: not reached
+    ],
+)
+def test_threshold_strategy_snapshots_when_a_save_crosses_a_multiple(
+    version: int, saved: int, expected: bool
+) -> None:
+    from eventsource.snapshots.strategies import (
+        BackgroundSnapshotStrategy,
+        ThresholdSnapshotStrategy,
+    )
+
+    aggregate = ParityAggregate(uuid4())
+    aggregate._version = version
+    for strategy in (ThresholdSnapshotStrategy(100), BackgroundSnapshotStrategy(threshold=100)):
+        assert strategy.should_snapshot(aggregate, events_since_snapshot=saved) is expected
+
+
+def test_strategies_without_a_threshold_never_snapshot() -> None:
+    from eventsource.snapshots.strategies import NoSnapshotStrategy, ThresholdSnapshotStrategy
+
+    aggregate = ParityAggregate(uuid4())
+    aggregate._version = 100
+    assert ThresholdSnapshotStrategy(threshold=None).should_snapshot(aggregate, 100) is False
+    assert NoSnapshotStrategy().should_snapshot(aggregate, 100) is False
+    assert NoSnapshotStrategy().threshold is None
+
+
+def test_strategies_refuse_a_threshold_below_one_and_unknown_modes() -> None:
+    from eventsource.snapshots.strategies import ThresholdSnapshotStrategy, create_snapshot_strategy
+
+    with pytest.raises(ValueError, match="threshold must be >= 1, got 0"):
+        ThresholdSnapshotStrategy(0)
+    with pytest.raises(ValueError, match="'eager'"):
+        create_snapshot_strategy("eager", 10)  # type: ignore[arg-type]
+
+
+async def test_strategies_write_snapshots_to_the_store(
+    store_backend: str, tmp_path: Path
+) -> None:
+    from eventsource.snapshots.strategies import (
+        BackgroundSnapshotStrategy,
+        NoSnapshotStrategy,
+        SnapshotStrategy,
+        ThresholdSnapshotStrategy,
+        create_snapshot_strategy,
+    )
+
+    async with open_snapshot_store(store_backend, tmp_path) as store:
+        sync = create_snapshot_strategy("sync", 10)
+        assert isinstance(sync, ThresholdSnapshotStrategy)
+        assert isinstance(sync, SnapshotStrategy)
+        first = _aggregate_at(10)
+        taken = await sync.execute_snapshot(first, store, "Parity")
+        assert taken is not None
+        stored = await store.get_snapshot(first.aggregate_id, "Parity")
+        assert stored is not None
+        assert (stored.version, stored.schema_version) == (10, 3)
+        assert stored.state == {"notes": [str(n) for n in range(10)]}
+
+        background = create_snapshot_strategy("background", 10)
+        assert isinstance(background, BackgroundSnapshotStrategy)
+        second = _aggregate_at(20)
+        assert await background.execute_snapshot(second, store, "Parity") is None
+        assert await background.await_pending() == 1
+        assert background.pending_count == 0
+        assert (await store.get_snapshot(second.aggregate_id, "Parity")).version == 20  # type: ignore[union-attr]
+
+        manual = create_snapshot_strategy("manual", 10)
+        assert isinstance(manual, NoSnapshotStrategy)
+        third = _aggregate_at(30)
+        assert await manual.execute_snapshot(third, store, "Parity") is None
+        assert await store.get_snapshot(third.aggregate_id, "Parity") is None
+
+
+class _Failing(SnapshotStore):
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        raise OSError("disk full")
+
+    async def get_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> Snapshot | None:
+        return None
+
+    async def delete_snapshot(self, aggregate_id: UUID, aggregate_type: str) -> bool:
+        return False
+
+
+async def test_strategy_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from eventsource.snapshots.strategies import (
+        BackgroundSnapshotStrategy,
+        ThresholdSnapshotStrategy,
+    )
+
+    aggregate = _aggregate_at(10)
+    assert await ThresholdSnapshotStrategy(10).execute_snapshot(aggregate, _Failing(), "P") is None
+    background = BackgroundSnapshotStrategy(10)
+    await background.execute_snapshot(aggregate, _Failing(), "P")
+    assert await background.await_pending() == 1
+    failures = [r for r in caplog.records if r.exc_info and "disk full" in str(r.exc_info[1])]
+    assert len(failures) == 2
