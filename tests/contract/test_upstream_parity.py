@@ -373,3 +373,75 @@ async def test_strategy_failures_are_logged_not_raised(caplog: pytest.LogCapture
     assert await background.await_pending() == 1
     failures = [r for r in caplog.records if r.exc_info and "disk full" in str(r.exc_info[1])]
     assert len(failures) == 2
+
+
+# -- group 6: the migration helpers and the SQLite snapshot indexes ----------------------------
+
+SNAPSHOT_INDEXES = {
+    "idx_snapshots_aggregate_lookup",
+    "idx_snapshots_aggregate_type",
+    "idx_snapshots_schema_version",
+    "idx_snapshots_created_at",
+}
+
+
+def _indexes(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'snapshots'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+async def test_the_sqlite_snapshot_schema_has_the_documented_indexes(tmp_path: Path) -> None:
+    from eventsource.migrations import get_schema
+    from eventsource.snapshots import SQLiteSnapshotStore
+
+    fresh = tmp_path / "fresh.db"
+    with sqlite3.connect(fresh) as conn:
+        conn.executescript(get_schema("snapshots", "sqlite"))
+        conn.executescript(get_schema("snapshots", "sqlite"))  # idempotent
+        conn.execute(
+            "INSERT INTO snapshots (aggregate_id, aggregate_type, version, state, created_at) "
+            "VALUES ('a', 'T', 1, '{}', 'now')"
+        )
+        with pytest.raises(sqlite3.IntegrityError):  # still one snapshot per aggregate
+            conn.execute(
+                "INSERT INTO snapshots (aggregate_id, aggregate_type, version, state, created_at)"
+                " VALUES ('a', 'T', 2, '{}', 'now')"
+            )
+    assert _indexes(fresh) >= SNAPSHOT_INDEXES
+
+    # A table made beforehand from the documented columns gets them when the store opens it.
+    older = tmp_path / "older.db"
+    with sqlite3.connect(older) as conn:
+        conn.execute(
+            "CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT, aggregate_id TEXT, "
+            "aggregate_type TEXT, version INTEGER, schema_version INTEGER DEFAULT 1, state TEXT, "
+            "created_at TEXT, UNIQUE(aggregate_id, aggregate_type))"
+        )
+    async with SQLiteSnapshotStore(str(older)) as store:
+        aggregate = _aggregate_at(2)
+        snapshot = Snapshot(aggregate.aggregate_id, "Parity", 2, {}, 1, datetime.now())
+        await store.save_snapshot(snapshot)
+        await store.save_snapshot(snapshot)  # upsert, on the documented UNIQUE constraint
+        assert await store.delete_snapshots_by_type("Parity") == 1
+    assert _indexes(older) >= SNAPSHOT_INDEXES
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_every_listed_schema_has_its_template(dialect: str) -> None:
+    from eventsource.migrations import get_schema, get_template_path, list_schemas
+
+    for name in list_schemas(dialect):  # type: ignore[arg-type]
+        assert get_template_path(name, dialect).read_text() == get_schema(name, dialect)  # type: ignore[arg-type]
+
+
+def test_schema_helpers_name_what_is_unknown() -> None:
+    from eventsource.migrations import get_template_path, list_schemas
+
+    with pytest.raises(ValueError, match=r"'events_partitioned' for sqlite; known: checkpoints"):
+        get_template_path("events_partitioned", "sqlite")
+    with pytest.raises(ValueError, match="'mysql'"):
+        list_schemas("mysql")  # type: ignore[arg-type]
+
