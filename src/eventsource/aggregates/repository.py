@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 
 TAggregate = TypeVar("TAggregate", bound=AggregateRoot[Any])
 
+# Span attributes under eventsource-py 0.2.0's names: what a load started from and replayed,
+# and what `exists` found.
+SNAPSHOT_USED = "snapshot.used"
+SNAPSHOT_VERSION = "snapshot.version"
+EVENTS_REPLAYED = "events.replayed"
+EXISTS = "exists"
+
 
 class AggregateRepository(TracingMixin, Generic[TAggregate]):
     """Loads aggregates by replaying their stream (from a snapshot when there is one) and saves
@@ -100,12 +107,13 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             "eventsource.repository.load",
             {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
         ) as current:
-            aggregate = await self._load(aggregate_id)
+            aggregate = await self._load(aggregate_id, current)
             if current is not None:
                 current.set_attribute(ATTR_VERSION, aggregate.version)
             return aggregate
 
-    async def _load(self, aggregate_id: UUID) -> TAggregate:
+    async def _load(self, aggregate_id: UUID, span: Any = None) -> TAggregate:
+        """`load`; with a (recording) span, also says on it where the load started from."""
         aggregate = self._factory(aggregate_id)
         snapshot, outdated = await self._usable_snapshot(aggregate, aggregate_id)
         if snapshot is not None and snapshot.version > 0 and bound_tenant() is not None:
@@ -127,11 +135,16 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
                     self._aggregate_type, aggregate_id, snapshot.version, exc_info=True,
                 )
                 # Never half-applied: whatever the failed restore set dies with that instance.
-                aggregate, outdated = self._factory(aggregate_id), True
+                aggregate, outdated, snapshot = self._factory(aggregate_id), True, None
                 stream = await self._event_store.get_events(aggregate_id, self._aggregate_type)
                 if not stream.events:
                     raise AggregateNotFoundError(aggregate_id, self._aggregate_type) from None
         aggregate.load_from_history(stream.events)
+        if span is not None:
+            span.set_attribute(SNAPSHOT_USED, snapshot is not None)
+            if snapshot is not None:
+                span.set_attribute(SNAPSHOT_VERSION, snapshot.version)
+            span.set_attribute(EVENTS_REPLAYED, len(stream.events))
         if outdated:
             await self._refresh_snapshot(aggregate)
         return aggregate
@@ -273,8 +286,11 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         with self._create_span_context(
             "eventsource.repository.exists",
             {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
-        ):
-            return await self.get_version(aggregate_id) > 0
+        ) as current:
+            found = await self.get_version(aggregate_id) > 0
+            if current is not None:
+                current.set_attribute(EXISTS, found)
+            return found
 
     async def get_version(self, aggregate_id: UUID) -> int:
         """The stream's version, 0 if none."""
