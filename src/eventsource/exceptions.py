@@ -135,24 +135,24 @@ class TenantRequiredError(EventSourceError):
 
 
 class TenantMismatchError(EventSourceError):
-    """A write inside a `tenant_scope` touched another tenant's data; nothing was written.
+    """A write inside a `tenant_scope` touched data that is not the bound tenant's; nothing was
+    written.
 
-    `tenant_id` is the other tenant, or None for data that belongs to no tenant (such as a
-    stream written outside any scope with tenant-less events).
+    Only the bound tenant is named: whom the data belongs to (another tenant, or none for data
+    written outside any scope) stays hidden, so the error cannot tell one tenant which other
+    tenant an aggregate or event id belongs to.
     """
 
-    def __init__(self, bound_tenant: UUID, tenant_id: UUID | None, what: str) -> None:
+    def __init__(self, bound_tenant: UUID, what: str) -> None:
         self.bound_tenant = bound_tenant
-        self.tenant_id = tenant_id
         self.what = what
-        owner = "no tenant" if tenant_id is None else f"tenant {tenant_id}"
         super().__init__(
-            f"{what} belongs to {owner}, but the unit of work is bound to tenant "
-            f"{bound_tenant}; nothing was written"
+            f"{what} belongs to another tenant, not to tenant {bound_tenant} that the unit of "
+            "work is bound to; nothing was written"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.bound_tenant, self.tenant_id, self.what))
+        return (type(self), (self.bound_tenant, self.what))
 
 
 class EventBusError(EventSourceError):

@@ -128,9 +128,7 @@ def scoped_event_data(
     if given is None:
         return {**event_data, "tenant_id": str(tenant)}
     if str(given) != str(tenant):
-        raise TenantMismatchError(
-            tenant, _as_uuid(given), f"Dead letter of event {event_id} for {projection_name}"
-        )
+        raise TenantMismatchError(tenant, f"Dead letter of event {event_id} for {projection_name}")
     return event_data
 
 
@@ -145,13 +143,6 @@ def tenant_of_event_data(event_data: object) -> str | None:
         return None
     tenant = event_data.get("tenant_id")
     return None if tenant is None else str(tenant)
-
-
-def _as_uuid(value: object) -> UUID | None:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        return None
 
 
 def stacktrace_of(error: BaseException) -> str | None:
@@ -195,10 +186,8 @@ class InMemoryDLQRepository(TracingMixin):
         if tenant is not None:
             event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
             if existing is not None and not self._visible(self._entries[existing], tenant):
-                owner = tenant_of_event_data(self._entries[existing].event_data)
                 raise TenantMismatchError(
-                    tenant, _as_uuid(owner),
-                    f"Dead letter of event {event_id} for {projection_name}",
+                    tenant, f"Dead letter of event {event_id} for {projection_name}"
                 )
         if existing is not None:
             entry = self._entries[existing]
