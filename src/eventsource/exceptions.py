@@ -8,6 +8,7 @@ from uuid import UUID
 __all__ = [
     "AggregateNotFoundError",
     "CheckpointError",
+    "CorruptEventError",
     "DuplicateEventTypeError",
     "EventBusError",
     "EventNotFoundError",
@@ -119,6 +120,16 @@ class ProjectionError(EventSourceError):
 
 class EventStoreError(EventSourceError):
     """An event store could not do what was asked (infrastructure or stored data)."""
+
+
+class CorruptEventError(EventStoreError):
+    """A stored row could not be turned back into an event; names the event id and type."""
+
+    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.reason = reason
+        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
 
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):

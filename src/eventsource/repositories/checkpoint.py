@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_attributes
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -30,6 +31,8 @@ __all__ = [
     "ConnectionCheckpointWriter",
     "InMemoryCheckpointRepository",
     "LagMetrics",
+    "PostgreSQLCheckpointRepository",
+    "SQLiteCheckpointRepository",
     "scoped_checkpoint_name",
 ]
 
@@ -235,3 +238,15 @@ class InMemoryCheckpointRepository(TracingMixin):
         suffix = tenant_suffix(tenant)
         for key in [key for key in self._rows if key.endswith(suffix)]:
             del self._rows[key]
+
+
+_BACKENDS = {  # API.md §5.2 lists this module as an import path of the SQL repositories too
+    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
+    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
+    from eventsource.repositories.sqlite import SQLiteCheckpointRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

@@ -16,9 +16,10 @@ import traceback
 import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_attributes
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -34,7 +35,9 @@ __all__ = [
     "DLQRepository",
     "DLQStats",
     "InMemoryDLQRepository",
+    "PostgreSQLDLQRepository",
     "ProjectionFailureCount",
+    "SQLiteDLQRepository",
 ]
 
 
@@ -316,3 +319,15 @@ class InMemoryDLQRepository(TracingMixin):
         self._entries.clear()
         self._by_key.clear()
         self._next_id = 1
+
+
+_BACKENDS = {  # API.md §5.3 lists this module as an import path of the SQL repositories too
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLDLQRepository
+    from eventsource.repositories.sqlite import SQLiteDLQRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

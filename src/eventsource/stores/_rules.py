@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.exceptions import (
-    EventStoreError,
+    CorruptEventError,
     EventTypeNotFoundError,
     OptimisticLockError,
     SerializationError,
@@ -45,16 +45,6 @@ __all__ = [
 bound_tenant: Callable[[], UUID | None] = _bound_tenant.get
 """The tenant bound by `tenant_scope`, or None: the ContextVar's own `get`, the cheapest call
 there is, since every store call outside a scope pays it (and nothing else for tenancy)."""
-
-
-class CorruptEventError(EventStoreError):
-    """A stored row could not be turned back into an event; names the event id and type."""
-
-    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
-        self.event_id = event_id
-        self.event_type = event_type
-        self.reason = reason
-        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
 
 
 def check_append_args(
