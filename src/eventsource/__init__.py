@@ -63,6 +63,9 @@ _EXPORTS: dict[str, str] = {
     "TenantMismatchError": "eventsource.exceptions",
     "StoreNotConnectedError": "eventsource.exceptions",
     "CorruptEventError": "eventsource.exceptions",
+    "MissingExtraError": "eventsource.exceptions",
+    "SQLiteNotAvailableError": "eventsource.exceptions",
+    "PostgreSQLNotAvailableError": "eventsource.exceptions",
     # tenancy
     "tenant_scope": "eventsource.tenancy",
     "current_tenant": "eventsource.tenancy",
@@ -134,7 +137,8 @@ _EXPORTS: dict[str, str] = {
     "TState": "eventsource.types",
 }
 
-# Present only when aiosqlite is installed (SQLITE_AVAILABLE).
+# Present only when aiosqlite (a dependency) is installed: SQLITE_AVAILABLE. Without it they
+# raise SQLiteNotAvailableError, which says what to install.
 _SQLITE_EXPORTS: dict[str, str] = {
     "SQLiteEventStore": "eventsource.stores.sqlite",
     "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
@@ -148,11 +152,11 @@ __all__ = sorted(_EXPORTS)  # noqa: PLE0605
 def _load(name: str) -> Any:
     """Import a public name on first use and keep it here, so later lookups are plain reads."""
     module = _EXPORTS.get(name)
-    if (
-        module is None
-        and name in _SQLITE_EXPORTS
-        and import_module("eventsource.stores.sqlite").SQLITE_AVAILABLE
-    ):
+    if module is None and name in _SQLITE_EXPORTS:
+        if not import_module("eventsource.stores.sqlite").SQLITE_AVAILABLE:
+            from eventsource.exceptions import SQLiteNotAvailableError
+
+            raise SQLiteNotAvailableError
         module = _SQLITE_EXPORTS[name]
     if module is None:
         raise AttributeError(f"module 'eventsource' has no attribute {name!r}")
@@ -229,8 +233,11 @@ if TYPE_CHECKING:
         EventStoreError as EventStoreError,
         EventTypeNotFoundError as EventTypeNotFoundError,
         EventVersionError as EventVersionError,
+        MissingExtraError as MissingExtraError,
         OptimisticLockError as OptimisticLockError,
+        PostgreSQLNotAvailableError as PostgreSQLNotAvailableError,
         ProjectionError as ProjectionError,
+        SQLiteNotAvailableError as SQLiteNotAvailableError,
         SerializationError as SerializationError,
         StoreNotConnectedError as StoreNotConnectedError,
         TenantMismatchError as TenantMismatchError,

@@ -17,8 +17,10 @@ __all__ = [
     "EventTypeNotFoundError",
     "EventVersionError",
     "KafkaNotAvailableError",
+    "MissingExtraError",
     "NATSNotAvailableError",
     "OptimisticLockError",
+    "PostgreSQLNotAvailableError",
     "ProjectionError",
     "RabbitMQNotAvailableError",
     "RedisNotAvailableError",
@@ -184,20 +186,36 @@ class SerializationError(EventSourceError):
         super().__init__(f"Cannot (de)serialise event type {event_type!r}{where}: {message}")
 
 
-class RedisNotAvailableError(ImportError):
+class MissingExtraError(ImportError):
+    """Something needs a driver that is not installed; the message names the extra bringing it.
+
+    The base of every `*NotAvailableError`, so one `except` clause covers them all.
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs {package}: pip install 'eventsource-py[{extra}]'")
+
+
+class RedisNotAvailableError(MissingExtraError):
     """redis (redis-py >= 5) is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The Redis event bus needs redis: pip install 'eventsource-py[redis]'")
+        super().__init__("The Redis event bus", "redis", "redis")
 
 
-class SQLiteNotAvailableError(ImportError):
-    """aiosqlite is not installed."""
+class SQLiteNotAvailableError(MissingExtraError):
+    """aiosqlite is not installed (it is a dependency of the package, so the install is broken)."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "SQLite support needs aiosqlite: pip install 'eventsource-py[sqlite]'"
-        )
+        super().__init__("SQLite support", "aiosqlite", "sqlite")
+
+
+class PostgreSQLNotAvailableError(MissingExtraError):
+    """SQLAlchemy or asyncpg is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("PostgreSQL support", "SQLAlchemy and asyncpg", "postgresql")
 
 
 class EventTypeNotFoundError(KeyError):
@@ -227,22 +245,22 @@ class DuplicateEventTypeError(ValueError):
         )
 
 
-class KafkaNotAvailableError(ImportError):
+class KafkaNotAvailableError(MissingExtraError):
     """aiokafka is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The Kafka event bus needs aiokafka: pip install 'eventsource-py[kafka]'")
+        super().__init__("The Kafka event bus", "aiokafka", "kafka")
 
 
-class NATSNotAvailableError(ImportError):
+class NATSNotAvailableError(MissingExtraError):
     """nats-py is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The NATS event bus needs nats-py: pip install 'eventsource-py[nats]'")
-class RabbitMQNotAvailableError(ImportError):
+        super().__init__("The NATS event bus", "nats-py", "nats")
+
+
+class RabbitMQNotAvailableError(MissingExtraError):
     """aio-pika is not installed."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "The RabbitMQ event bus needs aio-pika: pip install 'eventsource-py[rabbitmq]'"
-        )
+        super().__init__("The RabbitMQ event bus", "aio-pika", "rabbitmq")

@@ -110,7 +110,7 @@ SECTION_13 = [
     ("eventsource", "InMemorySnapshotStore"),
     ("eventsource", "EventRegistry"),
     ("eventsource", "AggregateRepository"),
-    ("eventsource", "SQLiteEventStore"),  # top-level when SQLITE_AVAILABLE (aiosqlite is core-run)
+    ("eventsource", "SQLiteEventStore"),  # top-level when SQLITE_AVAILABLE (a dependency)
     ("eventsource.stores.sqlite", "SQLiteEventStore"),
 ]
 HELPERS = {  # §13 helper members, per class
@@ -138,7 +138,7 @@ def rows(modules: tuple[str, ...], *names: str) -> list[tuple[str, str]]:
 
 BUS_NAMES = ("EventBus", "EventBusConfig", "EventBusStats", "NotAvailableError")
 # §0 "Top-level exports (from eventsource import X must work)", SQLite names included (aiosqlite
-# is installed in every test run, so SQLITE_AVAILABLE holds).
+# is a dependency, so SQLITE_AVAILABLE holds), and the *_AVAILABLE flag of each integration.
 SECTION_0 = rows(
     ("eventsource",),
     "DomainEvent", "EventRegistry", "default_registry", "register_event", "get_event_class",
@@ -297,16 +297,17 @@ LIBRARY_ERRORS = (
     "EventSourceError", "OptimisticLockError", "AggregateNotFoundError", "EventNotFoundError",
     "EventVersionError", "UnhandledEventError", "ProjectionError", "EventStoreError",
     "EventBusError", "CheckpointError", "SerializationError", "StoreNotConnectedError",
-    "CorruptEventError", "TenantRequiredError", "TenantMismatchError",
+    "CorruptEventError", "TenantRequiredError", "TenantMismatchError", "MissingExtraError",
     "RedisNotAvailableError", "KafkaNotAvailableError", "RabbitMQNotAvailableError",
-    "NATSNotAvailableError", "SQLiteNotAvailableError",
+    "NATSNotAvailableError", "SQLiteNotAvailableError", "PostgreSQLNotAvailableError",
 )
 SECTION_14_AND_DOCS = [
     *rows(("eventsource.exceptions",), *LIBRARY_ERRORS),
     *rows(
         ("eventsource",),
         "UnhandledEventError", "StoreNotConnectedError", "CorruptEventError",
-        "TenantRequiredError", "TenantMismatchError", "SubscriptionManager",
+        "TenantRequiredError", "TenantMismatchError", "MissingExtraError",
+        "SQLiteNotAvailableError", "PostgreSQLNotAvailableError", "SubscriptionManager",
         "OutboxRelay", "tenant_scope", "current_tenant", "require_tenant", "EventStoreError",
         "SerializationError",
     ),
