@@ -16,15 +16,18 @@ def optional(module: str) -> ModuleType | None:
         return None
 
 
-def lazy_exports(module: str, sources: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` serving each name of `sources` from the module it names, imported
-    on first use: so a module can list a class whose driver is optional, or one from a module
-    that imports it (no cycle), under the path users import it from."""
+def lazy_attributes(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module `__getattr__` that imports each of `names` from its module on first
+    use, so importing the package loads no driver.
 
-    def attribute(name: str) -> Any:
-        source = sources.get(name)
-        if source is None:
-            raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        return getattr(import_module(source), name)
+    Packages install it under `if not TYPE_CHECKING:` and import the same names for type
+    checkers as `X as X`: so those see real types, and a misspelt name is an error, not `Any`.
+    """
 
-    return attribute
+    def load(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(import_module(module), name)
+
+    return load

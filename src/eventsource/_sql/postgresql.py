@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventStoreError
+from eventsource.exceptions import EventStoreError, PostgreSQLNotAvailableError
 from eventsource.migrations import get_schema
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class DriverConnection(Protocol):
 
 def engine_of(session_factory: object) -> AsyncEngine:
     """The `AsyncEngine` an `async_sessionmaker` (or an engine itself) is bound to."""
+    if sqlalchemy_exc is None or asyncpg is None:
+        raise PostgreSQLNotAvailableError
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     if isinstance(session_factory, AsyncEngine):

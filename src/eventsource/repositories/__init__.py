@@ -2,8 +2,9 @@
 SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver); and the
 `OutboxRelay` that publishes an outbox."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from eventsource._optional import lazy_attributes
 from eventsource.repositories._json import EventSourceJSONEncoder, json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
@@ -76,10 +77,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventsource.repositories' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+if TYPE_CHECKING:
+    from eventsource.repositories.outbox_relay import OutboxRelay, RelayPassResult, RelayStats
+    from eventsource.repositories.postgresql import (
+        PostgreSQLCheckpointRepository,
+        PostgreSQLDLQRepository,
+        PostgreSQLOutboxRepository,
+    )
+    from eventsource.repositories.sqlite import (
+        SQLiteCheckpointRepository,
+        SQLiteDLQRepository,
+        SQLiteOutboxRepository,
+    )
+else:
+    __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource._optional import lazy_exports
+from eventsource._optional import lazy_attributes
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -31,6 +31,8 @@ __all__ = [
     "ConnectionCheckpointWriter",
     "InMemoryCheckpointRepository",
     "LagMetrics",
+    "PostgreSQLCheckpointRepository",
+    "SQLiteCheckpointRepository",
     "scoped_checkpoint_name",
 ]
 
@@ -238,9 +240,13 @@ class InMemoryCheckpointRepository(TracingMixin):
             del self._rows[key]
 
 
-# The SQL repositories also import from here, as in eventsource-py 0.2.0 (loaded on first use:
-# importing this module needs no driver).
-__getattr__ = lazy_exports(__name__, {
+_BACKENDS = {  # API.md §5.2 lists this module as an import path of the SQL repositories too
     "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
     "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
-})
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
+    from eventsource.repositories.sqlite import SQLiteCheckpointRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

@@ -15,10 +15,10 @@ import json
 import traceback
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource._optional import lazy_exports
+from eventsource._optional import lazy_attributes
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -36,7 +36,9 @@ __all__ = [
     "DLQRepositoryProtocol",
     "DLQStats",
     "InMemoryDLQRepository",
+    "PostgreSQLDLQRepository",
     "ProjectionFailureCount",
+    "SQLiteDLQRepository",
 ]
 
 
@@ -122,9 +124,7 @@ def scoped_event_data(
     if given is None:
         return {**event_data, "tenant_id": str(tenant)}
     if str(given) != str(tenant):
-        raise TenantMismatchError(
-            tenant, _as_uuid(given), f"Dead letter of event {event_id} for {projection_name}"
-        )
+        raise TenantMismatchError(tenant, f"Dead letter of event {event_id} for {projection_name}")
     return event_data
 
 
@@ -139,13 +139,6 @@ def tenant_of_event_data(event_data: object) -> str | None:
         return None
     tenant = event_data.get("tenant_id")
     return None if tenant is None else str(tenant)
-
-
-def _as_uuid(value: object) -> UUID | None:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        return None
 
 
 def stacktrace_of(error: BaseException) -> str | None:
@@ -189,10 +182,8 @@ class InMemoryDLQRepository(TracingMixin):
         if tenant is not None:
             event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
             if existing is not None and not self._visible(self._entries[existing], tenant):
-                owner = tenant_of_event_data(self._entries[existing].event_data)
                 raise TenantMismatchError(
-                    tenant, _as_uuid(owner),
-                    f"Dead letter of event {event_id} for {projection_name}",
+                    tenant, f"Dead letter of event {event_id} for {projection_name}"
                 )
         if existing is not None:
             entry = self._entries[existing]
@@ -325,9 +316,13 @@ class InMemoryDLQRepository(TracingMixin):
 
 DLQRepositoryProtocol = DLQRepository
 
-# The SQL repositories also import from here, as in eventsource-py 0.2.0 (loaded on first use:
-# importing this module needs no driver).
-__getattr__ = lazy_exports(__name__, {
+_BACKENDS = {  # API.md §5.3 lists this module as an import path of the SQL repositories too
     "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
     "SQLiteDLQRepository": "eventsource.repositories.sqlite",
-})
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLDLQRepository
+    from eventsource.repositories.sqlite import SQLiteDLQRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

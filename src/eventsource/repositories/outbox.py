@@ -12,11 +12,11 @@ import json
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
-from eventsource._optional import lazy_exports
+from eventsource._optional import lazy_attributes
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, traced
@@ -30,8 +30,10 @@ __all__ = [
     "OutboxRepository",
     "OutboxRepositoryProtocol",
     "OutboxStats",
+    "PostgreSQLOutboxRepository",
     "RelayLock",
     "RelayOutbox",
+    "SQLiteOutboxRepository",
     "outbox_event_data",
     "outbox_event_json",
 ]
@@ -314,8 +316,13 @@ class InMemoryOutboxRepository(TracingMixin):
             del self._rows[row.id]
 
 
-# API.md §10 lists this module as an import path of the SQL outboxes too.
-__getattr__ = lazy_exports(__name__, {
+_BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outboxes too
     "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
     "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
-})
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
+    from eventsource.repositories.sqlite import SQLiteOutboxRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

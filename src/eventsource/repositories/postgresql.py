@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY
+from eventsource.exceptions import PostgreSQLNotAvailableError
 from eventsource.migrations import get_schema, split_statements
 from eventsource.repositories._sql import (
     Params,
@@ -68,10 +69,7 @@ class _PostgreSQLExecutor:
 
     def __init__(self, conn: Connectable, schema: str) -> None:
         if sa_asyncio is None:
-            raise ImportError(
-                "PostgreSQL repositories need SQLAlchemy and asyncpg: "
-                "pip install 'eventsource-py[postgresql]'"
-            )
+            raise PostgreSQLNotAvailableError
         self._engine: AsyncEngine | None = None
         self._connection: AsyncConnection | None = None
         self._sessions: async_sessionmaker[Any] | None = None
