@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from eventsource.stores.interface import StoredEvent
     from eventsource.subscriptions.reader import SubscriptionReader
 
-__all__ = ["TransactionalSubscriber", "accepts_cursor", "commit_page", "transactional"]
+__all__ = [
+    "TransactionalSubscriber", "accepts_count", "accepts_cursor", "commit_page", "transactional"
+]
 
 logger = logging.getLogger("eventsource.subscriptions.manager")
 
@@ -64,18 +66,29 @@ def transactional(subscriber: object) -> TransactionalSubscriber | None:
     return None
 
 
-def accepts_cursor(save_position: Callable[..., Any]) -> bool:
-    """Whether a checkpoint repository can keep the store's cursor next to the position."""
+def _accepts(save_position: Callable[..., Any], keyword: str) -> bool:
     try:
         params = inspect.signature(save_position).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "cursor" or p.kind is p.VAR_KEYWORD for p in params)
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def accepts_cursor(save_position: Callable[..., Any]) -> bool:
+    """Whether a checkpoint repository can keep the store's cursor next to the position."""
+    return _accepts(save_position, "cursor")
+
+
+def accepts_count(save_position: Callable[..., Any]) -> bool:
+    """Whether a checkpoint repository can add the events a save covers (`count`), not 1."""
+    return _accepts(save_position, "count")
 
 
 def _committed(reader: SubscriptionReader, stored: StoredEvent, cursor: str | None) -> None:
-    """Book-keeping after `stored`'s checkpoint committed with the read model."""
+    """Book-keeping after `stored`'s checkpoint committed with the read model (which counted
+    the events it applied)."""
     reader.saved = (stored.global_position, cursor)
+    reader.counted = reader.sub.events_processed
     reader.checkpointed_at = time.monotonic()
     reader.checkpoints_saved += 1
 
