@@ -8,6 +8,7 @@ from uuid import UUID
 __all__ = [
     "AggregateNotFoundError",
     "CheckpointError",
+    "DatabaseFileChangedError",
     "DuplicateEventTypeError",
     "EventBusError",
     "EventNotFoundError",
@@ -123,6 +124,19 @@ class EventStoreError(EventSourceError):
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class DatabaseFileChangedError(EventStoreError):
+    """The path of an open SQLite database no longer names the file the store opened (deleted,
+    moved or replaced): a write would go to a file nobody can open again, so none is made."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"SQLite database {path!r} is no longer the file this store opened (it was "
+            "deleted, moved or replaced): nothing was written; close the store and open the "
+            "database again"
+        )
 
 
 class TenantRequiredError(EventSourceError):
