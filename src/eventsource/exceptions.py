@@ -9,6 +9,7 @@ __all__ = [
     "AggregateNotFoundError",
     "CheckpointError",
     "DatabaseFileChangedError",
+    "DatabaseLockedError",
     "DuplicateEventTypeError",
     "EventBusError",
     "EventNotFoundError",
@@ -124,6 +125,11 @@ class EventStoreError(EventSourceError):
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class DatabaseLockedError(EventStoreError):
+    """Another connection kept the database's write lock for longer than the store waits for
+    it (SQLite's `busy_timeout`); nothing was written."""
 
 
 class DatabaseFileChangedError(EventStoreError):

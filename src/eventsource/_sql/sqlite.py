@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsource._optional import optional
 from eventsource.exceptions import (
     DatabaseFileChangedError,
+    DatabaseLockedError,
     EventStoreError,
     OptimisticLockError,
     StoreNotConnectedError,
@@ -102,11 +103,15 @@ def now_utc_iso() -> str:
     return f"{text}.{micro:06d}+00:00"
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """True when SQLite refused a lock another connection holds (SQLITE_BUSY / LOCKED)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES
+
+
 def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
     """The library error for a driver error; callers chain it (`raise ... from exc`)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code in _BUSY_CODES:
-        return EventStoreError(
+    if _is_busy(exc):
+        return DatabaseLockedError(
             f"SQLite database {database!r} is locked: another connection kept it busy for "
             f"longer than busy_timeout={busy_timeout} ms ({exc})"
         )
@@ -258,7 +263,7 @@ class SQLiteConnection:
         try:
             return fn(self._raw if self._now is None else self._now, *args)
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+            if _is_busy(exc):
                 return HOP
             raise map_error(exc, self.database, self.busy_timeout) from exc
         except sqlite3.Error as exc:
@@ -431,16 +436,17 @@ def append_rows_now(
     opened: OpenedFile | None = None,
 ) -> tuple[int, int] | None:
     """`append_rows` for the event loop's thread, on a connection that never waits for a lock
-    (`SQLiteConnection.run_now`): None, with nothing written, when another connection holds
-    the write lock or some event ids are stored already (the caller then runs `append_rows`
-    in the driver's thread)."""
+    (`SQLiteConnection.run_now`): None, with nothing written, when SQLite answered busy at any
+    step (another connection holds a lock this one would have to wait for) or some event ids
+    are stored already; the caller then runs `append_rows` in the driver's thread, which waits
+    up to the busy timeout."""
     try:
         db.execute("BEGIN IMMEDIATE")
+        return _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+        if _is_busy(exc):  # `_append` rolled back: nothing was written
             return None
         raise
-    return _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
 
 
 def _append(

@@ -264,6 +264,16 @@ class SubscriptionReader:
             return page.cursor
         return None
 
+    async def cursor_at(self, position: int) -> str | None:
+        """The store cursor just after the event at global `position`; None if the reader is
+        stopping while the store is down."""
+        while not self.stop_requested:
+            try:
+                return await self.store.cursor_for_position(position)
+            except Exception as exc:
+                await self._outage(exc)
+        return None
+
     async def recover(
         self, stored: StoredEvent, error: Exception, again: Callable[[], Awaitable[None]]
     ) -> bool:
