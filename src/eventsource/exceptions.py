@@ -9,6 +9,8 @@ __all__ = [
     "AggregateNotFoundError",
     "CheckpointError",
     "CorruptEventError",
+    "DatabaseFileChangedError",
+    "DatabaseLockedError",
     "DuplicateEventTypeError",
     "EventBusError",
     "EventNotFoundError",
@@ -137,6 +139,24 @@ class CorruptEventError(EventStoreError):
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class DatabaseLockedError(EventStoreError):
+    """Another connection kept the database's write lock for longer than the store waits for
+    it (SQLite's `busy_timeout`); nothing was written."""
+
+
+class DatabaseFileChangedError(EventStoreError):
+    """The path of an open SQLite database no longer names the file the store opened (deleted,
+    moved or replaced): a write would go to a file nobody can open again, so none is made."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"SQLite database {path!r} is no longer the file this store opened (it was "
+            "deleted, moved or replaced): nothing was written; close the store and open the "
+            "database again"
+        )
 
 
 class TenantRequiredError(EventSourceError):

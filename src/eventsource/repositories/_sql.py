@@ -22,6 +22,7 @@ from eventsource.repositories._json import json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
     LagMetrics,
+    checked_count,
     scoped_checkpoint_name,
     tenant_suffix,
     unscoped,
@@ -212,9 +213,14 @@ class SQLCheckpointRepository(TracingMixin):
         event_id: UUID,
         event_type: str,
         cursor: str | None = None,
+        count: int = 1,
     ) -> None:
+        """Save the position (and cursor); `count`: the events handled since the last save."""
         key = scoped_checkpoint_name(subscription_id, bound_tenant())
-        params = checkpoint_params(key, event_id, event_type, position=position, cursor=cursor)
+        params = checkpoint_params(
+            key, event_id, event_type, count=checked_count(count), position=position,
+            cursor=cursor,
+        )
         await self._db.execute(SAVE_POSITION_SQL, params)
 
     async def get_position(self, subscription_id: str) -> int | None:

@@ -307,12 +307,13 @@ class SQLiteEventStore(TracingMixin, EventStore):
             ):
                 started = perf_counter()
                 done = link.run_now(
-                    append_rows_now, aggregate_id, rows, expected_version, outbox, tenant
+                    append_rows_now, aggregate_id, rows, expected_version, outbox, tenant,
+                    link.file,
                 )
                 gate.took(perf_counter() - started)
             if done is None:
                 done = await link.run(
-                    append_rows, aggregate_id, rows, expected_version, outbox, tenant
+                    append_rows, aggregate_id, rows, expected_version, outbox, tenant, link.file
                 )
             version, position = done
         self._signal_commit()  # wake live readers of this store object at once
