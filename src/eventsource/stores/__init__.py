@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventsource.stores._rules import CorruptEventError
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import (
     AppendResult,
@@ -21,6 +22,7 @@ from eventsource.stores.interface import (
 __all__ = [
     "AppendResult",
     "CommittedPage",
+    "CorruptEventError",
     "EventPublisher",
     "EventStore",
     "EventStream",
