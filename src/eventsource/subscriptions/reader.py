@@ -22,6 +22,7 @@ from eventsource.observability.attributes import (
 from eventsource.observability.tracing import span, traces_live
 from eventsource.stores._rules import CorruptEventError
 from eventsource.subscriptions.config import CheckpointStrategy
+from eventsource.subscriptions.exceptions import SubscriptionError
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
 from eventsource.subscriptions.transactional import accepts_cursor, commit_page, transactional
@@ -226,10 +227,34 @@ class SubscriptionReader:
                 else:
                     await self._idle(page.cursor)
         except HaltSubscription as halt:
-            sub.state = SubscriptionState.ERROR
-            sub.last_error = halt.__cause__ or halt
             logger.exception("Subscription %s stopped after an error it may not skip", sub.name)
-            await self.save_final_checkpoint()
+            await self._stop_in_error(halt.__cause__ or halt)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            # Nobody cancelled this task: a handler raised CancelledError itself. Ending quietly
+            # would leave the subscription looking healthy while it reads nothing more.
+            error = SubscriptionError(
+                f"Subscription {sub.name} stopped: its handler raised CancelledError{self._at()} "
+                "without the subscription being cancelled"
+            )
+            logger.exception("%s", error)
+            await self._stop_in_error(error)
+
+    async def _stop_in_error(self, error: BaseException) -> None:
+        """End in ERROR (health unhealthy, not ready), checkpointed before the failed event."""
+        self.sub.state = SubscriptionState.ERROR
+        self.sub.last_error = error
+        await self.save_final_checkpoint()
+
+    def _at(self) -> str:
+        """` on <type> <id> at global position <n>`: the event being handed over, if any."""
+        if self.index >= len(self.page):
+            return ""
+        stored = self.page[self.index]
+        return (f" on {stored.event_type} {stored.event_id} at global position "
+                f"{stored.global_position}")
 
     async def _next_page(self) -> CommittedPage | None:
         """The page after the cursor to hand over; None when the loop should read again."""
