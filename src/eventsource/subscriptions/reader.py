@@ -173,6 +173,12 @@ class SubscriptionReader:
         self._resumed.set()
         self._interrupt.set()
 
+    def abandon(self) -> None:
+        """Hand nothing more over once the handler under way returns: `stop()` gave up
+        waiting for this reader (its handler ignores cancellation)."""
+        self.request_stop()
+        self.pause_requested = True
+
     def pause(self) -> None:
         self.pause_requested = True
         self._resumed.clear()
