@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from eventsource.stores.interface import CommittedPage
 
 __all__ = [
     "AggregateNotFoundError",
@@ -128,13 +131,41 @@ class EventStoreError(EventSourceError):
 
 
 class CorruptEventError(EventStoreError):
-    """A stored row could not be turned back into an event; names the event id and type."""
+    """A stored row could not be turned back into an event; names the event id and type, and,
+    from reads, the row's global position.
 
-    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
+    Reads raise it after handing over the readable events before the row, so a caller can
+    choose what to do with the row and go on. `position` is the row's global position (None
+    where a read does not select it), `payload` its payload as stored. `read_committed` also
+    sets `page`, the readable events before the row with the cursor just before it, and
+    `cursor`, the cursor just after the row: `read_committed(error.cursor)` reads on past it.
+    """
+
+    def __init__(
+        self,
+        event_id: object,
+        event_type: str,
+        reason: str,
+        position: int | None = None,
+        payload: object = None,
+    ) -> None:
         self.event_id = event_id
         self.event_type = event_type
         self.reason = reason
-        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
+        self.position = position
+        self.payload = payload
+        self.page: CommittedPage | None = None
+        self.cursor: str | None = None
+        at = "" if position is None else f" at global position {position}"
+        super().__init__(
+            f"Stored event {event_id} of type {event_type!r}{at} cannot be read: {reason}"
+        )
+
+    def resumable(self, page: CommittedPage, cursor: str) -> Self:
+        """Set `page` and `cursor` (see the class); `read_committed` raises the result."""
+        self.page = page
+        self.cursor = cursor
+        return self
 
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventsource._optional import lazy_attributes
+from eventsource.exceptions import CorruptEventError
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import (
     AppendResult,
@@ -25,6 +26,7 @@ __all__ = [
     "SQLITE_AVAILABLE",
     "AppendResult",
     "CommittedPage",
+    "CorruptEventError",
     "DefaultTypeConverter",
     "EventPublisher",
     "EventStore",

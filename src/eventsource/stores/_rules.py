@@ -25,7 +25,11 @@ from eventsource.exceptions import (
     TenantMismatchError,
 )
 from eventsource.stores._codec import TypeConverter
-from eventsource.stores.interface import ExpectedVersion, StoredEvent, make_stored_event
+from eventsource.stores.interface import (
+    ExpectedVersion,
+    StoredEvent,
+    make_stored_event,
+)
 from eventsource.tenancy import _bound_tenant
 
 __all__ = [
@@ -252,7 +256,22 @@ def decode_rows(
     converter: TypeConverter | None,
     where: Callable[[Any], str] | None = None,
 ) -> list[DomainEvent]:
-    """A page of rows as events, for every backend; a bad row's error says where it lies.
+    """A page of rows as events, for every backend; a bad row's error says where it lies."""
+    events, corrupt = decode_prefix(rows, layout, registry, converter, where)
+    if corrupt is not None:
+        raise corrupt
+    return events
+
+
+def decode_prefix(
+    rows: Sequence[Any],
+    layout: RowLayout,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    where: Callable[[Any], str] | None = None,
+) -> tuple[list[DomainEvent], CorruptEventError | None]:
+    """The events of the rows up to the first one that cannot be read, and that row's error
+    (None when every row was read), naming its position and keeping its raw payload.
 
     The same rule as `decode_event`, with the class lookup done once per event type and page:
     a page is mostly a few types, and the lookup costs as much as a small event's validation.
@@ -270,11 +289,23 @@ def decode_rows(
                     decode = decoders[event_type] = _decoder(event_type, registry, converter)
                 add(decode(row[p], row[i]))
     except CorruptEventError as exc:
-        if where is not None:
-            bad = next(r for r in rows if str(r[i]) == str(exc.event_id))
-            exc.add_note(where(bad))
-        raise
-    return events
+        return events, _located(exc, rows[len(events)], layout, where)  # one event per row
+    return events, None
+
+
+def _located(
+    error: CorruptEventError, row: Any, layout: RowLayout, where: Callable[[Any], str] | None
+) -> CorruptEventError:
+    """`error` again, with the row's global position (when the read selects it) in its message
+    and the row's raw payload."""
+    position = row[layout.position] if layout.position >= 0 else None
+    located = CorruptEventError(
+        error.event_id, error.event_type, error.reason, position, row[layout.payload]
+    )
+    located.__cause__ = error.__cause__
+    if where is not None:
+        located.add_note(where(row))
+    return located
 
 
 def _decoder(
@@ -312,16 +343,22 @@ def _decode_with(
     return decode_event(event_type, payload, registry, event_id, converter)
 
 
-def stored_rows(
+def stored_prefix(
     rows: Sequence[Any],
     layout: RowLayout,
     registry: EventRegistry | None,
     converter: TypeConverter | None,
     stored_at: Callable[[Any], datetime] = lambda value: value,
     where: Callable[[Any], str] | None = None,
-) -> list[StoredEvent]:
-    """A page of rows as StoredEvents (`stored_at` turns the column into a datetime)."""
-    events = decode_rows(rows, layout, registry, converter, where)
+) -> tuple[list[StoredEvent], CorruptEventError | None]:
+    """A page of rows as StoredEvents up to the first one that cannot be read, and that row's
+    error (see `decode_prefix`); `stored_at` turns the column into a datetime.
+
+    Readers hand the events over, then raise the error: the rows before a bad one still arrive.
+    """
+    events, corrupt = decode_prefix(rows, layout, registry, converter, where)
+    if corrupt is not None:
+        rows = rows[: len(events)]
     stream_ids: dict[tuple[Any, str], str] = {}
     stamps: dict[Any, datetime] = {}
     stored: list[StoredEvent] = []
@@ -339,4 +376,4 @@ def stored_rows(
             if stamp is None:
                 stamp = stamps[row[s]] = stored_at(row[s])
             stored.append(make_stored_event(event, stream_id, row[v], row[g], stamp))
-    return stored
+    return stored, corrupt

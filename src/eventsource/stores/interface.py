@@ -372,11 +372,27 @@ class EventStore(ABC):
         committed event exactly once, even while concurrent writers commit out of position
         order. This default serves stores whose writers commit in position order (one writer at
         a time: in-memory, SQLite); PostgreSQL overrides it.
+
+        A row that cannot be read raises `CorruptEventError` with its `page` (the events
+        before it) and `cursor` (to read on past it) set.
         """
+        from eventsource.stores._rules import CorruptEventError  # _rules imports this module
+
         position = position_from_cursor(after)
-        page = await self.read_all(ReadOptions(from_position=position, limit=limit))
-        last = page.events[-1].global_position if page.events else position
-        return CommittedPage(page.events, str(last))
+        events: list[StoredEvent] = []
+        corrupt: CorruptEventError | None = None
+        try:
+            async for stored in self.read_all(ReadOptions(from_position=position, limit=limit)):
+                events.append(stored)
+        except CorruptEventError as error:
+            corrupt = error
+        last = events[-1].global_position if events else position
+        page = CommittedPage(events, str(last))
+        if corrupt is not None:  # the readable events before the row, and a cursor past it
+            if corrupt.position is not None:
+                corrupt.resumable(page, str(corrupt.position))
+            raise corrupt
+        return page
 
     async def committed_lag(self, after: str | None = None) -> int:
         """How many stored events a reader at cursor `after` has not read yet."""

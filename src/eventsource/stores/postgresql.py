@@ -66,7 +66,7 @@ from eventsource.stores._rules import (
     decode_rows,
     encode_payloads,
     stamp_events,
-    stored_rows,
+    stored_prefix,
     tenant_variants,
 )
 from eventsource.stores.interface import (
@@ -523,8 +523,11 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 rows.reverse()
             if opts.limit is not None:
                 rows = rows[: opts.limit]
-            for stored in stored_rows(rows, _LAYOUT, self._registry, self._converter):
+            page, corrupt = stored_prefix(rows, _LAYOUT, self._registry, self._converter)
+            for stored in page:
                 yield stored
+            if corrupt is not None:  # after the events before the bad row
+                raise corrupt
 
         return ReadResult(source)
 
@@ -555,8 +558,11 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 mark = rows[-1][0]
                 if left is not None:
                     left -= len(rows)
-                for stored in stored_rows(rows, _LAYOUT, self._registry, self._converter):
+                page, corrupt = stored_prefix(rows, _LAYOUT, self._registry, self._converter)
+                for stored in page:
                     yield stored
+                if corrupt is not None:  # after the events before the bad row
+                    raise corrupt
                 if len(rows) < size:
                     return
 
@@ -586,7 +592,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
 
         Only events of transactions older than every running one are returned, so no event can
         later appear before the returned cursor: passing it back delivers every committed event
-        exactly once. Cursors look like `"<xid>:<position>"`; treat them as opaque.
+        exactly once. Cursors look like `"<xid>:<position>"`; treat them as opaque. A row that
+        cannot be read raises `CorruptEventError` with its `page` and `cursor` set.
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
@@ -607,7 +614,10 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         last_tx, last_position = int(rows[-1][8]), rows[-1][0]
         if len(rows) == limit:  # catching up: fetch the next page while this one is decoded
             self._prefetch(last_tx, last_position, limit, tenant)
-        stored = stored_rows(rows, _LAYOUT, self._registry, self._converter)
+        stored, corrupt = stored_prefix(rows, _LAYOUT, self._registry, self._converter)
+        if corrupt is not None:  # the readable events before the row, and a cursor past it
+            before = _cursor_of(rows[len(stored) - 1]) if stored else f"{tx_id}:{position}"
+            raise corrupt.resumable(CommittedPage(stored, before), _cursor_of(rows[len(stored)]))
         return CommittedPage(stored, f"{last_tx}:{last_position}")
 
     async def _committed_rows(
@@ -782,6 +792,11 @@ def _columns(events: Sequence[DomainEvent], payloads: list[str]) -> tuple[list[A
         times.append(event.occurred_at)
         kept.append(payload)
     return ids, types, tenants, actors, times, kept
+
+
+def _cursor_of(row: Row) -> str:
+    """The commit-safe cursor just after a row of `read_committed`."""
+    return f"{int(row[8])}:{row[0]}"
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int, int]:

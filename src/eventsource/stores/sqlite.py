@@ -32,7 +32,6 @@ from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedErr
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
 from eventsource.stores._rules import (
-    CorruptEventError,
     RowLayout,
     bound_tenant,
     check_append_args,
@@ -40,7 +39,7 @@ from eventsource.stores._rules import (
     encode_payload,
     scope_filter,
     stamp_events,
-    stored_rows,
+    stored_prefix,
 )
 from eventsource.stores.interface import (
     AppendResult,
@@ -107,10 +106,6 @@ class _InlineGate:
             )
             self.average = 0.0
             self.hops_left = _INLINE_BACK_OFF
-
-
-def _index_of(rows: list[Row], event_id: object) -> int:
-    return next(i for i, row in enumerate(rows) if str(row[1]) == str(event_id))
 
 
 class SQLiteEventStore(TracingMixin, EventStore):
@@ -484,20 +479,13 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 more = more and remaining > 0
             if more:
                 pending = request(rows[-1][key])
-            try:
-                page = stored_rows(
-                    rows, _LAYOUT, registry, converter, datetime.fromisoformat, self._where
-                )
-            except CorruptEventError as exc:
-                # The events before the bad row are still handed over, in order.
-                good = rows[: _index_of(rows, exc.event_id)]
-                for stored in stored_rows(
-                    good, _LAYOUT, registry, converter, datetime.fromisoformat
-                ):
-                    yield stored
-                raise
+            page, corrupt = stored_prefix(
+                rows, _LAYOUT, registry, converter, datetime.fromisoformat, self._where
+            )
             for stored in page:
                 yield stored
+            if corrupt is not None:  # after the events before the bad row, in order
+                raise corrupt
             if not more:
                 return
 

@@ -2,6 +2,7 @@
 
 from eventsource.subscriptions.config import (
     CheckpointStrategy,
+    CorruptEventPolicy,
     StartPosition,
     SubscriptionConfig,
     create_catch_up_config,
@@ -76,6 +77,7 @@ __all__ = [
     "CircuitBreakerConfig",
     "CircuitBreakerOpenError",
     "CircuitState",
+    "CorruptEventPolicy",
     "DeadLetterRetryResult",
     "ErrorCallback",
     "ErrorCategory",

@@ -11,6 +11,7 @@ from eventsource.subscriptions.retry import CircuitBreakerConfig, RetryConfig
 
 __all__ = [
     "CheckpointStrategy",
+    "CorruptEventPolicy",
     "StartPosition",
     "SubscriptionConfig",
     "create_catch_up_config",
@@ -25,6 +26,18 @@ class CheckpointStrategy(Enum):
     EVERY_EVENT = "every_event"
     EVERY_BATCH = "every_batch"
     PERIODIC = "periodic"
+
+
+class CorruptEventPolicy(Enum):
+    """What a subscription does with a stored row the store cannot turn into an event.
+
+    DEAD_LETTER keeps the row (raw payload and error) in the manager's DLQ and reads on past it,
+    its health degraded; without a DLQ to keep it in, it halts instead. HALT stops the
+    subscription at the row (state ERROR), its checkpoint just before it.
+    """
+
+    DEAD_LETTER = "dead_letter"
+    HALT = "halt"
 
 
 @dataclass(frozen=True)
@@ -50,12 +63,22 @@ class SubscriptionConfig:
     circuit_breaker_enabled: bool = True
     circuit_breaker_failure_threshold: int = 5
     circuit_breaker_recovery_timeout: float = 30.0
+    on_corrupt_event: CorruptEventPolicy = CorruptEventPolicy.DEAD_LETTER
 
     def __post_init__(self) -> None:
         if isinstance(self.checkpoint_strategy, str):
             # Tutorials pass the enum's value ("every_batch"); frozen, so set it through object.
             object.__setattr__(
                 self, "checkpoint_strategy", CheckpointStrategy(self.checkpoint_strategy)
+            )
+        if not isinstance(self.on_corrupt_event, CorruptEventPolicy):
+            values = tuple(policy.value for policy in CorruptEventPolicy)
+            if self.on_corrupt_event not in values:
+                raise ValueError(
+                    f"on_corrupt_event must be one of {values}, got {self.on_corrupt_event!r}"
+                )
+            object.__setattr__(
+                self, "on_corrupt_event", CorruptEventPolicy(self.on_corrupt_event)
             )
         if self.event_types is not None and not isinstance(self.event_types, tuple):
             object.__setattr__(self, "event_types", tuple(self.event_types))

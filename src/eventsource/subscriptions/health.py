@@ -201,6 +201,12 @@ def assess_subscription(
               config.max_lag_events_critical)
     threshold("dlq_events", sub.events_dlq, config.max_dlq_events_warning,
               config.max_dlq_events_critical)
+    # One unreadable stored row already needs a person: its event never reached the subscriber.
+    corrupt = sub.events_corrupt
+    indicators.append(HealthIndicator(
+        "corrupt_events", "degraded" if corrupt else "healthy",
+        f"{corrupt} stored row(s) could not be read", float(corrupt),
+    ))
     rate = errors.error_rate(now)
     indicators.append(HealthIndicator(
         "error_rate",

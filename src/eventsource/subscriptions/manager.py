@@ -23,6 +23,7 @@ from eventsource.subscriptions.error_handling import (
 from eventsource.subscriptions.exceptions import (
     SubscriptionAlreadyExistsError,
     SubscriptionConfigError,
+    SubscriptionError,
 )
 from eventsource.subscriptions.health import HealthCheckConfig
 from eventsource.subscriptions.monitoring import ManagerMonitoring
@@ -255,15 +256,26 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         reader.task.add_done_callback(lambda task: self._reader_done(name, task))
 
     def _reader_done(self, name: str, task: asyncio.Task[None]) -> None:
+        """A reader task that ends unasked is a crash: state ERROR (unhealthy, not ready),
+        logged."""
+        error: BaseException | None
         if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            subscription = self._subscriptions.get(name)
-            if subscription is not None:
-                subscription.state = SubscriptionState.ERROR
-                subscription.last_error = error
-            logger.error("Subscription %s crashed", name, exc_info=error)
+            reader = self._readers.get(name)
+            if reader is None or reader.stop_requested:
+                return
+            error = SubscriptionError(
+                f"Subscription {name} stopped: its reader task was cancelled by something other "
+                "than the manager"
+            )
+        else:
+            error = task.exception()
+            if error is None:
+                return
+        subscription = self._subscriptions.get(name)
+        if subscription is not None:
+            subscription.state = SubscriptionState.ERROR
+            subscription.last_error = error
+        logger.error("Subscription %s crashed", name, exc_info=error)
 
     async def stop(
         self, timeout: float = 30.0, subscription_names: Sequence[str] | None = None

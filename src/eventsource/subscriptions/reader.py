@@ -20,7 +20,9 @@ from eventsource.observability.attributes import (
     ATTR_TO_POSITION,
 )
 from eventsource.observability.tracing import span, traces_live
+from eventsource.stores._rules import CorruptEventError
 from eventsource.subscriptions.config import CheckpointStrategy
+from eventsource.subscriptions.exceptions import SubscriptionError
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
 from eventsource.subscriptions.transactional import (
@@ -32,6 +34,7 @@ from eventsource.subscriptions.transactional import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from uuid import UUID
 
     from eventsource.events.base import DomainEvent
     from eventsource.repositories.checkpoint import CheckpointRepository
@@ -50,6 +53,7 @@ logger = logging.getLogger("eventsource.subscriptions.manager")
 _OUTAGE_FIRST_DELAY = 0.1
 _OUTAGE_MAX_DELAY = 5.0
 _LAG_REFRESH_SECONDS = 1.0
+_DLQ_RETRY_DELAY = 1.0
 
 
 class SubscriptionReader:
@@ -176,6 +180,12 @@ class SubscriptionReader:
         self._resumed.set()
         self._interrupt.set()
 
+    def abandon(self) -> None:
+        """Hand nothing more over once the handler under way returns: `stop()` gave up
+        waiting for this reader (its handler ignores cancellation)."""
+        self.request_stop()
+        self.pause_requested = True
+
     def pause(self) -> None:
         self.pause_requested = True
         self._resumed.clear()
@@ -219,7 +229,7 @@ class SubscriptionReader:
                     await self._process_page()
                     continue
                 self.wake.clear()
-                page = await self._read(self.cursor, self.sub.config.batch_size)
+                page = await self._next_page()
                 if page is None:
                     continue
                 if page.events:
@@ -230,23 +240,104 @@ class SubscriptionReader:
                 else:
                     await self._idle(page.cursor)
         except HaltSubscription as halt:
-            sub.state = SubscriptionState.ERROR
-            sub.last_error = halt.__cause__ or halt
             logger.exception("Subscription %s stopped after an error it may not skip", sub.name)
-            await self.save_final_checkpoint()
+            await self._stop_in_error(halt.__cause__ or halt)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            # Nobody cancelled this task: a handler raised CancelledError itself. Ending quietly
+            # would leave the subscription looking healthy while it reads nothing more.
+            error = SubscriptionError(
+                f"Subscription {sub.name} stopped: its handler raised CancelledError{self._at()} "
+                "without the subscription being cancelled"
+            )
+            logger.exception("%s", error)
+            await self._stop_in_error(error)
+
+    async def _stop_in_error(self, error: BaseException) -> None:
+        """End in ERROR (health unhealthy, not ready), checkpointed before the failed event."""
+        self.sub.state = SubscriptionState.ERROR
+        self.sub.last_error = error
+        await self.save_final_checkpoint()
+
+    def _at(self) -> str:
+        """` on <type> <id> at global position <n>`: the event being handed over, if any."""
+        if self.index >= len(self.page):
+            return ""
+        stored = self.page[self.index]
+        return (f" on {stored.event_type} {stored.event_id} at global position "
+                f"{stored.global_position}")
+
+    async def _next_page(self) -> CommittedPage | None:
+        """The page after the cursor to hand over; None when the loop should read again."""
+        try:
+            return await self._read(self.cursor, self.sub.config.batch_size)
+        except CorruptEventError as corrupt:
+            return await self._unreadable(corrupt)
 
     async def _read(self, after: str | None, limit: int) -> CommittedPage | None:
-        """A page after `after`, or None after recording an outage (the caller retries)."""
+        """A page after `after`, or None after recording an outage (the caller retries).
+
+        A row the store cannot read raises `CorruptEventError` (with the readable events
+        before it and a cursor past it): the store answered, the caller decides.
+        """
         try:
             page = await self.store.read_committed(after, limit)
+        except CorruptEventError as exc:
+            if exc.page is None or exc.cursor is None:  # a store that cannot say where it is
+                await self._outage(exc)
+                return None
+            self._store_answered()
+            raise
         except Exception as exc:
             await self._outage(exc)
             return None
+        self._store_answered()
+        return page
+
+    def _store_answered(self) -> None:
         if not self.sub.store_reachable:
             logger.info("Subscription %s: the event store is reachable again", self.sub.name)
             self.sub.store_reachable = True
             self._outages = 0
-        return page
+
+    async def _unreadable(self, corrupt: CorruptEventError) -> CommittedPage | None:
+        """A row the store cannot turn into an event: first the readable events before it (the
+        page returned), then the row itself per `on_corrupt_event` (None: read again).
+
+        The cursor and the checkpoint move past the row only once it is dead-lettered; while
+        the DLQ write fails, the row is read again after a pause.
+        """
+        page, cursor, position = corrupt.page, corrupt.cursor, corrupt.position
+        assert page is not None  # both checked by `_read`
+        assert cursor is not None
+        if page.events:
+            return page
+        sub = self.sub
+        await self._refresh_lag(force=True)  # counts the row and every one after it
+        try:
+            event_id = await self._recovery.unreadable(corrupt)
+        except HaltSubscription:
+            raise
+        except Exception as exc:
+            sub.last_error = exc
+            logger.warning(
+                "Subscription %s could not dead-letter the unreadable row at global position "
+                "%s (%s: %s); reading it again in %.1fs",
+                sub.name, position, type(exc).__name__, exc, _DLQ_RETRY_DELAY,
+            )
+            await self._sleep(_DLQ_RETRY_DELAY)
+            return None
+        logger.info("Subscription %s dead-lettered the unreadable row at global position %s "
+                    "and reads on past it", sub.name, position)
+        if position is not None and position > sub.last_processed_position:
+            sub.last_processed_position = position
+        self.cursor = cursor
+        await self._save_checkpoint(
+            sub.last_processed_position, event_id, corrupt.event_type, cursor
+        )
+        return None
 
     async def cursor_after(self, cursor: str | None, stored: StoredEvent) -> str | None:
         """The store cursor just after `stored`, the next event after `cursor`; None if the
@@ -293,10 +384,10 @@ class SubscriptionReader:
         )
         await self._sleep(delay)
 
-    async def _refresh_lag(self) -> None:
+    async def _refresh_lag(self, force: bool = False) -> None:
         """Measure how many committed events lie past the cursor (at most once a second)."""
         now = time.monotonic()
-        if now - self._lag_at < _LAG_REFRESH_SECONDS:
+        if now - self._lag_at < _LAG_REFRESH_SECONDS and not force:
             return
         self._lag_at = now
         try:
@@ -432,9 +523,14 @@ class SubscriptionReader:
 
     async def checkpoint(self, stored: StoredEvent | None, cursor: str | None) -> None:
         """Save the position of `stored` (and the cursor after it, when known); never backwards."""
-        if stored is None:
-            return
-        position = stored.global_position
+        if stored is not None:
+            await self._save_checkpoint(
+                stored.global_position, stored.event_id, stored.event_type, cursor
+            )
+
+    async def _save_checkpoint(
+        self, position: int, event_id: UUID, event_type: str, cursor: str | None
+    ) -> None:
         saved_position, saved_cursor = self.saved
         # A known cursor is never replaced by "unknown" for the same position.
         if position < saved_position or (
@@ -449,9 +545,7 @@ class SubscriptionReader:
         if self.save_count:  # the row counts events handed over, not checkpoint writes
             extra["count"] = processed - self.counted
         try:
-            await self.checkpoints.save_position(
-                name, position, stored.event_id, stored.event_type, **extra
-            )
+            await self.checkpoints.save_position(name, position, event_id, event_type, **extra)
         except Exception as exc:
             self.sub.last_error = exc
             logger.warning("Subscription %s could not save its checkpoint: %s", name, exc)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsource.exceptions import ProjectionError
+from eventsource.subscriptions.config import CorruptEventPolicy
 from eventsource.subscriptions.error_handling import ErrorInfo
 from eventsource.subscriptions.retry import calculate_backoff
 
 if TYPE_CHECKING:
     from eventsource.repositories.dlq import DLQRepository
+    from eventsource.stores._rules import CorruptEventError
     from eventsource.stores.interface import StoredEvent
     from eventsource.subscriptions.error_handling import (
         ErrorClassification,
@@ -138,6 +142,48 @@ class FailureRecovery:
                 await self._sleep(breaker.config.recovery_timeout)
         return False
 
+    async def unreadable(self, corrupt: CorruptEventError) -> UUID:
+        """Report a stored row the store cannot read and dead-letter it (raw payload and error)
+        per `on_corrupt_event`; returns the id it was dead-lettered under.
+
+        Raises `HaltSubscription` when the subscription must stop at the row: the policy says
+        halt, or there is no DLQ to keep the row in (skipping it unkept would lose it). A failed
+        DLQ write propagates before anything is counted: the caller reads the row again later.
+        """
+        sub, dlq = self.sub, self.dlq
+        event_id = _dead_letter_id(corrupt)
+        halt = None
+        if sub.config.on_corrupt_event is CorruptEventPolicy.HALT:
+            halt = "on_corrupt_event is 'halt'"
+        elif dlq is None or not self.error_config.dlq_enabled:
+            halt = ("there is no dead-letter queue to keep it in (give the SubscriptionManager a "
+                    "dlq_repo, or set on_corrupt_event='halt' to stop on purpose)")
+        info = ErrorInfo.from_exception(
+            corrupt, self.errors.classify(corrupt), event_id=event_id,
+            event_type=corrupt.event_type, position=corrupt.position or 0,
+            subscription_name=sub.name,
+        )
+        if halt is None and dlq is not None:
+            await dlq.add_failed_event(
+                event_id=event_id, projection_name=sub.name, event_type=corrupt.event_type,
+                event_data=_raw_event_data(corrupt.payload), error=corrupt, retry_count=0,
+            )
+            info.sent_to_dlq = True
+            sub.events_dlq += 1
+        sub.events_failed += 1
+        sub.events_corrupt += 1
+        sub.last_error = corrupt
+        now = time.monotonic()
+        await self.errors.record(info, now)
+        sub.recent_errors_count = len(self.errors.recent_errors)
+        if halt is None and self.errors.should_stop(now):
+            halt = "its error budget is spent (max_errors_before_stop / error_rate_threshold)"
+        if halt is not None:
+            raise HaltSubscription(
+                f"stopped at the unreadable row at global position {corrupt.position}: {halt}"
+            ) from corrupt
+        return event_id
+
     def _dead_lettered_by_subscriber(self, error: Exception) -> bool:
         """A projection raises `ProjectionError` after writing its own dead letter: when that
         went to our DLQ too, a second row would overwrite its attempt count."""
@@ -147,3 +193,27 @@ class FailureRecovery:
             and self.dlq is not None
             and subscriber_dlq is self.dlq
         )
+
+
+def _dead_letter_id(corrupt: CorruptEventError) -> UUID:
+    """The row's event id; a row written by hand may hold one that is no UUID, and is then
+    kept under an id derived from its position (the DLQ needs a UUID)."""
+    try:
+        return UUID(str(corrupt.event_id))
+    except ValueError:
+        return uuid5(NAMESPACE_URL, f"eventsource:unreadable-row:{corrupt.position}")
+
+
+def _raw_event_data(payload: object) -> dict[str, Any]:
+    """A row's payload for the DLQ: its JSON object as stored (so `retry_dead_letters` can hand
+    it over once its class reads it), else its text under "raw_payload"."""
+    if isinstance(payload, dict):
+        return payload
+    try:
+        data = json.loads(payload) if isinstance(payload, str | bytes) else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    return {"raw_payload": payload.decode("utf-8", "replace") if isinstance(payload, bytes)
+            else str(payload)}

@@ -25,7 +25,8 @@ class ShutdownPhase(Enum):
 
 @dataclass(frozen=True)
 class ShutdownResult:
-    """What a stop did: how long, how many subscriptions and events, whether it was forced."""
+    """What a stop did: how long, how many subscriptions and events, whether it was forced and
+    what it had to abandon."""
 
     phase: ShutdownPhase
     duration_seconds: float
@@ -37,6 +38,8 @@ class ShutdownResult:
     reason: str | None = None
     in_flight_at_start: int = 0
     events_not_drained: int = 0
+    abandoned: tuple[str, ...] = ()
+    """Subscriptions whose handler ignored cancellation, left running when stop() returned."""
 
     @property
     def success(self) -> bool:

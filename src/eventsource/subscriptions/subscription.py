@@ -89,6 +89,7 @@ class Subscription:
         self.events_processed = 0
         self.events_failed = 0
         self.events_dlq = 0
+        self.events_corrupt = 0  # stored rows that could not be read (see CorruptEventPolicy)
         self.started_at: datetime | None = None
         self.last_error: BaseException | None = None
         self.pause_reason: PauseReason | None = None

@@ -7,25 +7,40 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from eventsource.subscriptions.exceptions import SubscriptionError
 from eventsource.subscriptions.shutdown import ShutdownPhase, ShutdownResult
 from eventsource.subscriptions.subscription import SubscriptionState
 
 if TYPE_CHECKING:
     from eventsource.subscriptions.manager import SubscriptionManager
+    from eventsource.subscriptions.reader import SubscriptionReader
 
 __all__ = ["stop_readers", "watch_store"]
 
 logger = logging.getLogger("eventsource.subscriptions.manager")
 
 _MAX_WATCH_BACKOFF = 5.0
+_STEP = 0.5
+"""Seconds of a stop's timeout kept for each step after draining (cancelling the readers still
+busy, then saving final checkpoints); a quarter of the timeout each when it is short."""
+_MIN_WAIT = 0.01  # lets a cancellation land even when the timeout is spent
 
 
 async def stop_readers(
     manager: SubscriptionManager, names: list[str], timeout: float, reason: str | None = None
 ) -> ShutdownResult:
-    """Stop the named readers: drain their current page, cancel them at the drain timeout,
-    save final checkpoints. Moves the manager through the shutdown phases when it stops all."""
+    """Stop the named readers within `timeout` seconds: drain their current page (at most the
+    drain timeout), cancel those still busy, save final checkpoints. Moves the manager through
+    the shutdown phases when it stops all.
+
+    A reader whose handler ignores cancellation is abandoned rather than waited for: it is
+    named in the log and in the result, its subscription is left in ERROR, and it hands nothing
+    more over once that handler returns.
+    """
     started = time.monotonic()
+    timeout = max(timeout, 0.0)
+    deadline = started + timeout
+    step = min(_STEP, timeout / 4)
     full = manager.shutdown_phase is ShutdownPhase.STOPPING
     readers = [(name, manager._readers[name]) for name in names if name in manager._readers]
     in_flight = sum(reader.in_flight for _, reader in readers)
@@ -35,42 +50,78 @@ async def stop_readers(
         reader.request_stop()
     tasks = [reader.task for _, reader in readers if reader.task is not None]
     forced = False
+    pending: set[asyncio.Task[None]] = set()
     if tasks:
-        drain = max(0.0, min(timeout, manager.drain_timeout))
-        _done, pending = await asyncio.wait(tasks, timeout=drain)
+        drain_end = min(started + max(manager.drain_timeout, 0.0), deadline - 2 * step)
+        _done, pending = await asyncio.wait(tasks, timeout=_until(drain_end))
         if pending:
             forced = True
             logger.warning("%d subscription(s) did not drain in time; cancelling", len(pending))
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            _done, pending = await asyncio.wait(pending, timeout=_until(deadline - step))
+    abandoned = [name for name, reader in readers if reader.task in pending]
+    if abandoned:
+        _abandon(manager, abandoned, timeout)
     if full:
         manager._phase = ShutdownPhase.CHECKPOINTING
-    saved = 0
-    for name, reader in readers:
-        remaining = max(0.5, timeout - (time.monotonic() - started))
-        try:
-            async with asyncio.timeout(remaining):
-                saved += await reader.save_final_checkpoint()
-        except TimeoutError:
-            forced = True
-            logger.warning("Subscription %s: final checkpoint timed out", name)
+    saved, late = await _save_final_checkpoints(readers, deadline)
     for name, reader in readers:
         subscription = reader.sub
         if subscription.state is not SubscriptionState.ERROR:
             subscription.state = SubscriptionState.STOPPED
         manager._readers.pop(name, None)
     return ShutdownResult(
-        phase=ShutdownPhase.FORCED if forced else ShutdownPhase.STOPPED,
+        phase=ShutdownPhase.FORCED if forced or late else ShutdownPhase.STOPPED,
         duration_seconds=time.monotonic() - started,
         subscriptions_stopped=len(readers),
         events_drained=sum(reader.events_drained for _, reader in readers),
         checkpoints_saved=saved,
-        forced=forced,
+        forced=forced or late,
         reason=reason,
         in_flight_at_start=in_flight,
         events_not_drained=sum(reader.in_flight for _, reader in readers),
+        abandoned=tuple(abandoned),
     )
+
+
+def _until(moment: float) -> float:
+    return max(moment - time.monotonic(), _MIN_WAIT)
+
+
+def _abandon(manager: SubscriptionManager, names: list[str], timeout: float) -> None:
+    """Give up on readers that outlived their cancellation: say so loudly, keep them from
+    handing over anything more, and leave their subscriptions in ERROR."""
+    logger.error(
+        "Subscription(s) %s did not stop within the %.1fs timeout: a handler ignores "
+        "cancellation; abandoned, still running until that handler returns",
+        ", ".join(names), timeout,
+    )
+    for name in names:
+        reader = manager._readers[name]
+        reader.abandon()
+        reader.sub.state = SubscriptionState.ERROR
+        reader.sub.last_error = SubscriptionError(
+            f"Subscription {name} did not stop within the {timeout}s timeout (its handler "
+            "ignores cancellation): abandoned while that handler runs"
+        )
+
+
+async def _save_final_checkpoints(
+    readers: list[tuple[str, SubscriptionReader]], deadline: float
+) -> tuple[int, bool]:
+    """Save every reader's final checkpoint, together, until `deadline`; returns how many were
+    written and whether any was too late (those are cancelled and logged)."""
+    saves = {
+        asyncio.ensure_future(reader.save_final_checkpoint()): name for name, reader in readers
+    }
+    if not saves:
+        return 0, False
+    done, late = await asyncio.wait(saves, timeout=_until(deadline))
+    for task in late:
+        task.cancel()
+        logger.warning("Subscription %s: final checkpoint timed out", saves[task])
+    return sum(task.result() for task in done if task.exception() is None), bool(late)
 
 
 async def watch_store(manager: SubscriptionManager) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
 from eventsource import DomainEvent, InMemoryCheckpointRepository, register_event
@@ -83,3 +85,19 @@ async def assert_exactly_once_under_writers(
     assert len(expected) == before // batch_size * batch_size + writers * batches * batch_size
     assert len(collector.seen) == len(set(collector.seen)) == len(expected)
     assert collector.seen == expected
+
+
+@asynccontextmanager
+async def fresh_schema(url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL schema, dropped afterwards (for async fixtures, which cannot
+    request the async `pg_schema` fixture)."""
+    import asyncpg
+
+    name = f"t_{uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+        yield name
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await conn.close()

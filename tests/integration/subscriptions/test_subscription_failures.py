@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import text
-from subs_integration_helpers import wait_until
+from subs_integration_helpers import fresh_schema, wait_until
 from subscription_crash_child import READ_MODEL, SubsCrashTick, open_backend, register
 
 from eventsource.exceptions import ProjectionError
@@ -67,7 +67,7 @@ async def backend(
             from eventsource.repositories.postgresql import PostgreSQLDLQRepository
 
             url = request.getfixturevalue("pg_url")  # the schema fixture is async: ours here
-            schema = await stack.enter_async_context(_fresh_schema(url))
+            schema = await stack.enter_async_context(fresh_schema(url))
             location = f"{url} {schema}"
         else:
             location = str(tmp_path / "events.db")
@@ -83,20 +83,6 @@ async def backend(
         async with sessions() as session, session.begin():
             await session.execute(text(READ_MODEL))
         yield store, sessions, checkpoints, dlq
-
-
-@asynccontextmanager
-async def _fresh_schema(url: str) -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"t_{uuid4().hex[:12]}"
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{name}"')
-        yield name
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await conn.close()
 
 
 async def _append(store: EventStore, total: int) -> list[UUID]:
