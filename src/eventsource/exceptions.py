@@ -15,6 +15,7 @@ __all__ = [
     "EventStoreError",
     "EventTypeNotFoundError",
     "EventVersionError",
+    "InvalidHandlerError",
     "KafkaNotAvailableError",
     "NATSNotAvailableError",
     "OptimisticLockError",
@@ -157,6 +158,11 @@ class TenantMismatchError(EventSourceError):
 
 class EventBusError(EventSourceError):
     """An event bus failed."""
+
+
+class InvalidHandlerError(EventBusError, TypeError):
+    """Something that cannot handle an event was subscribed (a `TypeError`, as in
+    eventsource-py 0.2.0)."""
 
 
 class CheckpointError(EventSourceError):

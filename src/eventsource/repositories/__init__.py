@@ -15,6 +15,7 @@ from eventsource.repositories.checkpoint import (
 from eventsource.repositories.dlq import (
     DLQEntry,
     DLQRepository,
+    DLQRepositoryProtocol,
     DLQStats,
     InMemoryDLQRepository,
     ProjectionFailureCount,
@@ -35,6 +36,7 @@ __all__ = [
     "CheckpointRepositoryProtocol",
     "DLQEntry",
     "DLQRepository",
+    "DLQRepositoryProtocol",
     "DLQStats",
     "EventSourceJSONEncoder",
     "InMemoryCheckpointRepository",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_exports
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -235,3 +236,11 @@ class InMemoryCheckpointRepository(TracingMixin):
         suffix = tenant_suffix(tenant)
         for key in [key for key in self._rows if key.endswith(suffix)]:
             del self._rows[key]
+
+
+# The SQL repositories also import from here, as in eventsource-py 0.2.0 (loaded on first use:
+# importing this module needs no driver).
+__getattr__ = lazy_exports(__name__, {
+    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
+    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
+})

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import traceback
-import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_exports
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -27,11 +27,13 @@ from eventsource.observability.attributes import (
     ATTR_RETRY_COUNT,
 )
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
     "DLQEntry",
     "DLQRepository",
+    "DLQRepositoryProtocol",
     "DLQStats",
     "InMemoryDLQRepository",
     "ProjectionFailureCount",
@@ -39,8 +41,8 @@ __all__ = [
 
 
 @dataclass
-class DLQEntry:
-    """One failed (event, projection) pair."""
+class DLQEntry(DeprecatedDictAccess):
+    """One failed (event, projection) pair. Reading it like a dict still works, deprecated."""
 
     id: int | str
     event_id: UUID
@@ -55,14 +57,6 @@ class DLQEntry:
     status: str = "failed"
     resolved_at: datetime | None = None
     resolved_by: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        warnings.warn(
-            "Dict-style access to DLQEntry is deprecated; use attributes",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
 
 
 @dataclass(frozen=True)
@@ -327,3 +321,13 @@ class InMemoryDLQRepository(TracingMixin):
         self._entries.clear()
         self._by_key.clear()
         self._next_id = 1
+
+
+DLQRepositoryProtocol = DLQRepository
+
+# The SQL repositories also import from here, as in eventsource-py 0.2.0 (loaded on first use:
+# importing this module needs no driver).
+__getattr__ = lazy_exports(__name__, {
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+})

@@ -16,9 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
+from eventsource._optional import lazy_exports
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
@@ -36,7 +38,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
+class OutboxEntry(DeprecatedDictAccess):
+    """One outbox row. Reading it like a dict still works, deprecated."""
+
     id: UUID
     event_id: UUID
     event_type: str
@@ -310,17 +314,8 @@ class InMemoryOutboxRepository(TracingMixin):
             del self._rows[row.id]
 
 
-_BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outboxes too
+# API.md §10 lists this module as an import path of the SQL outboxes too.
+__getattr__ = lazy_exports(__name__, {
     "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
     "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """The SQL outboxes, loaded on first use (importing this module needs no driver)."""
-    module = _BACKENDS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+})
