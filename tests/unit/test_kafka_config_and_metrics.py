@@ -16,15 +16,13 @@ from uuid import uuid4
 import pytest
 
 from eventsource.bus.kafka import (
-    KAFKA_AVAILABLE,
     KafkaEventBus,
     KafkaEventBusConfig,
     KafkaEventBusMetrics,
     KafkaEventBusStats,
 )
 from eventsource.testing.contract.bus import ContractPing, ContractPong
-
-needs_aiokafka = pytest.mark.skipif(not KAFKA_AVAILABLE, reason="aiokafka is a dev dependency")
+from extras import require_extra
 
 SASL = {"sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "app", "sasl_password": "s3cret"}
 
@@ -75,10 +73,10 @@ def test_producer_and_consumer_configs_name_the_settings() -> None:
     assert KafkaEventBusConfig().get_producer_config()["acks"] == "all"
 
 
-@needs_aiokafka
 async def test_the_configs_are_accepted_by_aiokafka_as_they_are(
     certificate: tuple[Path, Path],
 ) -> None:
+    require_extra("aiokafka")
     import aiokafka
 
     config = KafkaEventBusConfig(
@@ -182,8 +180,8 @@ def test_stats_give_their_own_dict() -> None:
     }
 
 
-@needs_aiokafka
 async def test_handlers_for_an_event_type_name() -> None:
+    require_extra("aiokafka")
     bus = KafkaEventBus(KafkaEventBusConfig(enable_tracing=False))
     calls: list[str] = []
 
@@ -255,8 +253,8 @@ def test_metrics_instruments_record_under_the_documented_names(telemetry: Any) -
     assert telemetry.histogram_delta("kafka.eventbus.batch.size", {}) == (1, 3.0)
 
 
-@needs_aiokafka
 def test_a_bus_reports_its_connection_through_the_gauge(telemetry: Any) -> None:
+    require_extra("aiokafka")
     group = f"gauge-{uuid4().hex[:8]}"
     bus = KafkaEventBus(KafkaEventBusConfig(consumer_group=group, enable_tracing=False))
     attributes = {"messaging.kafka.consumer_group": group}
