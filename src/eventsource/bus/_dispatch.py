@@ -6,11 +6,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from eventsource.bus.interface import Handler, checked_handler, invoke_handler
+from eventsource.bus.interface import Handler, checked_handler, handler_name, invoke_handler
 from eventsource.events.base import DomainEvent
 from eventsource.protocols import FlexibleEventSubscriber
 
-__all__ = ["SubscriberRegistry", "SubscriptionMethods", "run_handlers"]
+__all__ = ["BoundHandler", "SubscriberRegistry", "SubscriptionMethods", "run_handlers"]
+
+
+def _event_type_of(cls: type[DomainEvent]) -> object:
+    field = getattr(cls, "model_fields", {}).get("event_type")
+    return None if field is None else field.default
 
 
 def _remove(handlers: list[Handler], handler: Handler) -> bool:
@@ -44,6 +49,16 @@ class SubscriberRegistry:
         """The class's handlers, then the wildcard handlers."""
         return [*self.by_type.get(type(event), ()), *self.wildcard]
 
+    def handlers_named(self, event_type: str) -> list[Handler]:
+        """`handlers_for` an event given by name: its class's name or its `event_type`."""
+        named = [
+            handler
+            for cls, handlers in self.by_type.items()
+            if event_type in (cls.__name__, _event_type_of(cls))
+            for handler in handlers
+        ]
+        return [*named, *self.wildcard]
+
     def count(self, event_type: type[DomainEvent] | None = None) -> int:
         if event_type is not None:
             return len(self.by_type.get(event_type, ()))
@@ -52,6 +67,23 @@ class SubscriberRegistry:
     def clear(self) -> None:
         self.by_type.clear()
         self.wildcard.clear()
+
+
+class BoundHandler:
+    """A subscribed handler behind one interface: `await bound.handle(event)` calls it in
+    whatever form it was subscribed; `original` is that handler, `name` its readable name."""
+
+    __slots__ = ("original",)
+
+    def __init__(self, original: Handler) -> None:
+        self.original = original
+
+    @property
+    def name(self) -> str:
+        return handler_name(self.original)
+
+    async def handle(self, event: DomainEvent) -> None:
+        await invoke_handler(self.original, event)
 
 
 class SubscriptionMethods:

@@ -10,13 +10,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 from eventsource.bus._broker import default_consumer_name
+from eventsource.exceptions import EventBusError
 
 __all__ = [
+    "BatchPublishError",
     "DLQMessage",
     "HealthCheckResult",
     "QueueInfo",
     "RabbitMQEventBusConfig",
     "RabbitMQEventBusStats",
+    "ShutdownError",
 ]
 
 EXCHANGE_TYPES = frozenset({"topic", "direct", "fanout", "headers"})
@@ -58,10 +61,13 @@ class RabbitMQEventBusConfig:
     max_concurrent_publishes: int = 10
 
     def __post_init__(self) -> None:
-        if self.exchange_type not in EXCHANGE_TYPES:
+        kind = self.exchange_type.lower() if isinstance(self.exchange_type, str) else None
+        if kind is None or kind not in EXCHANGE_TYPES:
             raise ValueError(
-                f"exchange_type must be one of {sorted(EXCHANGE_TYPES)}, not {self.exchange_type!r}"
+                f"exchange_type must be one of {sorted(EXCHANGE_TYPES)} (any case), "
+                f"not {self.exchange_type!r}"
             )
+        self.exchange_type = kind  # AMQP names exchange types in lower case
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
         if self.consumer_name is None:
@@ -176,3 +182,25 @@ class DLQMessage:
     dlq_retry_count: int = 0
     dlq_timestamp: str | None = None
     original_routing_key: str | None = None
+
+
+class ShutdownError(EventBusError):
+    """The bus was shut down: it publishes and consumes no more (create a new one)."""
+
+    def __init__(self, message: str = "Event bus has been shut down") -> None:
+        super().__init__(message)
+
+
+class BatchPublishError(EventBusError):
+    """Some events of a `publish_batch()` were not published. `results` holds the counts
+    (`total`, `published`, `failed`, `chunks`), `errors` why each failed chunk failed."""
+
+    def __init__(
+        self,
+        message: str,
+        results: dict[str, int] | None = None,
+        errors: list[Exception] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results = results or {"total": 0, "published": 0, "failed": 0, "chunks": 0}
+        self.errors = errors or []

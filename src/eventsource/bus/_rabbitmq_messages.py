@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from eventsource.bus._codec import PAYLOAD, UndecodableMessageError
 from eventsource.bus._rabbitmq_config import DLQMessage
@@ -14,8 +14,17 @@ __all__ = [
     "DLQ_HEADERS",
     "ORIGINAL_KEY_HEADER",
     "RETRY_HEADER",
+    "HasHeaders",
     "dead_letter_headers",
     "dlq_message",
+    "forget_deaths_in",
+    "get_death_count",
+    "get_death_info",
+    "get_first_death_exchange",
+    "get_first_death_queue",
+    "get_first_death_reason",
+    "get_original_routing_key",
+    "is_from_dlq",
     "message_fields",
     "original_routing_key",
     "retry_count",
@@ -37,6 +46,7 @@ DLQ_HEADERS = frozenset(
         "dlq_retry_count",
         "dlq_timestamp",
         "dlq_original_queue",
+        "dlq_original_exchange",
         "dlq_consumer_group",
         ORIGINAL_KEY_HEADER,
     }
@@ -65,6 +75,15 @@ def _text(value: Any, what: str) -> str | None:
             return bytes(value).decode()
         except UnicodeDecodeError as exc:
             raise UndecodableMessageError(f"{what} is not UTF-8 text ({exc})") from exc
+    return str(value)
+
+
+def _plain(value: Any) -> str | None:
+    """A header value as text, undecodable bytes replaced (for reading, not for decoding)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode(errors="replace")
     return str(value)
 
 
@@ -109,6 +128,7 @@ def dead_letter_headers(
     retries: int,
     original_key: str,
     queue: str,
+    exchange: str,
     consumer_group: str,
 ) -> dict[str, Any]:
     """The original headers plus where the message came from and why it is dead."""
@@ -120,6 +140,7 @@ def dead_letter_headers(
         dlq_retry_count=retries,
         dlq_timestamp=datetime.now(UTC).isoformat(),
         dlq_original_queue=queue,
+        dlq_original_exchange=exchange,
         dlq_consumer_group=consumer_group,
         original_routing_key=original_key,
     )
@@ -132,10 +153,7 @@ def dlq_message(
     headers = dict(headers or {})
 
     def text(name: str) -> str | None:
-        value = headers.get(name)
-        if isinstance(value, bytes | bytearray):
-            return bytes(value).decode(errors="replace")
-        return None if value is None else str(value)
+        return _plain(headers.get(name))
 
     return DLQMessage(
         message_id=message_id,
@@ -149,3 +167,122 @@ def dlq_message(
         dlq_timestamp=text("dlq_timestamp"),
         original_routing_key=text("original_routing_key"),
     )
+
+
+# -- death records ------------------------------------------------------------------------------
+#
+# RabbitMQ records every dead-lettering in the `x-death` header (one entry per queue and reason,
+# most recent first, each with a `count`) and the first one in `x-first-death-queue`, `-reason`
+# and `-exchange`. This bus moves a message to its DLQ itself, to attach the reason, so such a
+# letter carries the bus's `dlq_*` headers instead: the readers below count that as one more
+# dead-lettering, by rejection, in the group's queue. The back-off through the retry queue is
+# no death: the bus drops RabbitMQ's record of it before republishing (`forget_deaths_in`).
+
+DEATHS_HEADER = "x-death"
+_BUS_DEATH_REASON = "rejected"
+
+
+class HasHeaders(Protocol):
+    """A message as the death readers see it: aio-pika's, or a `DLQMessage`."""
+
+    @property
+    def headers(self) -> Mapping[str, Any] | None: ...
+
+
+def _headers(message: HasHeaders | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(message, Mapping):
+        return message
+    return message.headers or {}
+
+
+def _deaths(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    records = headers.get(DEATHS_HEADER)
+    if not isinstance(records, list):
+        return []
+    return [record for record in records if isinstance(record, Mapping)]
+
+
+def _dead_lettered_by_bus(headers: Mapping[str, Any]) -> bool:
+    return "dlq_reason" in headers
+
+
+def forget_deaths_in(headers: Mapping[str, Any], queue: str) -> dict[str, Any]:
+    """`headers` without RabbitMQ's record of `queue` dead-lettering the message."""
+    out = dict(headers)
+    kept = [record for record in _deaths(out) if _plain(record.get("queue")) != queue]
+    if kept:
+        out[DEATHS_HEADER] = kept
+    else:
+        out.pop(DEATHS_HEADER, None)
+    for edge in ("first", "last"):
+        if _plain(out.get(f"x-{edge}-death-queue")) == queue:
+            for part in ("queue", "reason", "exchange"):
+                out.pop(f"x-{edge}-death-{part}", None)
+    return out
+
+
+def get_death_count(message: HasHeaders | Mapping[str, Any]) -> int:
+    """How often the message was dead-lettered (0: never)."""
+    headers = _headers(message)
+    counts = (record.get("count", 0) for record in _deaths(headers))
+    total = sum(count for count in counts if isinstance(count, int))
+    return total + (1 if _dead_lettered_by_bus(headers) else 0)
+
+
+def is_from_dlq(message: HasHeaders | Mapping[str, Any]) -> bool:
+    """Whether the message was ever dead-lettered."""
+    headers = _headers(message)
+    return bool(_deaths(headers)) or _dead_lettered_by_bus(headers)
+
+
+def _first_death(headers: Mapping[str, Any], part: str, by_bus: str | None) -> str | None:
+    recorded = headers.get(f"x-first-death-{part}")
+    if recorded is None and _dead_lettered_by_bus(headers):
+        return by_bus
+    return _plain(recorded)
+
+
+def get_first_death_queue(message: HasHeaders | Mapping[str, Any]) -> str | None:
+    """The queue the message was first dead-lettered from; None if it never was."""
+    headers = _headers(message)
+    return _first_death(headers, "queue", _plain(headers.get("dlq_original_queue")))
+
+
+def get_first_death_reason(message: HasHeaders | Mapping[str, Any]) -> str | None:
+    """Why it was first dead-lettered (`rejected`, `expired`, `maxlen`, ...); None if never."""
+    return _first_death(_headers(message), "reason", _BUS_DEATH_REASON)
+
+
+def get_first_death_exchange(message: HasHeaders | Mapping[str, Any]) -> str | None:
+    """The exchange it had come through when first dead-lettered; None if it never was."""
+    headers = _headers(message)
+    return _first_death(headers, "exchange", _plain(headers.get("dlq_original_exchange")))
+
+
+def get_original_routing_key(message: HasHeaders | Mapping[str, Any]) -> str | None:
+    """The key a dead-lettered message was published with; None if it never was."""
+    headers = _headers(message)
+    if not is_from_dlq(headers):
+        return None
+    recorded = _plain(headers.get(ORIGINAL_KEY_HEADER))
+    if recorded:
+        return recorded
+    for record in _deaths(headers)[:1]:
+        keys = record.get("routing-keys")
+        if isinstance(keys, list) and keys:
+            return _plain(keys[0])
+    return None
+
+
+def get_death_info(message: HasHeaders | Mapping[str, Any]) -> dict[str, Any]:
+    """All of the above in one dict, plus the raw `x-death` records (`x_death`)."""
+    headers = _headers(message)
+    return {
+        "is_dead_lettered": is_from_dlq(headers),
+        "death_count": get_death_count(headers),
+        "first_death_queue": get_first_death_queue(headers),
+        "first_death_reason": get_first_death_reason(headers),
+        "first_death_exchange": get_first_death_exchange(headers),
+        "original_routing_key": get_original_routing_key(headers),
+        "x_death": headers.get(DEATHS_HEADER),
+    }

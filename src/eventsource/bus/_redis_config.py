@@ -42,9 +42,10 @@ class RedisEventBusConfig:
     def dlq_stream_name(self) -> str:
         return self.stream_name + self.dlq_stream_suffix
 
-    def retry_key(self, message_id: str) -> str:
-        """Failures of one message in this group; under the stream prefix, so it is cleaned up
-        with the stream."""
+    def get_retry_key(self, message_id: str) -> str:
+        """The key counting the failures of one message in this group (deleted once the message
+        is settled). Under the stream prefix, so it is cleaned up with the stream; the group is
+        part of it because each group retries the message on its own."""
         return f"{self.stream_prefix}:{self.retry_key_prefix}:{self.consumer_group}:{message_id}"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from eventsource._optional import optional
 from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import UndecodableMessageError, decode_message, describe_error
+from eventsource.bus._dispatch import BoundHandler
 from eventsource.bus._kafka_config import KafkaEventBusConfig, KafkaEventBusStats
+from eventsource.bus._kafka_metrics import (
+    CONNECTIONS_ACTIVE,
+    CONSUMER_LAG,
+    METER_NAME,
+    KafkaEventBusMetrics,
+    kafka_metrics,
+)
 from eventsource.bus._kafka_records import (
     dead_letter_headers,
     encode,
@@ -29,24 +38,27 @@ from eventsource.bus._kafka_records import (
     replay_count,
     replay_headers,
 )
+from eventsource.bus.interface import Handler, handler_name
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError, KafkaNotAvailableError
+from eventsource.observability.metrics import metrics_live, observe_gauge
+from eventsource.observability.tracing import OTEL_AVAILABLE
 
 if TYPE_CHECKING:
     import aiokafka
     import aiokafka.errors
-    import aiokafka.helpers
 else:
     aiokafka = optional("aiokafka")
     if aiokafka is not None:
         optional("aiokafka.errors")
-        optional("aiokafka.helpers")
 
 __all__ = [
     "KAFKA_AVAILABLE",
+    "OTEL_AVAILABLE",
     "KafkaEventBus",
     "KafkaEventBusConfig",
+    "KafkaEventBusMetrics",
     "KafkaEventBusStats",
     "KafkaNotAvailableError",
 ]
@@ -73,40 +85,36 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
             config, KafkaEventBusStats(), event_registry, logger, config.enable_tracing
         )
         self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._consumer: aiokafka.AIOKafkaConsumer | None = None
+        self._positions: dict[Any, int] = {}  # partition -> next offset to handle
         self._auto_reconnect = True
+        if config.enable_metrics:
+            for gauge, read, unit, description in _GAUGES:
+                observe_gauge(
+                    gauge, self, read, unit=unit, description=description, meter_name=METER_NAME
+                )
+
+    def _metrics(self) -> KafkaEventBusMetrics | None:
+        """The instruments when `enable_metrics` is on and a meter provider records."""
+        if self._config.enable_metrics and metrics_live():
+            return kafka_metrics()
+        return None
+
+    def get_handlers_for_event(self, event_type_name: str) -> list[BoundHandler]:
+        """The handlers an event of this type (class name or `event_type`) runs: its class's,
+        then the wildcard ones; each `await bound.handle(event)` whatever its form."""
+        return [BoundHandler(h) for h in self._subscribers.handlers_named(event_type_name)]
 
     # -- connection --------------------------------------------------------------------------
 
-    def _client_options(self) -> dict[str, Any]:
-        config = self._config
-        options: dict[str, Any] = {
-            "bootstrap_servers": config.bootstrap_servers,
-            "security_protocol": config.security_protocol,
-        }
-        if config.uses_ssl:
-            context = aiokafka.helpers.create_ssl_context(
-                cafile=config.ssl_cafile, certfile=config.ssl_certfile, keyfile=config.ssl_keyfile
-            )
-            context.check_hostname = config.ssl_check_hostname
-            options["ssl_context"] = context
-        if config.sasl_mechanism is not None:
-            options["sasl_mechanism"] = config.sasl_mechanism
-            options["sasl_plain_username"] = config.sasl_username
-            options["sasl_plain_password"] = config.sasl_password
-        return options
-
     async def _connect(self) -> None:
-        config = self._config
-        acks = config.acks if config.acks == "all" else int(config.acks)
-        producer = aiokafka.AIOKafkaProducer(
-            client_id=f"eventsource-{config.consumer_name}",
-            acks=acks,
-            compression_type=config.compression_type,
-            max_batch_size=config.batch_size,
-            linger_ms=config.linger_ms,
-            **self._client_options(),
-        )
-        await producer.start()
+        producer = aiokafka.AIOKafkaProducer(**self._config.get_producer_config())
+        try:
+            await producer.start()
+        except Exception as exc:
+            if (metrics := self._metrics()) is not None:
+                metrics.connection_failed(exc)
+            raise
         self._producer = producer
         self._stats.connected_at = datetime.now(UTC)
 
@@ -134,6 +142,8 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         records = [encode(event, trace) for event in events]
         producer = self._kafka
         topic = self._config.topic_name
+        metrics = self._metrics()
+        start = time.perf_counter()
         try:
             # Sends return once queued; the producer batches them and acks arrive together.
             futures = [
@@ -143,9 +153,13 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
             await asyncio.gather(*futures)
         except _TRANSIENT as exc:
             self._stats.last_error_at = datetime.now(UTC)
+            if metrics is not None:
+                metrics.publish_failed(topic, [e.event_type for e in events], exc)
             raise EventBusError(f"Kafka publish failed: {exc}") from exc
         self._stats.events_published += len(records)
         self._stats.last_publish_at = datetime.now(UTC)
+        if metrics is not None:
+            metrics.published(topic, [e.event_type for e in events], time.perf_counter() - start)
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -165,27 +179,20 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
     def _new_consumer(
         self, topic: str | None, group: str | None, offset_reset: str | None = None
     ) -> aiokafka.AIOKafkaConsumer:
-        config = self._config
+        options = {**self._config.get_consumer_config(), "group_id": group}
+        if offset_reset is not None:
+            options["auto_offset_reset"] = offset_reset
         topics = (topic,) if topic is not None else ()
-        return aiokafka.AIOKafkaConsumer(
-            *topics,
-            group_id=group,
-            client_id=f"eventsource-{config.consumer_name}",
-            enable_auto_commit=False,
-            auto_offset_reset=offset_reset or config.auto_offset_reset,
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            max_poll_interval_ms=config.max_poll_interval_ms,
-            **self._client_options(),
-        )
+        return aiokafka.AIOKafkaConsumer(*topics, **options)
 
     async def _consume(self) -> None:
         delay = self._config.retry_base_delay or 0.1
         while not self._stopping:
             consumer = self._new_consumer(None, self._config.consumer_group)
-            consumer.subscribe([self._config.topic_name], listener=_rebalances(self._stats))
+            consumer.subscribe([self._config.topic_name], listener=_rebalances(self))
             try:
                 await consumer.start()
+                self._consumer = consumer
                 self._mark_subscribed()
                 while not self._stopping:
                     await self._consume_batch(consumer)
@@ -195,11 +202,16 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 if not self._auto_reconnect:
                     raise
                 self._stats.reconnections += 1
+                if (metrics := self._metrics()) is not None:
+                    metrics.connection_failed(exc)
+                    metrics.reconnected()
                 logger.warning("Kafka consumer failed (%s); restarting in %.1f s", exc, delay)
                 if await self._stopped_within(delay):
                     break
                 delay = min(delay * 2, self._config.retry_max_delay)
             finally:
+                self._consumer = None
+                self._positions.clear()
                 await consumer.stop()
 
     async def _consume_batch(self, consumer: aiokafka.AIOKafkaConsumer) -> None:
@@ -211,7 +223,7 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 for record in records:
                     if self._stopping or not await self._process(record):
                         return  # the rest stays uncommitted for the group
-                    offsets[partition] = record.offset + 1
+                    offsets[partition] = self._positions[partition] = record.offset + 1
         finally:
             if offsets:
                 await consumer.commit(offsets)
@@ -234,6 +246,15 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
 
     async def _process(self, record: Any) -> bool:
         """Handle one record with retries; False if stopped before it was settled."""
+        start = time.perf_counter()
+        settled = await self._settle(record)
+        if settled and (metrics := self._metrics()) is not None:
+            event_type = header_map(record.headers).get("event_type", "")
+            elapsed = time.perf_counter() - start
+            metrics.consumed(record.topic, record.partition, event_type, elapsed)
+        return settled
+
+    async def _settle(self, record: Any) -> bool:
         self._stats.events_consumed += 1
         self._stats.last_consume_at = datetime.now(UTC)
         headers = header_map(record.headers)
@@ -256,6 +277,7 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable record at offset %d: %s", record.offset, exc.reason)  # noqa: TRY400
                 await self._dead_letter(record, exc.reason, type(exc).__name__, str(exc), 0)
+                self._count_dead_letter("undecodable", type(exc).__name__)
                 return True
             for attempt in range(1, self._config.max_retries + 1):
                 failures = await self._dispatch(event)
@@ -270,7 +292,27 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         error = failures[0][1]
         reason = describe_error(error)
         await self._dead_letter(record, reason, type(error).__name__, str(error), attempt)
+        self._count_dead_letter("max_retries_exceeded", type(error).__name__)
         return True
+
+    def _count_dead_letter(self, reason: str, error_type: str) -> None:
+        if self._config.enable_dlq and (metrics := self._metrics()) is not None:
+            metrics.dead_lettered(reason, error_type)
+
+    async def _handle(self, handler: Handler, event: DomainEvent) -> None:
+        metrics = self._metrics()
+        if metrics is None:
+            await super()._handle(handler, event)
+            return
+        start, error = time.perf_counter(), None
+        try:
+            await super()._handle(handler, event)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.handled(handler_name(handler), event.event_type, elapsed, error)
 
     async def _dead_letter(
         self, record: Any, reason: str, error_type: str, message: str, retries: int
@@ -380,7 +422,7 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         return True
 
 
-def _rebalances(stats: KafkaEventBusStats) -> aiokafka.ConsumerRebalanceListener:
+def _rebalances(bus: KafkaEventBus) -> aiokafka.ConsumerRebalanceListener:
     """A listener counting the group's rebalances (built here: its base needs aiokafka)."""
 
     class Rebalances(aiokafka.ConsumerRebalanceListener):  # type: ignore[misc]
@@ -388,9 +430,41 @@ def _rebalances(stats: KafkaEventBusStats) -> aiokafka.ConsumerRebalanceListener
             return None
 
         async def on_partitions_assigned(self, assigned: Any) -> None:
-            stats.rebalance_count += 1
+            bus.stats.rebalance_count += 1
+            if (metrics := bus._metrics()) is not None:
+                metrics.rebalanced(bus.config.consumer_group)
 
     return Rebalances()
+
+
+def _connection_reading(bus: KafkaEventBus) -> list[tuple[float, dict[str, Any]]]:
+    group = {"messaging.kafka.consumer_group": bus.config.consumer_group}
+    return [(1 if bus.is_connected else 0, group)]
+
+
+def _lag_reading(bus: KafkaEventBus) -> list[tuple[float, dict[str, Any]]]:
+    """Per partition consumed here: the records behind its high-water mark."""
+    consumer = bus._consumer
+    if consumer is None:
+        return []
+    readings: list[tuple[float, dict[str, Any]]] = []
+    for partition, position in list(bus._positions.items()):
+        highwater = consumer.highwater(partition)
+        if highwater is None:
+            continue
+        attributes = {
+            "messaging.kafka.consumer_group": bus.config.consumer_group,
+            "messaging.destination": partition.topic,
+            "messaging.kafka.partition": partition.partition,
+        }
+        readings.append((max(0, highwater - position), attributes))
+    return readings
+
+
+_GAUGES = (
+    (CONNECTIONS_ACTIVE, _connection_reading, "connections", "1 while connected, else 0"),
+    (CONSUMER_LAG, _lag_reading, "messages", "Records behind the partition's high-water mark"),
+)
 
 
 def _dead_letter_dict(record: Any) -> dict[str, Any]:

@@ -32,11 +32,13 @@ from eventsource.bus._codec import (
     event_headers,
 )
 from eventsource.bus._rabbitmq_config import (
+    BatchPublishError,
     DLQMessage,
     HealthCheckResult,
     QueueInfo,
     RabbitMQEventBusConfig,
     RabbitMQEventBusStats,
+    ShutdownError,
 )
 from eventsource.bus._rabbitmq_messages import (
     DLQ_HEADERS,
@@ -44,6 +46,14 @@ from eventsource.bus._rabbitmq_messages import (
     RETRY_HEADER,
     dead_letter_headers,
     dlq_message,
+    forget_deaths_in,
+    get_death_count,
+    get_death_info,
+    get_first_death_exchange,
+    get_first_death_queue,
+    get_first_death_reason,
+    get_original_routing_key,
+    is_from_dlq,
     message_fields,
     original_routing_key,
     retry_count,
@@ -79,6 +89,7 @@ else:
 
 __all__ = [
     "RABBITMQ_AVAILABLE",
+    "BatchPublishError",
     "DLQMessage",
     "HealthCheckResult",
     "QueueInfo",
@@ -86,6 +97,7 @@ __all__ = [
     "RabbitMQEventBusConfig",
     "RabbitMQEventBusStats",
     "RabbitMQNotAvailableError",
+    "ShutdownError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -273,6 +285,16 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         self._consumer_live = False
         self._delivery_mode = 2 if config.durable else 1  # persistent only on durable queues
 
+    # What RabbitMQ (or this bus) recorded about a message's dead-lettering; they take an
+    # aio-pika message, a `DLQMessage` or a headers mapping.
+    get_death_count = staticmethod(get_death_count)
+    get_first_death_queue = staticmethod(get_first_death_queue)
+    get_first_death_reason = staticmethod(get_first_death_reason)
+    get_first_death_exchange = staticmethod(get_first_death_exchange)
+    get_original_routing_key = staticmethod(get_original_routing_key)
+    is_from_dlq = staticmethod(is_from_dlq)
+    get_death_info = staticmethod(get_death_info)
+
     # -- connection --------------------------------------------------------------------------
 
     async def _connect(self) -> None:
@@ -385,6 +407,19 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         )
         return routing_key(event), encode_payload(event).encode(), properties
 
+    def _refuse_if_shut_down(self) -> None:
+        if self._shutdown:
+            raise ShutdownError(
+                "RabbitMQEventBus was shut down: it neither publishes nor consumes any more "
+                "(create a new bus)"
+            )
+
+    async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None:
+        """Send `events` in order; `background=True` returns at once. `ShutdownError` after
+        `shutdown()`."""
+        self._refuse_if_shut_down()
+        await super().publish(events, background)
+
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
         # Encode everything first: an unserialisable event fails the call before anything is sent.
         trace = self._trace_headers()
@@ -457,20 +492,24 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         self, events: Sequence[DomainEvent], preserve_order: bool = False
     ) -> dict[str, int]:
         """Publish in chunks of `batch_size`: `{"total", "published", "failed", "chunks"}`.
-        Chunks go concurrently unless `preserve_order`, which stops at the first failed one."""
+        Chunks go concurrently unless `preserve_order`, which stops at the first failed one.
+        If any chunk failed, `BatchPublishError` carries these counts and the chunks' errors."""
+        self._refuse_if_shut_down()
         await self.connect()
         trace = self._trace_headers()
         outgoing = [self._outgoing(event, trace) for event in events]
         size = self._config.batch_size
         chunks = [outgoing[start : start + size] for start in range(0, len(outgoing), size)]
         result = {"total": len(outgoing), "published": 0, "failed": 0, "chunks": len(chunks)}
+        errors: list[Exception] = []
         name = self._config.exchange_name
 
         async def one(chunk: list[_Outgoing]) -> bool:
             try:
                 await self._publish_confirmed(name, chunk)
-            except EventBusError:
+            except EventBusError as exc:
                 result["failed"] += len(chunk)
+                errors.append(exc)
                 return False
             result["published"] += len(chunk)
             return True
@@ -492,12 +531,24 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         self._stats.batch_events_published += result["published"]
         if result["failed"]:
             self._stats.batch_partial_failures += 1
+            raise BatchPublishError(
+                f"{result['failed']} of {result['total']} events were not published "
+                f"({len(errors)} failed chunks; the first: {errors[0]})",
+                results=result,
+                errors=errors,
+            )
         return result
 
     # -- consuming ---------------------------------------------------------------------------
 
+    async def start_consuming(self) -> None:
+        """Consume until `stop_consuming()`; `ShutdownError` after `shutdown()`."""
+        self._refuse_if_shut_down()
+        await super().start_consuming()
+
     def start_consuming_in_background(self) -> asyncio.Task[None]:
         """`start_consuming()` in a task; `shutdown()` stops it."""
+        self._refuse_if_shut_down()
         task = asyncio.create_task(self.start_consuming())
         self._background.add(task)
         task.add_done_callback(self._background_done)
@@ -626,7 +677,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         delay = config.retry_delay(count)
         target = config.retry_queue_name if delay > 0 else config.queue_name
         retry_headers = {
-            **(headers or {}),
+            **forget_deaths_in(headers or {}, config.retry_queue_name),
             RETRY_HEADER: count,
             ORIGINAL_KEY_HEADER: original_routing_key(message.routing_key, headers),
         }
@@ -642,12 +693,13 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             return
         headers = message.headers
         headers = dead_letter_headers(
-            headers,
+            forget_deaths_in(headers or {}, config.retry_queue_name),
             reason=reason,
             error_type=error_type,
             retries=retries,
             original_key=original_routing_key(message.routing_key, headers),
             queue=config.queue_name,
+            exchange=config.exchange_name,
             consumer_group=config.consumer_group,
         )
         await self._publish_confirmed(
@@ -704,7 +756,8 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         return letters
 
     async def get_dlq_message_count(self) -> int:
-        return (await self._queue_counts(self._config.dlq_queue_name))[0]
+        counts = await self._queue_counts(self._config.dlq_queue_name)
+        return counts[0] if counts else 0
 
     async def replay_dlq_message(self, message_id: str) -> bool:
         """Send a dead letter back to this group's queue without its DLQ headers."""
@@ -740,14 +793,14 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             with suppress(*_TRANSIENT):
                 await channel.close()
 
-    async def _queue_counts(self, name: str) -> tuple[int, int]:
-        """Ready messages and consumers of a queue; (0, 0) if it does not exist."""
+    async def _queue_counts(self, name: str) -> tuple[int, int] | None:
+        """Ready messages and consumers of a queue; None if it does not exist."""
         await self.connect()
         channel = await self._conn.channel()
         try:
             queue = await self._passive(channel, name)
             if queue is None or queue.declaration_result is None:
-                return 0, 0
+                return None
             result = queue.declaration_result
             return int(result.message_count or 0), int(result.consumer_count or 0)
         finally:
@@ -760,35 +813,73 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         if not self.is_connected:
             return QueueInfo(name, 0, 0, "unknown", "not connected")
         try:
-            messages, consumers = await self._queue_counts(name)
+            messages, consumers = await self._queue_counts(name) or (0, 0)
         except _TRANSIENT as exc:
             return QueueInfo(name, 0, 0, "error", describe_error(exc))
         return QueueInfo(name, messages, consumers, "running" if consumers else "idle")
 
     async def health_check(self) -> HealthCheckResult:
-        """Connection, publishing channel, queue and DLQ, each as a word."""
+        """Connection, publishing channel, the group's queue and its DLQ, each as a word
+        (queue: `accessible`, `not_initialized` or `error: ...`; DLQ also `disabled` or
+        `inaccessible`); `error` says what is wrong; `details` names the topology and holds
+        the stats. Healthy: connected, channel open, queue accessible (the DLQ does not count).
+        """
+        config = self._config
+        problems: list[str] = []
         connection = self._connection
-        if connection is None or connection.is_closed:
-            return HealthCheckResult(False, "disconnected", "closed", "unknown")
-        channel_status = "open" if self._publisher and not self._publisher.is_closed else "closed"
-        queue = await self.get_queue_info()
-        dlq_status = None
-        if self._config.enable_dlq and queue.state != "error":
-            dlq_status = f"{await self.get_dlq_message_count()} messages"
-        healthy = channel_status == "open" and queue.state != "error"
-        return HealthCheckResult(
-            healthy,
-            "connected",
-            channel_status,
-            queue.state,
-            dlq_status,
-            queue.error if queue.state == "error" else None,
-            {
-                "queue": queue.name,
-                "messages": queue.message_count,
-                "consumers": queue.consumer_count,
-            },
+        if connection is None:
+            connection_status = "disconnected"
+            problems.append("Not connected to RabbitMQ")
+        elif connection.is_closed:
+            connection_status = "closed"
+            problems.append("The RabbitMQ connection is closed")
+        else:
+            connection_status = "connected"
+        publisher = self._publisher
+        channel_status = (
+            "not_initialized" if publisher is None else "closed" if publisher.is_closed else "open"
         )
+        if channel_status != "open":
+            problems.append(f"The publishing channel is {channel_status.replace('_', ' ')}")
+        live = connection_status == "connected"
+        queue_status, counts = "not_initialized", None
+        if live:
+            queue_status, counts = await self._probe(config.queue_name)
+            if counts is None:
+                problems.append(f"Queue {config.queue_name}: {queue_status}")
+        dlq_status = "disabled"
+        if config.enable_dlq:
+            dlq_status = (await self._probe(config.dlq_queue_name))[0] if live else "inaccessible"
+        details: dict[str, Any] = {
+            "exchange": config.exchange_name,
+            "queue": config.queue_name,
+            "consumer_group": config.consumer_group,
+            "consuming": self.is_consuming,
+            "dlq_enabled": config.enable_dlq,
+            **({"dlq_queue": config.dlq_queue_name} if config.enable_dlq else {}),
+            "messages": counts[0] if counts else None,
+            "consumers": counts[1] if counts else None,
+            "stats": stats_dict(self._stats),
+        }
+        return HealthCheckResult(
+            healthy=not problems,
+            connection_status=connection_status,
+            channel_status=channel_status,
+            queue_status=queue_status,
+            dlq_status=dlq_status,
+            error="; ".join(problems) or None,
+            details=details,
+        )
+
+    async def _probe(self, name: str) -> tuple[str, tuple[int, int] | None]:
+        """`"accessible"` and the queue's counts, or `"error: <why>"` and None."""
+        try:
+            counts = await self._queue_counts(name)
+        except _TRANSIENT as exc:
+            return f"error: {describe_error(exc)}", None
+        if counts is None:
+            return "error: the queue does not exist", None
+        return "accessible", counts
 
     # -- stats and lifecycle -----------------------------------------------------------------
 

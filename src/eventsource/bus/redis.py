@@ -104,12 +104,15 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         # Blocking reads wait up to block_ms: their socket must outlast that.
         self._reader = self._new_client(self._config.socket_timeout + self._config.block_ms / 1000)
         self._read_script = self._reader.register_script(READ_SCRIPT)
+        self._group_ready = False
         try:
             await self._client.ping()
+            # The group now, not when consuming starts: it is visible (get_stream_info, redis
+            # tools) from the first connect, as RabbitMQ's queue is.
+            await self._ensure_group()
         except BaseException:
             await self._disconnect()
             raise
-        self._group_ready = False
 
     async def _disconnect(self) -> None:
         for client in (self._client, self._reader):
@@ -314,7 +317,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         return False
 
     async def _count_failure(self, message_id: str) -> int:
-        key = self._config.retry_key(message_id)
+        key = self._config.get_retry_key(message_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, self._config.retry_key_expiry_seconds)
@@ -336,12 +339,12 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 logger.error(
                     "Dropping message %s (DLQ disabled): %s", letter.message_id, letter.reason
                 )
-            pipe.delete(config.retry_key(letter.message_id))
+            pipe.delete(config.get_retry_key(letter.message_id))
             self._retried.discard(letter.message_id)
         for message_id in acks:
             if message_id in self._retried:
                 self._retried.discard(message_id)
-                pipe.delete(config.retry_key(message_id))
+                pipe.delete(config.get_retry_key(message_id))
         ids = [*acks, *(letter.message_id for letter in dead)]
         pipe.xack(config.stream_name, config.consumer_group, *ids)
         await pipe.execute()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +46,7 @@ __all__ = [
     "LagSource",
     "get_meter",
     "metrics_live",
+    "observe_gauge",
     "observe_subscription_lag",
     "providers_unset",
     "record_append",
@@ -234,3 +235,40 @@ def observe_subscription_lag(source: LagSource) -> None:
                 description="Committed events a subscription has not processed yet",
             )
         )
+
+
+GaugeReading = Iterable[tuple[float, Mapping[str, Any]]]
+
+_gauge_owners: dict[str, weakref.WeakKeyDictionary[Any, Callable[[Any], GaugeReading]]] = {}
+
+
+def observe_gauge(
+    name: str,
+    owner: object,
+    read: Callable[[Any], GaugeReading],
+    *,
+    unit: str,
+    description: str,
+    meter_name: str = METER_NAME,
+) -> None:
+    """Report `read(owner)` -- (value, attributes) pairs -- through the observable gauge `name`
+    for as long as `owner` lives. One gauge per name serves every owner (a second instrument of
+    the same name would be refused); made through the API's proxy when no provider is set yet,
+    it reports once one is."""
+    if otel_metrics is None:
+        return
+    owners = _gauge_owners.get(name)
+    if owners is None:
+        owners = _gauge_owners[name] = weakref.WeakKeyDictionary()
+        observed = owners
+
+        def observe(_options: Any) -> Iterator[Any]:
+            assert otel_metrics is not None
+            for member, reader in list(observed.items()):
+                for value, attributes in reader(member):
+                    yield otel_metrics.Observation(value, attributes)
+
+        get_meter(meter_name).create_observable_gauge(
+            name, callbacks=[observe], unit=unit, description=description
+        )
+    owners[owner] = read

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from brokers import require_rabbitmq
 from eventsource.bus.rabbitmq import RabbitMQEventBus, RabbitMQEventBusConfig
@@ -71,6 +72,14 @@ async def rabbitmq_buses(url: str | None = None) -> AsyncIterator[Buses]:
     finally:
         buses.url = broker
         await buses.cleanup()
+
+
+def via(url: str, port: int) -> str:
+    """`url` with its host replaced by 127.0.0.1:`port` (a proxy's)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 class CuttableProxy:

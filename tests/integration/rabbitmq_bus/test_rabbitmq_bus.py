@@ -3,24 +3,31 @@ routing, batched publishing, the DLQ (fields, replay, purge) and the lifecycle."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import pytest
-from rabbitmq_bus_helpers import Buses, rabbitmq_buses
+from rabbitmq_bus_helpers import Buses, CuttableProxy, rabbitmq_buses, via
 
+from brokers import require_rabbitmq
 from eventsource.bus.rabbitmq import (
+    BatchPublishError,
     DLQMessage,
     QueueInfo,
     RabbitMQEventBus,
     RabbitMQEventBusConfig,
     RabbitMQEventBusStats,
     RabbitMQNotAvailableError,
+    ShutdownError,
 )
 from eventsource.events.base import DomainEvent
+from eventsource.exceptions import EventBusError
 from eventsource.testing.contract.bus import ContractPing, ContractPong, consuming, eventually
 
 
@@ -77,6 +84,8 @@ def test_config_defaults_and_derived_names() -> None:
     assert RabbitMQEventBusConfig().consumer_name != config.consumer_name
     with pytest.raises(ValueError, match="exchange_type"):
         RabbitMQEventBusConfig(exchange_type="nope")
+    with pytest.raises(ValueError, match="not 3"):
+        RabbitMQEventBusConfig(exchange_type=3)  # type: ignore[arg-type]
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
@@ -149,7 +158,14 @@ async def test_queue_info_and_health(buses: Buses) -> None:
     assert await bus.get_queue_info() == QueueInfo(
         f"{buses.exchange}.g1", 0, 0, "unknown", "not connected"
     )
-    assert not (await bus.health_check()).healthy
+    down = await bus.health_check()
+    assert not down.healthy
+    assert (down.connection_status, down.channel_status) == ("disconnected", "not_initialized")
+    assert (down.queue_status, down.dlq_status) == ("not_initialized", "inaccessible")
+    assert down.error is not None
+    assert "Not connected to RabbitMQ" in down.error
+    assert down.details is not None
+    assert down.details["exchange"] == buses.exchange
     bus = await buses.open(consumer_group="g1")
     bus.subscribe(ContractPing, lambda e: None)
     async with consuming(bus):
@@ -162,9 +178,14 @@ async def test_queue_info_and_health(buses: Buses) -> None:
     assert (health.connection_status, health.channel_status, health.queue_status) == (
         "connected",
         "open",
-        "running",
+        "accessible",
     )
-    assert health.dlq_status == "0 messages"
+    assert (health.dlq_status, health.error) == ("accessible", None)
+    assert health.details is not None
+    assert (health.details["exchange"], health.details["queue"]) == (buses.exchange, info.name)
+    assert (health.details["consumer_group"], health.details["consuming"]) == ("g1", True)
+    assert health.details["dlq_queue"] == f"{info.name}.dlq"
+    assert health.details["stats"]["events_processed_success"] == 5
     assert (await bus.get_queue_info()).state == "idle"
     stats = bus.get_stats_dict()
     assert (stats["events_published"], stats["publish_confirms"], stats["is_connected"]) == (
@@ -177,6 +198,76 @@ async def test_queue_info_and_health(buses: Buses) -> None:
     bus.reset_stats()
     assert bus.stats.events_published == 0
     assert bus.stats.connected_at is not None
+
+
+async def test_health_check_reports_a_missing_queue_and_a_disabled_dlq(buses: Buses) -> None:
+    import aio_pika
+
+    bus = await buses.open(consumer_group="g2", enable_dlq=False)
+    assert (await bus.health_check()).dlq_status == "disabled"
+    connection = await aio_pika.connect(buses.url)
+    try:
+        await (await connection.channel()).queue_delete(bus.config.queue_name)
+    finally:
+        await connection.close()
+    health = await bus.health_check()
+    assert not health.healthy
+    assert health.queue_status.startswith("error: ")
+    assert health.error is not None
+    assert bus.config.queue_name in health.error
+
+
+async def test_exchange_type_is_case_insensitive(buses: Buses) -> None:
+    assert RabbitMQEventBusConfig(exchange_type="FANOUT").exchange_type == "fanout"
+    bus = await buses.open(exchange_type="Direct")
+    assert bus.config.exchange_type == "direct"
+    await bus.bind_event_type(ContractPing)
+    seen: list[DomainEvent] = []
+    bus.subscribe(ContractPing, seen.append)
+    async with consuming(bus):
+        await bus.publish([ContractPing(aggregate_id=uuid4())])
+        await eventually(lambda: len(seen) == 1, "the ping through the direct exchange")
+
+
+async def test_a_shut_down_bus_refuses_to_publish_and_consume(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.shutdown()
+    ping = ContractPing(aggregate_id=uuid4())
+    with pytest.raises(ShutdownError, match="shut down"):
+        await bus.publish([ping])
+    with pytest.raises(ShutdownError):
+        await bus.publish_batch([ping])
+    with pytest.raises(ShutdownError):
+        await bus.start_consuming()
+    with pytest.raises(ShutdownError):
+        bus.start_consuming_in_background()
+    assert issubclass(ShutdownError, EventBusError)
+    assert not bus.is_connected, "nothing reconnected"
+    await bus.shutdown()  # a second shutdown is harmless
+
+
+async def test_publish_batch_raises_batch_publish_error_naming_the_counts() -> None:
+    broker = require_rabbitmq()
+    target = urlsplit(broker)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5672)
+    port = await proxy.start()
+    try:
+        async with rabbitmq_buses(via(broker, port)) as buses:
+            bus = await buses.open(batch_size=4, max_reconnect_delay=0.3)
+            await proxy.close()  # the broker is gone for good
+            events = [ContractPing(aggregate_id=uuid4(), n=n) for n in range(10)]
+            with pytest.raises(BatchPublishError, match="10 of 10 events") as caught:
+                await bus.publish_batch(events)
+            assert caught.value.results == {"total": 10, "published": 0, "failed": 10, "chunks": 3}
+            assert len(caught.value.errors) == 3
+            assert all(isinstance(error, EventBusError) for error in caught.value.errors)
+            assert bus.stats.batch_partial_failures == 1
+            with pytest.raises(BatchPublishError) as ordered:
+                await bus.publish_batch(events, preserve_order=True)
+            assert ordered.value.results["failed"] == 10
+            assert len(ordered.value.errors) == 1, "stops at the first failed chunk"
+    finally:
+        await proxy.close()
 
 
 async def test_unroutable_messages_are_counted_as_returns(buses: Buses) -> None:
@@ -262,6 +353,69 @@ async def test_dead_letter_fields_replay_count_and_purge(buses: Buses) -> None:
         await eventually(lambda: bus.stats.messages_sent_to_dlq == 4, "three more")
     assert await bus.purge_dlq() == 3
     assert await bus.get_dlq_messages() == []
+
+
+async def test_death_helpers_read_the_bus_s_dead_letters(buses: Buses) -> None:
+    bus = await buses.open(max_retries=3)
+
+    def broken(event: DomainEvent) -> None:
+        raise RuntimeError("down")
+
+    bus.subscribe(ContractPing, broken)
+    ping = ContractPing(aggregate_id=uuid4())
+    assert not RabbitMQEventBus.is_from_dlq(ping.model_dump())
+    async with consuming(bus):
+        await bus.publish([ping])
+        await eventually(lambda: bus.stats.messages_sent_to_dlq == 1, "the dead letter")
+    [letter] = await bus.get_dlq_messages()
+    # Its two back-offs through the retry queue are no deaths: it died once, rejected here.
+    assert RabbitMQEventBus.get_death_info(letter) == {
+        "is_dead_lettered": True,
+        "death_count": 1,
+        "first_death_queue": bus.config.queue_name,
+        "first_death_reason": "rejected",
+        "first_death_exchange": buses.exchange,
+        "original_routing_key": "ContractBall.ContractPing",
+        "x_death": None,
+    }
+    assert RabbitMQEventBus.is_from_dlq(letter)
+    assert RabbitMQEventBus.get_death_count(letter.headers) == 1
+
+
+async def _next_message(queue: Any) -> Any:
+    for _ in range(500):
+        message = await queue.get(fail=False)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.02)
+    pytest.fail(f"nothing arrived in {queue.name}")
+
+
+async def test_death_helpers_read_what_rabbitmq_recorded(buses: Buses) -> None:
+    import aio_pika
+
+    config = buses.config()
+    source, target = f"{config.queue_name}.ttl", f"{config.queue_name}.expired"
+    connection = await aio_pika.connect(buses.url)
+    try:
+        channel = await connection.channel()
+        arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}
+        await channel.declare_queue(source, arguments=arguments, auto_delete=True)
+        expired = await channel.declare_queue(target, auto_delete=True)
+        message = aio_pika.Message(b"{}", expiration=0.01)
+        for _ in range(2):  # dead-lettered twice the same way: one record, counted twice
+            await channel.default_exchange.publish(message, routing_key=source)
+            got = await _next_message(expired)
+            message = aio_pika.Message(b"{}", headers=dict(got.headers), expiration=0.01)
+            await got.ack()
+        info = RabbitMQEventBus.get_death_info(got)
+    finally:
+        await connection.close()
+    assert info["is_dead_lettered"] is True
+    assert info["death_count"] == 2
+    assert (info["first_death_queue"], info["first_death_reason"]) == (source, "expired")
+    assert (info["first_death_exchange"], info["original_routing_key"]) == ("", source)
+    assert info["x_death"][0]["queue"] == source
 
 
 async def test_disabled_dlq_drops_after_retries(buses: Buses) -> None:

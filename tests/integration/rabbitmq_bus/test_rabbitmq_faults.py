@@ -9,23 +9,16 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import pytest
-from rabbitmq_bus_helpers import CuttableProxy, rabbitmq_buses
+from rabbitmq_bus_helpers import CuttableProxy, rabbitmq_buses, via
 
 from brokers import require_rabbitmq
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
 
 HERE = Path(__file__).parent
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 async def _cut_repeatedly(proxy: CuttableProxy, stop: asyncio.Event, every: float) -> int:
@@ -48,7 +41,7 @@ async def test_dropped_connections_lose_no_event() -> None:
     events = [ContractPing(aggregate_id=uuid4(), n=n) for n in range(total)]
     seen: set[UUID] = set()
     try:
-        async with rabbitmq_buses(_via(broker, port)) as buses:
+        async with rabbitmq_buses(via(broker, port)) as buses:
             consumers = [await buses.open(consumer_name=f"c{i}") for i in range(2)]
             for consumer in consumers:
                 consumer.subscribe(ContractPing, lambda e: seen.add(e.event_id))

@@ -117,11 +117,41 @@ async def test_stream_info(buses: Buses) -> None:
     assert info["stats"]["events_published"] == 5
 
 
+async def test_connect_creates_the_consumer_group(buses: Buses) -> None:
+    bus = await buses.open(consumer_group="g1")
+    info = await bus.get_stream_info()
+    assert info["consumer_groups"] == [{"name": "g1", "consumers": 0, "pending": 0}]
+    assert info["stream"]["length"] == 0
+    events = [ContractPing(aggregate_id=uuid4(), n=n) for n in range(3)]
+    await bus.publish(events)
+    seen: list[UUID] = []
+    bus.subscribe(ContractPing, lambda e: seen.append(e.event_id))
+    async with consuming(bus):
+        await eventually(lambda: len(seen) == 3, "the events published before consuming")
+    assert seen == [e.event_id for e in events]
+
+
+async def test_get_retry_key_is_where_the_failures_are_counted(buses: Buses) -> None:
+    bus = await buses.open(max_retries=1000)
+
+    def broken(event: DomainEvent) -> None:
+        raise RuntimeError("down")
+
+    bus.subscribe(ContractPing, broken)
+    await bus.publish([ContractPing(aggregate_id=uuid4())])
+    async with consuming(bus):
+        await eventually(lambda: bus.stats.handler_errors >= 2, "two failures")
+    [(message_id, _fields)] = await bus._redis.xrange(bus.config.stream_name)
+    key = bus.config.get_retry_key(message_id.decode())
+    assert key.startswith(f"{buses.prefix}:retry:")
+    assert int(await bus._redis.get(key)) == bus.stats.handler_errors
+    assert 0 < await bus._redis.ttl(key) <= bus.config.retry_key_expiry_seconds
+
+
 async def _take_without_acking(buses: Buses, count: int, consumer: str = "crashed") -> None:
     """A consumer that reads and then dies: its messages stay pending."""
-    raw = (await buses.open())._redis
+    raw = (await buses.open())._redis  # connecting created the group
     config = buses.config()
-    await raw.xgroup_create(config.stream_name, config.consumer_group, id="0", mkstream=True)
     await raw.xreadgroup(config.consumer_group, consumer, {config.stream_name: ">"}, count=count)
 
 
