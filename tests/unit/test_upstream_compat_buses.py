@@ -3,7 +3,7 @@ reference documents at the documented module path, and each is the working objec
 its documented members, a method that runs as documented, an exception carrying its fields.
 
 Data, as in test_upstream_compat.py (whose helpers this uses); the behaviour is tested on the
-real brokers where it is implemented (see docs/compatibility-buses.md for the map).
+real brokers where it is implemented (see docs/compatibility.md, "Distributed buses" for the map).
 """
 
 from __future__ import annotations
