@@ -16,19 +16,27 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventStoreError
+from eventsource.exceptions import EventSourceError, EventStoreError
 from eventsource.migrations import get_schema
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 asyncpg = optional("asyncpg")
 sqlalchemy_exc = optional("sqlalchemy.exc")
+# What the driver and the network raise.
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (OSError,) + (
+    (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    if asyncpg is not None
+    else ()
+)
 
 __all__ = [
     "DDL_LOCK_KEY",
@@ -36,9 +44,11 @@ __all__ = [
     "DriverPool",
     "Row",
     "apply_schema",
+    "database_of",
     "driver_connection",
     "engine_of",
     "is_unique_violation",
+    "map_error",
     "schema_is_current",
 ]
 
@@ -97,14 +107,72 @@ def engine_of(session_factory: object) -> AsyncEngine:
     return bind
 
 
+# -- errors -------------------------------------------------------------------------------------
+
+
+def database_of(url: URL | None) -> str:
+    """How error messages name a database: `PostgreSQL database 'name' at host:port`."""
+    if url is None:
+        return "PostgreSQL"
+    return f"PostgreSQL database {url.database!r} at {url.host or 'localhost'}:{url.port or 5432}"
+
+
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's or the network's error behind `exc`: `exc` itself, or the one SQLAlchemy
+    wrapped (as `orig`, or as the cause of its adapted DBAPI error)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # SQLAlchemy's DBAPIError > its adapted error > asyncpg's
+        if seen is None or isinstance(seen, _DRIVER_ERRORS):
+            return seen
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
 def _is_database_error(exc: BaseException) -> bool:
-    """True for errors of the database or the road to it (mapped to EventStoreError)."""
-    kinds: tuple[type[BaseException], ...] = (OSError, TimeoutError)
-    if asyncpg is not None:
-        kinds += (asyncpg.PostgresError, asyncpg.InterfaceError)
-    if sqlalchemy_exc is not None:
-        kinds += (sqlalchemy_exc.SQLAlchemyError,)
-    return isinstance(exc, kinds)
+    """True for errors of the database or the road to it (mapped to the library's errors)."""
+    if _driver_error(exc) is not None:
+        return True
+    return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError)
+
+
+_ARGUMENT = re.compile(r"query argument \$(\d+)")
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _named_arguments(reason: str, sql: str) -> str:
+    """Name the `:param` behind asyncpg's "query argument $n" (SQLAlchemy numbers a statement's
+    distinct parameters in order of first appearance)."""
+    names = list(dict.fromkeys(_NAMED.findall(sql)))
+
+    def name(match: re.Match[str]) -> str:
+        index = int(match.group(1)) - 1
+        return f"{match.group(0)} ({names[index]})" if index < len(names) else match.group(0)
+
+    return _ARGUMENT.sub(name, reason)
+
+
+def map_error(
+    exc: Exception,
+    what: str,
+    where: str,
+    kind: type[Exception] = EventStoreError,
+    sql: str | None = None,
+) -> Exception:
+    """The library error to raise, chained, for `exc` when it is a failure of the database or
+    of the road to it, else `exc` itself. The message names the database (`where`, from
+    `database_of`), the operation and the driver's reason, never the statement or its values
+    (SQLAlchemy's text carries both); `sql`, when given, names the parameter behind a bad value.
+    Every PostgreSQL component maps its failures here."""
+    if isinstance(exc, EventSourceError) or not _is_database_error(exc):  # mapped, or not ours
+        return exc
+    cause = _driver_error(exc)
+    if cause is not None:
+        reason = str(cause) or type(cause).__name__
+    else:  # SQLAlchemy's own error: its message, without the statement it appends
+        reason = str(exc.args[0]) if exc.args else type(exc).__name__
+    if sql is not None:
+        reason = _named_arguments(reason, sql)
+    return kind(f"{where}: {what} failed: {reason}")
 
 
 def _state_in_doubt(exc: BaseException) -> bool:
@@ -133,15 +201,10 @@ async def driver_connection(engine: AsyncEngine, what: str) -> AsyncIterator[Dri
                         await sa_conn.invalidate()
                 raise
     except Exception as exc:
-        if _is_database_error(exc):
-            raise EventStoreError(f"PostgreSQL: {what} failed: {exc}") from exc
-        raise
-
-
-def _database_error(exc: Exception, what: str) -> Exception:
-    if _is_database_error(exc):
-        return EventStoreError(f"PostgreSQL: {what} failed: {exc}")
-    return exc
+        mapped = map_error(exc, what, database_of(engine.url))
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 async def open_detached(engine: AsyncEngine) -> DriverConnection:
@@ -211,6 +274,7 @@ class DriverPool:
         from sqlalchemy import event
 
         self._engine = engine
+        self._where = database_of(engine.url)
         self._max_size = max_size
         self._limit = asyncio.Semaphore(max_size)
         self._idle: list[DriverConnection] = []
@@ -232,7 +296,7 @@ class DriverPool:
     async def connection(
         self, what: str, *, stable_plans: bool = False
     ) -> AsyncIterator[DriverConnection]:
-        """Lend a connection; database failures surface as `EventStoreError` (chained).
+        """Lend a connection; failures surface as the library's errors (`map_error`).
 
         Every connection plans index paths only (`_INDEX_PATHS_ONLY`); reads are planned
         afresh at each execution (`_FRESH_PLANS`), and `stable_plans` connections, for the
@@ -254,7 +318,7 @@ class DriverPool:
                     conn = None
                 raise
         except Exception as exc:
-            mapped = _database_error(exc, what)
+            mapped = map_error(exc, what, self._where)
             if mapped is exc:
                 raise
             raise mapped from exc
