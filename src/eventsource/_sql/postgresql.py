@@ -17,12 +17,12 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventSourceError, EventStoreError
+from eventsource.exceptions import EventSourceError, EventStoreError, EventStoreTimeoutError
 from eventsource.migrations import get_schema
 
 if TYPE_CHECKING:
@@ -37,11 +37,27 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (OSError,) + (
     if asyncpg is not None
     else ()
 )
+# The session is over: the server says it ended it (terminated, crashed, shutting down), or
+# the driver found the connection broken before sending anything (a server's farewell that
+# arrived while the connection was idle leaves asyncpg's protocol expecting an answer that
+# will never come: the next statement fails with InternalClientError, unsent).
+_SESSION_ENDED: tuple[type[BaseException], ...] = (
+    (
+        asyncpg.PostgresConnectionError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InternalClientError,
+    )
+    if asyncpg is not None
+    else ()
+)
 
 __all__ = [
     "DDL_LOCK_KEY",
     "DriverConnection",
     "DriverPool",
+    "Operation",
     "Row",
     "apply_schema",
     "database_of",
@@ -51,6 +67,8 @@ __all__ = [
     "map_error",
     "schema_is_current",
 ]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("eventsource.stores.postgresql")
 
@@ -87,6 +105,10 @@ class DriverConnection(Protocol):
     async def close(self, *, timeout: float | None = None) -> None: ...
 
     def terminate(self) -> None: ...
+
+
+# Work done on one lent connection (`DriverPool.run`).
+Operation = Callable[[DriverConnection], Awaitable[T]]
 
 
 def engine_of(session_factory: object) -> AsyncEngine:
@@ -175,11 +197,32 @@ def map_error(
     return kind(f"{where}: {what} failed: {reason}")
 
 
+def connection_lost(exc: BaseException, conn: DriverConnection | None) -> bool:
+    """True when the session ended under an operation: the server closed it (a restart, an
+    administrator, a failover) or the network reset it. Nothing more runs on that session;
+    a timeout or a cancellation is not a loss (the session may still be busy)."""
+    cause = _driver_error(exc)
+    if cause is None or isinstance(cause, TimeoutError):
+        return False
+    if isinstance(cause, ConnectionError):  # reset, refused, aborted, broken pipe
+        return True
+    if isinstance(cause, _SESSION_ENDED):
+        return True
+    return _unusable(cause) and conn is not None and conn.is_closed()
+
+
 def _state_in_doubt(exc: BaseException) -> bool:
     """After these the connection may be mid-protocol: never hand it to someone else."""
     if isinstance(exc, asyncio.CancelledError | OSError | TimeoutError):
         return True
-    return asyncpg is not None and isinstance(exc, asyncpg.InterfaceError)
+    return _unusable(exc)
+
+
+def _unusable(exc: BaseException) -> bool:
+    """The driver refused to go on with the connection (closed, or its protocol broken)."""
+    return asyncpg is not None and isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
 
 
 def is_unique_violation(exc: BaseException) -> bool:
@@ -259,6 +302,10 @@ _ONE_PLAN = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off"
 # the store runs long enough for JIT to pay off (index lookups, pages of at most 5,000 rows),
 # so its connections never JIT-compile, whatever the costs.
 _NO_JIT = "SET jit = off"
+# How much longer than the server's `statement_timeout` the pool waits for an answer before
+# it gives up on the connection (a silent network): the server's own cancellation, which
+# leaves the connection usable, normally comes first.
+_GRACE = 1.0
 
 
 class DriverPool:
@@ -268,14 +315,26 @@ class DriverPool:
     are kept while idle. `close()` closes them; so does disposing of the engine (its
     `engine_disposed` event), after which new ones come from the engine's new pool. In a forked
     child the parent's connections are forgotten, never used or closed.
+
+    Dead connections: an idle connection the client has seen closed is never lent, and when a
+    session ends under an operation, every idle connection is closed too and `run` runs the
+    operation once more on a new one (see `run`); nothing is probed before use, which would
+    cost a round trip per operation. With a `timeout` (seconds), the server cancels any
+    statement running longer (`statement_timeout`), and the pool stops waiting `_GRACE`
+    seconds later, closing the connection (a network that went silent): both raise
+    `EventStoreTimeoutError` saying what was waited for.
     """
 
-    def __init__(self, engine: AsyncEngine, max_size: int) -> None:
+    def __init__(self, engine: AsyncEngine, max_size: int, timeout: float | None = None) -> None:
         from sqlalchemy import event
 
         self._engine = engine
         self._where = database_of(engine.url)
         self._max_size = max_size
+        self._timeout = timeout
+        self._settings = _NO_JIT
+        if timeout is not None:
+            self._settings += f"; SET statement_timeout = {max(1, round(timeout * 1000))}"
         self._limit = asyncio.Semaphore(max_size)
         self._idle: list[DriverConnection] = []
         self._idle_stable: list[DriverConnection] = []  # generic plans (`_ONE_PLAN`)
@@ -287,58 +346,144 @@ class DriverPool:
         event.listen(engine.sync_engine, "engine_disposed", self._on_dispose)
 
     @classmethod
-    def for_engine(cls, engine: AsyncEngine) -> DriverPool:
+    def for_engine(cls, engine: AsyncEngine, timeout: float | None = None) -> DriverPool:
         """A pool as large as the engine's own (`pool_size`, 5 if it has none)."""
         size = getattr(engine.pool, "size", None)
-        return cls(engine, max(1, size()) if callable(size) else 5)
+        return cls(engine, max(1, size()) if callable(size) else 5, timeout)
+
+    async def run(self, what: str, operation: Operation[T], *, stable_plans: bool = False) -> T:
+        """`operation(conn)` on a lent connection; failures surface as the library's errors.
+
+        If the session ends under it (`connection_lost`: a restart, a failover, an
+        administrator, a network reset), whatever ended it has usually ended the idle ones
+        too: they are closed, and the operation runs once more, on a new connection. So
+        `operation` must be safe to run again when its first run's outcome is unknown: reads
+        are, and the append checks for its own events.
+        """
+        for attempt in (1, 2):
+            conn: DriverConnection | None = None
+            try:
+                async with self._lend(what, stable_plans) as conn:
+                    return await operation(conn)
+            except Exception as exc:
+                if attempt == 1 and connection_lost(exc, conn):
+                    logger.info("%s: %s lost its connection (%s); running it again on a new one",
+                                self._where, what, exc)
+                    continue
+                error = self._error(exc, what)
+                if error is exc:
+                    raise
+                raise error from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @asynccontextmanager
     async def connection(
-        self, what: str, *, stable_plans: bool = False
+        self, what: str, *, stable_plans: bool = False, timed: bool = True
     ) -> AsyncIterator[DriverConnection]:
-        """Lend a connection; failures surface as the library's errors (`map_error`).
+        """Lend a connection for several statements (not retried: see `run`); failures
+        surface as the library's errors. `timed=False` lifts the pool's timeout (schema
+        changes, which may rewrite a large table).
 
         Every connection plans index paths only (`_INDEX_PATHS_ONLY`); reads are planned
         afresh at each execution (`_FRESH_PLANS`), and `stable_plans` connections, for the
         append, reuse one generic plan per statement (`_ONE_PLAN`).
         """
+        try:
+            async with self._lend(what, stable_plans, timed) as conn:
+                yield conn
+        except Exception as exc:
+            error = self._error(exc, what)
+            if error is exc:
+                raise
+            raise error from exc
+
+    @asynccontextmanager
+    async def _lend(
+        self, what: str, stable_plans: bool, timed: bool = True
+    ) -> AsyncIterator[DriverConnection]:
+        """A connection, kept for reuse afterwards unless its state is in doubt. Driver errors
+        pass through raw, except the pool's own deadline (`EventStoreTimeoutError`)."""
         if self._pid != os.getpid():
             self._forget_inherited()
-        await self._limit.acquire()
-        conn: DriverConnection | None = None
-        idle = self._idle_stable if stable_plans else self._idle
+        limit = self._timeout + _GRACE if timed and self._timeout is not None else None
+        waiting = f"none of the store's {self._max_size} connections became free"
         try:
-            generation = self._generation
-            conn = idle.pop() if idle else await self._open(stable_plans)
-            try:
-                yield conn
-            except BaseException as exc:
-                if _state_in_doubt(exc) or conn.is_in_transaction():
-                    self._drop(conn, abort=True)
-                    conn = None
+            async with asyncio.timeout(limit) as deadline:
+                await self._limit.acquire()
+                conn: DriverConnection | None = None
+                idle = self._idle_stable if stable_plans else self._idle
+                try:
+                    generation = self._generation
+                    conn = _take_open(idle)
+                    if conn is None:
+                        waiting = "no new connection to the server was made"
+                        conn = await self._open(stable_plans)
+                    waiting = "no answer from the server (the connection was closed)"
+                    try:
+                        yield conn
+                    except BaseException as exc:
+                        lost = connection_lost(exc, conn)
+                        if lost:
+                            self._discard_idle()
+                        if lost or _state_in_doubt(exc) or conn.is_in_transaction():
+                            self._drop(conn, abort=True)
+                            conn = None
+                        raise
+                finally:
+                    if conn is not None:
+                        if self._closed or generation != self._generation or conn.is_closed():
+                            self._drop(conn)
+                        else:
+                            idle.append(conn)
+                    self._limit.release()
+        except TimeoutError as exc:
+            if limit is None or not deadline.expired():
                 raise
-        except Exception as exc:
-            mapped = map_error(exc, what, self._where)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        finally:
-            if conn is not None:
-                if self._closed or generation != self._generation or conn.is_closed():
-                    self._drop(conn)
-                else:
-                    idle.append(conn)
-            self._limit.release()
+            raise EventStoreTimeoutError(
+                f"{self._where}: {what} timed out: {waiting} within {limit:g} s (the store's "
+                f"timeout of {self._timeout:g} s plus {_GRACE:g} s)"
+            ) from exc
+
+    def _error(self, exc: Exception, what: str) -> Exception:
+        """The library error for a failure of `what` (`exc` itself if it is not the database's)."""
+        cause = _driver_error(exc)
+        if self._timeout is not None and asyncpg is not None and isinstance(
+            cause, asyncpg.QueryCanceledError
+        ):
+            return EventStoreTimeoutError(
+                f"{self._where}: {what} timed out: the server cancelled a statement that ran "
+                f"longer than the store's timeout of {self._timeout:g} s ({cause}); another "
+                "session may hold a lock it needs"
+            )
+        return map_error(exc, what, self._where)
 
     async def _open(self, stable_plans: bool) -> DriverConnection:
-        conn = await open_detached(self._engine)
-        try:
-            plans = _ONE_PLAN if stable_plans else _FRESH_PLANS
-            await conn.execute(f"{_INDEX_PATHS_ONLY}; {plans}; {_NO_JIT}")
-        except BaseException:
-            conn.terminate()
-            raise
-        return conn
+        """A new connection with the store's settings. The engine's pool may hand over one of
+        its idle connections, which a restart has killed as surely as ours: each of those is
+        tried at most once before a new one is made."""
+        plans = _ONE_PLAN if stable_plans else _FRESH_PLANS
+        settings = f"{_INDEX_PATHS_ONLY}; {plans}; {self._settings}"
+        checkedin = getattr(self._engine.pool, "checkedin", None)
+        stale = checkedin() if callable(checkedin) else 0
+        while True:
+            conn = await open_detached(self._engine)
+            try:
+                await conn.execute(settings)
+            except BaseException as exc:
+                retry = stale > 0 and connection_lost(exc, conn)
+                conn.terminate()
+                if retry:
+                    stale -= 1
+                    continue
+                raise
+            return conn
+
+    def _discard_idle(self) -> None:
+        """Close every idle connection: one was found dead, and they share its fate."""
+        idle = self._idle + self._idle_stable
+        self._idle, self._idle_stable = [], []
+        for conn in idle:
+            self._drop(conn, abort=True)
 
     async def open_dedicated(self) -> DriverConnection:
         """A connection kept by its user for good (LISTEN), closed with the pool or the engine."""
@@ -402,6 +547,15 @@ class DriverPool:
         self._generation += 1
 
 
+def _take_open(idle: list[DriverConnection]) -> DriverConnection | None:
+    """The newest idle connection not seen closed meanwhile (by the server or the network)."""
+    while idle:
+        conn = idle.pop()
+        if not conn.is_closed():
+            return conn
+    return None
+
+
 # Keeps background close tasks referenced until they finish.
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
@@ -422,6 +576,8 @@ async def schema_is_current(conn: DriverConnection, names: Sequence[str]) -> boo
 async def apply_schema(conn: DriverConnection, names: Sequence[str]) -> None:
     """Create or upgrade the named shipped tables, one process at a time."""
     async with conn.transaction():
+        # Not bound by the store's statement timeout: an upgrade may rewrite a large table.
+        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK_KEY)
         for name in names:
             await conn.execute(get_schema(name, "postgresql"))
