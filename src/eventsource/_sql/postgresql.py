@@ -60,12 +60,14 @@ __all__ = [
     "Operation",
     "Row",
     "apply_schema",
+    "asyncpg_url",
     "database_of",
     "driver_connection",
     "engine_of",
     "is_unique_violation",
     "map_error",
     "schema_is_current",
+    "sqlalchemy_url",
 ]
 
 T = TypeVar("T")
@@ -127,6 +129,33 @@ def engine_of(session_factory: object) -> AsyncEngine:
     if bind.dialect.driver != "asyncpg":
         raise TypeError(f"PostgreSQLEventStore needs the asyncpg driver, not {bind.dialect.driver}")
     return bind
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+def _url_rest(url: str) -> str:
+    """What follows the scheme of a PostgreSQL URL; `ValueError` naming the scheme (only: the
+    rest may hold a password) for any other URL."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in _SCHEMES:
+        raise ValueError(
+            f"Not a PostgreSQL URL: the scheme is {scheme!r} (expected postgresql://, "
+            "postgres:// or postgresql+asyncpg://, e.g. postgresql://user@host:5432/database)"
+        )
+    return rest
+
+
+def asyncpg_url(url: str) -> str:
+    """`url` as asyncpg and libpq take it (`postgresql://...`), from any accepted form."""
+    return f"postgresql://{_url_rest(url)}"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`url` for `create_async_engine` (`postgresql+asyncpg://...`), from any accepted form."""
+    return f"postgresql+asyncpg://{_url_rest(url)}"
 
 
 # -- errors -------------------------------------------------------------------------------------

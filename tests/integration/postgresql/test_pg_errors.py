@@ -1,6 +1,6 @@
 """Failures of PostgreSQL and of the road to it surface as the library's typed errors, from the
 store and from every repository, with a message that names the database and what was wrong
-(never SQLAlchemy's statement dump)."""
+(never SQLAlchemy's statement dump); and PostgreSQL URLs are accepted in each usual form."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from eventsource.stores.postgresql import PostgreSQLEventStore
 from eventsource.testing.contract.snapshot import make_snapshot
 
 pytestmark = pytest.mark.postgresql
+pytest_plugins = ["pytester"]
 
 Call = Callable[[Any], Awaitable[Any]]
 
@@ -126,3 +127,53 @@ async def test_a_caller_connection_in_a_failed_transaction_is_a_typed_error(
             await repo.update_checkpoint("p", uuid4(), "PgItemAdded")
         _check(caught.value, CheckpointError, "aborted")
         await conn.rollback()
+
+
+# -- URL forms ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+asyncpg"])
+def test_the_pytest_plugin_takes_every_url_form(
+    pytester: pytest.Pytester, pg_url: str, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`EVENTSOURCE_TEST_PG_URL` may be written as the README does (`postgresql://`), as libpq
+    allows (`postgres://`) or as SQLAlchemy wants it (`postgresql+asyncpg://`)."""
+    monkeypatch.setenv("EVENTSOURCE_TEST_PG_URL", scheme + "://" + pg_url.split("://", 1)[1])
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(
+        """
+        from uuid import uuid4
+        from eventsource import DomainEvent
+
+        pytest_plugins = ["eventsource.testing.pytest_plugin"]
+
+        class UrlChecked(DomainEvent):
+            event_type: str = "UrlChecked"
+            aggregate_type: str = "UrlCheck"
+
+        async def test_store(postgresql_event_store):
+            cart = uuid4()
+            await postgresql_event_store.append_events(
+                cart, "UrlCheck", [UrlChecked(aggregate_id=cart)], 0
+            )
+        """
+    )
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-o", "asyncio_mode=auto",
+        "-o", "asyncio_default_fixture_loop_scope=function",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_urls_convert_between_the_drivers_forms() -> None:
+    from eventsource._sql.postgresql import asyncpg_url, sqlalchemy_url
+
+    for scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        url = f"{scheme}://u:p@h:5/db?sslmode=disable"
+        assert asyncpg_url(url) == "postgresql://u:p@h:5/db?sslmode=disable"
+        assert sqlalchemy_url(url) == "postgresql+asyncpg://u:p@h:5/db?sslmode=disable"
+    with pytest.raises(ValueError, match="mysql"):
+        asyncpg_url("mysql://u:secret@h/db")
+    with pytest.raises(ValueError) as caught:
+        sqlalchemy_url("mysql://u:secret@h/db")
+    assert "secret" not in str(caught.value)
