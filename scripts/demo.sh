@@ -7,5 +7,5 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[sqlite]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 exec .venv/bin/python examples/demo.py "$@"

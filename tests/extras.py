@@ -2,9 +2,9 @@
 
 The main run (`scripts/test.sh`) installs every extra, so a missing module FAILS the tests that
 need it. The core run (`scripts/test_core.sh`, with `EVENTSOURCE_NO_EXTRAS=1`) installs the core
-package, pytest and aiosqlite only -- no database or broker drivers, no OpenTelemetry -- to prove
-that everything else works without them: there, and only there, tests needing a missing extra
-are skipped, naming the module.
+package (pydantic and aiosqlite come with it) and pytest only -- no PostgreSQL or broker
+drivers, no OpenTelemetry, no mypy -- to prove that everything else works without them: there,
+and only there, tests needing a missing extra are skipped, naming the module.
 """
 
 from __future__ import annotations

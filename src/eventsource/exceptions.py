@@ -8,6 +8,9 @@ from uuid import UUID
 __all__ = [
     "AggregateNotFoundError",
     "CheckpointError",
+    "CorruptEventError",
+    "DatabaseFileChangedError",
+    "DatabaseLockedError",
     "DuplicateEventTypeError",
     "EventBusError",
     "EventNotFoundError",
@@ -16,9 +19,12 @@ __all__ = [
     "EventStoreTimeoutError",
     "EventTypeNotFoundError",
     "EventVersionError",
+    "InvalidHandlerError",
     "KafkaNotAvailableError",
+    "MissingExtraError",
     "NATSNotAvailableError",
     "OptimisticLockError",
+    "PostgreSQLNotAvailableError",
     "ProjectionError",
     "RabbitMQNotAvailableError",
     "RedisNotAvailableError",
@@ -129,8 +135,36 @@ class EventStoreTimeoutError(EventStoreError, TimeoutError):
     """
 
 
+class CorruptEventError(EventStoreError):
+    """A stored row could not be turned back into an event; names the event id and type."""
+
+    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.reason = reason
+        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
+
+
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class DatabaseLockedError(EventStoreError):
+    """Another connection kept the database's write lock for longer than the store waits for
+    it (SQLite's `busy_timeout`); nothing was written."""
+
+
+class DatabaseFileChangedError(EventStoreError):
+    """The path of an open SQLite database no longer names the file the store opened (deleted,
+    moved or replaced): a write would go to a file nobody can open again, so none is made."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"SQLite database {path!r} is no longer the file this store opened (it was "
+            "deleted, moved or replaced): nothing was written; close the store and open the "
+            "database again"
+        )
 
 
 class TenantRequiredError(EventSourceError):
@@ -143,28 +177,33 @@ class TenantRequiredError(EventSourceError):
 
 
 class TenantMismatchError(EventSourceError):
-    """A write inside a `tenant_scope` touched another tenant's data; nothing was written.
+    """A write inside a `tenant_scope` touched data that is not the bound tenant's; nothing was
+    written.
 
-    `tenant_id` is the other tenant, or None for data that belongs to no tenant (such as a
-    stream written outside any scope with tenant-less events).
+    Only the bound tenant is named: whom the data belongs to (another tenant, or none for data
+    written outside any scope) stays hidden, so the error cannot tell one tenant which other
+    tenant an aggregate or event id belongs to.
     """
 
-    def __init__(self, bound_tenant: UUID, tenant_id: UUID | None, what: str) -> None:
+    def __init__(self, bound_tenant: UUID, what: str) -> None:
         self.bound_tenant = bound_tenant
-        self.tenant_id = tenant_id
         self.what = what
-        owner = "no tenant" if tenant_id is None else f"tenant {tenant_id}"
         super().__init__(
-            f"{what} belongs to {owner}, but the unit of work is bound to tenant "
-            f"{bound_tenant}; nothing was written"
+            f"{what} belongs to another tenant, not to tenant {bound_tenant} that the unit of "
+            "work is bound to; nothing was written"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.bound_tenant, self.tenant_id, self.what))
+        return (type(self), (self.bound_tenant, self.what))
 
 
 class EventBusError(EventSourceError):
     """An event bus failed."""
+
+
+class InvalidHandlerError(EventBusError, TypeError):
+    """Something that cannot handle an event was subscribed (a `TypeError`, as in
+    eventsource-py 0.2.0)."""
 
 
 class CheckpointError(EventSourceError):
@@ -181,20 +220,36 @@ class SerializationError(EventSourceError):
         super().__init__(f"Cannot (de)serialise event type {event_type!r}{where}: {message}")
 
 
-class RedisNotAvailableError(ImportError):
+class MissingExtraError(ImportError):
+    """Something needs a driver that is not installed; the message names the extra bringing it.
+
+    The base of every `*NotAvailableError`, so one `except` clause covers them all.
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs {package}: pip install 'eventsource-py[{extra}]'")
+
+
+class RedisNotAvailableError(MissingExtraError):
     """redis (redis-py >= 5) is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The Redis event bus needs redis: pip install 'eventsource-py[redis]'")
+        super().__init__("The Redis event bus", "redis", "redis")
 
 
-class SQLiteNotAvailableError(ImportError):
-    """aiosqlite is not installed."""
+class SQLiteNotAvailableError(MissingExtraError):
+    """aiosqlite is not installed (it is a dependency of the package, so the install is broken)."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "SQLite support needs aiosqlite: pip install 'eventsource-py[sqlite]'"
-        )
+        super().__init__("SQLite support", "aiosqlite", "sqlite")
+
+
+class PostgreSQLNotAvailableError(MissingExtraError):
+    """SQLAlchemy or asyncpg is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("PostgreSQL support", "SQLAlchemy and asyncpg", "postgresql")
 
 
 class EventTypeNotFoundError(KeyError):
@@ -224,22 +279,22 @@ class DuplicateEventTypeError(ValueError):
         )
 
 
-class KafkaNotAvailableError(ImportError):
+class KafkaNotAvailableError(MissingExtraError):
     """aiokafka is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The Kafka event bus needs aiokafka: pip install 'eventsource-py[kafka]'")
+        super().__init__("The Kafka event bus", "aiokafka", "kafka")
 
 
-class NATSNotAvailableError(ImportError):
+class NATSNotAvailableError(MissingExtraError):
     """nats-py is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("The NATS event bus needs nats-py: pip install 'eventsource-py[nats]'")
-class RabbitMQNotAvailableError(ImportError):
+        super().__init__("The NATS event bus", "nats-py", "nats")
+
+
+class RabbitMQNotAvailableError(MissingExtraError):
     """aio-pika is not installed."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "The RabbitMQ event bus needs aio-pika: pip install 'eventsource-py[rabbitmq]'"
-        )
+        super().__init__("The RabbitMQ event bus", "aio-pika", "rabbitmq")

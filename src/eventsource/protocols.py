@@ -45,7 +45,12 @@ class FlexibleEventHandler(Protocol):
 
 
 class EventSubscriber(ABC):
-    """Declares the event classes it wants and handles them."""
+    """Declares the event classes it wants and handles them.
+
+    An ABC (projections subclass it), and also checked by shape, as eventsource-py 0.2.0's
+    runtime-checkable protocol of the same name was: any object with callable `subscribed_to`
+    and `handle` is an instance for `isinstance` and `issubclass`.
+    """
 
     @abstractmethod
     def subscribed_to(self) -> list[type[DomainEvent]]:
@@ -54,6 +59,13 @@ class EventSubscriber(ABC):
     @abstractmethod
     async def handle(self, event: DomainEvent) -> None:
         """Handle one event."""
+
+    @classmethod
+    def __subclasshook__(cls, candidate: type) -> Any:  # True, or NotImplemented: ask as usual
+        if cls is not EventSubscriber:  # subclasses keep the ordinary ABC check
+            return NotImplemented
+        has = (callable(getattr(candidate, name, None)) for name in ("subscribed_to", "handle"))
+        return True if all(has) else NotImplemented
 
 
 @runtime_checkable

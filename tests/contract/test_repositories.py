@@ -5,6 +5,7 @@ A new backend adds one `open_repository` branch and one BACKENDS entry.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,10 @@ from typing import Any
 
 import pytest
 
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry
+from eventsource.stores.in_memory import InMemoryEventStore
+from eventsource.subscriptions import CheckpointStrategy, SubscriptionConfig, SubscriptionManager
 from eventsource.testing.contract.checkpoint import CheckpointRepositoryContract
 from eventsource.testing.contract.dlq import DLQRepositoryContract
 from eventsource.testing.contract.outbox import RelayOutboxContract
@@ -126,3 +131,55 @@ class TestOutboxRepositories(RelayOutboxContract):
     async def outbox_repo(self, backend: str, tmp_path: Path) -> AsyncIterator[object]:
         async with open_repository("outbox", backend, tmp_path) as repo:
             yield repo
+
+
+class _Counted(DomainEvent):
+    event_type: str = "RepoCounted"
+    aggregate_type: str = "RepoCounter"
+
+
+class _Ignored(DomainEvent):
+    event_type: str = "RepoIgnored"
+    aggregate_type: str = "RepoCounter"
+
+
+class _Seen:
+    """A subscriber of `_Counted` only, recording how many it was handed."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+    def subscribed_to(self) -> list[type[DomainEvent]]:
+        return [_Counted]
+
+    async def handle(self, event: DomainEvent) -> None:
+        self.handled += 1
+
+
+@pytest.mark.parametrize("strategy", list(CheckpointStrategy))
+async def test_subscription_checkpoint_counts_events_not_writes(
+    backend: str, tmp_path: Path, strategy: CheckpointStrategy
+) -> None:
+    """Issue 12 item 17: `events_processed` of a subscription's checkpoint is the number of
+    events handed to the subscriber, however many pages (or checkpoint writes) carried them."""
+    store = InMemoryEventStore(EventRegistry())
+    counter = uuid.uuid4()
+    events: list[DomainEvent] = []
+    for n in range(32):  # 25 counted events, 7 the subscriber does not take, interleaved
+        kind = _Ignored if n % 4 == 3 and n < 28 else _Counted
+        events.append(kind(aggregate_id=counter, aggregate_version=n + 1))
+    await store.append_events(counter, "RepoCounter", events, 0)
+    async with open_repository("checkpoint", backend, tmp_path) as repo:
+        manager = SubscriptionManager(store, None, repo, enable_tracing=False)
+        seen = _Seen()
+        config = SubscriptionConfig(
+            start_from="beginning", batch_size=10, checkpoint_strategy=strategy,
+            checkpoint_interval_seconds=0.001,
+        )
+        await manager.subscribe(seen, config, name="counted")
+        async with manager, asyncio.timeout(30):
+            while seen.handled < 25:  # noqa: ASYNC110 - polls plain state
+                await asyncio.sleep(0.01)
+        data = await repo.get_checkpoint_data(projection_name="counted")
+    assert data is not None
+    assert (data.global_position, data.events_processed) == (32, 25)

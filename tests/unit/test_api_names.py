@@ -1,5 +1,5 @@
-"""Issue 5, acceptance 5: every name API.md §8 (snapshots), §10 (outbox), §12 (observability)
-and §13 (testing helpers) lists imports from every path API.md gives for it.
+"""Every name API.md lists imports from every path API.md gives for it (issue 5 for §8, §10,
+§12, §13; issue 12 for the rest), and so does every name the README and docs/ name.
 
 The table is copied from API.md by hand (no parsing), one row per (module, name).
 """
@@ -110,7 +110,7 @@ SECTION_13 = [
     ("eventsource", "InMemorySnapshotStore"),
     ("eventsource", "EventRegistry"),
     ("eventsource", "AggregateRepository"),
-    ("eventsource", "SQLiteEventStore"),  # top-level when SQLITE_AVAILABLE (aiosqlite is core-run)
+    ("eventsource", "SQLiteEventStore"),  # top-level when SQLITE_AVAILABLE (a dependency)
     ("eventsource.stores.sqlite", "SQLiteEventStore"),
 ]
 HELPERS = {  # §13 helper members, per class
@@ -129,7 +129,205 @@ HELPERS = {  # §13 helper members, per class
     ("eventsource", "AggregateRepository"): ("await_pending_snapshots",),
 }
 
-ROWS = sorted(set(SECTION_8 + SECTION_10 + SECTION_12 + SECTION_13))
+
+
+def rows(modules: tuple[str, ...], *names: str) -> list[tuple[str, str]]:
+    """Each of `names` from each of `modules`: what one "Import:" line of API.md promises."""
+    return [(module, name) for module in modules for name in names]
+
+
+BUS_NAMES = ("EventBus", "EventBusConfig", "EventBusStats", "NotAvailableError")
+# §0 "Top-level exports (from eventsource import X must work)", SQLite names included (aiosqlite
+# is a dependency, so SQLITE_AVAILABLE holds), and the *_AVAILABLE flag of each integration.
+SECTION_0 = rows(
+    ("eventsource",),
+    "DomainEvent", "EventRegistry", "default_registry", "register_event", "get_event_class",
+    "get_event_class_or_none", "is_event_registered", "list_registered_events",
+    "EventTypeNotFoundError", "DuplicateEventTypeError", "AggregateRoot", "DeclarativeAggregate",
+    "AggregateRepository", "handles", "EventStore", "EventPublisher", "EventStream",
+    "AppendResult", "StoredEvent", "ReadOptions", "ReadDirection", "ExpectedVersion",
+    "InMemoryEventStore", "PostgreSQLEventStore", "SQLITE_AVAILABLE", "SQLiteEventStore",
+    "SQLiteCheckpointRepository", "SQLiteDLQRepository", "SQLiteOutboxRepository", "EventBus",
+    "EventHandlerFunc", "AsyncEventHandler", "InMemoryEventBus", "EventHandler",
+    "SyncEventHandler", "FlexibleEventHandler", "EventSubscriber", "FlexibleEventSubscriber",
+    *(bus + suffix for bus in ("Redis", "RabbitMQ", "Kafka") for suffix in BUS_NAMES),
+    "REDIS_AVAILABLE", "RABBITMQ_AVAILABLE", "KAFKA_AVAILABLE",
+    "EventSourceError", "OptimisticLockError", "AggregateNotFoundError", "EventNotFoundError",
+    "EventVersionError", "ProjectionError", "CheckpointRepository",
+    "InMemoryCheckpointRepository", "PostgreSQLCheckpointRepository", "CheckpointData",
+    "LagMetrics", "DLQRepository", "InMemoryDLQRepository", "PostgreSQLDLQRepository",
+    "DLQEntry", "DLQStats", "ProjectionFailureCount", "OutboxRepository",
+    "InMemoryOutboxRepository", "PostgreSQLOutboxRepository", "OutboxEntry", "OutboxStats",
+    "EventSourceJSONEncoder", "Projection", "CheckpointTrackingProjection",
+    "DeclarativeProjection", "DatabaseProjection", "Snapshot", "SnapshotStore",
+    "InMemorySnapshotStore", *SNAPSHOT_EXCEPTIONS,
+    "AggregateId", "EventId", "TenantId", "CorrelationId", "CausationId", "TState",
+) + rows(
+    ("eventsource.types",),
+    "AggregateId", "EventId", "TenantId", "CorrelationId", "CausationId", "TState",
+)
+REGISTRY = (
+    "EventRegistry", "default_registry", "register_event", "is_event_registered",
+    "list_registered_events", "get_event_class", "get_event_class_or_none",
+    "EventTypeNotFoundError", "DuplicateEventTypeError",
+)
+SECTIONS_1_TO_4 = [
+    *rows(("eventsource", "eventsource.events", "eventsource.events.base"), "DomainEvent"),
+    *rows(("eventsource", "eventsource.events", "eventsource.events.registry"), *REGISTRY),
+    *rows(
+        ("eventsource", "eventsource.aggregates", "eventsource.aggregates.base"),
+        "AggregateRoot", "DeclarativeAggregate",
+    ),
+    *rows(
+        ("eventsource", "eventsource.projections", "eventsource.projections.decorators"),
+        "handles",
+    ),
+    *rows(
+        ("eventsource.projections", "eventsource.projections.decorators"),
+        "get_handled_event_type", "is_event_handler",
+    ),
+    *rows(
+        ("eventsource", "eventsource.stores", "eventsource.stores.interface"),
+        "ExpectedVersion", "AppendResult", "EventStream", "StoredEvent", "ReadDirection",
+        "ReadOptions", "EventPublisher", "EventStore",
+    ),
+    *rows(
+        ("eventsource", "eventsource.stores", "eventsource.stores.in_memory"),
+        "InMemoryEventStore",
+    ),
+    *rows(("eventsource", "eventsource.stores", "eventsource.stores.sqlite"), "SQLiteEventStore"),
+    *rows(("eventsource", "eventsource.stores.sqlite"), "SQLITE_AVAILABLE"),
+    *rows(
+        ("eventsource", "eventsource.stores", "eventsource.stores.postgresql"),
+        "PostgreSQLEventStore",
+    ),
+    *rows(
+        ("eventsource.stores",),
+        "TypeConverter", "DefaultTypeConverter", "DEFAULT_UUID_FIELDS", "DEFAULT_STRING_ID_FIELDS",
+    ),
+    *rows(("eventsource.migrations",), "get_schema", "get_all_schemas"),
+    *rows(
+        ("eventsource", "eventsource.aggregates", "eventsource.aggregates.repository"),
+        "AggregateRepository",
+    ),
+]
+SECTIONS_5_TO_7 = [
+    *rows(
+        ("eventsource", "eventsource.projections", "eventsource.projections.base"),
+        "Projection", "CheckpointTrackingProjection", "DeclarativeProjection",
+        "DatabaseProjection",
+    ),
+    *rows(
+        ("eventsource", "eventsource.repositories", "eventsource.repositories.checkpoint"),
+        "CheckpointData", "LagMetrics", "CheckpointRepository", "InMemoryCheckpointRepository",
+        "PostgreSQLCheckpointRepository", "SQLiteCheckpointRepository",
+    ),
+    *rows(
+        ("eventsource.repositories", "eventsource.repositories.checkpoint"),
+        "CheckpointRepositoryProtocol",
+    ),
+    *rows(
+        ("eventsource", "eventsource.repositories", "eventsource.repositories.dlq"),
+        "DLQEntry", "DLQStats", "ProjectionFailureCount", "DLQRepository",
+        "InMemoryDLQRepository", "PostgreSQLDLQRepository", "SQLiteDLQRepository",
+    ),
+    ("eventsource.projections.dlq_manager", "ProjectionDLQManager"),
+    ("eventsource.projections.checkpoint_manager", "ProjectionCheckpointManager"),
+    *rows(
+        ("eventsource.projections.retry",),
+        "RetryPolicy", "ExponentialBackoffRetryPolicy", "NoRetryPolicy", "FilteredRetryPolicy",
+        "DEFAULT_RETRY_POLICY",
+    ),
+    *rows(
+        ("eventsource.subscriptions.retry", "eventsource.subscriptions"),
+        "RetryConfig", "TRANSIENT_EXCEPTIONS", "calculate_backoff", "is_retryable_exception",
+        "retry_async", "RetryStats", "CircuitBreaker", "CircuitBreakerConfig", "CircuitState",
+        "CircuitBreakerOpenError", "RetryableOperation", "RetryError",
+    ),
+    *rows(("eventsource", "eventsource.bus", "eventsource.bus.interface"), "EventBus"),
+    *rows(("eventsource", "eventsource.bus", "eventsource.bus.memory"), "InMemoryEventBus"),
+    *rows(
+        ("eventsource", "eventsource.protocols", "eventsource.bus"),
+        "EventHandler", "SyncEventHandler", "FlexibleEventHandler", "EventSubscriber",
+        "FlexibleEventSubscriber", "EventHandlerFunc", "AsyncEventHandler",
+    ),
+    *rows(("eventsource.projections",), "EventHandler", "SyncEventHandler", "EventSubscriber"),
+    *rows(
+        ("eventsource.subscriptions",),
+        "CheckpointStrategy", "StartPosition", "SubscriptionConfig", "create_catch_up_config",
+        "create_live_only_config", "SubscriptionManager", "Subscription", "SubscriptionState",
+        "SubscriptionStatus", "PauseReason", "ErrorCategory", "ErrorSeverity",
+        "ErrorClassification", "ErrorClassifier", "get_default_classifier", "ErrorInfo",
+        "ErrorHandlingConfig", "ErrorHandlingStrategy", "ErrorStats", "SubscriptionErrorHandler",
+        "ErrorHandlerRegistry", "ErrorCallback", "SyncErrorCallback", "HealthCheckConfig",
+        "HealthStatus", "HealthIndicator", "HealthCheckResult", "ManagerHealth",
+        "SubscriptionHealth", "ReadinessStatus", "LivenessStatus", "ShutdownPhase",
+        "ShutdownResult", "ShutdownCoordinator", "SubscriptionError", "SubscriptionConfigError",
+        "SubscriptionStateError", "SubscriptionAlreadyExistsError", "CheckpointNotFoundError",
+        "EventStoreConnectionError", "EventBusConnectionError", "TransitionError",
+    ),
+    ("eventsource.subscriptions.manager", "SubscriptionManager"),
+    *rows(
+        ("eventsource.subscriptions.config",),
+        "CheckpointStrategy", "SubscriptionConfig", "create_catch_up_config",
+        "create_live_only_config",
+    ),
+    *rows(
+        ("eventsource.subscriptions.error_handling",),
+        "ErrorCategory", "ErrorSeverity", "ErrorClassification", "ErrorInfo",
+        "ErrorHandlingConfig", "ErrorHandlingStrategy",
+    ),
+    *rows(
+        ("eventsource.subscriptions.health",),
+        "HealthCheckConfig", "ManagerHealth", "SubscriptionHealth", "ReadinessStatus",
+        "LivenessStatus",
+    ),
+]
+# §11: each broker bus's five names from the package, eventsource.bus and its module (NATS too).
+BROKERS = {"redis": "Redis", "kafka": "Kafka", "rabbitmq": "RabbitMQ", "nats": "NATS"}
+SECTION_11 = [
+    (module, name)
+    for bus, prefix in BROKERS.items()
+    for module in ("eventsource", "eventsource.bus", f"eventsource.bus.{bus}")
+    for name in (*(prefix + suffix for suffix in BUS_NAMES), f"{bus.upper()}_AVAILABLE")
+]
+# §14 import paths, plus what the README and docs/ name: the tenancy names, the store errors of
+# docs/stores.md, and the subscription manager, from the package and from their own module.
+LIBRARY_ERRORS = (
+    "EventSourceError", "OptimisticLockError", "AggregateNotFoundError", "EventNotFoundError",
+    "EventVersionError", "UnhandledEventError", "ProjectionError", "EventStoreError",
+    "EventBusError", "CheckpointError", "SerializationError", "StoreNotConnectedError",
+    "CorruptEventError", "TenantRequiredError", "TenantMismatchError", "MissingExtraError",
+    "RedisNotAvailableError", "KafkaNotAvailableError", "RabbitMQNotAvailableError",
+    "NATSNotAvailableError", "SQLiteNotAvailableError", "PostgreSQLNotAvailableError",
+)
+SECTION_14_AND_DOCS = [
+    *rows(("eventsource.exceptions",), *LIBRARY_ERRORS),
+    *rows(
+        ("eventsource",),
+        "UnhandledEventError", "StoreNotConnectedError", "CorruptEventError",
+        "TenantRequiredError", "TenantMismatchError", "MissingExtraError",
+        "SQLiteNotAvailableError", "PostgreSQLNotAvailableError", "SubscriptionManager",
+        "OutboxRelay", "tenant_scope", "current_tenant", "require_tenant", "EventStoreError",
+        "SerializationError",
+    ),
+    ("eventsource.stores._rules", "CorruptEventError"),  # its former home keeps working
+    *rows(("eventsource.tenancy",), "tenant_scope", "current_tenant", "require_tenant"),
+    ("eventsource.repositories.checkpoint", "scoped_checkpoint_name"),
+    *rows(
+        ("eventsource.repositories", "eventsource.repositories.outbox_relay"),
+        "OutboxRelay", "RelayPassResult", "RelayStats",
+    ),
+    ("eventsource.repositories.outbox", "RelayOutbox"),
+    *rows(("eventsource.snapshots",), "SQLiteSnapshotStore", "PostgreSQLSnapshotStore"),
+]
+
+ROWS = sorted(
+    set(
+        SECTION_0 + SECTIONS_1_TO_4 + SECTIONS_5_TO_7 + SECTION_8 + SECTION_10 + SECTION_11
+        + SECTION_12 + SECTION_13 + SECTION_14_AND_DOCS
+    )
+)
 
 
 @pytest.mark.parametrize(("module", "name"), ROWS, ids=[f"{m}:{n}" for m, n in ROWS])

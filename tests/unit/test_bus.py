@@ -197,3 +197,72 @@ async def test_handler_objects_with_sync_or_async_handle(background: bool) -> No
     await bus.publish([added()], background=background)
     await bus.shutdown()
     assert sorted(seen) == ["async", "sync"]
+
+
+# -- issue 20, group 7: what eventsource-py 0.2.0 code relies on ------------------------------
+
+
+@pytest.mark.parametrize("handler", ["not a handler", 42, object()], ids=["str", "int", "object"])
+def test_subscribe_refuses_what_cannot_handle_an_event(handler: object) -> None:
+    from eventsource.exceptions import EventBusError
+
+    bus = InMemoryEventBus()
+    with pytest.raises(TypeError, match=r"ItemAdded .* a callable or an object with handle"):
+        bus.subscribe(ItemAdded, handler)
+    with pytest.raises(EventBusError, match="all events"):
+        bus.subscribe_to_all_events(handler)
+    with pytest.raises(TypeError, match="CartClosed"):
+        bus.subscribe(CartClosed)(handler)  # the decorator form checks too
+    assert (bus.get_subscriber_count(), bus.get_wildcard_subscriber_count()) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("module", "extra"),
+    [("eventsource.bus.redis", "redis"), ("eventsource.bus.nats", "nats"),
+     ("eventsource.bus.rabbitmq", "aio_pika")],
+)
+def test_broker_buses_refuse_the_same_handlers(module: str, extra: str) -> None:
+    import importlib
+
+    from extras import require_extra
+
+    require_extra(extra)
+    bus_module = importlib.import_module(module)
+    bus_class = next(
+        getattr(bus_module, name) for name in bus_module.__all__ if name.endswith("EventBus")
+    )
+    bus = bus_class()  # not connected: subscribing needs no broker
+    with pytest.raises(TypeError, match="ItemAdded"):
+        bus.subscribe(ItemAdded, "not a handler")
+    assert bus.get_subscriber_count() == 0
+
+
+def test_event_subscriber_is_checked_by_shape_and_still_an_abc() -> None:
+    from eventsource.bus.interface import EventSubscriber
+    from eventsource.projections import DeclarativeProjection
+
+    class Plain:  # no base class, as upstream's protocol allowed
+        def subscribed_to(self) -> list[type[DomainEvent]]:
+            return [ItemAdded]
+
+        async def handle(self, event: DomainEvent) -> None:
+            pass
+
+    class HandleOnly:
+        async def handle(self, event: DomainEvent) -> None:
+            pass
+
+    class Incomplete(EventSubscriber):
+        def subscribed_to(self) -> list[type[DomainEvent]]:
+            return []
+
+    class Projection(DeclarativeProjection):
+        pass
+
+    assert isinstance(Plain(), EventSubscriber)
+    assert issubclass(Plain, EventSubscriber)
+    assert not isinstance(HandleOnly(), EventSubscriber)
+    assert not isinstance("subscribed_to", EventSubscriber)
+    assert isinstance(Projection(), EventSubscriber)
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()  # type: ignore[abstract]

@@ -32,10 +32,12 @@ from eventsource.bus._kafka_records import (
     replay_headers,
 )
 from eventsource.bus._nats_config import header_text, subject_token
-from eventsource.bus._nats_messages import MSG_ID, decode
+from eventsource.bus._nats_messages import MSG_ID, ORIGINAL_SIZE, decode, fit_dead_letter
 from eventsource.bus._nats_messages import dead_letter_headers as nats_dead_letter_headers
 from eventsource.bus._nats_messages import encode as nats_encode
+from eventsource.bus._nats_messages import message_size as nats_message_size
 from eventsource.bus._nats_messages import replay_headers as nats_replay_headers
+from eventsource.exceptions import EventBusError
 from eventsource.testing.contract.bus import UNKNOWN_EVENT_TYPE, ContractPing
 
 KAFKA_DEFAULTS: dict[str, Any] = {
@@ -248,6 +250,33 @@ def test_nats_messages_round_trip_and_bad_input() -> None:
     assert letter[MSG_ID] == "g:12"  # a retried dead letter is stored once per group
     assert letter["event_id"] == str(event.event_id)
     assert set(nats_replay_headers(letter)) == set(headers) - {MSG_ID}
+
+
+def test_nats_dead_letters_are_cut_to_the_servers_limit() -> None:
+    letter = nats_dead_letter_headers(
+        {"event_id": "e1", "event_type": "T", "padding": "p" * 500},
+        reason="x" * 10_000,
+        error_type="ValueError",
+        deliveries=1,
+        consumer_group="g",
+        subject="events.A.T",
+        sequence=3,
+    )
+    assert len(letter["dlq_reason"]) == 4000  # a failure's description is capped
+    body = b"b" * 5000
+    assert fit_dead_letter(body, letter, 10**6) == (body, letter)  # fits: unchanged
+    limit = nats_message_size(body, letter) - 100
+    cut_body, cut = fit_dead_letter(body, letter, limit)
+    assert nats_message_size(cut_body, cut) == limit
+    assert body.startswith(cut_body)
+    assert cut[ORIGINAL_SIZE] == "5000"
+    assert cut["padding"] == letter["padding"]
+    # The original's headers leave no room: only those naming it stay, with the dlq_ ones.
+    cut_body, cut = fit_dead_letter(body, letter, nats_message_size(b"", letter))
+    assert "padding" not in cut
+    assert (cut["event_id"], cut["event_type"], cut[ORIGINAL_SIZE]) == ("e1", "T", "5000")
+    with pytest.raises(EventBusError, match="max_payload of 1000"):
+        fit_dead_letter(body, letter, 1000)
 
 
 def test_not_available_errors_name_the_extra() -> None:

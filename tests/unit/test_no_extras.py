@@ -1,8 +1,10 @@
-"""`import eventsource` needs only pydantic: checked in a child interpreter where every optional
-driver is made unimportable."""
+"""`import eventsource` needs only pydantic, and without a driver every use of it names the
+extra to install: checked in a child interpreter where every driver is made unimportable
+(aiosqlite too, a dependency of the package: as in a broken install)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import textwrap
@@ -22,30 +24,52 @@ CHILD = textwrap.dedent(
 
     sys.meta_path.insert(0, Block())
     import eventsource
-    from eventsource.exceptions import SQLiteNotAvailableError
+    from eventsource.exceptions import MissingExtraError
+    from eventsource.repositories import sqlite as sqlite_repositories
+    from eventsource.snapshots import PostgreSQLSnapshotStore, SQLiteSnapshotStore
+    from eventsource.stores.sqlite import SQLiteEventStore
 
     for name in sorted(eventsource._EXPORTS):
         getattr(eventsource, name)
     assert eventsource.SQLITE_AVAILABLE is False
-    assert not hasattr(eventsource, "SQLiteEventStore")
-    try:
-        eventsource.RedisEventBus()
-    except eventsource.RedisNotAvailableError as exc:
-        assert isinstance(exc, ImportError) and "eventsource-py[redis]" in str(exc)
-    else:
-        raise AssertionError("RedisEventBus() built without redis")
-    from eventsource.stores.sqlite import SQLiteEventStore
-    try:
-        SQLiteEventStore(":memory:")
-    except SQLiteNotAvailableError as exc:
-        assert "eventsource-py[sqlite]" in str(exc)
-    else:
-        raise AssertionError("SQLiteEventStore() built without aiosqlite")
+
+    def fails(extra, attempt):
+        try:
+            attempt()
+        except MissingExtraError as exc:  # an ImportError that says what to install
+            assert isinstance(exc, ImportError) and exc.extra == extra, (extra, exc)
+            assert f"pip install 'eventsource-py[{extra}]'" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{attempt} worked without the {extra} extra")
+
+    def importing(name):  # the statement a user writes
+        return lambda: exec(f"from eventsource import {name}", {})
+
+    for name in sorted(eventsource._SQLITE_EXPORTS):
+        fails("sqlite", importing(name))
+    fails("sqlite", lambda: SQLiteEventStore(":memory:"))
+    fails("sqlite", lambda: SQLiteSnapshotStore(":memory:"))
+    fails("sqlite", lambda: sqlite_repositories.SQLiteCheckpointRepository(None))
+    for bus, extra in [("Redis", "redis"), ("RabbitMQ", "rabbitmq"), ("Kafka", "kafka"),
+                       ("NATS", "nats")]:
+        fails(extra, getattr(eventsource, f"{bus}EventBus"))
+    for name in ["PostgreSQLEventStore", "PostgreSQLCheckpointRepository",
+                 "PostgreSQLDLQRepository", "PostgreSQLOutboxRepository"]:
+        fails("postgresql", lambda: getattr(eventsource, name)(object()))
+    fails("postgresql", lambda: PostgreSQLSnapshotStore(object()))
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert loaded == [], loaded
     print("ok")
     """
 )
+
+
+def test_sqlite_comes_with_the_package_and_its_extra_still_installs() -> None:
+    """SQLite is the embedded default, so aiosqlite is a dependency of the package itself;
+    the `sqlite` extra stays for installs that name it."""
+    core = [r for r in importlib.metadata.requires("eventsource-py") or [] if ";" not in r]
+    assert [r for r in core if r.split(">")[0].split("=")[0].strip() == "aiosqlite"], core
+    assert "sqlite" in importlib.metadata.metadata("eventsource-py").get_all("Provides-Extra")
 
 
 def test_core_imports_without_any_driver() -> None:

@@ -78,6 +78,7 @@ from otel_support import (  # noqa: E402
 )
 
 MEMORY = {ATTR_DB_SYSTEM: "in_memory"}
+REPOSITORY_LOAD = ("snapshot.used", "snapshot.version", "events.replayed")
 
 
 def _repository(
@@ -169,10 +170,15 @@ async def test_load_exists_and_snapshot_spans(telemetry: Telemetry) -> None:
     loaded = await repo.load(tally.aggregate_id)
     assert loaded.version == 4
     load = telemetry.one("eventsource.repository.load")
-    assert attributes_of(load, ATTR_AGGREGATE_ID, ATTR_AGGREGATE_TYPE, ATTR_VERSION) == {
+    assert attributes_of(
+        load, ATTR_AGGREGATE_ID, ATTR_AGGREGATE_TYPE, ATTR_VERSION, *REPOSITORY_LOAD
+    ) == {
         ATTR_AGGREGATE_ID: str(tally.aggregate_id),
         ATTR_AGGREGATE_TYPE: "OtelTally",
         ATTR_VERSION: 4,
+        "snapshot.used": True,  # upstream's names (issue 20, group 8)
+        "snapshot.version": 3,
+        "events.replayed": 1,
     }
     get = telemetry.one("eventsource.snapshot.get")
     telemetry.assert_child(get, load)
@@ -199,10 +205,29 @@ async def test_load_exists_and_snapshot_spans(telemetry: Telemetry) -> None:
 
     telemetry.exporter.clear()
     assert await repo.exists(tally.aggregate_id)
-    assert telemetry.one("eventsource.repository.exists").attributes == {
+    assert not await repo.exists(uuid4())
+    [found, missing] = telemetry.spans("eventsource.repository.exists")
+    assert found.attributes == {
         ATTR_AGGREGATE_ID: str(tally.aggregate_id),
         ATTR_AGGREGATE_TYPE: "OtelTally",
+        "exists": True,
     }
+    assert missing.attributes is not None
+    assert missing.attributes["exists"] is False
+
+
+async def test_load_without_a_snapshot_says_so(telemetry: Telemetry) -> None:
+    repo = _repository(snapshot_store=InMemorySnapshotStore(), snapshot_mode="manual")
+    tally = await _saved_tally(repo, 3)
+    telemetry.exporter.clear()
+    await _repository(repo.event_store).load(tally.aggregate_id)  # no snapshot store at all
+    await repo.load(tally.aggregate_id)  # a store without a snapshot of it
+    for load in telemetry.spans("eventsource.repository.load"):
+        assert attributes_of(load, *REPOSITORY_LOAD) == {
+            "snapshot.used": False,
+            "snapshot.version": None,
+            "events.replayed": 3,
+        }
 
 
 async def test_projections_do_not_trace_by_default(telemetry: Telemetry) -> None:

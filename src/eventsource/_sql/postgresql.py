@@ -22,7 +22,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventSourceError, EventStoreError, EventStoreTimeoutError
+from eventsource.exceptions import (
+    EventSourceError,
+    EventStoreError,
+    EventStoreTimeoutError,
+    PostgreSQLNotAvailableError,
+)
 from eventsource.migrations import get_schema
 
 if TYPE_CHECKING:
@@ -115,6 +120,8 @@ Operation = Callable[[DriverConnection], Awaitable[T]]
 
 def engine_of(session_factory: object) -> AsyncEngine:
     """The `AsyncEngine` an `async_sessionmaker` (or an engine itself) is bound to."""
+    if sqlalchemy_exc is None or asyncpg is None:
+        raise PostgreSQLNotAvailableError
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     if isinstance(session_factory, AsyncEngine):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, TypeVarTuple, cast
 from uuid import UUID
 
 from eventsource._optional import optional
-from eventsource.exceptions import EventStoreError, OptimisticLockError, StoreNotConnectedError
+from eventsource.exceptions import (
+    DatabaseFileChangedError,
+    DatabaseLockedError,
+    EventStoreError,
+    OptimisticLockError,
+    StoreNotConnectedError,
+)
 from eventsource.migrations import get_all_schemas
 from eventsource.stores._rules import check_expected_version, check_stream_owner, tenant_clause
 
@@ -27,9 +34,11 @@ __all__ = [
     "HOP",
     "VERSION_SQL",
     "Hop",
+    "OpenedFile",
     "SQLiteConnection",
     "append_rows",
     "append_rows_now",
+    "database_file",
     "fetch",
     "fetch_with_first_type",
     "is_memory",
@@ -94,11 +103,15 @@ def now_utc_iso() -> str:
     return f"{text}.{micro:06d}+00:00"
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """True when SQLite refused a lock another connection holds (SQLITE_BUSY / LOCKED)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES
+
+
 def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
     """The library error for a driver error; callers chain it (`raise ... from exc`)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code in _BUSY_CODES:
-        return EventStoreError(
+    if _is_busy(exc):
+        return DatabaseLockedError(
             f"SQLite database {database!r} is locked: another connection kept it busy for "
             f"longer than busy_timeout={busy_timeout} ms ({exc})"
         )
@@ -119,6 +132,37 @@ class Hop(Enum):
 HOP = Hop.HOP
 
 
+class OpenedFile:
+    """The database file a connection opened, so a write can first check that its path still
+    names that file.
+
+    SQLite keeps using the file it holds open after the file was deleted, moved or replaced;
+    in WAL mode it never needs to open another one, so commits succeed into a file nobody can
+    open again. `check` costs one `os.stat` (about 2 µs here), run once per append, inside
+    its transaction.
+    """
+
+    __slots__ = ("identity", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity = _identity(path)
+
+    def check(self) -> None:
+        """Raise `DatabaseFileChangedError` if the path no longer names the opened file."""
+        if _identity(self.path) != self.identity:
+            raise DatabaseFileChangedError(self.path)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SQLiteConnection:
     """One aiosqlite connection; `run(fn, *args)` calls `fn(sqlite3_connection, *args)` in its
     worker thread as a single hop, so a whole transaction costs one thread switch.
@@ -131,7 +175,7 @@ class SQLiteConnection:
     """
 
     __slots__ = (
-        "_now", "_pending", "_private", "_raw", "busy_timeout", "connection", "database"
+        "_now", "_pending", "_private", "_raw", "busy_timeout", "connection", "database", "file"
     )
 
     def __init__(
@@ -148,6 +192,7 @@ class SQLiteConnection:
         self._pending = 0  # `run` calls whose function may not have finished yet
         self._now: sqlite3.Connection | None = None
         self._private = False
+        self.file: OpenedFile | None = None  # set by `open` for a database in a file
 
     @classmethod
     async def open(
@@ -169,6 +214,7 @@ class SQLiteConnection:
             opened = cls(connection, connection._conn, database, busy_timeout)
             memory = is_memory(database)
             mode = await opened.run(_configure, wal_mode and not memory, busy_timeout)
+            opened.file = await opened.run(_opened_file)
             if run_now and mode == "wal":
                 # Commits in WAL need no lock beyond the write lock, so an append that got it
                 # never waits after that.
@@ -217,7 +263,7 @@ class SQLiteConnection:
         try:
             return fn(self._raw if self._now is None else self._now, *args)
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+            if _is_busy(exc):
                 return HOP
             raise map_error(exc, self.database, self.busy_timeout) from exc
         except sqlite3.Error as exc:
@@ -277,6 +323,16 @@ def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> str:
     # FULL: a commit that returned survives power loss (WAL's NORMAL may lose the last ones).
     db.execute("PRAGMA synchronous = FULL")
     return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def database_file(db: sqlite3.Connection) -> str:
+    """The main database's file as SQLite opened it (an absolute path); "" in memory."""
+    return next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
+
+
+def _opened_file(db: sqlite3.Connection) -> OpenedFile | None:
+    path = database_file(db)
+    return OpenedFile(path) if path else None
 
 
 def _nothing() -> None:
@@ -351,18 +407,20 @@ def append_rows(
     expected: int,
     also: Also | None = None,
     tenant: UUID | None = None,
+    opened: OpenedFile | None = None,
 ) -> tuple[int, int]:
     """The whole append as one transaction: (new version, global position).
 
     `also(db, event_ids)`, when given, writes more rows in the same transaction for the events
     this call stored (the outbox); if it raises, nothing is written. With a bound `tenant`, the
-    stream must be that tenant's (checked in the same transaction).
+    stream must be that tenant's (checked in the same transaction). With `opened`, its path
+    must still name the file the connection writes to (checked under the write lock).
     """
     db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
-    done = _append(db, aggregate_id, rows, expected, False, also, tenant)
+    done = _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
     if done is None:  # some event ids are stored already: redo without them
         db.execute("BEGIN IMMEDIATE")
-        done = _append(db, aggregate_id, rows, expected, True, also, tenant)
+        done = _append(db, aggregate_id, rows, expected, True, also, tenant, opened)
         if done is None:  # cannot happen: the write lock was held since the ids were read
             raise EventStoreError("SQLite append found stored event ids twice")
     return done
@@ -375,18 +433,20 @@ def append_rows_now(
     expected: int,
     also: Also | None = None,
     tenant: UUID | None = None,
+    opened: OpenedFile | None = None,
 ) -> tuple[int, int] | None:
     """`append_rows` for the event loop's thread, on a connection that never waits for a lock
-    (`SQLiteConnection.run_now`): None, with nothing written, when another connection holds
-    the write lock or some event ids are stored already (the caller then runs `append_rows`
-    in the driver's thread)."""
+    (`SQLiteConnection.run_now`): None, with nothing written, when SQLite answered busy at any
+    step (another connection holds a lock this one would have to wait for) or some event ids
+    are stored already; the caller then runs `append_rows` in the driver's thread, which waits
+    up to the busy timeout."""
     try:
         db.execute("BEGIN IMMEDIATE")
+        return _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+        if _is_busy(exc):  # `_append` rolled back: nothing was written
             return None
         raise
-    return _append(db, aggregate_id, rows, expected, False, also, tenant)
 
 
 def _append(
@@ -397,12 +457,15 @@ def _append(
     skip_stored: bool,
     also: Also | None,
     tenant: UUID | None,
+    opened: OpenedFile | None,
 ) -> tuple[int, int] | None:
-    """The rest of an append, in the `BEGIN IMMEDIATE` transaction just begun: check the
-    version (and the tenant), insert, write `also`'s rows, commit. None (rolled back) when
+    """The rest of an append, in the `BEGIN IMMEDIATE` transaction just begun: check the file,
+    the version (and the tenant), insert, write `also`'s rows, commit. None (rolled back) when
     some event ids are stored already."""
     key = (rows[0][2], rows[0][3])
     try:
+        if opened is not None:
+            opened.check()
         current = _current_version(db, key, aggregate_id, tenant)
         check_expected_version(aggregate_id, expected, current)
         if skip_stored:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsource.aggregates.base import AggregateRoot
@@ -21,15 +19,22 @@ from eventsource.observability.attributes import (
 )
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
+from eventsource.snapshots.strategies import SnapshotMode, build_snapshot, create_snapshot_strategy
 from eventsource.stores._rules import bound_tenant, stamp_events
 from eventsource.stores.interface import EventPublisher, EventStore, EventStream
 
-__all__ = ["AggregateRepository"]
+__all__ = ["AggregateRepository", "SnapshotMode"]
 
 logger = logging.getLogger(__name__)
 
 TAggregate = TypeVar("TAggregate", bound=AggregateRoot[Any])
-SnapshotMode = Literal["sync", "background", "manual"]
+
+# Span attributes under eventsource-py 0.2.0's names: what a load started from and replayed,
+# and what `exists` found.
+SNAPSHOT_USED = "snapshot.used"
+SNAPSHOT_VERSION = "snapshot.version"
+EVENTS_REPLAYED = "events.replayed"
+EXISTS = "exists"
 
 
 class AggregateRepository(TracingMixin, Generic[TAggregate]):
@@ -47,12 +52,8 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         snapshot_mode: SnapshotMode = "sync",
         enable_tracing: bool = True,
     ) -> None:
-        if snapshot_mode not in ("sync", "background", "manual"):
-            raise ValueError(
-                f"snapshot_mode must be 'sync', 'background' or 'manual', got {snapshot_mode!r}"
-            )
-        if snapshot_threshold is not None and snapshot_threshold < 1:
-            raise ValueError(f"snapshot_threshold must be >= 1, got {snapshot_threshold}")
+        # When and how saves snapshot (eventsource.snapshots.strategies); checks both settings.
+        self._strategy = create_snapshot_strategy(snapshot_mode, snapshot_threshold)
         self._init_tracing(__name__, enable_tracing)
         self._event_store = event_store
         self._factory = aggregate_factory
@@ -61,7 +62,6 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         self._snapshot_store = snapshot_store
         self._snapshot_threshold = snapshot_threshold
         self._snapshot_mode: SnapshotMode = snapshot_mode
-        self._pending: set[asyncio.Task[None]] = set()
 
     @property
     def aggregate_type(self) -> str:
@@ -93,7 +93,7 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
 
     @property
     def pending_snapshot_count(self) -> int:
-        return sum(1 for task in self._pending if not task.done())
+        return self._strategy.pending_count
 
     def create_new(self, aggregate_id: UUID) -> TAggregate:
         """A fresh aggregate (version 0, no state); nothing is stored."""
@@ -107,12 +107,13 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             "eventsource.repository.load",
             {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
         ) as current:
-            aggregate = await self._load(aggregate_id)
+            aggregate = await self._load(aggregate_id, current)
             if current is not None:
                 current.set_attribute(ATTR_VERSION, aggregate.version)
             return aggregate
 
-    async def _load(self, aggregate_id: UUID) -> TAggregate:
+    async def _load(self, aggregate_id: UUID, span: Any = None) -> TAggregate:
+        """`load`; with a (recording) span, also says on it where the load started from."""
         aggregate = self._factory(aggregate_id)
         snapshot, outdated = await self._usable_snapshot(aggregate, aggregate_id)
         if snapshot is not None and snapshot.version > 0 and bound_tenant() is not None:
@@ -134,11 +135,16 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
                     self._aggregate_type, aggregate_id, snapshot.version, exc_info=True,
                 )
                 # Never half-applied: whatever the failed restore set dies with that instance.
-                aggregate, outdated = self._factory(aggregate_id), True
+                aggregate, outdated, snapshot = self._factory(aggregate_id), True, None
                 stream = await self._event_store.get_events(aggregate_id, self._aggregate_type)
                 if not stream.events:
                     raise AggregateNotFoundError(aggregate_id, self._aggregate_type) from None
         aggregate.load_from_history(stream.events)
+        if span is not None:
+            span.set_attribute(SNAPSHOT_USED, snapshot is not None)
+            if snapshot is not None:
+                span.set_attribute(SNAPSHOT_VERSION, snapshot.version)
+            span.set_attribute(EVENTS_REPLAYED, len(stream.events))
         if outdated:
             await self._refresh_snapshot(aggregate)
         return aggregate
@@ -196,12 +202,9 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
 
     async def _refresh_snapshot(self, aggregate: TAggregate) -> None:
         """After a full replay that had to ignore an outdated or unreadable snapshot, replace
-        it now (as the policy would at a threshold crossing), so the next loads are fast again.
-        Only with a threshold, outside manual mode, and once the aggregate reached it."""
-        threshold = self._snapshot_threshold
-        if threshold is None or self._snapshot_mode == "manual" or aggregate.version < threshold:
-            return
-        await self._take_snapshot(aggregate)
+        it now, so the next loads are fast again: when the policy would have snapshotted a
+        save of the whole stream (a threshold, outside manual mode, reached)."""
+        await self._apply_snapshot_policy(aggregate, 0)
 
     async def load_or_create(self, aggregate_id: UUID) -> TAggregate:
         """`load`, or a fresh aggregate when there is nothing stored."""
@@ -250,48 +253,13 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
             await self._apply_snapshot_policy(aggregate, expected_version)
 
     async def _apply_snapshot_policy(self, aggregate: TAggregate, version_before: int) -> None:
-        threshold = self._snapshot_threshold
-        if threshold is None or self._snapshot_mode == "manual":
-            return
-        if version_before // threshold >= aggregate.version // threshold:
-            return
-        await self._take_snapshot(aggregate)
-
-    async def _take_snapshot(self, aggregate: TAggregate) -> None:
-        """Save a snapshot now (sync mode) or in a tracked task (background mode); failures,
-        serialising the state included, are logged and never reach the caller."""
-        try:
-            snapshot = self._build_snapshot(aggregate)
-        except Exception:
-            logger.exception(
-                "Serialising the state of %s %s for a snapshot failed",
-                self._aggregate_type, aggregate.aggregate_id,
-            )
-            return
-        if self._snapshot_mode == "sync":
-            await self._save_snapshot_logged(snapshot)
-            return
-        task = asyncio.create_task(self._save_snapshot_logged(snapshot))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    def _build_snapshot(self, aggregate: TAggregate) -> Snapshot:
-        return Snapshot(
-            aggregate_id=aggregate.aggregate_id,
-            aggregate_type=self._aggregate_type,
-            version=aggregate.version,
-            state=aggregate._serialize_state(),
-            schema_version=getattr(type(aggregate), "schema_version", 1),
-            created_at=datetime.now(UTC),
-        )
-
-    async def _save_snapshot_logged(self, snapshot: Snapshot) -> None:
+        """Snapshot as the strategy says after the save from `version_before`; its failures
+        are logged and never reach the caller."""
         assert self._snapshot_store is not None
-        try:
-            await self._snapshot_store.save_snapshot(snapshot)
-        except Exception:
-            logger.exception("Saving %s failed; the aggregate and its events are unaffected",
-                             snapshot)
+        if self._strategy.should_snapshot(aggregate, aggregate.version - version_before):
+            await self._strategy.execute_snapshot(
+                aggregate, self._snapshot_store, self._aggregate_type
+            )
 
     async def create_snapshot(self, aggregate: TAggregate) -> Snapshot:
         """Build and save a snapshot now, whatever the mode and threshold."""
@@ -305,24 +273,24 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
                 ATTR_VERSION: aggregate.version,
             },
         ):
-            snapshot = self._build_snapshot(aggregate)
+            snapshot = build_snapshot(aggregate, self._aggregate_type)
             await self._snapshot_store.save_snapshot(snapshot)
             return snapshot
 
     async def await_pending_snapshots(self) -> int:
         """Wait for every background snapshot; how many there were."""
-        pending = list(self._pending)
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        return len(pending)
+        return await self._strategy.await_pending()
 
     async def exists(self, aggregate_id: UUID) -> bool:
         """True if the aggregate's stream has at least one event."""
         with self._create_span_context(
             "eventsource.repository.exists",
             {ATTR_AGGREGATE_ID: aggregate_id, ATTR_AGGREGATE_TYPE: self._aggregate_type},
-        ):
-            return await self.get_version(aggregate_id) > 0
+        ) as current:
+            found = await self.get_version(aggregate_id) > 0
+            if current is not None:
+                current.set_attribute(EXISTS, found)
+            return found
 
     async def get_version(self, aggregate_id: UUID) -> int:
         """The stream's version, 0 if none."""

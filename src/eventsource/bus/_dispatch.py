@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from eventsource.bus.interface import Handler, invoke_handler
+from eventsource.bus.interface import Handler, checked_handler, invoke_handler
 from eventsource.events.base import DomainEvent
 from eventsource.protocols import FlexibleEventSubscriber
 
@@ -61,14 +61,15 @@ class SubscriptionMethods:
 
     def subscribe(self, event_type: type[DomainEvent], handler: Handler | None = None) -> Any:
         """Register `handler` for `event_type`; without one, return a decorator."""
+        target = f"{getattr(event_type, '__name__', event_type)} events"
         if handler is None:
 
             def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-                self._subscribers.add(event_type, func)
+                self._subscribers.add(event_type, checked_handler(func, target))
                 return func
 
             return decorate
-        self._subscribers.add(event_type, handler)
+        self._subscribers.add(event_type, checked_handler(handler, target))
         return None
 
     def unsubscribe(self, event_type: type[DomainEvent], handler: Handler) -> bool:
@@ -79,7 +80,7 @@ class SubscriptionMethods:
             self.subscribe(event_type, subscriber)
 
     def subscribe_to_all_events(self, handler: Handler) -> None:
-        self._subscribers.add_wildcard(handler)
+        self._subscribers.add_wildcard(checked_handler(handler, "all events"))
 
     def unsubscribe_from_all_events(self, handler: Handler) -> bool:
         return self._subscribers.remove_wildcard(handler)

@@ -1,21 +1,39 @@
-"""NATS messages without the driver: headers out, events back, dead-letter headers."""
+"""NATS messages without the driver: headers out, events back, dead-letter headers, and the
+server's size limit."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from eventsource.bus._codec import UndecodableMessageError, decode_message, event_headers
 from eventsource.bus._nats_config import header_text
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import EventBusError
 from eventsource.stores._rules import encode_payload
 
-__all__ = ["DLQ_PREFIX", "MSG_ID", "dead_letter_headers", "decode", "encode", "replay_headers"]
+__all__ = [
+    "DLQ_PREFIX",
+    "MSG_ID",
+    "ORIGINAL_SIZE",
+    "check_sizes",
+    "dead_letter_headers",
+    "decode",
+    "encode",
+    "fit_dead_letter",
+    "message_size",
+    "replay_headers",
+]
 
 MSG_ID = "Nats-Msg-Id"
 """JetStream drops a second message with the same id within the stream's duplicate window."""
 DLQ_PREFIX = "dlq_"
+ORIGINAL_SIZE = "dlq_original_size"
+"""On a dead letter whose body was cut to fit the server's limit: the original body's size."""
+_REASON_LIMIT = 4000  # characters of a failure's description kept in `dlq_reason`
+_KEPT_WHEN_CUT = frozenset({"event_id", "event_type", MSG_ID})
+_HEADER_BLOCK = len(b"NATS/1.0\r\n\r\n")
 
 
 def encode(
@@ -62,7 +80,7 @@ def dead_letter_headers(
     out = {key: value for key, value in (headers or {}).items() if key != MSG_ID}
     out.update(
         {
-            "dlq_reason": header_text(reason) or error_type,
+            "dlq_reason": header_text(reason)[:_REASON_LIMIT] or error_type,
             "dlq_error_type": error_type,
             "dlq_retry_count": str(deliveries),
             "dlq_consumer_group": consumer_group,
@@ -83,3 +101,42 @@ def replay_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
         for key, value in (headers or {}).items()
         if not key.startswith(DLQ_PREFIX) and key != MSG_ID
     }
+
+
+def message_size(body: bytes, headers: Mapping[str, str]) -> int:
+    """What the server counts against its `max_payload`: the body plus the header block as
+    nats-py writes it (`NATS/1.0`, a `key: value` line each, a blank line). nats-py checks only
+    the body; a message over the limit makes the server close the connection for good."""
+    lines = sum(len(key) + len(value.encode()) + 4 for key, value in headers.items())
+    return len(body) + _HEADER_BLOCK + lines
+
+
+def check_sizes(messages: Sequence[tuple[str, bytes, dict[str, str]]], max_payload: int) -> None:
+    """`EventBusError` naming the first event the server would refuse, before anything is sent."""
+    for subject, body, headers in messages:
+        if (size := message_size(body, headers)) > max_payload:
+            raise EventBusError(
+                f"event {headers.get('event_id')} ({subject}) is {size} bytes with its headers, "
+                f"over the NATS server's max_payload of {max_payload}; nothing was published"
+            )
+
+
+def fit_dead_letter(
+    body: bytes, headers: dict[str, str], max_payload: int
+) -> tuple[bytes, dict[str, str]]:
+    """The dead letter as the server accepts it: unchanged when it fits; otherwise its body cut
+    to the room left and marked with `ORIGINAL_SIZE` (the whole original stays in the stream
+    at `dlq_original_sequence`, where a replay takes it from). When the original's own headers
+    leave no room, only those that identify it are kept."""
+    if message_size(body, headers) <= max_payload:
+        return body, headers
+    cut = {**headers, ORIGINAL_SIZE: str(len(body))}
+    if message_size(b"", cut) > max_payload:
+        cut = {k: v for k, v in cut.items() if k.startswith(DLQ_PREFIX) or k in _KEPT_WHEN_CUT}
+    room = max_payload - message_size(b"", cut)
+    if room < 0:
+        raise EventBusError(
+            f"a dead letter's headers alone take {max_payload - room} bytes, over the NATS "
+            f"server's max_payload of {max_payload}"
+        )
+    return body[:room], cut

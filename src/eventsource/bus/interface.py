@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from eventsource.events.base import DomainEvent
+from eventsource.exceptions import InvalidHandlerError
 from eventsource.protocols import (
     AsyncEventHandler,
     EventHandler,
@@ -28,6 +29,7 @@ __all__ = [
     "FlexibleEventSubscriber",
     "Handler",
     "SyncEventHandler",
+    "checked_handler",
     "handler_name",
     "invoke_handler",
 ]
@@ -48,6 +50,17 @@ async def invoke_handler(handler: Handler, event: DomainEvent) -> None:
     result = target(event)
     if inspect.isawaitable(result):
         await result
+
+
+def checked_handler(handler: Handler, target: str) -> Handler:
+    """`handler` if `invoke_handler` can call it (a callable, or an object with a callable
+    `handle`); otherwise InvalidHandlerError naming it and `target`, what it was subscribed to."""
+    if callable(handler) or callable(getattr(handler, "handle", None)):
+        return handler
+    raise InvalidHandlerError(
+        f"Cannot subscribe {handler!r} to {target}: a handler must be a callable or an object "
+        "with handle(event)"
+    )
 
 
 def handler_name(handler: Handler) -> str:

@@ -6,7 +6,9 @@ to the DLQ stream with the reason. A message whose consumer died on its last del
 dead-lettered from the server's max-deliveries advisory. Publishing waits for JetStream's
 acknowledgements, many in flight at once; the event id is the deduplication id, so a retried
 publish is stored once. The client reconnects by itself; a dropped connection costs only
-redeliveries of unacknowledged messages.
+redeliveries of unacknowledged messages. A connection the server closed for good (after a
+protocol error) is replaced at the next publish or fetch. Nothing sent exceeds the server's
+`max_payload`: an event too large is refused before publishing, an oversize dead letter is cut.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from eventsource._optional import optional
 from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import UndecodableMessageError, describe_error
 from eventsource.bus._nats_config import NATSEventBusConfig, NATSEventBusStats, subject_token
-from eventsource.bus._nats_messages import dead_letter_headers, decode, encode, replay_headers
+from eventsource.bus._nats_messages import (
+    ORIGINAL_SIZE,
+    check_sizes,
+    dead_letter_headers,
+    decode,
+    encode,
+    fit_dead_letter,
+    replay_headers,
+)
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError, NATSNotAvailableError
@@ -49,8 +59,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 NATS_AVAILABLE = nats is not None
+
+
+class _ConnectionClosedError(EventBusError):
+    """The server closed the bus's connection for good, and opening a new one failed."""
+
+
 _TRANSIENT: tuple[type[Exception], ...] = (
-    (nats.errors.Error, OSError, TimeoutError) if nats is not None else ()
+    (nats.errors.Error, OSError, TimeoutError, _ConnectionClosedError) if nats is not None else ()
 )
 _ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
@@ -68,6 +84,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         super().__init__(config, NATSEventBusStats(), event_registry, logger, config.enable_tracing)
         self._nc: Client | None = None
         self._js: nats.js.JetStreamContext | None = None
+        self._reopening = asyncio.Lock()
 
     # -- connection --------------------------------------------------------------------------
 
@@ -118,6 +135,35 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             raise EventBusError("NATSEventBus is not connected")
         return self._js
 
+    async def _live_client(self) -> Client:
+        """The connection, open. nats-py reconnects after a dropped connection, but a server
+        error (a maximum payload violation, say) closes the client for good: every call on it
+        would fail, in every task sharing the bus. Such a client is replaced here."""
+        nc = self._nc
+        if (nc is None or nc.is_closed) and self._connected:
+            async with self._reopening:  # one new connection, however many tasks find it closed
+                if self._nc is None or self._nc.is_closed:
+                    await self._reopen()
+        if self._nc is None:
+            raise EventBusError("NATSEventBus is not connected")
+        return self._nc
+
+    async def _live_jetstream(self) -> nats.js.JetStreamContext:
+        await self._live_client()
+        return self._jetstream
+
+    async def _reopen(self) -> None:
+        reason = (self._nc.last_error if self._nc is not None else None) or "no reason given"
+        logger.warning("The NATS connection was closed (%s); opening a new one", reason)
+        try:
+            # Bounded: nats-py's first connect retries forever when the server is unreachable,
+            # and the caller (a publish, a consumer that must stay stoppable) needs an answer.
+            await asyncio.wait_for(self._connect(), 2 * self._config.connect_timeout)
+        except _TRANSIENT as exc:
+            message = f"the NATS connection is closed ({reason}) and reopening it failed: {exc}"
+            raise _ConnectionClosedError(message) from exc
+        self._stats.reconnections += 1
+
     async def _ensure_streams(self) -> None:
         config = self._config
         streams = [(config.stream_name, config.subjects)]
@@ -144,6 +190,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         messages = [
             (config.subject_for(e.aggregate_type, e.event_type), *encode(e, trace)) for e in events
         ]
+        check_sizes(messages, (await self._live_client()).max_payload)
         size = config.publish_chunk_size
         for start in range(0, len(messages), size):
             await self._publish_chunk(messages[start : start + size])
@@ -169,10 +216,10 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         self, messages: list[tuple[str, bytes, dict[str, str]]]
     ) -> tuple[list[tuple[str, bytes, dict[str, str]]], BaseException | None]:
         """The messages JetStream did not acknowledge, and one error."""
-        js = self._jetstream
         futures: list[asyncio.Future[Any]] = []
         error: BaseException | None = None
         try:
+            js = await self._live_jetstream()
             for subject, body, headers in messages:
                 # No wait_stall: with one, every publish yields to the loop and is flushed in a
                 # socket write of its own (measured: 5x slower). Chunks stay below the
@@ -211,22 +258,27 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             max_ack_pending=config.max_ack_pending,
             filter_subject=config.subjects,
         )
-        return await self._jetstream.pull_subscribe(
+        js = await self._live_jetstream()
+        return await js.pull_subscribe(
             config.subjects, durable=config.durable_name, stream=config.stream_name, config=consumer
         )
 
     async def _consume(self) -> None:
-        assert self._nc is not None
         config = self._config
+        nc: Client | None = None  # the connection `sub` and `advisory` live on
         sub: Any = None
         advisory: Any = None
         delay = 0.05
         try:
             while not self._stopping:
                 try:
+                    if nc is not None and nc.is_closed:  # by the server, for good: start anew
+                        await self._drop(sub, advisory)
+                        nc = sub = advisory = None
                     if sub is None:
+                        nc = await self._live_client()
                         sub = await self._subscribe()
-                        advisory = await self._nc.subscribe(
+                        advisory = await nc.subscribe(
                             _ADVISORY.format(
                                 stream=config.stream_name, consumer=config.durable_name
                             ),
@@ -339,6 +391,8 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             subject=subject,
             sequence=sequence,
         )
+        nc = await self._live_client()
+        data, letter = fit_dead_letter(data, letter, nc.max_payload)
         await self._jetstream.publish(config.dlq_subject, data, headers=letter)
         self._stats.messages_sent_to_dlq += 1
 
@@ -348,7 +402,8 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         try:
             info = json.loads(advisory.data)
             sequence, deliveries = int(info["stream_seq"]), int(info["deliveries"])
-            stored = await self._jetstream.get_msg(str(self._config.stream_name), sequence)
+            js = await self._live_jetstream()
+            stored = await js.get_msg(str(self._config.stream_name), sequence)
             reason = f"delivered {deliveries} times without an acknowledgement (max_deliver)"
             await self._store_dead_letter(
                 stored.data or b"", stored.headers, stored.subject or "", sequence, deliveries,
@@ -386,8 +441,9 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         config = self._config
         group = ">" if consumer_group is None else subject_token(consumer_group)
         subject = f"{config.dlq_subject_prefix}.{group}"
+        js = await self._live_jetstream()
         try:
-            return await self._jetstream.get_msg(
+            return await js.get_msg(
                 config.dlq_stream_name, seq=after + 1, subject=subject, next=True
             )
         except nats.js.errors.NotFoundError:
@@ -395,25 +451,44 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
 
     async def replay_dlq_message(self, sequence: int) -> bool:
         """Publish a dead letter again on its original subject (every group receives it) and
-        delete it from the DLQ; False if absent."""
+        delete it from the DLQ; False if absent. A dead letter cut to fit the server's limit is
+        replayed from its whole original in the stream."""
         await self.connect()
         config = self._config
+        js = await self._live_jetstream()
         try:
-            stored = await self._jetstream.get_msg(config.dlq_stream_name, sequence)
+            stored = await js.get_msg(config.dlq_stream_name, sequence)
         except nats.js.errors.NotFoundError:
             return False
         headers = stored.headers or {}
         subject = headers.get("dlq_original_subject") or config.subject_for("_", "_")
-        await self._jetstream.publish(subject, stored.data or b"", headers=replay_headers(headers))
-        await self._jetstream.delete_msg(config.dlq_stream_name, sequence)
+        data = stored.data or b""
+        if ORIGINAL_SIZE in headers:
+            original = await self._original_of(sequence, headers)
+            data, headers = original.data or b"", original.headers or {}
+        await js.publish(subject, data, headers=replay_headers(headers))
+        await js.delete_msg(config.dlq_stream_name, sequence)
         return True
+
+    async def _original_of(self, sequence: int, letter: dict[str, str]) -> Any:
+        """The stream's message a cut dead letter stands for."""
+        stream = str(self._config.stream_name)
+        original = int(letter["dlq_original_sequence"])
+        try:
+            return await self._jetstream.get_msg(stream, original)
+        except nats.js.errors.NotFoundError:
+            message = (
+                f"dead letter {sequence} holds only the first bytes of message {original} of "
+                f"stream {stream}, which is gone; it cannot be replayed"
+            )
+            raise EventBusError(message) from None
 
     async def get_stream_info(self) -> dict[str, Any]:
         """Stream and DLQ sizes, this group's consumer state, and the stats."""
         if not self.is_connected:
             return {"connected": False}
         config = self._config
-        js = self._jetstream
+        js = await self._live_jetstream()
         stream = await js.stream_info(str(config.stream_name))
         try:
             consumer: Any = await js.consumer_info(str(config.stream_name), config.durable_name)

@@ -293,7 +293,9 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             connection.reconnect_callbacks.add(self._on_reconnect)
             publisher = await connection.channel(publisher_confirms=True, on_return_raises=False)
             publisher.return_callbacks.add(self._on_return)
-            await self._declare_exchange(publisher)
+            # The group's queue now, not when consuming starts: what is published from here
+            # on waits in it, also for a consumer task that has not started yet.
+            await self._declare_queues(publisher)
         except BaseException:
             await connection.close()
             raise

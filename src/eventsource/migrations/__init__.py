@@ -2,17 +2,47 @@
 and the tests alike.
 
 `get_schema("events", backend="postgresql")` returns DDL text runnable as one multi-statement
-script; every statement is idempotent (`IF NOT EXISTS`).
+script; every statement is idempotent (`IF NOT EXISTS`). `get_template_path`, `list_schemas`,
+`list_backends` and the `*_SCHEMA` name constants are eventsource-py 0.2.0's helpers.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["SCHEMA_NAMES", "get_all_schemas", "get_schema", "split_statements"]
+__all__ = [
+    "CHECKPOINTS_SCHEMA",
+    "DLQ_SCHEMA",
+    "EVENTS_PARTITIONED_SCHEMA",
+    "EVENTS_SCHEMA",
+    "OUTBOX_SCHEMA",
+    "SCHEMA_NAMES",
+    "SNAPSHOTS_SCHEMA",
+    "BackendName",
+    "SchemaName",
+    "get_all_schemas",
+    "get_schema",
+    "get_template_path",
+    "list_backends",
+    "list_schemas",
+    "split_statements",
+]
 
 Backend = Literal["postgresql", "sqlite"]
+BackendName = Backend
+SchemaName = Literal[
+    "events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots", "all"
+]
+
+EVENTS_SCHEMA = "events"
+EVENTS_PARTITIONED_SCHEMA = "events_partitioned"  # PostgreSQL only
+OUTBOX_SCHEMA = "outbox"
+CHECKPOINTS_SCHEMA = "checkpoints"
+DLQ_SCHEMA = "dlq"
+SNAPSHOTS_SCHEMA = "snapshots"
 
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
     "postgresql": ("events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots"),
@@ -27,21 +57,46 @@ _ALL: dict[str, tuple[str, ...]] = {
 
 def get_schema(name: str, backend: Backend = "postgresql") -> str:
     """DDL for one table (or "all") on a backend."""
-    if backend not in SCHEMA_NAMES:
-        raise ValueError(f"Unknown backend {backend!r}; choose 'postgresql' or 'sqlite'")
     if name == "all":
         return get_all_schemas(backend)
-    if name not in SCHEMA_NAMES[backend]:
-        known = ", ".join((*SCHEMA_NAMES[backend], "all"))
-        raise ValueError(f"Unknown schema {name!r} for {backend}; known: {known}")
-    return resources.files(__package__).joinpath("sql", backend, f"{name}.sql").read_text()
+    return _template(name, backend).read_text()
 
 
 def get_all_schemas(backend: Backend = "postgresql") -> str:
     """DDL for every table a store uses on a backend."""
-    if backend not in _ALL:
+    return "\n".join(get_schema(name, backend) for name in _ALL[_checked(backend)])
+
+
+def get_template_path(name: str, backend: Backend = "postgresql") -> Path:
+    """Where the SQL file of one table on a backend is installed (what `get_schema` reads)."""
+    return Path(str(_template(name, backend)))
+
+
+def list_schemas(backend: Backend = "postgresql") -> list[str]:
+    """The tables with a schema on a backend, sorted ("all" is not one)."""
+    return sorted(SCHEMA_NAMES[_checked(backend)])
+
+
+def list_backends() -> list[str]:
+    """The backends with schemas, sorted."""
+    return sorted(SCHEMA_NAMES)
+
+
+def _checked(backend: str) -> Backend:
+    if backend not in SCHEMA_NAMES:
         raise ValueError(f"Unknown backend {backend!r}; choose 'postgresql' or 'sqlite'")
-    return "\n".join(get_schema(name, backend) for name in _ALL[backend])
+    return backend  # type: ignore[return-value]
+
+
+def _template(name: str, backend: str) -> Traversable:
+    """The shipped SQL file of one table; ValueError naming the unknown backend or table."""
+    checked = _checked(backend)
+    if name not in SCHEMA_NAMES[checked]:
+        known = ", ".join(list_schemas(checked))
+        raise ValueError(
+            f"Unknown schema {name!r} for {backend}; known: {known} (get_schema also takes 'all')"
+        )
+    return resources.files(__package__).joinpath("sql", checked, f"{name}.sql")
 
 
 def split_statements(script: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -366,6 +368,53 @@ class DeclarativeProjection(CheckpointTrackingProjection):
             )
 
 
+# SQLite's busy handler sleeps up to 100 ms between two tries for a lock: a writer waiting for
+# the database gets it only if the lock stays free for longer than that.
+_SQLITE_TURN = 0.15
+
+
+class _TransactionClock:
+    """When a `DatabaseProjection` ends a transaction early, and when it lets other writers in.
+
+    A transaction that applies several events ends, between two events, once it has lasted the
+    projection's `max_transaction_seconds`, so it never holds locks for a whole slow page. On
+    SQLite that is not enough: one connection writes at a time, and a writer waiting for the
+    lock (an append) only polls for it, so a projection that commits and at once begins its
+    next transaction can keep it out until its busy timeout fails it. There, once the
+    projection's transactions have followed each other for `max_transaction_seconds`, the next
+    one begins `_SQLITE_TURN` seconds after the last ended.
+    """
+
+    __slots__ = ("deadline", "ended", "limit", "run_started", "turn")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.turn = 0.0  # `_SQLITE_TURN` once a transaction has shown the database is SQLite
+        self.run_started = self.ended = -math.inf
+        self.deadline = math.inf
+
+    async def wait_turn(self) -> None:
+        """Before a transaction: leave the lock free for a turn if this run has lasted long."""
+        now = time.monotonic()
+        idle = now - self.ended
+        if idle < self.turn and now - self.run_started >= self.limit:
+            await asyncio.sleep(self.turn - idle)
+
+    def begin(self, connection: Any, may_end_early: bool) -> None:
+        now = time.monotonic()
+        if getattr(getattr(connection, "dialect", None), "name", None) == "sqlite":
+            self.turn = _SQLITE_TURN
+        if now - self.ended >= self.turn:  # the lock was left free long enough: a new run
+            self.run_started = now
+        self.deadline = self.run_started + self.limit if may_end_early else math.inf
+
+    def end(self) -> None:
+        self.ended = time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
 class DatabaseProjection(DeclarativeProjection):
     """A declarative projection whose `handle` runs in one session transaction, passing its
     connection to two-parameter handlers.
@@ -377,6 +426,11 @@ class DatabaseProjection(DeclarativeProjection):
     Under a `SubscriptionManager` its checkpoint row (`projection_name`) is the subscription's:
     each page commits with its position and store cursor (`commit_batch`), and a restart resumes
     from that row (see `eventsource.subscriptions.transactional`).
+
+    A page whose transaction has lasted `max_transaction_seconds` (default 1 s) is committed
+    up to the event being applied, with its checkpoint, and the rest goes into the next
+    transaction; on SQLite the projection also leaves the write lock free for a moment after
+    that long, so appends to the same file get their turn (see `_TransactionClock`).
     """
 
     def __init__(
@@ -385,9 +439,17 @@ class DatabaseProjection(DeclarativeProjection):
         checkpoint_repo: CheckpointRepository | None = None,
         dlq_repo: DLQRepository | None = None,
         enable_tracing: bool = False,
+        *,
+        max_transaction_seconds: float = 1.0,
     ) -> None:
+        if not max_transaction_seconds > 0:  # also refuses NaN
+            raise ValueError(
+                f"max_transaction_seconds must be a number of seconds > 0, got "
+                f"{max_transaction_seconds!r}"
+            )
         super().__init__(checkpoint_repo, dlq_repo, enable_tracing)
         self._session_factory = session_factory
+        self._clock = _TransactionClock(float(max_transaction_seconds))
         self._current_connection: Any = None
         repo = self._checkpoint_repo
         self._writer = repo if isinstance(repo, ConnectionCheckpointWriter) else None
@@ -401,19 +463,26 @@ class DatabaseProjection(DeclarativeProjection):
         return self._current_connection
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        """A session transaction whose connection the handlers get; commits on success."""
+    async def _transaction(self, may_end_early: bool = False) -> AsyncIterator[Any]:
+        """A session transaction whose connection the handlers get; commits on success.
+        `may_end_early`: `_process_batch` may stop at `max_transaction_seconds`."""
         if self._writer is not None and not self._writer_ready:
             # The checkpoint table gets created (if need be) before, not inside, the first
             # read-model transaction: on SQLite its creation would wait on that transaction.
             await self._checkpoint_repo.get_checkpoint(projection_name=self.projection_name)
             self._writer_ready = True
-        async with self._session_factory() as session, session.begin():
-            self._current_connection = await session.connection()
-            try:
-                yield self._current_connection
-            finally:
-                self._current_connection = None
+        clock = self._clock
+        await clock.wait_turn()
+        try:
+            async with self._session_factory() as session, session.begin():
+                self._current_connection = await session.connection()
+                clock.begin(self._current_connection, may_end_early)
+                try:
+                    yield self._current_connection
+                finally:
+                    self._current_connection = None
+        finally:
+            clock.end()
 
     @property
     def commits_checkpoint(self) -> bool:
@@ -445,14 +514,21 @@ class DatabaseProjection(DeclarativeProjection):
         if self._writer is None:  # otherwise it committed with the read model
             await super()._record_checkpoint(event)
 
-    async def _process_batch(self, conn: Any, events: Sequence[DomainEvent]) -> None:
-        """Apply a page of events inside the open transaction (one handler call each).
+    async def _process_batch(self, conn: Any, events: Sequence[DomainEvent]) -> int | None:
+        """Apply a page of events inside the open transaction (one handler call each); how
+        many it applied, from the first (None: all).
 
-        Override to write the page with fewer statements (e.g. one executemany): handlers
-        that issue one statement per event pay one database round trip each.
+        It stops after the event during which the transaction reached
+        `max_transaction_seconds`; the rest go into the next transaction. Override to write
+        the page with fewer statements (e.g. one executemany): handlers that issue one
+        statement per event pay one database round trip each.
         """
-        for event in events:
+        expired = self._clock.expired
+        for done, event in enumerate(events):
+            if done and expired():
+                return done
             await self._dispatch(event)
+        return None
 
     async def commit_batch(
         self,
@@ -460,22 +536,36 @@ class DatabaseProjection(DeclarativeProjection):
         *,
         position: int | None = None,
         cursor: str | None = None,
-    ) -> None:
+        positions: Sequence[int] | None = None,
+    ) -> int:
         """Apply `events` and write the checkpoint (with `position` and `cursor` when given)
-        in one transaction; on any error it rolls back and raises (no retries)."""
+        in one transaction; on any error it rolls back and raises (no retries).
+
+        Returns how many of `events` it applied: fewer than all when the transaction reached
+        `max_transaction_seconds` first, and the caller hands over the rest again. The
+        checkpoint then names the last event applied, with its global position from
+        `positions` (one per event) and no cursor, from which a reader resumes exactly. Events
+        given a `position` without `positions` are applied in one transaction whatever it
+        takes, as their checkpoint could not say where the transaction stopped.
+        """
         if not events:
-            return
-        last = events[-1]
-        async with self._transaction() as conn:
+            return 0
+        async with self._transaction(position is None or positions is not None) as conn:
             if len(events) == 1:
-                await self._dispatch(last)
+                await self._dispatch(events[0])
+                applied = 1
             else:
-                await self._process_batch(conn, events)
+                applied = _applied(self, await self._process_batch(conn, events), len(events))
             if self._writer is not None:
+                if applied < len(events):
+                    position = None if positions is None else positions[applied - 1]
+                    cursor = None
+                last = events[applied - 1]
                 await self._writer.update_checkpoint_on(
-                    conn, self.projection_name, last.event_id, last.event_type, len(events),
+                    conn, self.projection_name, last.event_id, last.event_type, applied,
                     position=position, cursor=cursor,
                 )
+        return applied
 
     async def handle_batch(
         self,
@@ -484,28 +574,44 @@ class DatabaseProjection(DeclarativeProjection):
         position: int | None = None,
         cursor: str | None = None,
     ) -> None:
-        """Apply `events` (in order) in one transaction with one checkpoint write.
+        """Apply `events` (in order) in one transaction with one checkpoint write, or in
+        several when one reaches `max_transaction_seconds` (see `commit_batch`).
 
-        If any event fails, the whole page is rolled back and handled again one event at a
-        time through `handle`, so retries and dead-lettering apply per event as usual (then
-        only the last event's checkpoint carries `position` and `cursor`, which mark the end of
-        the page).
+        If any event fails, its transaction is rolled back and its events and the rest are
+        handled again one event at a time through `handle`, so retries and dead-lettering
+        apply per event as usual (then only the last event's checkpoint carries `position` and
+        `cursor`, which mark the end of the page).
         """
         if not events:
             return
+        done = 0
         try:
-            await self.commit_batch(events, position=position, cursor=cursor)
+            while done < len(events):
+                done += await self.commit_batch(events[done:], position=position, cursor=cursor)
         except Exception as exc:
+            rest = events[done:]
             logger.warning(
                 "%s: a page of %d events failed (%s); handling them one by one",
                 self.projection_name,
-                len(events),
+                len(rest),
                 exc,
             )
-            for event in events[:-1]:
+            for event in rest[:-1]:
                 await self.handle(event)
-            await self.handle(events[-1], position=position, cursor=cursor)
+            await self.handle(rest[-1], position=position, cursor=cursor)
             return
         if self._writer is None:
             for event in events:
                 await super()._record_checkpoint(event)
+
+
+def _applied(projection: DatabaseProjection, done: int | None, count: int) -> int:
+    """How many events `_process_batch` applied, checked (an override may return anything)."""
+    if done is None:
+        return count
+    if not 1 <= done <= count:
+        raise ValueError(
+            f"{type(projection).__name__}._process_batch returned {done!r} for {count} "
+            "events: return how many it applied, from the first (at least 1), or None for all"
+        )
+    return done

@@ -2,8 +2,9 @@
 SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver); and the
 `OutboxRelay` that publishes an outbox."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from eventsource._optional import lazy_attributes
 from eventsource.repositories._json import EventSourceJSONEncoder, json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
@@ -15,6 +16,7 @@ from eventsource.repositories.checkpoint import (
 from eventsource.repositories.dlq import (
     DLQEntry,
     DLQRepository,
+    DLQRepositoryProtocol,
     DLQStats,
     InMemoryDLQRepository,
     ProjectionFailureCount,
@@ -35,6 +37,7 @@ __all__ = [
     "CheckpointRepositoryProtocol",
     "DLQEntry",
     "DLQRepository",
+    "DLQRepositoryProtocol",
     "DLQStats",
     "EventSourceJSONEncoder",
     "InMemoryCheckpointRepository",
@@ -74,10 +77,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventsource.repositories' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+if TYPE_CHECKING:
+    from eventsource.repositories.outbox_relay import OutboxRelay, RelayPassResult, RelayStats
+    from eventsource.repositories.postgresql import (
+        PostgreSQLCheckpointRepository,
+        PostgreSQLDLQRepository,
+        PostgreSQLOutboxRepository,
+    )
+    from eventsource.repositories.sqlite import (
+        SQLiteCheckpointRepository,
+        SQLiteDLQRepository,
+        SQLiteOutboxRepository,
+    )
+else:
+    __getattr__ = lazy_attributes(__name__, _LAZY)

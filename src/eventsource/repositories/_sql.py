@@ -22,6 +22,7 @@ from eventsource.repositories._json import json_dumps, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
     LagMetrics,
+    checked_count,
     scoped_checkpoint_name,
     tenant_suffix,
     unscoped,
@@ -77,13 +78,6 @@ def _uuid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
     return UUID(str(value))
-
-
-def _uuid_or_none(value: Any) -> UUID | None:
-    try:
-        return _uuid(value)
-    except ValueError:
-        return None
 
 
 def _time(value: Any) -> datetime | None:
@@ -219,9 +213,14 @@ class SQLCheckpointRepository(TracingMixin):
         event_id: UUID,
         event_type: str,
         cursor: str | None = None,
+        count: int = 1,
     ) -> None:
+        """Save the position (and cursor); `count`: the events handled since the last save."""
         key = scoped_checkpoint_name(subscription_id, bound_tenant())
-        params = checkpoint_params(key, event_id, event_type, position=position, cursor=cursor)
+        params = checkpoint_params(
+            key, event_id, event_type, count=checked_count(count), position=position,
+            cursor=cursor,
+        )
         await self._db.execute(SAVE_POSITION_SQL, params)
 
     async def get_position(self, subscription_id: str) -> int | None:
@@ -337,8 +336,6 @@ _FAILURE_COUNTS = f"""SELECT projection_name, COUNT(*), MIN(first_failed_at), MA
 FROM dead_letter_queue WHERE {_OPEN}{{tenant}} GROUP BY projection_name"""
 _DELETE_RESOLVED = """DELETE FROM dead_letter_queue
 WHERE status = 'resolved' AND resolved_at IS NOT NULL AND resolved_at < :cutoff{tenant}"""
-_DLQ_OWNER = """SELECT {tenant_of} FROM dead_letter_queue
-WHERE event_id = :event_id AND projection_name = :projection_name"""
 
 
 def _dlq_entry(row: Row) -> DLQEntry:
@@ -383,7 +380,6 @@ class SQLDLQRepository(TracingMixin):
             _ADD_FAILED.format(owner=""),
             _ADD_FAILED.format(owner=f"\nWHERE {tenant_clause(':tenant', tenant_of)}"),
         )
-        self._owner = _DLQ_OWNER.format(tenant_of=tenant_of)
 
     def _scope(self, params: dict[str, object]) -> bool:
         """Add the bound tenant (as text, as JSON holds it) to `params`; True if bound."""
@@ -421,11 +417,8 @@ class SQLDLQRepository(TracingMixin):
             scoped = self._scope(params)
             if await self._db.execute(self._add[scoped], params) == 0 and tenant is not None:
                 # The upsert met another tenant's row for this (event, projection): untouched.
-                key = {"event_id": event_id, "projection_name": projection_name}
-                rows = await self._db.fetch(self._owner, key)
                 raise TenantMismatchError(
-                    tenant, _uuid_or_none(rows[0][0] if rows else None),
-                    f"Dead letter of event {event_id} for {projection_name}",
+                    tenant, f"Dead letter of event {event_id} for {projection_name}"
                 )
 
     async def get_failed_events(

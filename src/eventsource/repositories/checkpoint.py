@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_attributes
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -30,6 +31,8 @@ __all__ = [
     "ConnectionCheckpointWriter",
     "InMemoryCheckpointRepository",
     "LagMetrics",
+    "PostgreSQLCheckpointRepository",
+    "SQLiteCheckpointRepository",
     "scoped_checkpoint_name",
 ]
 
@@ -39,6 +42,13 @@ TENANT_MARK = "@tenant:"
 def scoped_checkpoint_name(projection_name: str, tenant: UUID | None) -> str:
     """The stored key of a checkpoint: the name itself, or `"<name>@tenant:<tenant>"`."""
     return projection_name if tenant is None else f"{projection_name}{TENANT_MARK}{tenant}"
+
+
+def checked_count(count: int) -> int:
+    """`save_position`'s `count` (events handled since the last save), refused if negative."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count must be an int >= 0 (events handled), got {count!r}")
+    return count
 
 
 def tenant_suffix(tenant: UUID) -> str:
@@ -147,14 +157,16 @@ class InMemoryCheckpointRepository(TracingMixin):
         self._init_tracing(__name__, enable_tracing)
         self._rows: dict[str, CheckpointData] = {}
 
-    def _advance(self, name: str, event_id: UUID, event_type: str, **changes: object) -> None:
+    def _advance(
+        self, name: str, event_id: UUID, event_type: str, count: int = 1, **changes: object
+    ) -> None:
         row = self._rows.get(name) or CheckpointData(projection_name=name)
         self._rows[name] = replace(
             row,
             last_event_id=event_id,
             last_event_type=event_type,
             last_processed_at=datetime.now(UTC),
-            events_processed=row.events_processed + 1,
+            events_processed=row.events_processed + count,
             **changes,  # type: ignore[arg-type]
         )
 
@@ -204,9 +216,14 @@ class InMemoryCheckpointRepository(TracingMixin):
         event_id: UUID,
         event_type: str,
         cursor: str | None = None,
+        count: int = 1,
     ) -> None:
+        """Save the position (and cursor); `count`: the events handled since the last save."""
         key = scoped_checkpoint_name(subscription_id, bound_tenant())
-        self._advance(key, event_id, event_type, global_position=position, cursor=cursor)
+        self._advance(
+            key, event_id, event_type, checked_count(count), global_position=position,
+            cursor=cursor,
+        )
 
     async def get_cursor(self, subscription_id: str) -> str | None:
         """The commit-safe cursor saved with the position, if the store has one."""
@@ -235,3 +252,15 @@ class InMemoryCheckpointRepository(TracingMixin):
         suffix = tenant_suffix(tenant)
         for key in [key for key in self._rows if key.endswith(suffix)]:
             del self._rows[key]
+
+
+_BACKENDS = {  # API.md §5.2 lists this module as an import path of the SQL repositories too
+    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
+    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
+    from eventsource.repositories.sqlite import SQLiteCheckpointRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

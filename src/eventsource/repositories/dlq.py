@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import traceback
-import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsource._optional import lazy_attributes
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -27,20 +27,24 @@ from eventsource.observability.attributes import (
     ATTR_RETRY_COUNT,
 )
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
     "DLQEntry",
     "DLQRepository",
+    "DLQRepositoryProtocol",
     "DLQStats",
     "InMemoryDLQRepository",
+    "PostgreSQLDLQRepository",
     "ProjectionFailureCount",
+    "SQLiteDLQRepository",
 ]
 
 
 @dataclass
-class DLQEntry:
-    """One failed (event, projection) pair."""
+class DLQEntry(DeprecatedDictAccess):
+    """One failed (event, projection) pair. Reading it like a dict still works, deprecated."""
 
     id: int | str
     event_id: UUID
@@ -55,14 +59,6 @@ class DLQEntry:
     status: str = "failed"
     resolved_at: datetime | None = None
     resolved_by: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        warnings.warn(
-            "Dict-style access to DLQEntry is deprecated; use attributes",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
 
 
 @dataclass(frozen=True)
@@ -128,9 +124,7 @@ def scoped_event_data(
     if given is None:
         return {**event_data, "tenant_id": str(tenant)}
     if str(given) != str(tenant):
-        raise TenantMismatchError(
-            tenant, _as_uuid(given), f"Dead letter of event {event_id} for {projection_name}"
-        )
+        raise TenantMismatchError(tenant, f"Dead letter of event {event_id} for {projection_name}")
     return event_data
 
 
@@ -145,13 +139,6 @@ def tenant_of_event_data(event_data: object) -> str | None:
         return None
     tenant = event_data.get("tenant_id")
     return None if tenant is None else str(tenant)
-
-
-def _as_uuid(value: object) -> UUID | None:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        return None
 
 
 def stacktrace_of(error: BaseException) -> str | None:
@@ -195,10 +182,8 @@ class InMemoryDLQRepository(TracingMixin):
         if tenant is not None:
             event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
             if existing is not None and not self._visible(self._entries[existing], tenant):
-                owner = tenant_of_event_data(self._entries[existing].event_data)
                 raise TenantMismatchError(
-                    tenant, _as_uuid(owner),
-                    f"Dead letter of event {event_id} for {projection_name}",
+                    tenant, f"Dead letter of event {event_id} for {projection_name}"
                 )
         if existing is not None:
             entry = self._entries[existing]
@@ -327,3 +312,17 @@ class InMemoryDLQRepository(TracingMixin):
         self._entries.clear()
         self._by_key.clear()
         self._next_id = 1
+
+
+DLQRepositoryProtocol = DLQRepository
+
+_BACKENDS = {  # API.md §5.3 lists this module as an import path of the SQL repositories too
+    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
+    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
+}
+
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLDLQRepository
+    from eventsource.repositories.sqlite import SQLiteDLQRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

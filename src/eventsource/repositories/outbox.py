@@ -12,13 +12,15 @@ import json
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
+from eventsource._optional import lazy_attributes
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant, stamp_events
 
 __all__ = [
@@ -28,15 +30,19 @@ __all__ = [
     "OutboxRepository",
     "OutboxRepositoryProtocol",
     "OutboxStats",
+    "PostgreSQLOutboxRepository",
     "RelayLock",
     "RelayOutbox",
+    "SQLiteOutboxRepository",
     "outbox_event_data",
     "outbox_event_json",
 ]
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
+class OutboxEntry(DeprecatedDictAccess):
+    """One outbox row. Reading it like a dict still works, deprecated."""
+
     id: UUID
     event_id: UUID
     event_type: str
@@ -315,12 +321,8 @@ _BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outb
     "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """The SQL outboxes, loaded on first use (importing this module needs no driver)."""
-    module = _BACKENDS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+if TYPE_CHECKING:
+    from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
+    from eventsource.repositories.sqlite import SQLiteOutboxRepository
+else:
+    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver

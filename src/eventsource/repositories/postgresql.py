@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
-from eventsource.exceptions import CheckpointError, EventStoreError
+from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
 from eventsource.migrations import get_schema, split_statements
 from eventsource.repositories._sql import (
     Params,
@@ -80,10 +80,7 @@ class _PostgreSQLExecutor:
         self, conn: Connectable, schema: str, error: type[Exception] = EventStoreError
     ) -> None:
         if sa_asyncio is None:
-            raise ImportError(
-                "PostgreSQL repositories need SQLAlchemy and asyncpg: "
-                "pip install 'eventsource-py[postgresql]'"
-            )
+            raise PostgreSQLNotAvailableError
         self._engine: AsyncEngine | None = None
         self._connection: AsyncConnection | None = None
         self._sessions: async_sessionmaker[Any] | None = None

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias
 from uuid import UUID
 
 from eventsource._optional import optional
-from eventsource._sql.sqlite import SQLiteConnection, is_memory, utc_iso
+from eventsource._sql.sqlite import SQLiteConnection, database_file, is_memory, utc_iso
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.migrations import get_schema, split_statements
@@ -154,8 +154,8 @@ def _create(db: sqlite3.Connection, script: str, schema: str) -> tuple[str, int]
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     if ours and db.in_transaction:
         db.commit()
-    database = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
-    return database or ":memory:", int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+    database = database_file(db) or ":memory:"
+    return database, int(db.execute("PRAGMA busy_timeout").fetchone()[0])
 
 
 class SQLiteCheckpointRepository(SQLCheckpointRepository):

@@ -4,8 +4,9 @@
 importing this package needs no database driver.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from eventsource._optional import lazy_attributes
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.snapshots.exceptions import (
     SnapshotDeserializationError,
@@ -41,10 +42,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventsource.snapshots' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+if not TYPE_CHECKING:
+    __getattr__ = lazy_attributes(__name__, _LAZY)

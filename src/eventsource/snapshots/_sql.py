@@ -172,9 +172,7 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
             owner = _uuid(rows[0][0]) if rows else None
             if owner is not None and owner != tenant:
                 raise TenantMismatchError(
-                    tenant,
-                    owner,
-                    f"The snapshot of {snapshot.aggregate_type} {snapshot.aggregate_id}",
+                    tenant, f"The snapshot of {snapshot.aggregate_type} {snapshot.aggregate_id}"
                 )
             # the other tenant's row went away (or was released) meanwhile: try again
         raise SnapshotError(f"Cannot save {snapshot}: its row kept changing owner")

@@ -36,7 +36,7 @@ class InMemorySnapshotStore(TracingMixin, SnapshotStore):
         if tenant is not None:
             owner = self._tenants.get(key)
             if owner is not None and owner != tenant and key in self._snapshots:
-                raise TenantMismatchError(tenant, owner, f"The snapshot of {key[1]} {key[0]}")
+                raise TenantMismatchError(tenant, f"The snapshot of {key[1]} {key[0]}")
             self._tenants[key] = tenant
         self._snapshots[key] = snapshot  # unscoped: replaces, keeping the owner
 

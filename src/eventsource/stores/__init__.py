@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from eventsource._optional import lazy_attributes
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import (
     AppendResult,
@@ -19,8 +20,12 @@ from eventsource.stores.interface import (
 )
 
 __all__ = [
+    "DEFAULT_STRING_ID_FIELDS",
+    "DEFAULT_UUID_FIELDS",
+    "SQLITE_AVAILABLE",
     "AppendResult",
     "CommittedPage",
+    "DefaultTypeConverter",
     "EventPublisher",
     "EventStore",
     "EventStream",
@@ -32,6 +37,7 @@ __all__ = [
     "ReadResult",
     "SQLiteEventStore",
     "StoredEvent",
+    "TypeConverter",
 ]
 
 _LAZY = {
@@ -45,10 +51,14 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventsource.stores' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+if TYPE_CHECKING:
+    from eventsource.stores._codec import (
+        DEFAULT_STRING_ID_FIELDS,
+        DEFAULT_UUID_FIELDS,
+        DefaultTypeConverter,
+        TypeConverter,
+    )
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+    from eventsource.stores.sqlite import SQLITE_AVAILABLE, SQLiteEventStore
+else:
+    __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.exceptions import (
-    EventStoreError,
+    CorruptEventError,
     EventTypeNotFoundError,
     OptimisticLockError,
     SerializationError,
@@ -45,16 +45,6 @@ __all__ = [
 bound_tenant: Callable[[], UUID | None] = _bound_tenant.get
 """The tenant bound by `tenant_scope`, or None: the ContextVar's own `get`, the cheapest call
 there is, since every store call outside a scope pays it (and nothing else for tenancy)."""
-
-
-class CorruptEventError(EventStoreError):
-    """A stored row could not be turned back into an event; names the event id and type."""
-
-    def __init__(self, event_id: object, event_type: str, reason: str) -> None:
-        self.event_id = event_id
-        self.event_type = event_type
-        self.reason = reason
-        super().__init__(f"Stored event {event_id} of type {event_type!r} cannot be read: {reason}")
 
 
 def check_append_args(
@@ -102,7 +92,7 @@ def _reject_event(events: Sequence[object], event: object, aggregate_id: UUID) -
 def stamp_events(events: Sequence[DomainEvent], tenant: UUID) -> Sequence[DomainEvent]:
     """The events to store inside `tenant_scope(tenant)`: a tenant-less event becomes a copy
     stamped with `tenant`; an event of another tenant raises `TenantMismatchError` (naming the
-    event and both tenants) before anything is written. Events already carrying `tenant` are
+    event, not its tenant) before anything is written. Events already carrying `tenant` are
     kept as they are, so a batch with nothing to stamp is returned unchanged."""
     stamped: list[DomainEvent] | None = None
     for index, event in enumerate(events):
@@ -113,9 +103,7 @@ def stamp_events(events: Sequence[DomainEvent], tenant: UUID) -> Sequence[Domain
             stamped.append(event.model_copy(update={"tenant_id": tenant}))
             continue
         if owner != tenant:
-            raise TenantMismatchError(
-                tenant, owner, f"Event {event.event_id} ({event.event_type})"
-            )
+            raise TenantMismatchError(tenant, f"Event {event.event_id} ({event.event_type})")
         if stamped is not None:
             stamped.append(event)
     return events if stamped is None else stamped
@@ -131,7 +119,7 @@ def check_stream_owner(
     event has no tenant, raises `TenantMismatchError` instead of forking the stream.
     """
     if owner != tenant:
-        raise TenantMismatchError(tenant, owner, f"Stream {aggregate_id}:{aggregate_type}")
+        raise TenantMismatchError(tenant, f"Stream {aggregate_id}:{aggregate_type}")
 
 
 def tenant_clause(placeholder: str, column: str = "tenant_id") -> str:

@@ -32,6 +32,7 @@ from eventsource.stores.interface import (
     _set_stream_id,
     _set_stream_position,
     coerce_timestamp,
+    parse_stream_id,
     position_from_cursor,
     stream_id_of,
     successful_append,
@@ -267,18 +268,14 @@ class InMemoryEventStore(TracingMixin, EventStore):
         return sum(1 for s in self._all[start:] if s.event.tenant_id == tenant)
 
     def read_all(self, options: ReadOptions | None = None) -> ReadResult:
-        return ReadResult(events=_select(self._all, options, by_global=True, tenant=bound_tenant()))
+        return ReadResult(
+            events=select_stored(self._all, options, by_global=True, tenant=bound_tenant())
+        )
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        aggregate_id, _, aggregate_type = stream_id.partition(":")
-        try:
-            uid = UUID(aggregate_id)
-        except ValueError:
-            raise ValueError(
-                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
-            ) from None
-        events = self._stream_events(uid, aggregate_type or None, bound_tenant())
-        return ReadResult(events=_select(events, options, by_global=False))
+        uid, aggregate_type = parse_stream_id(stream_id)
+        events = self._stream_events(uid, aggregate_type, bound_tenant())
+        return ReadResult(events=select_stored(events, options, by_global=False))
 
     async def clear(self) -> None:
         """Forget every event (of every tenant: refused inside a `tenant_scope`)."""
@@ -320,7 +317,7 @@ def _key(aggregate_id: object, aggregate_type: str) -> tuple[int, str] | None:
     return (aggregate_id.int, aggregate_type) if isinstance(aggregate_id, UUID) else None
 
 
-def _select(
+def select_stored(
     events: list[StoredEvent],
     options: ReadOptions | None,
     *,

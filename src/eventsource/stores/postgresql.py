@@ -86,6 +86,7 @@ from eventsource.stores.interface import (
     ReadResult,
     StoredEvent,
     coerce_timestamp,
+    parse_stream_id,
 )
 
 if TYPE_CHECKING:
@@ -532,13 +533,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         return int(version)
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        aggregate_id, _, aggregate_type = stream_id.partition(":")
-        try:
-            uid = UUID(aggregate_id)
-        except ValueError:
-            raise ValueError(
-                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
-            ) from None
+        uid, aggregate_type = parse_stream_id(stream_id)
         opts = options or ReadOptions()
         tenant = bound_tenant()  # bound when called, not when iterated
 
@@ -546,7 +541,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
             rows = await self._stream_rows(
-                uid, aggregate_type or None, max(opts.from_position, 0),
+                uid, aggregate_type, max(opts.from_position, 0),
                 opts.from_timestamp, opts.to_timestamp, tenant,
             )
             if opts.direction is ReadDirection.BACKWARD:

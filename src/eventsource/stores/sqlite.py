@@ -51,6 +51,7 @@ from eventsource.stores.interface import (
     ReadResult,
     StoredEvent,
     coerce_timestamp,
+    parse_stream_id,
     position_from_cursor,
     successful_append,
 )
@@ -306,12 +307,13 @@ class SQLiteEventStore(TracingMixin, EventStore):
             ):
                 started = perf_counter()
                 done = link.run_now(
-                    append_rows_now, aggregate_id, rows, expected_version, outbox, tenant
+                    append_rows_now, aggregate_id, rows, expected_version, outbox, tenant,
+                    link.file,
                 )
                 gate.took(perf_counter() - started)
             if done is None:
                 done = await link.run(
-                    append_rows, aggregate_id, rows, expected_version, outbox, tenant
+                    append_rows, aggregate_id, rows, expected_version, outbox, tenant, link.file
                 )
             version, position = done
         self._signal_commit()  # wake live readers of this store object at once
@@ -420,14 +422,8 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        aggregate_id, _, aggregate_type = stream_id.partition(":")
-        try:
-            uid = UUID(aggregate_id)
-        except ValueError:
-            raise ValueError(
-                f"stream_id must be '<uuid>:<type>' or a UUID, got {stream_id!r}"
-            ) from None
-        clauses, params = _stream_filter(str(uid), aggregate_type or None)
+        uid, aggregate_type = parse_stream_id(stream_id)
+        clauses, params = _stream_filter(str(uid), aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
         return ReadResult(

@@ -23,7 +23,12 @@ from eventsource.observability.tracing import span, traces_live
 from eventsource.subscriptions.config import CheckpointStrategy
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
 from eventsource.subscriptions.subscription import SubscriptionState
-from eventsource.subscriptions.transactional import accepts_cursor, commit_page, transactional
+from eventsource.subscriptions.transactional import (
+    accepts_count,
+    accepts_cursor,
+    commit_page,
+    transactional,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -88,6 +93,7 @@ class SubscriptionReader:
         self.page_cursor: str | None = None
         self.last_read: StoredEvent | None = None
         self.saved: tuple[int, str | None] = (-1, None)
+        self.counted = 0  # `sub.events_processed` when the checkpoint row last counted them
         self.checkpointed_at = time.monotonic()
         self._lag_at = 0.0
         self._outages = 0
@@ -101,6 +107,7 @@ class SubscriptionReader:
         if self.committer is not None:
             self.checkpoints = self.committer.checkpoint_repo
             self.save_cursor = accepts_cursor(self.checkpoints.save_position)
+        self.save_count = accepts_count(self.checkpoints.save_position)
         self._types: set[type[DomainEvent]] | None = None
         self._type_names: set[str] = set()
         self._aggregates: frozenset[str] | None = None
@@ -255,6 +262,16 @@ class SubscriptionReader:
                     f"event {stored.event_id} again"
                 )
             return page.cursor
+        return None
+
+    async def cursor_at(self, position: int) -> str | None:
+        """The store cursor just after the event at global `position`; None if the reader is
+        stopping while the store is down."""
+        while not self.stop_requested:
+            try:
+                return await self.store.cursor_for_position(position)
+            except Exception as exc:
+                await self._outage(exc)
         return None
 
     async def recover(
@@ -425,20 +442,22 @@ class SubscriptionReader:
         ):
             return
         name = self.sub.name
+        processed = self.sub.events_processed
+        extra: dict[str, Any] = {}
+        if self.save_cursor:
+            extra["cursor"] = cursor
+        if self.save_count:  # the row counts events handed over, not checkpoint writes
+            extra["count"] = processed - self.counted
         try:
-            if self.save_cursor:
-                await self.checkpoints.save_position(  # type: ignore[call-arg]
-                    name, position, stored.event_id, stored.event_type, cursor=cursor
-                )
-            else:
-                await self.checkpoints.save_position(
-                    name, position, stored.event_id, stored.event_type
-                )
+            await self.checkpoints.save_position(
+                name, position, stored.event_id, stored.event_type, **extra
+            )
         except Exception as exc:
             self.sub.last_error = exc
             logger.warning("Subscription %s could not save its checkpoint: %s", name, exc)
             return
         self.saved = (position, cursor)
+        self.counted = processed
         self.checkpointed_at = time.monotonic()
         self.checkpoints_saved += 1
 

@@ -66,6 +66,21 @@ async def nats_buses() -> AsyncIterator[Buses]:
         await buses.drop_streams()
 
 
+async def make_the_server_close(bus: NATSEventBus) -> None:
+    """Have the server close this bus's connection with a protocol error, as an oversize dead
+    letter did: a message over its max_payload counting the headers (the client checks only the
+    body). Only this connection is affected; nats-py does not reconnect after it."""
+    client: Any = bus._nc
+    assert client is not None
+    probe = f"{bus.config.subject_prefix}_probe"  # outside the stream: nothing is stored
+    await client.publish(probe, b"x" * (client.max_payload - 8), headers={"pad": "p" * 64})
+    for _ in range(500):
+        if client.is_closed:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server did not close the connection")
+
+
 class DroppingProxy:
     """Forwards TCP connections to the NATS server; `drop()` cuts every one of them, as a
     network failure would (the server is left alone: other users are not disturbed)."""

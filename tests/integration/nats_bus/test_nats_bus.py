@@ -1,5 +1,5 @@
 """NATS bus behaviour beyond the contract: max-deliveries advisories, DLQ replay, publish
-deduplication, stream info."""
+deduplication, stream info, messages near the server's max_payload."""
 
 from __future__ import annotations
 
@@ -11,8 +11,28 @@ from uuid import UUID, uuid4
 import pytest
 from nats_bus_helpers import Buses, nats_buses
 
+from eventsource.bus._nats_messages import encode, message_size
 from eventsource.events.base import DomainEvent
+from eventsource.events.registry import register_event
+from eventsource.exceptions import EventBusError
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
+
+
+@register_event
+class BulkyPing(DomainEvent):
+    """An event as large as the server accepts."""
+
+    event_type: str = "NATSBulkyPing"
+    aggregate_type: str = "ContractBall"
+    blob: str = ""
+
+
+def bulky(max_payload: int, spare: int) -> BulkyPing:
+    """A `BulkyPing` that fits the server's limit with `spare` bytes to spare (the server
+    judges whether `message_size` is right: it closes the connection over the limit)."""
+    event = BulkyPing(aggregate_id=uuid4())
+    room = max_payload - spare - message_size(*encode(event))
+    return event.model_copy(update={"blob": "b" * room})
 
 
 @pytest.fixture
@@ -57,7 +77,8 @@ async def test_a_message_never_acknowledged_reaches_the_dlq_by_advisory(buses: B
     assert sum(bus.stats.messages_sent_to_dlq for bus in (first, second, third)) == 1
 
 
-async def test_a_dead_letter_can_be_replayed(buses: Buses) -> None:
+@pytest.mark.parametrize("near_the_limit", [False, True], ids=["small", "near-max-payload"])
+async def test_a_dead_letter_can_be_replayed(buses: Buses, near_the_limit: bool) -> None:
     broken = True
     done: list[DomainEvent] = []
 
@@ -67,8 +88,9 @@ async def test_a_dead_letter_can_be_replayed(buses: Buses) -> None:
         done.append(event)
 
     consumer = await buses.open(max_retries=2)
-    consumer.subscribe(ContractPing, handler)
-    event = ContractPing(aggregate_id=uuid4(), n=5)
+    limit = consumer._nc.max_payload
+    event = bulky(limit, spare=50) if near_the_limit else ContractPing(aggregate_id=uuid4(), n=5)
+    consumer.subscribe(type(event), handler)
     async with consuming(consumer):
         await consumer.publish([event])
         await eventually(lambda: consumer.stats.messages_sent_to_dlq == 1, "the dead letter")
@@ -76,6 +98,10 @@ async def test_a_dead_letter_can_be_replayed(buses: Buses) -> None:
         assert letter["headers"]["dlq_reason"] == "ValueError: not yet"
         assert letter["headers"]["dlq_retry_count"] == "2"
         assert letter["subject"] == consumer.config.dlq_subject
+        # Near the limit the DLQ headers leave no room for the whole body: it is cut, and the
+        # replay takes the whole original from the stream.
+        cut_from = str(len(encode(event)[0])) if near_the_limit else None
+        assert letter["headers"].get("dlq_original_size") == cut_from
         assert await consumer.get_dlq_messages(consumer_group="other") == []
         broken = False
         assert await consumer.replay_dlq_message(letter["sequence"])
@@ -83,6 +109,7 @@ async def test_a_dead_letter_can_be_replayed(buses: Buses) -> None:
     assert done == [event]
     assert await consumer.get_dlq_messages() == []
     assert not await consumer.replay_dlq_message(letter["sequence"])
+    assert consumer.stats.reconnections == 0, "the server never closed the connection"
 
 
 async def test_a_republished_event_is_stored_once(buses: Buses) -> None:
@@ -119,3 +146,38 @@ async def test_stream_info_and_stats_shape(buses: Buses) -> None:
     assert info["dlq_messages"] == 0
     await bus.disconnect()
     assert await bus.get_stream_info() == {"connected": False}
+
+
+async def test_an_undecodable_message_near_max_payload_is_dead_lettered(buses: Buses) -> None:
+    seen: list[DomainEvent] = []
+    consumer = await buses.open()
+    consumer.subscribe_to_all_events(seen.append)
+    publisher = await buses.open()
+    limit = publisher._nc.max_payload
+    garbage = b"\xff" * (limit - 200)  # with the DLQ headers it would be over the limit
+    headers = {"event_id": str(uuid4()), "event_type": "ContractPing"}
+    await publisher._jetstream.publish(
+        publisher.config.subject_for("Raw", "Big"), garbage, headers=headers
+    )
+    good = ContractPing(aggregate_id=uuid4())
+    await publisher.publish([good])
+    async with consuming(consumer):
+        await eventually(lambda: bool(seen), "the event after the oversize dead letter")
+        [letter] = await consumer.get_dlq_messages()
+    assert seen == [good]
+    assert letter["headers"]["event_id"] == headers["event_id"]
+    assert "not UTF-8" in letter["headers"]["dlq_reason"]
+    assert letter["headers"]["dlq_original_size"] == str(len(garbage))
+    assert 0 < len(letter["data"]) < len(garbage)
+    assert consumer.stats.reconnections == 0, "the server never closed the connection"
+
+
+async def test_an_event_over_max_payload_is_refused_before_anything_is_sent(buses: Buses) -> None:
+    bus = await buses.open(publish_attempts=2)
+    limit = bus._nc.max_payload
+    await bus.publish([bulky(limit, spare=0)])  # exactly at the limit: accepted
+    with pytest.raises(EventBusError, match=f"over the NATS server's max_payload of {limit}"):
+        await bus.publish([ContractPing(aggregate_id=uuid4()), bulky(limit, spare=-1)])
+    info = await bus.get_stream_info()
+    assert info["stream"]["messages"] == 1, "nothing of the refused call was published"
+    assert bus.stats.reconnections == 0, "the server never closed the connection"

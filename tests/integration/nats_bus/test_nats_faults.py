@@ -1,6 +1,6 @@
 """Fault injection against the real NATS server (issue 6, acceptance 2): every connection
-dropped repeatedly in the middle of a 10,000-event stream, and a consumer process killed with
-SIGKILL."""
+dropped repeatedly in the middle of a 10,000-event stream, a consumer process killed with
+SIGKILL, and connections the server closed for good (issue 12)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from nats_bus_helpers import Buses, DroppingProxy, nats_buses
+from nats_bus_helpers import Buses, DroppingProxy, make_the_server_close, nats_buses
 
+from eventsource.exceptions import EventBusError
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
 
 HERE = Path(__file__).parent
@@ -115,3 +116,44 @@ async def test_sigkilled_consumer_leaves_its_messages_to_the_group(
             lambda: done_by_child | seen == {e.event_id for e in events}, "every event"
         )
     assert rescuer.stats.messages_redelivered > 0, "the dead consumer's messages came back"
+
+
+async def test_publishing_goes_on_after_the_server_closed_the_connection(buses: Buses) -> None:
+    # Few attempts: a publish that cannot get through fails fast instead of retrying for long.
+    bus = await buses.open(publish_attempts=2)
+    await make_the_server_close(bus)
+    for n in range(20):
+        await bus.publish([ContractPing(aggregate_id=uuid4(), n=n)])
+    assert bus.stats.events_published == 20
+    assert bus.stats.reconnections == 1
+    assert bus.is_connected
+    info = await bus.get_stream_info()
+    assert info["stream"]["messages"] == 20
+
+
+async def test_consuming_goes_on_after_the_server_closed_the_connection(buses: Buses) -> None:
+    seen: list[UUID] = []
+    consumer = await buses.open()
+    consumer.subscribe(ContractPing, lambda e: seen.append(e.event_id))
+    publisher = await buses.open()
+    async with consuming(consumer):
+        await publisher.publish([ContractPing(aggregate_id=uuid4())])
+        await eventually(lambda: len(seen) == 1, "the event before the close")
+        await make_the_server_close(consumer)
+        after = [ContractPing(aggregate_id=uuid4(), n=n) for n in range(5)]
+        await publisher.publish(after)
+        await eventually(lambda: len(seen) == 6, "the events published after the close")
+    assert seen[1:] == [e.event_id for e in after]
+    assert consumer.stats.reconnections == 1
+
+
+async def test_a_closed_connection_that_cannot_be_reopened_is_a_typed_error(
+    buses: Buses,
+) -> None:
+    bus = await buses.open(publish_attempts=1, connect_timeout=0.5)
+    await make_the_server_close(bus)
+    bus.config.servers = "nats://127.0.0.1:1"  # and now no server is reachable
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(EventBusError, match=r"connection is closed \(.+\) and reopening it failed"):
+        await bus.publish([ContractPing(aggregate_id=uuid4())])
+    assert asyncio.get_running_loop().time() - started < 5, "reopening gives up in time"

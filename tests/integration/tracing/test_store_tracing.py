@@ -26,6 +26,7 @@ from eventsource.observability import (  # noqa: E402
 )
 from eventsource.observability.metrics import APPEND_DURATION, EVENTS_APPENDED  # noqa: E402
 from eventsource.repositories.sqlite import SQLiteCheckpointRepository  # noqa: E402
+from eventsource.snapshots import SQLiteSnapshotStore  # noqa: E402
 from eventsource.stores.interface import EventStore  # noqa: E402
 from eventsource.stores.sqlite import SQLiteEventStore  # noqa: E402
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager  # noqa: E402
@@ -96,7 +97,24 @@ async def test_sqlite_flow(tmp_path: Path, telemetry: Telemetry) -> None:
         loaded = await repo.load(tally.aggregate_id)
         assert loaded.version == 2
         read = telemetry.one("sqlite_event_store.get_events")
-        telemetry.assert_child(read, telemetry.one("eventsource.repository.load"))
+        load = telemetry.one("eventsource.repository.load")
+        telemetry.assert_child(read, load)
+        assert attributes_of(load, "snapshot.used", "events.replayed") == {
+            "snapshot.used": False,
+            "events.replayed": 2,
+        }
+
+        async with SQLiteSnapshotStore(path) as snapshots:
+            repo = AggregateRepository(store, Tally, "OtelTally", snapshot_store=snapshots)
+            await repo.create_snapshot(loaded)
+            telemetry.exporter.clear()
+            await repo.load(tally.aggregate_id)
+            load = telemetry.one("eventsource.repository.load")
+            assert attributes_of(load, "snapshot.used", "snapshot.version", "events.replayed") == {
+                "snapshot.used": True,
+                "snapshot.version": 2,
+                "events.replayed": 0,
+            }
         assert attributes_of(read, ATTR_DB_SYSTEM, ATTR_DB_OPERATION) == {
             ATTR_DB_SYSTEM: "sqlite",
             ATTR_DB_OPERATION: "SELECT",

@@ -313,6 +313,28 @@ class EventBusContract:
         assert len(unknown) == 1
         assert "unknown event type" in unknown[0].reason
 
+    async def test_events_published_before_consuming_starts_are_delivered(
+        self, open_bus: BusFactory
+    ) -> None:
+        # The tutorial's order: connect, subscribe, publish, and only then start consuming. A
+        # connected bus of another group must get the events too, before it consumes.
+        events = pings(5)
+        seen: dict[str, list[UUID]] = {"own": [], "other": []}
+        async with open_bus() as bus, open_bus(consumer_group="other") as other:
+            bus.subscribe(ContractPing, lambda e: seen["own"].append(e.event_id))
+            other.subscribe(ContractPing, lambda e: seen["other"].append(e.event_id))
+            await bus.publish(events)
+            async with consuming(bus), consuming(other):
+                await eventually(
+                    lambda: all(len(ids) >= len(events) for ids in seen.values()),
+                    "the events published before consuming started, in both groups",
+                )
+        expected = {e.event_id for e in events}
+        assert {group: set(ids) for group, ids in seen.items()} == {
+            "own": expected,
+            "other": expected,
+        }
+
     async def test_publishing_needs_no_consumer(self, open_bus: BusFactory) -> None:
         async with open_bus() as publisher:
             await publisher.publish([])

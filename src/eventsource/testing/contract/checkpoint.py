@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from uuid import uuid4
 
+import pytest
+
 from eventsource.repositories.checkpoint import CheckpointRepository
 
 
@@ -53,6 +55,20 @@ class CheckpointRepositoryContract:
             event_id,
             2,
         )
+
+    async def test_a_save_counts_the_events_it_covers(
+        self, checkpoint_repo: CheckpointRepository
+    ) -> None:
+        save = checkpoint_repo.save_position
+        await save("sub", 10, uuid4(), "A", count=10)  # type: ignore[call-arg]
+        await save("sub", 12, uuid4(), "A", count=0)  # type: ignore[call-arg]
+        await save("sub", 15, uuid4(), "A", count=3)  # type: ignore[call-arg]
+        data = await checkpoint_repo.get_checkpoint_data(projection_name="sub")
+        assert data is not None
+        assert (data.global_position, data.events_processed) == (15, 13)
+        with pytest.raises(ValueError, match="count must be an int >= 0"):
+            await save("sub", 16, uuid4(), "A", count=-1)  # type: ignore[call-arg]
+        assert await checkpoint_repo.get_position("sub") == 15
 
     async def test_cursor_is_kept_beside_the_position(
         self, checkpoint_repo: CheckpointRepository
