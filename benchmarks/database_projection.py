@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from eventsource._sql.postgresql import asyncpg_url
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import default_registry
 from eventsource.projections.base import DatabaseProjection
@@ -27,7 +28,9 @@ from eventsource.projections.decorators import handles
 from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
 from eventsource.stores.postgresql import PostgreSQLEventStore
 
-URL = os.environ.get("EVENTSOURCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+URL = asyncpg_url(
+    os.environ.get("EVENTSOURCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
 PAGE = 1000
 _INSERT = text("INSERT INTO rm_rows (event_id, n) VALUES (:id, :n)")
 

@@ -36,9 +36,13 @@ if (_SRC / "eventsource").is_dir():
     sys.path.insert(0, str(_SRC))
 
 import eventsource as es  # noqa: E402  (after the sys.path line, on purpose)
+from eventsource._sql.postgresql import asyncpg_url  # noqa: E402
 
 AGGREGATE_TYPE = "BenchCart"
-PG_URL = os.environ.get("EVENTSOURCE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Any of postgresql://, postgres:// and postgresql+asyncpg://, kept in the first form.
+PG_URL = asyncpg_url(
+    os.environ.get("EVENTSOURCE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 NAMES = (  # ~43 characters each
     "Widget deluxe edition, colour blue, size M.",
@@ -545,6 +549,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--pg-url",
         default=PG_URL,
+        type=asyncpg_url,
         help="PostgreSQL URL (default $EVENTSOURCE_BENCH_PG_URL or database test)",
     )
     parser.add_argument(

@@ -15,10 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from eventsource._sql.postgresql import asyncpg_url
 from eventsource.events.registry import default_registry
 from extras import NO_EXTRAS, POSTGRESQL_MODULES, missing_modules, require_extra
 
-PG_URL = os.environ.get("EVENTSOURCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Any of postgresql://, postgres:// and postgresql+asyncpg://, kept in the first form.
+PG_URL = asyncpg_url(
+    os.environ.get("EVENTSOURCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
 PG_HINT = (
     "PostgreSQL is not reachable at {url}: start it with "
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "

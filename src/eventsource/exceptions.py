@@ -19,6 +19,7 @@ __all__ = [
     "EventNotFoundError",
     "EventSourceError",
     "EventStoreError",
+    "EventStoreTimeoutError",
     "EventTypeNotFoundError",
     "EventVersionError",
     "InvalidHandlerError",
@@ -128,6 +129,13 @@ class ProjectionError(EventSourceError):
 
 class EventStoreError(EventSourceError):
     """An event store could not do what was asked (infrastructure or stored data)."""
+
+
+class EventStoreTimeoutError(EventStoreError, TimeoutError):
+    """A store's operation took longer than its timeout; the message says what it waited for.
+
+    Also a `TimeoutError`, so code that retries transient failures retries it.
+    """
 
 
 class CorruptEventError(EventStoreError):

@@ -163,8 +163,9 @@ class CommitChannel:
             while self._waiting and not self._closed:
                 batch, self._waiting = self._waiting, []
                 try:
-                    async with self._pool.connection("notify") as conn:
-                        await conn.execute(_NOTIFY_SQL, self.channel)
+                    await self._pool.run(
+                        "notify", lambda conn: conn.execute(_NOTIFY_SQL, self.channel)
+                    )
                 except Exception as exc:
                     # Listeners fall back to their poll interval; the next append tries again.
                     logger.debug("NOTIFY on %s failed: %s", self.channel, exc)

@@ -8,20 +8,26 @@ has open on it (the caller commits), or else runs in its own.
 
 The tables (and columns added since, like the checkpoint `cursor`) are created on first use,
 so a table created beforehand from the documented columns keeps working.
+
+Failures of the database or of the road to it (a bad value, an outage, a missing database)
+surface as each component's library error, chained, with a message naming the database, the
+statement's kind and table, and the driver's reason (`eventsource._sql.postgresql.map_error`):
+`CheckpointError` for checkpoints, `EventStoreError` for dead letters and the outbox,
+`SnapshotError` for snapshots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from eventsource._optional import optional
-from eventsource._sql.postgresql import DDL_LOCK_KEY
-from eventsource.exceptions import PostgreSQLNotAvailableError
+from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
+from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
 from eventsource.migrations import get_schema, split_statements
 from eventsource.repositories._sql import (
     Params,
@@ -34,6 +40,7 @@ from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 if TYPE_CHECKING:
     import sqlalchemy
+    from sqlalchemy.engine import URL
     from sqlalchemy.ext import asyncio as sa_asyncio
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
@@ -58,6 +65,8 @@ _PROBES = {
 _PROBE_SQL = """SELECT count(*) FROM pg_attribute
 WHERE attrelid = to_regclass(CAST(:table AS TEXT)) AND attname = :column AND NOT attisdropped"""
 
+T = TypeVar("T")
+
 
 @lru_cache(maxsize=256)
 def _text(sql: str) -> Any:
@@ -67,7 +76,9 @@ def _text(sql: str) -> Any:
 class _PostgreSQLExecutor:
     """Runs the shared statements through SQLAlchemy, creating the table on first use."""
 
-    def __init__(self, conn: Connectable, schema: str) -> None:
+    def __init__(
+        self, conn: Connectable, schema: str, error: type[Exception] = EventStoreError
+    ) -> None:
         if sa_asyncio is None:
             raise PostgreSQLNotAvailableError
         self._engine: AsyncEngine | None = None
@@ -89,9 +100,32 @@ class _PostgreSQLExecutor:
                 f"got {type(conn).__name__}"
             )
         self._schema = schema
+        self._error = error
+        self._where = database_of(self._url())
         self._ready = False
         self._ready_lock = asyncio.Lock()
         self._connection_lock = asyncio.Lock()  # one statement at a time on a shared connection
+
+    def _url(self) -> URL | None:
+        if self._engine is not None:
+            return self._engine.url
+        if self._connection is not None:
+            return self._connection.engine.url
+        return None  # a session factory without a bind: known only per session
+
+    async def mapped(self, what: str, call: Callable[[], Awaitable[T]], sql: str = "") -> T:
+        """`await call()`, its database failures raised as the component's library error."""
+        try:
+            return await call()
+        except Exception as exc:
+            error = map_error(exc, what, self._where, self._error, sql or None)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _what(self, sql: str) -> str:
+        """How a message names a statement: its kind and the component's table."""
+        return f"{sql.split(None, 1)[0].upper()} on {_PROBES[self._schema][0]}"
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
@@ -112,8 +146,10 @@ class _PostgreSQLExecutor:
                 yield await session.connection()
 
     async def _ensure(self) -> None:
-        if self._ready:
-            return
+        if not self._ready:
+            await self.mapped(f"creating {_PROBES[self._schema][0]}", self._create)
+
+    async def _create(self) -> None:
         async with self._ready_lock:
             if self._ready:
                 return
@@ -131,14 +167,22 @@ class _PostgreSQLExecutor:
 
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         await self._ensure()
-        async with self._begin() as conn:
-            return list((await conn.execute(_text(sql), dict(params))).all())
+
+        async def fetch() -> list[Row]:
+            async with self._begin() as conn:
+                return list((await conn.execute(_text(sql), dict(params))).all())
+
+        return await self.mapped(self._what(sql), fetch, sql)
 
     async def execute(self, sql: str, params: Params) -> int:
         await self._ensure()
-        async with self._begin() as conn:
-            result = await conn.execute(_text(sql), dict(params))
-            return int(result.rowcount)
+
+        async def execute() -> int:
+            async with self._begin() as conn:
+                result = await conn.execute(_text(sql), dict(params))
+                return int(result.rowcount)
+
+        return await self.mapped(self._what(sql), execute, sql)
 
     async def has_table(self, name: str) -> bool:
         rows = await self.fetch(
@@ -151,14 +195,16 @@ class _PostgreSQLExecutor:
 
     async def execute_on(self, connection: Any, sql: str, params: Params) -> None:
         await self._ensure()
-        await connection.execute(_text(sql), dict(params))
+        await self.mapped(
+            self._what(sql), lambda: connection.execute(_text(sql), dict(params)), sql
+        )
 
 
 class PostgreSQLCheckpointRepository(SQLCheckpointRepository):
     """Checkpoints in `projection_checkpoints` (created if missing)."""
 
     def __init__(self, conn: Connectable, enable_tracing: bool = True) -> None:
-        super().__init__(_PostgreSQLExecutor(conn, "checkpoints"), enable_tracing)
+        super().__init__(_PostgreSQLExecutor(conn, "checkpoints", CheckpointError), enable_tracing)
 
 
 class PostgreSQLDLQRepository(SQLDLQRepository):
@@ -201,6 +247,9 @@ class _AdvisoryRelayLock:
         self._local: LocalRelayLock | None = None
 
     async def acquire(self) -> bool:
+        return await self._executor.mapped("taking the outbox relay lock", self._acquire)
+
+    async def _acquire(self) -> bool:
         if self._conn is not None:
             try:  # the lock lives as long as the session: check that the session does
                 await self._run(self._conn, "SELECT 1")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from eventsource.repositories.postgresql import _PostgreSQLExecutor
 from eventsource.snapshots._sql import SQLSnapshotStore
+from eventsource.snapshots.exceptions import SnapshotError
 
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import Connectable
@@ -25,7 +26,9 @@ class PostgreSQLSnapshotStore(SQLSnapshotStore):
 
     def __init__(self, session_factory: Connectable, enable_tracing: bool = True) -> None:
         self._session_factory = session_factory
-        super().__init__(_PostgreSQLExecutor(session_factory, "snapshots"), enable_tracing)
+        super().__init__(
+            _PostgreSQLExecutor(session_factory, "snapshots", SnapshotError), enable_tracing
+        )
 
     @property
     def session_factory(self) -> Connectable:

@@ -28,7 +28,12 @@ transaction holding the horizon need not be an append that notifies when it ends
 Connections. Appends and reads use a few asyncpg connections of the store's own
 (`DriverPool`, as many as the engine's `pool_size`), made by the engine and then kept out of its
 pool: lending them costs a list pop, where an SQLAlchemy checkout costs ~60 µs of CPU. They and
-the LISTEN connection close with `close()` or when the engine is disposed.
+the LISTEN connection close with `close()` or when the engine is disposed. When the server or
+the network ends a session under an operation, the store closes its idle connections too and
+runs the operation once more on a new one; an append run again that way reports its own
+events as appended (the stored event ids keep it from writing twice). `timeout` (10 s by
+default) bounds each operation: PostgreSQL cancels a statement running longer, and the store
+stops waiting for an answer a second later; both raise `EventStoreTimeoutError`.
 
 Requires PostgreSQL 13+ (`xid8`). Table names are unqualified: the connection's `search_path`
 chooses the schema. The tables are created, or upgraded in place, on first use.
@@ -37,15 +42,17 @@ chooses the schema. The tables are created, or upgraded in place, on first use.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
 from eventsource._sql.postgresql import (
     DriverConnection,
     DriverPool,
+    Operation,
     Row,
     apply_schema,
     engine_of,
@@ -88,6 +95,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
 __all__ = ["PostgreSQLEventStore"]
+
+T = TypeVar("T")
 
 _FRESH = """
 fresh AS (
@@ -145,6 +154,12 @@ SELECT (SELECT v FROM cur), EXISTS (SELECT 1 FROM ok), (SELECT max(version) FROM
        (SELECT tenant_id FROM head)"""
 _APPEND_SCOPED_SQL = _APPEND_SCOPED.format(body=_FRESH.lstrip())
 _APPEND_SCOPED_OUTBOX_SQL = _APPEND_SCOPED.format(body=_FRESH.lstrip() + _OUTBOX)
+# After an append was run again on a new connection (its first connection died before the
+# answer came): its own events, if the first run stored them ($3 their ids, $4 the expected
+# version). Only ever run then.
+_LANDED = """SELECT max(version), max(id) FROM events
+    WHERE event_id = ANY($3::uuid[]) AND aggregate_id = $1 AND aggregate_type = $2
+      AND version > $4"""
 
 # The columns `_stored` turns into StoredEvents.
 _COLUMNS = (
@@ -256,7 +271,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         uuid_fields: set[str] | None = None,
         string_id_fields: set[str] | None = None,
         auto_detect_uuid: bool = True,
+        timeout: float | None = 10.0,
     ) -> None:
+        _check_timeout(timeout)
         self._init_tracing(__name__, enable_tracing)
         self._session_factory = session_factory
         self._engine = engine_of(session_factory)
@@ -270,6 +287,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
             _APPEND_SCOPED_OUTBOX_SQL if outbox_enabled else _APPEND_SCOPED_SQL
         )
         self._tables = ("events", "outbox") if outbox_enabled else ("events",)
+        self._timeout = timeout
         self._ready = False
         self._closed = False
         self._ready_lock: asyncio.Lock | None = None
@@ -345,23 +363,32 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         async with self._ready_lock:
             if self._ready:
                 return
-            async with self._connection("creating the tables") as conn:
-                if not await schema_is_current(conn, self._tables):
+            what = "creating the tables"
+            if not await self._run(what, lambda conn: schema_is_current(conn, self._tables)):
+                async with self._connection(what, timed=False) as conn:  # may rewrite a table
                     await apply_schema(conn, self._tables)
-                home = await conn.fetchval(_HOME)
-            assert self._pool is not None  # made by _connection
+            home = await self._run(what, lambda conn: conn.fetchval(_HOME))
+            assert self._pool is not None  # made by _run
             self._signals = CommitChannel(self._pool, channel_name(str(home)), self._signal_commit)
             self._ready = True
 
     def _connection(
-        self, what: str, *, stable_plans: bool = False
+        self, what: str, *, timed: bool = True
     ) -> AbstractAsyncContextManager[DriverConnection]:
+        return self._driver_pool().connection(what, timed=timed)
+
+    async def _run(self, what: str, operation: Operation[T], *, stable_plans: bool = False) -> T:
+        """`operation` on one of the store's connections, run again once on a new connection
+        if the first one dies under it (`DriverPool.run`)."""
+        return await self._driver_pool().run(what, operation, stable_plans=stable_plans)
+
+    def _driver_pool(self) -> DriverPool:
         if self._closed:
             raise StoreNotConnectedError("PostgreSQLEventStore is closed; call initialize()")
         pool = self._pool
         if pool is None:
-            pool = self._pool = DriverPool.for_engine(self._engine)
-        return pool.connection(what, stable_plans=stable_plans)
+            pool = self._pool = DriverPool.for_engine(self._engine, self._timeout)
+        return pool
 
     async def _ensure_ready(self) -> None:
         if self._closed:
@@ -406,27 +433,23 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         sql = self._append_sql
         if tenant is not None:
             args, sql = (*args, tenant), self._append_scoped_sql
+        runs = 0
+
+        async def append(conn: DriverConnection) -> Row | tuple[Any, ...]:
+            nonlocal runs
+            runs += 1
+            row = await _append_row(conn, sql, args, expected_version)
+            if runs > 1 and not row[1] and expected_version >= 0:
+                # Run again after the first connection died: a mismatch may be this very
+                # append, stored by the first run before the answer was lost.
+                landed = await conn.fetchrow(_LANDED, *args[:2], args[3], expected_version)
+                if landed is not None and landed[0] is not None:
+                    return (landed[0], True, landed[0], landed[1], tenant)
+            return row
+
         # On a connection whose cached generic plan is index lookups whatever the table's size
         # when it was planned (see `DriverPool.connection`).
-        async with self._connection("append_events", stable_plans=True) as conn:
-            for attempt in range(_MAX_ATTEMPTS):
-                try:
-                    if attempt == 0 or expected_version >= 0:
-                        row = await conn.fetchrow(sql, *args)
-                    else:
-                        row = await _append_locked(conn, sql, args)
-                    break
-                except Exception as exc:
-                    # A concurrent append won a version or an event id. Run again: the
-                    # statement then sees the winner (it has committed: PostgreSQL reports the
-                    # violation only then) and reports the true version, at once. ANY and
-                    # STREAM_EXISTS append after the winner instead, so their retries back off
-                    # and take a per-stream lock to stop losing the same race again and again.
-                    if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
-                        raise
-                    if expected_version < 0:
-                        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
-        assert row is not None  # the statement always returns one row
+        row = await self._run("append_events", append, stable_plans=True)
         current, matched, new_version, position = row[0], row[1], row[2], row[3]
         if not matched:
             if tenant is not None and current > 0 and row[4] != tenant:
@@ -488,13 +511,15 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         )
         if tenant is not None:
             args += (tenant,)
-        async with self._connection("get_events") as conn:
-            return await conn.fetch(statements[tenant is not None], *args)
+        return await self._run(
+            "get_events", lambda conn: conn.fetch(statements[tenant is not None], *args)
+        )
 
     async def _first_type(self, aggregate_id: UUID, tenant: UUID | None) -> str:
         args = (aggregate_id,) if tenant is None else (aggregate_id, tenant)
-        async with self._connection("get_events") as conn:
-            found = await conn.fetchval(_FIRST_TYPE[tenant is not None], *args)
+        found = await self._run(
+            "get_events", lambda conn: conn.fetchval(_FIRST_TYPE[tenant is not None], *args)
+        )
         return str(found) if found is not None else "Unknown"
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
@@ -503,8 +528,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if tenant is not None:
             args += (tenant,)
         await self._ensure_ready()
-        async with self._connection("get_stream_version") as conn:
-            version = await conn.fetchval(_STREAM_VERSION[tenant is not None], *args)
+        sql = _STREAM_VERSION[tenant is not None]
+        version = await self._run("get_stream_version", lambda conn: conn.fetchval(sql, *args))
         return int(version)
 
     def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
@@ -584,8 +609,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if tenant is not None:
             args += (tenant,)
         statements = _ALL_BACKWARD if backward else _ALL_FORWARD
-        async with self._connection("read_all") as conn:
-            return await conn.fetch(statements[tenant is not None], *args)
+        return await self._run(
+            "read_all", lambda conn: conn.fetch(statements[tenant is not None], *args)
+        )
 
     async def read_committed(self, after: str | None = None, limit: int = 1000) -> CommittedPage:
         """The next events in commit-safe `(transaction, position)` order after cursor `after`.
@@ -626,8 +652,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         args: tuple[object, ...] = (str(tx_id), position, limit)
         if tenant is not None:
             args += (tenant,)
-        async with self._connection("read_committed") as conn:
-            return await conn.fetch(_COMMITTED[tenant is not None], *args)
+        return await self._run(
+            "read_committed", lambda conn: conn.fetch(_COMMITTED[tenant is not None], *args)
+        )
 
     def _prefetch(self, tx_id: int, position: int, limit: int, tenant: UUID | None) -> None:
         """Start reading the page after a full one, so its round trip overlaps decoding.
@@ -666,8 +693,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if tenant is not None:
             args += (tenant,)
         await self._ensure_ready()
-        async with self._connection("committed_lag") as conn:
-            count = await conn.fetchval(_LAG[tenant is not None], *args)
+        count = await self._run(
+            "committed_lag", lambda conn: conn.fetchval(_LAG[tenant is not None], *args)
+        )
         return int(count)
 
     async def head_cursor(self) -> str:
@@ -676,8 +704,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         Events already committed behind an older open transaction are still delivered.
         """
         await self._ensure_ready()
-        async with self._connection("head_cursor") as conn:
-            horizon = int(await conn.fetchval(_HEAD))
+        horizon = int(await self._run("head_cursor", lambda conn: conn.fetchval(_HEAD)))
         return f"{max(horizon - 1, 0)}:{_NOT_MAX_ID}"
 
     async def cursor_for_position(self, position: int) -> str:
@@ -688,8 +715,9 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         if position == 0:
             return "0:0"
         await self._ensure_ready()
-        async with self._connection("cursor_for_position") as conn:
-            row = await conn.fetchrow(_AT_POSITION, position)
+        row = await self._run(
+            "cursor_for_position", lambda conn: conn.fetchrow(_AT_POSITION, position)
+        )
         return "0:0" if row is None else f"{row[0]}:{row[1]}"
 
     async def wait_for_new_events(self, timeout: float) -> bool:
@@ -739,8 +767,8 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
                 return []  # another tenant's events do not exist inside this scope
             tenant_id = bound
         await self._ensure_ready()
-        async with self._connection("get_events_by_type") as conn:
-            rows = await conn.fetch(_BY_TYPE, aggregate_type, tenant_id, start)
+        args = (aggregate_type, tenant_id, start)
+        rows = await self._run("get_events_by_type", lambda conn: conn.fetch(_BY_TYPE, *args))
         registry, converter = self._registry, self._converter
         return decode_rows(rows, _BY_TYPE_LAYOUT, registry, converter)
 
@@ -748,18 +776,44 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         args = (event_id,) if tenant is None else (event_id, tenant)
         await self._ensure_ready()
-        async with self._connection("event_exists") as conn:
-            found = await conn.fetchval(_EXISTS[tenant is not None], *args)
+        found = await self._run(
+            "event_exists", lambda conn: conn.fetchval(_EXISTS[tenant is not None], *args)
+        )
         return bool(found)
 
     async def get_global_position(self) -> int:
         tenant = bound_tenant()
         args = () if tenant is None else (tenant,)
         await self._ensure_ready()
-        async with self._connection("get_global_position") as conn:
-            position = await conn.fetchval(_GLOBAL_POSITION[tenant is not None], *args)
+        sql = _GLOBAL_POSITION[tenant is not None]
+        position = await self._run("get_global_position", lambda conn: conn.fetchval(sql, *args))
         return int(position)
 
+
+
+async def _append_row(
+    conn: DriverConnection, sql: str, args: tuple[object, ...], expected_version: int
+) -> Row:
+    """The append statement's one row, run again after a lost race (see below)."""
+    for attempt in range(_MAX_ATTEMPTS):
+        try:
+            if attempt == 0 or expected_version >= 0:
+                row = await conn.fetchrow(sql, *args)
+            else:
+                row = await _append_locked(conn, sql, args)
+            break
+        except Exception as exc:
+            # A concurrent append won a version or an event id. Run again: the statement then
+            # sees the winner (it has committed: PostgreSQL reports the violation only then)
+            # and reports the true version, at once. ANY and STREAM_EXISTS append after the
+            # winner instead, so their retries back off and take a per-stream lock to stop
+            # losing the same race again and again.
+            if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
+                raise
+            if expected_version < 0:
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+    assert row is not None  # the statement always returns one row
+    return row
 
 
 async def _append_locked(conn: DriverConnection, sql: str, args: tuple[object, ...]) -> Row | None:
@@ -797,6 +851,16 @@ def _columns(events: Sequence[DomainEvent], payloads: list[str]) -> tuple[list[A
 def _cursor_of(row: Row) -> str:
     """The commit-safe cursor just after a row of `read_committed`."""
     return f"{int(row[8])}:{row[0]}"
+
+
+def _check_timeout(timeout: object) -> None:
+    """`timeout` must be None or a finite number of seconds > 0."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be finite and > 0 seconds, or None, got {timeout!r}")
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int, int]:

@@ -5,9 +5,10 @@ Enable it with `pytest -p eventsource.testing.pytest_plugin`, or in a conftest.p
 
 Fixtures: `event_store` (in memory), `sqlite_event_store` (a fresh file),
 `postgresql_event_store` (a fresh schema on `EVENTSOURCE_TEST_PG_URL`, default
-postgresql://postgres@127.0.0.1:5432/test; skipped when unreachable unless CI is set, then it
-fails), `any_event_store` (each of the three in turn), `event_bus`, `checkpoint_repo`,
-`dlq_repo`, `outbox_repo` and `snapshot_store` (in memory).
+postgresql://postgres@127.0.0.1:5432/test, also written postgres:// or postgresql+asyncpg://;
+skipped when unreachable unless CI is set, then it fails), `any_event_store` (each of the
+three in turn), `event_bus`, `checkpoint_repo`, `dlq_repo`, `outbox_repo` and
+`snapshot_store` (in memory).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ async def postgresql_event_store() -> AsyncIterator[EventStore]:
         import asyncpg  # type: ignore[import-untyped]
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-        admin = await asyncpg.connect(url, timeout=5)
+        from eventsource._sql.postgresql import asyncpg_url, sqlalchemy_url
+
+        admin = await asyncpg.connect(asyncpg_url(url), timeout=5)
     except Exception as exc:
         message = f"PostgreSQL unavailable at {url} ({exc}); set {PG_URL_ENV}"
         if os.environ.get("CI"):
@@ -66,7 +69,7 @@ async def postgresql_event_store() -> AsyncIterator[EventStore]:
     schema = f"es_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE SCHEMA "{schema}"')
     engine = create_async_engine(
-        url.replace("postgresql://", "postgresql+asyncpg://", 1),
+        sqlalchemy_url(url),
         connect_args={"server_settings": {"search_path": schema}},
     )
     try:
