@@ -100,14 +100,14 @@ T = TypeVar("T")
 
 _FRESH = """
 fresh AS (
-    SELECT t.*, ok.v + row_number() OVER (ORDER BY t.ord) AS version
+    SELECT t.*, t.payload::jsonb AS doc, ok.v + row_number() OVER (ORDER BY t.ord) AS version
     FROM ok, unnest($4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::timestamptz[], $9::text[])
         WITH ORDINALITY AS t(event_id, event_type, tenant_id, actor_id, occurred_at, payload, ord)
     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = t.event_id)
 ), ins AS (
     INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
                         version, "timestamp", payload)
-    SELECT event_id, $1, $2, event_type, tenant_id, actor_id, version, occurred_at, payload::jsonb
+    SELECT event_id, $1, $2, event_type, tenant_id, actor_id, version, occurred_at, doc
     FROM fresh ORDER BY ord
     RETURNING id, version
 )"""
@@ -117,7 +117,7 @@ _OUTBOX = """, box AS (
     SELECT gen_random_uuid(), event_id, event_type, $1, $2, tenant_id,
            jsonb_build_object('event_id', event_id, 'aggregate_id', $1::uuid,
                               'aggregate_type', $2::text, 'tenant_id', tenant_id,
-                              'occurred_at', occurred_at, 'payload', payload::jsonb),
+                              'occurred_at', occurred_at, 'payload', doc),
            now(), 'pending', 0
     FROM fresh ORDER BY ord
 )"""
