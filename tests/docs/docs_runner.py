@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,26 +104,25 @@ def run_page(
     blocks = page.runnable
     if not blocks:
         return
-    spec = workdir / ".doc-blocks.json"
-    result_file = workdir / ".doc-result.json"
-    spec.write_text(json.dumps({
-        "page": str(page.path.resolve()),
-        "blocks": [{"number": b.number, "line": b.line, "code": b.code} for b in blocks],
-    }))
-    try:
-        done = subprocess.run(
-            [sys.executable, str(RUN_PAGE), str(spec), str(result_file)],
-            cwd=workdir, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+    with tempfile.TemporaryDirectory(prefix="doc-page-") as scratch:  # not in the page's cwd
+        spec, result_file = Path(scratch, "blocks.json"), Path(scratch, "result.json")
+        spec.write_text(json.dumps({
+            "page": str(page.path.resolve()),
+            "blocks": [{"number": b.number, "line": b.line, "code": b.code} for b in blocks],
+        }))
+        try:
+            done = subprocess.run(
+                [sys.executable, str(RUN_PAGE), str(spec), str(result_file)],
+                cwd=workdir, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            block = _numbered(blocks, _result(result_file).get("running"))
+            raise DocExampleError(
+                f"{_where(page, block)} did not finish within {timeout:.0f} s\n"
+                + _output(_text(exc.stdout), _text(exc.stderr))
+            ) from None
         result = _result(result_file)
-        block = _numbered(blocks, result.get("running"))
-        raise DocExampleError(
-            f"{_where(page, block)} did not finish within {timeout:.0f} s\n"
-            + _output(_text(exc.stdout), _text(exc.stderr))
-        ) from None
-    result = _result(result_file)
     if done.returncode != 0:
         block = _numbered(blocks, result.get("failed", result.get("running")))
         raise DocExampleError(
