@@ -105,6 +105,11 @@ class AccountBalances:
             balance -= event.amount
         self.balances[event.aggregate_id] = balance
 
+    async def refuse_overdraft(self, event: DomainEvent) -> None:
+        """How the sample's dead letter came about: an earlier version of this projection
+        refused withdrawals it could not cover."""
+        raise ValueError(f"balance would go below zero ({event.event_type} {event.event_id})")
+
 
 def app() -> CliApp:
     """`--app eventsource.cli.demo:app`: the sample's classes and projection."""
@@ -174,10 +179,13 @@ async def _seed(db: Backend) -> None:
     await db.checkpoints.save_position(
         PROJECTION, _CHECKPOINT_AT, at.event_id, at.event_type, cursor=cursor
     )
-    await db.dlq.add_failed_event(
-        failed.event_id, PROJECTION, failed.event_type, failed.model_dump(mode="json"),
-        ValueError("balance would go below zero"), retry_count=3,
-    )
+    try:  # raised, so the dead letter carries a stack trace like a real one
+        await AccountBalances().refuse_overdraft(failed)
+    except ValueError as error:
+        await db.dlq.add_failed_event(
+            failed.event_id, PROJECTION, failed.event_type, failed.model_dump(mode="json"),
+            error, retry_count=3,
+        )
     await db.snapshots.save_snapshot(Snapshot(
         aggregate_id=ACCOUNT_1, aggregate_type="Account", version=2,
         state={"owner": "Ada", "balance": 100.0}, schema_version=1, created_at=_START,
