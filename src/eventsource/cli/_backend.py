@@ -9,6 +9,7 @@ own components, which create missing tables on first use, are touched.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -216,65 +217,56 @@ class Backend:
 
     # -- the repositories, made on first use (after the tables were checked) -----------------
 
+    def _make(self, kind: str) -> Any:
+        """The backend's repository (or snapshot store) of `kind`, from `_REPOSITORIES`; on
+        SQLite they share the store's connection (snapshots open the file themselves)."""
+        module, name = _REPOSITORIES[self.kind][kind].split(":")
+        cls = getattr(importlib.import_module(module), name)
+        if self.kind == "postgresql":
+            return cls(self.engine, False)
+        return cls(self.url.target if kind == "snapshots" else self.store, False)
+
     @property
     def checkpoints(self) -> SQLCheckpointRepository:
         if self._checkpoints is None:
-            if self.kind == "sqlite":
-                from eventsource.repositories.sqlite import SQLiteCheckpointRepository
-
-                self._checkpoints = SQLiteCheckpointRepository(self._sqlite(), False)
-            else:
-                from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
-
-                self._checkpoints = PostgreSQLCheckpointRepository(self.engine, False)
+            self._checkpoints = self._make("checkpoints")
         return self._checkpoints
 
     @property
     def dlq(self) -> SQLDLQRepository:
         if self._dlq is None:
-            if self.kind == "sqlite":
-                from eventsource.repositories.sqlite import SQLiteDLQRepository
-
-                self._dlq = SQLiteDLQRepository(self._sqlite(), False)
-            else:
-                from eventsource.repositories.postgresql import PostgreSQLDLQRepository
-
-                self._dlq = PostgreSQLDLQRepository(self.engine, False)
+            self._dlq = self._make("dlq")
         return self._dlq
 
     @property
     def outbox(self) -> SQLOutboxRepository:
         if self._outbox is None:
-            if self.kind == "sqlite":
-                from eventsource.repositories.sqlite import SQLiteOutboxRepository
-
-                self._outbox = SQLiteOutboxRepository(self._sqlite(), False)
-            else:
-                from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
-
-                self._outbox = PostgreSQLOutboxRepository(self.engine, False)
+            self._outbox = self._make("outbox")
         return self._outbox
 
     @property
     def snapshots(self) -> SQLSnapshotStore:
         if self._snapshots is None:
-            if self.kind == "sqlite":
-                from eventsource.snapshots.sqlite import SQLiteSnapshotStore
-
-                snapshots: SQLSnapshotStore = SQLiteSnapshotStore(self.url.target, False)
-            else:
-                from eventsource.snapshots.postgresql import PostgreSQLSnapshotStore
-
-                snapshots = PostgreSQLSnapshotStore(self.engine, False)
+            snapshots: SQLSnapshotStore = self._make("snapshots")
             self._stack.push_async_callback(snapshots.close)
             self._snapshots = snapshots
         return self._snapshots
 
-    def _sqlite(self) -> Any:
-        from eventsource.stores.sqlite import SQLiteEventStore
 
-        assert isinstance(self.store, SQLiteEventStore)
-        return self.store
+_REPOSITORIES = {
+    "sqlite": {
+        "checkpoints": "eventsource.repositories.sqlite:SQLiteCheckpointRepository",
+        "dlq": "eventsource.repositories.sqlite:SQLiteDLQRepository",
+        "outbox": "eventsource.repositories.sqlite:SQLiteOutboxRepository",
+        "snapshots": "eventsource.snapshots.sqlite:SQLiteSnapshotStore",
+    },
+    "postgresql": {
+        "checkpoints": "eventsource.repositories.postgresql:PostgreSQLCheckpointRepository",
+        "dlq": "eventsource.repositories.postgresql:PostgreSQLDLQRepository",
+        "outbox": "eventsource.repositories.postgresql:PostgreSQLOutboxRepository",
+        "snapshots": "eventsource.snapshots.postgresql:PostgreSQLSnapshotStore",
+    },
+}
 
 
 def _unreachable(url: StoreURL, exc: Exception) -> CliError:

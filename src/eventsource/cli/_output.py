@@ -9,7 +9,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -84,6 +84,27 @@ class Output:
             table.add_row(*(_cell(value) for value in row))
         wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
         Console(file=sys.stdout, width=wide, highlight=False).print(table)
+
+    def keyset_page(
+        self,
+        name: str,
+        rows: Sequence[Any],
+        limit: int,
+        columns: Sequence[str],
+        cells: Callable[[Any], Sequence[Any]],
+    ) -> None:
+        """A page of `eventsource <name> list` (rows are dataclasses with a `stream_id`): JSON
+        with the `next` cursor, or a table and the command for the next page."""
+        following = rows[-1].stream_id if len(rows) == limit else None
+        if self.json_mode:
+            listed = [{"stream_id": row.stream_id, **plain(row)} for row in rows]
+            self.json({name: listed, "next": following})
+            return
+        self.table(None, columns, [cells(row) for row in rows])
+        if following is not None:
+            self.note(f"more: eventsource {name} list --after {following}")
+        elif not rows:
+            self.note(f"no {name}")
 
     def confirm(self, plan: str, *, yes: bool) -> None:
         """Say what the command will do; unless `yes`, ask (on stderr) and stop if declined."""

@@ -92,6 +92,27 @@ def _scoped(conditions: list[str], params: dict[str, object], column: str) -> No
         params["tenant"] = tenant
 
 
+def _page(
+    after: tuple[UUID, str] | None,
+    aggregate_type: str | None,
+    limit: int,
+    table: str,
+    type_column: str,
+) -> tuple[list[str], dict[str, object]]:
+    """The conditions of a keyset page in (aggregate_id, aggregate_type) order: after the
+    stream `after`, of `aggregate_type` (compared as `type_column`)."""
+    conditions: list[str] = []
+    params: dict[str, object] = {"limit": limit}
+    if after is not None:
+        key = f"({table}aggregate_id, {table}aggregate_type)"
+        conditions.append(f"{key} > (:after_id, :after_type)")
+        params["after_id"], params["after_type"] = after
+    if aggregate_type is not None:
+        conditions.append(f"{type_column} = :type")
+        params["type"] = aggregate_type
+    return conditions, params
+
+
 def _where(conditions: list[str]) -> str:
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
@@ -117,14 +138,10 @@ async def list_streams(
     limit: int,
 ) -> list[StreamRow]:
     """Up to `limit` streams after the stream `after`, in (aggregate id, type) order."""
-    conditions: list[str] = []
-    params: dict[str, object] = {"limit": limit}
-    if after is not None:
-        conditions.append("(aggregate_id, aggregate_type) > (:after_id, :after_type)")
-        params["after_id"], params["after_type"] = after
-    if aggregate_type is not None:
-        conditions.append("aggregate_type = :type")
-        params["type"] = aggregate_type
+    # Not `aggregate_type = :type`: both databases would then read every event of the type
+    # through the (aggregate_type, timestamp) index and sort them, where walking the id
+    # index in page order stops after one page.
+    conditions, params = _page(after, aggregate_type, limit, "", "aggregate_type || ''")
     if ids is not None:
         conditions.append("aggregate_id >= :low AND aggregate_id <= :high")
         params["low"], params["high"] = ids
@@ -186,14 +203,7 @@ async def list_snapshots(
     db: Backend, *, after: tuple[UUID, str] | None, aggregate_type: str | None, limit: int
 ) -> list[SnapshotRow]:
     """Up to `limit` snapshots after the stream `after`, in (aggregate id, type) order."""
-    conditions: list[str] = []
-    params: dict[str, object] = {"limit": limit}
-    if after is not None:
-        conditions.append("(s.aggregate_id, s.aggregate_type) > (:after_id, :after_type)")
-        params["after_id"], params["after_type"] = after
-    if aggregate_type is not None:
-        conditions.append("s.aggregate_type = :type")
-        params["type"] = aggregate_type
+    conditions, params = _page(after, aggregate_type, limit, "s.", "s.aggregate_type")
     _scoped(conditions, params, "s.tenant_id")
     rows = await db.fetch(_SNAPSHOTS.format(where=_where(conditions)), params)
     return [

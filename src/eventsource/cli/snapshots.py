@@ -6,7 +6,7 @@ import click
 
 from eventsource.cli._context import Settings
 from eventsource.cli._queries import list_snapshots, snapshot_count
-from eventsource.cli.streams import parse_stream_id
+from eventsource.cli.streams import parse_after
 
 __all__ = ["group"]
 
@@ -31,45 +31,19 @@ def list_(settings: Settings, aggregate_type: str | None, after: str | None, lim
 async def _list(
     settings: Settings, aggregate_type: str | None, after: str | None, limit: int
 ) -> None:
-    start = None
-    if after is not None:
-        after_id, after_type = parse_stream_id(after, "--after")
-        start = (after_id, after_type or "")
+    start = parse_after(after)
     async with settings.backend(needs=_NEEDS) as db:
         rows = await list_snapshots(db, after=start, aggregate_type=aggregate_type, limit=limit)
-    following = rows[-1].stream_id if len(rows) == limit else None
-    out = settings.out
-    if out.json_mode:
-        out.json({
-            "snapshots": [
-                {
-                    "stream_id": row.stream_id,
-                    "aggregate_id": row.aggregate_id,
-                    "aggregate_type": row.aggregate_type,
-                    "version": row.version,
-                    "schema_version": row.schema_version,
-                    "created_at": row.created_at,
-                    "tenant_id": row.tenant_id,
-                    "stream_version": row.stream_version,
-                }
-                for row in rows
-            ],
-            "next": following,
-        })
-        return
-    out.table(
-        None,
+    settings.out.keyset_page(
+        "snapshots",
+        rows,
+        limit,
         ["stream", "version", "schema", "events since", "created"],
-        [
-            (row.stream_id, row.version, row.schema_version,
-             max(0, row.stream_version - row.version), row.created_at)
-            for row in rows
-        ],
+        lambda row: (
+            row.stream_id, row.version, row.schema_version,
+            max(0, row.stream_version - row.version), row.created_at,
+        ),
     )
-    if following is not None:
-        out.note(f"more: eventsource snapshots list --after {following}")
-    elif not rows:
-        out.note("no snapshots")
 
 
 @group.command("invalidate")

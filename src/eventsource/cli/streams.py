@@ -14,7 +14,7 @@ from eventsource.cli._events import event_record
 from eventsource.cli._queries import id_range, list_streams
 from eventsource.stores.interface import ReadOptions
 
-__all__ = ["event_line", "group", "parse_stream_id"]
+__all__ = ["event_line", "group", "parse_after", "parse_stream_id"]
 
 _MAX_LIMIT = 1000
 
@@ -35,6 +35,14 @@ def parse_stream_id(text: str, option: str) -> tuple[UUID, str | None]:
             "or a bare aggregate uuid"
         ) from None
     return aggregate_id, aggregate_type or None
+
+
+def parse_after(after: str | None) -> tuple[UUID, str] | None:
+    """`--after STREAM_ID` as the keyset it continues from (a bare uuid: before its types)."""
+    if after is None:
+        return None
+    after_id, after_type = parse_stream_id(after, "--after")
+    return after_id, after_type or ""
 
 
 @group.command("list")
@@ -67,48 +75,21 @@ async def _list(
     limit: int,
 ) -> None:
     ids = id_range(prefix) if prefix is not None else None
-    start: tuple[UUID, str] | None = None
-    if after is not None:
-        after_id, after_type = parse_stream_id(after, "--after")
-        start = (after_id, after_type or "")
+    start = parse_after(after)
     async with settings.backend() as db:
         rows = await list_streams(
             db, after=start, aggregate_type=aggregate_type, ids=ids, limit=limit
         )
-    following = rows[-1].stream_id if len(rows) == limit else None
-    out = settings.out
-    if out.json_mode:
-        out.json({
-            "streams": [
-                {
-                    "stream_id": row.stream_id,
-                    "aggregate_id": row.aggregate_id,
-                    "aggregate_type": row.aggregate_type,
-                    "version": row.version,
-                    "last_position": row.last_position,
-                    "last_event_type": row.last_event_type,
-                    "last_occurred_at": row.last_occurred_at,
-                    "last_stored_at": row.last_stored_at,
-                    "tenant_id": row.tenant_id,
-                }
-                for row in rows
-            ],
-            "next": following,
-        })
-        return
-    out.table(
-        None,
+    settings.out.keyset_page(
+        "streams",
+        rows,
+        limit,
         ["stream", "version", "last event", "last position", "last stored"],
-        [
-            (row.stream_id, row.version, row.last_event_type, row.last_position,
-             row.last_stored_at)
-            for row in rows
-        ],
+        lambda row: (
+            row.stream_id, row.version, row.last_event_type, row.last_position,
+            row.last_stored_at,
+        ),
     )
-    if following is not None:
-        out.note(f"more: eventsource streams list --after {following}")
-    elif not rows:
-        out.note("no streams")
 
 
 @group.command("show")

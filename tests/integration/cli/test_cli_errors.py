@@ -147,3 +147,21 @@ def test_declining_in_a_pipe_changes_nothing(demo_url: str) -> None:
     assert "aborted: nothing was changed" in result.stderr
     assert len(ok_json(demo_url, "snapshots", "list")["snapshots"]) == 1
     ok(demo_url, "--version")
+
+
+def test_the_app_module_of_docs_cli_md_runs_and_serves_as_app(
+    demo_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """docs/cli.md's `--app` module, run as written, then used by the command line."""
+    import re
+
+    page = Path(__file__).parents[3] / "docs" / "cli.md"
+    [block] = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S)
+    (tmp_path / "myapp_cli.py").write_text(block)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "myapp_cli", raising=False)
+    types = ok_json(demo_url, "--app", "myapp_cli:cli_app", "events", "types")["types"]
+    assert {t["event_type"] for t in types} >= {"AccountOpened"}
+    assert "needs the projection(s) AccountBalances" in fails(
+        demo_url, "--app", "myapp_cli:cli_app", "dlq", "retry", "1", "--yes", code=2
+    )
