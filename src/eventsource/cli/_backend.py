@@ -144,7 +144,10 @@ class Backend:
 
         if not create:
             _require_file(url)
-        store = SQLiteEventStore(url.target, event_registry=registry, enable_tracing=False)
+        # wal_mode=False leaves the file's journal mode as it is: looking must not change it.
+        store = SQLiteEventStore(
+            url.target, event_registry=registry, wal_mode=False, enable_tracing=False
+        )
         await stack.enter_async_context(store)
         return cls(url, store, stack)
 

@@ -1,4 +1,6 @@
-"""Running the command line in-process (Click's CliRunner) and reading its output."""
+"""Running the command line in-process (Click's CliRunner) and reading its output, and the
+stores it runs against: a real SQLite file and a real PostgreSQL schema (fixtures, imported
+by each test module: a `conftest.py` here would shadow the suite's own `conftest`)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from eventsource.cli.app import cli
@@ -50,3 +54,23 @@ def console_script() -> str:
     found = shutil.which("eventsource", path=os.path.dirname(sys.executable))
     assert found is not None, "the console script is not installed: pip install -e '.[dev]'"
     return found
+
+
+@pytest.fixture(
+    name="store_url",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def store_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store: a new SQLite file path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    pg_url = request.getfixturevalue("pg_url")
+    schema = request.getfixturevalue("pg_schema")
+    return f"{pg_url}?schema={schema}"
+
+
+@pytest.fixture(name="demo_url")
+def demo_url_fixture(store_url: str) -> str:
+    """A store seeded by `eventsource demo`."""
+    ok(store_url, "demo", "--yes")
+    return store_url

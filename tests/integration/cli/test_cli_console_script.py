@@ -10,7 +10,12 @@ import subprocess
 import time
 from uuid import uuid4
 
-from cli_support import ACCOUNT_1, DEMO_APP, console_script
+from cli_support import (
+    ACCOUNT_1,
+    DEMO_APP,
+    console_script,
+    store_url_fixture,  # noqa: F401 - fixtures
+)
 
 from eventsource.cli._backend import Backend, parse_url
 from eventsource.cli._events import BrowsingRegistry

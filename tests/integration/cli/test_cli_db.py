@@ -6,7 +6,13 @@ import asyncio
 import json
 import sqlite3
 
-from cli_support import fails, invoke, ok, ok_json
+from cli_support import (
+    fails,
+    invoke,
+    ok,
+    ok_json,
+    store_url_fixture,  # noqa: F401 - fixtures
+)
 
 from eventsource.cli._backend import Backend, parse_url
 from eventsource.cli._events import BrowsingRegistry

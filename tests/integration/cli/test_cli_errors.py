@@ -10,7 +10,16 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from cli_support import ACCOUNT_1, DEMO_APP, fails, invoke, ok, ok_json
+from cli_support import (  # noqa: F401 - fixtures
+    ACCOUNT_1,
+    DEMO_APP,
+    demo_url_fixture,
+    fails,
+    invoke,
+    ok,
+    ok_json,
+    store_url_fixture,
+)
 
 from eventsource.cli._backend import Backend, parse_url
 from eventsource.cli._context import Settings

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from cli_support import ACCOUNT_1, DEMO_APP, fails, invoke, ok, ok_json
+from cli_support import (  # noqa: F401 - fixtures
+    ACCOUNT_1,
+    DEMO_APP,
+    demo_url_fixture,
+    fails,
+    invoke,
+    ok,
+    ok_json,
+    store_url_fixture,
+)
 
 
 def test_subscriptions_list_and_status_show_the_lag(demo_url: str) -> None:

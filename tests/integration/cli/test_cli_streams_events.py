@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 from uuid import UUID
 
-from cli_support import ACCOUNT_1, DEMO_APP, ORDER_1, fails, invoke, ok, ok_json
+from cli_support import (  # noqa: F401 - fixtures
+    ACCOUNT_1,
+    DEMO_APP,
+    ORDER_1,
+    demo_url_fixture,
+    fails,
+    invoke,
+    ok,
+    ok_json,
+    store_url_fixture,
+)
 
 from eventsource.cli._backend import Backend, parse_url
 from eventsource.cli._events import BrowsingRegistry
