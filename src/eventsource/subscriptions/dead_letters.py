@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,22 @@ def _event_of(entry: DLQEntry, registry: EventRegistry | None) -> DomainEvent:
     return resolve_event_class(entry.event_type, registry).model_validate(data)
 
 
+async def _entries(
+    dlq_repo: DLQRepository, dlq_ids: Collection[int | str], projection_name: str | None
+) -> list[DLQEntry]:
+    """The `failed` entries among `dlq_ids` (of `projection_name`, if given), last id first:
+    the caller handles them from the end, so in the order given."""
+    entries = []
+    for dlq_id in dlq_ids:
+        entry = await dlq_repo.get_failed_event_by_id(dlq_id)
+        if entry is not None and entry.status == "failed" and (
+            projection_name is None or entry.projection_name == projection_name
+        ):
+            entries.append(entry)
+    entries.reverse()
+    return entries
+
+
 async def retry_dead_letters(
     dlq_repo: DLQRepository,
     subscriber: Any,
@@ -44,8 +61,12 @@ async def retry_dead_letters(
     limit: int = 100,
     resolved_by: str = "retry_dead_letters",
     registry: EventRegistry | None = None,
+    dlq_ids: Collection[int | str] | None = None,
 ) -> DeadLetterRetryResult:
     """Re-handle the `failed` dead letters (of `projection_name`, or all), oldest first.
+
+    `dlq_ids` narrows them to those entries, handled in that order (those still `failed`;
+    `limit` does not apply).
 
     `subscriber` is anything with a `handle(event)` (sync or async), e.g. the projection that
     failed. Each entry is marked `retrying`, then `resolved` (by `resolved_by`) if `handle`
@@ -53,9 +74,12 @@ async def retry_dead_letters(
     subscriber dead-lettered it again itself, as `CheckpointTrackingProjection.handle` does).
     Entries whose event type is unknown or whose data no longer validates stay `failed`.
     """
-    entries = await dlq_repo.get_failed_events(
-        projection_name=projection_name, status="failed", limit=limit
-    )
+    if dlq_ids is None:
+        entries = await dlq_repo.get_failed_events(
+            projection_name=projection_name, status="failed", limit=limit
+        )
+    else:
+        entries = await _entries(dlq_repo, dlq_ids, projection_name)
     result = DeadLetterRetryResult()
     for entry in reversed(entries):  # the repository lists newest first
         try:
