@@ -110,7 +110,6 @@ class _OnBackend(EventStoreContract):
 
 class TestInMemoryEventStore(_OnBackend):
     backend = "memory"
-    rejects_unserialisable_payload = False  # it keeps the objects, never serialises them
     deserialises_events = False
 
 

@@ -15,6 +15,7 @@ from eventsource.stores._rules import (
     check_append_args,
     check_expected_version,
     check_stream_owner,
+    encode_payloads,
     in_time_range,
     stamp_events,
 )
@@ -70,6 +71,11 @@ class InMemoryEventStore(TracingMixin, EventStore):
 
     Inside `tenant_scope(t)` every read sees only t's events (see docs/tenancy.md); outside
     one, the only cost of tenancy is one ContextVar lookup per call.
+
+    It refuses what the durable stores refuse, so tests on it see what production would: an
+    event whose JSON dump the durable stores could not write or read back raises
+    `SerializationError` before anything is stored (each event is dumped once for that, and
+    the dump dropped).
     """
 
     span_prefix = "in_memory_event_store"
@@ -97,6 +103,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:
             events = stamp_events(events, tenant)
+        encode_payloads(events)  # refuse what no durable store could keep
         observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
         if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
             return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
