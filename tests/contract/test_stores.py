@@ -35,7 +35,7 @@ async def open_store(
     if backend == "memory":
         from eventsource.stores.in_memory import InMemoryEventStore
 
-        yield InMemoryEventStore()
+        yield InMemoryEventStore(event_registry=event_registry)
     elif backend in ("sqlite-memory", "sqlite-file", "sqlite-file-hop"):
         from eventsource.stores.sqlite import SQLiteEventStore
 

@@ -205,9 +205,28 @@ def encode_payload(event: DomainEvent) -> str:
     return payload
 
 
-def encode_payloads(events: Sequence[DomainEvent]) -> list[str]:
-    """`encode_payload` for a batch: all or nothing."""
+def encode_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None) -> list[str]:
+    """What a store writes for a batch, all or nothing: each event's `encode_payload`, after
+    checking that its type resolves (in `registry`, then the default one) so reads can rebuild
+    it; SerializationError naming the event otherwise."""
+    resolved: str | None = None
+    for event in events:
+        if event.event_type != resolved:  # a batch is mostly one type: look each up once
+            _check_resolvable(event, registry)
+            resolved = event.event_type
     return [encode_payload(event) for event in events]
+
+
+def _check_resolvable(event: DomainEvent, registry: EventRegistry | None) -> None:
+    try:
+        resolve_event_class(event.event_type, registry)
+    except EventTypeNotFoundError as exc:
+        raise SerializationError(
+            event.event_type,
+            f"reads could not rebuild it ({exc}): register {type(event).__qualname__} with "
+            "@register_event or in the store's event_registry",
+            event.event_id,
+        ) from exc
 
 
 _float_fields: dict[type[DomainEvent], tuple[str, ...]] = {}

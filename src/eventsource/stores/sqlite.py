@@ -37,7 +37,7 @@ from eventsource.stores._rules import (
     bound_tenant,
     check_append_args,
     decode_rows,
-    encode_payload,
+    encode_payloads,
     scope_filter,
     stamp_events,
     stored_rows,
@@ -289,7 +289,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:  # stamp or refuse; the stream owner is checked in the append
             events = stamp_events(events, tenant)
-        rows = _rows(str(aggregate_id), aggregate_type, events)
+        rows = _rows(str(aggregate_id), aggregate_type, events, self._registry)
         with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             outbox = (
                 None
@@ -515,13 +515,17 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
 
-def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
+def _rows(
+    aggregate_id: str,
+    aggregate_type: str,
+    events: Sequence[DomainEvent],
+    registry: EventRegistry | None,
+) -> list[list[Any]]:
     """Insert parameters for each event; payloads are encoded here, before any write."""
     stored_at = now_utc_iso()
     rows: list[list[Any]] = []
     add = rows.append
-    for event in events:
-        payload = encode_payload(event)
+    for event, payload in zip(events, encode_payloads(events, registry), strict=True):
         event_id, occurred_at = _envelope_texts(event, payload)
         add([
             event_id,

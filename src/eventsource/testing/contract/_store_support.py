@@ -47,7 +47,7 @@ class ContractItemAddedV2(ContractItemAdded):
 
 
 class ContractNeverRegistered(DomainEvent):
-    """Deliberately in no registry: durable stores cannot rebuild it."""
+    """Deliberately in no registry: no store could rebuild it, so every store refuses it."""
 
     event_type: str = "ContractNeverRegistered"
     aggregate_type: str = CART
