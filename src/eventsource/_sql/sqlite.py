@@ -94,8 +94,15 @@ def now_utc_iso() -> str:
     return f"{text}.{micro:06d}+00:00"
 
 
-def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
+def map_error(
+    exc: sqlite3.Error | UnicodeEncodeError, database: str, busy_timeout: int
+) -> EventStoreError:
     """The library error for a driver error; callers chain it (`raise ... from exc`)."""
+    if isinstance(exc, UnicodeEncodeError):  # a parameter: SQLite takes text as UTF-8
+        return EventStoreError(
+            f"SQLite database {database!r} cannot take the text {exc.object!r:.100}: it holds "
+            "a lone surrogate, which has no UTF-8 form"
+        )
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code in _BUSY_CODES:
         return EventStoreError(
@@ -194,7 +201,7 @@ class SQLiteConnection:
             # until a no-op queued behind it has run.
             asyncio.get_running_loop().create_task(self._release_when_drained())
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             self._pending -= 1
             raise map_error(exc, self.database, self.busy_timeout) from exc
         except BaseException:
@@ -220,7 +227,7 @@ class SQLiteConnection:
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
                 return HOP
             raise map_error(exc, self.database, self.busy_timeout) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
     async def read(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
@@ -254,7 +261,7 @@ class SQLiteConnection:
         """
         try:
             return fn(self._raw if self._now is None else self._now, *args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
     async def create_tables(self) -> None:

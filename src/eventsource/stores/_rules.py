@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError
 
 from eventsource._storable_json import (
     SCALAR_TYPES,
+    has_lone_surrogate,
     json_problem,
     lone_surrogate,
     non_finite,
@@ -73,6 +74,11 @@ def check_append_args(
                         f"{aggregate_id!r}")
     if not isinstance(aggregate_type, str) or not aggregate_type:
         raise TypeError(f"aggregate_type must be a non-empty str, got {aggregate_type!r}")
+    if "\x00" in aggregate_type or has_lone_surrogate(aggregate_type):
+        raise ValueError(
+            "aggregate_type must not hold the NUL character or lone surrogates (no database "
+            f"stores them), got {aggregate_type!r}"
+        )
     if type(expected_version) is not int and (
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):

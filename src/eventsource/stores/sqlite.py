@@ -108,6 +108,12 @@ class _InlineGate:
             self.hops_left = _INLINE_BACK_OFF
 
 
+def _int64(bound: int) -> int:
+    """An "after this position / version" bound as an SQLite integer (signed 64-bit): nothing
+    comes after the largest one either, so a larger bound selects the same rows."""
+    return min(bound, _LAST_ID)
+
+
 def _index_of(rows: list[Row], event_id: object) -> int:
     return next(i for i, row in enumerate(rows) if str(row[1]) == str(event_id))
 
@@ -342,7 +348,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         if from_version > 0:
             clauses.append("version > ?")
-            params.append(from_version)
+            params.append(_int64(from_version))
         _time_filter(clauses, params, from_timestamp, to_timestamp)
         order = "version" if aggregate_type is not None else "id"
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
@@ -405,7 +411,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
     async def committed_lag(self, after: str | None = None) -> int:
         clauses: list[str] = ["id > ?"]
-        params: list[object] = [position_from_cursor(after)]
+        params: list[object] = [_int64(position_from_cursor(after))]
         if scope_filter(clauses, params) is None:
             return await super().committed_lag(after)
         sql = f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}"
@@ -450,7 +456,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 return
         elif options.from_position > 0:
             clauses.append(f"{position} > ?")
-            params.append(options.from_position)
+            params.append(_int64(options.from_position))
         _time_filter(clauses, params, options.from_timestamp, options.to_timestamp)
         clauses.append(f"{page_by} {'<' if backward else '>'} ?")
         sql = (

@@ -296,6 +296,13 @@ class AppendContract(StoreContractBase):
         assert "ContractNeverRegistered" in str(caught.value)
         assert await fingerprint(store) == (0, [])
 
+    async def test_aggregate_type_no_database_stores_is_refused(self, store: EventStore) -> None:
+        cart = uuid4()
+        for aggregate_type in ("Cart\x00", "Cart\ud800"):
+            with pytest.raises(ValueError, match="aggregate_type"):
+                await store.append_events(cart, aggregate_type, [added(cart)], 0)
+        assert await fingerprint(store) == (0, [])
+
     async def test_batch_failing_part_way_writes_nothing(self, store: EventStore) -> None:
         cart = uuid4()
         await store.append_events(cart, CART, [added(cart)], 0)
