@@ -57,7 +57,6 @@ SCALAR_TYPES: frozenset[type] = frozenset(
 """Types whose values hold no float (a Decimal's NaN is written as the text "NaN")."""
 _LEAVES = SCALAR_TYPES | {float}
 
-_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # the escape itself, not an escaped backslash
 _DIGITS = "0123456789"
 _DIGIT_RUN = re.compile("[0-9]*")
 
@@ -65,7 +64,7 @@ _DIGIT_RUN = re.compile("[0-9]*")
 def json_problem(text: str) -> str | None:
     """Why JSON `text` (made by pydantic or `json.dumps`) would not be stored or read back as
     it is, or None."""
-    if "\\" in text and _NUL.search(text):  # one memchr in the common case: no escapes
+    if "\\" in text and _holds_nul(text):  # one memchr in the common case: no escapes
         return "a string holds the NUL character (\\u0000), which PostgreSQL cannot store"
     containers = text.count("{") + (text.count("[") if "[" in text else 0)
     if containers > MAX_DEPTH or (len(text) > MAX_INT_DIGITS and _long_digit_run(text)):
@@ -77,6 +76,20 @@ def json_problem(text: str) -> str | None:
                 f"and hold integers of up to {MAX_INT_DIGITS} digits"
             )
     return None
+
+
+def _holds_nul(text: str) -> bool:
+    """Whether JSON `text` has the escape `\\u0000`: one not preceded by an odd number of
+    backslashes (`\\\\u0000` is an escaped backslash, then the letters "u0000")."""
+    at = text.find("\\u0000")
+    while at != -1:
+        start = at
+        while start and text[start - 1] == "\\":
+            start -= 1
+        if (at - start) % 2 == 0:
+            return True
+        at = text.find("\\u0000", at + 1)
+    return False
 
 
 def _long_digit_run(text: str) -> bool:
