@@ -162,7 +162,10 @@ async def test_subscription_checkpoint_counts_events_not_writes(
 ) -> None:
     """Issue 12 item 17: `events_processed` of a subscription's checkpoint is the number of
     events handed to the subscriber, however many pages (or checkpoint writes) carried them."""
-    store = InMemoryEventStore(EventRegistry())
+    registry = EventRegistry()
+    registry.register(_Counted)
+    registry.register(_Ignored)
+    store = InMemoryEventStore(event_registry=registry)
     counter = uuid.uuid4()
     events: list[DomainEvent] = []
     for n in range(32):  # 25 counted events, 7 the subscriber does not take, interleaved

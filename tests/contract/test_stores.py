@@ -35,7 +35,7 @@ async def open_store(
     if backend == "memory":
         from eventsource.stores.in_memory import InMemoryEventStore
 
-        yield InMemoryEventStore()
+        yield InMemoryEventStore(event_registry=event_registry)
     elif backend in ("sqlite-memory", "sqlite-file", "sqlite-file-hop"):
         from eventsource.stores.sqlite import SQLiteEventStore
 
@@ -110,7 +110,6 @@ class _OnBackend(EventStoreContract):
 
 class TestInMemoryEventStore(_OnBackend):
     backend = "memory"
-    rejects_unserialisable_payload = False  # it keeps the objects, never serialises them
     deserialises_events = False
 
 

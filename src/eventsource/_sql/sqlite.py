@@ -108,8 +108,15 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES
 
 
-def map_error(exc: sqlite3.Error, database: str, busy_timeout: int) -> EventStoreError:
+def map_error(
+    exc: sqlite3.Error | UnicodeEncodeError, database: str, busy_timeout: int
+) -> EventStoreError:
     """The library error for a driver error; callers chain it (`raise ... from exc`)."""
+    if isinstance(exc, UnicodeEncodeError):  # a parameter: SQLite takes text as UTF-8
+        return EventStoreError(
+            f"SQLite database {database!r} cannot take the text {exc.object!r:.100}: it holds "
+            "a lone surrogate, which has no UTF-8 form"
+        )
     if _is_busy(exc):
         return DatabaseLockedError(
             f"SQLite database {database!r} is locked: another connection kept it busy for "
@@ -240,7 +247,7 @@ class SQLiteConnection:
             # until a no-op queued behind it has run.
             asyncio.get_running_loop().create_task(self._release_when_drained())
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             self._pending -= 1
             raise map_error(exc, self.database, self.busy_timeout) from exc
         except BaseException:
@@ -266,7 +273,7 @@ class SQLiteConnection:
             if _is_busy(exc):
                 return HOP
             raise map_error(exc, self.database, self.busy_timeout) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
     async def read(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
@@ -300,7 +307,7 @@ class SQLiteConnection:
         """
         try:
             return fn(self._raw if self._now is None else self._now, *args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise map_error(exc, self.database, self.busy_timeout) from exc
 
     async def create_tables(self) -> None:

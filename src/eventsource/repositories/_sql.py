@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
+from eventsource._storable_json import dumps_storable
 from eventsource.events.base import DomainEvent
-from eventsource.exceptions import TenantMismatchError
+from eventsource.exceptions import SerializationError, TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
-from eventsource.repositories._json import json_dumps, json_loads
+from eventsource.repositories._json import EventSourceJSONEncoder, json_loads
 from eventsource.repositories.checkpoint import (
     CheckpointData,
     LagMetrics,
@@ -356,6 +357,17 @@ def _dlq_entry(row: Row) -> DLQEntry:
     )
 
 
+def _event_data_json(event_id: UUID, event_type: str, event_data: dict[str, Any]) -> str:
+    """A dead letter's event data as JSON; SerializationError if it would not read back (one
+    bad row would break every scoped read of the queue: they all look into the JSON)."""
+    try:
+        return dumps_storable(event_data, EventSourceJSONEncoder)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            event_type, f"the dead letter's event data cannot be stored: {exc}", event_id
+        ) from exc
+
+
 class SQLDLQRepository(TracingMixin):
     """Dead letters in `dead_letter_queue` (API.md §5.3), over a backend's executor.
 
@@ -408,7 +420,7 @@ class SQLDLQRepository(TracingMixin):
                 "event_id": event_id,
                 "projection_name": projection_name,
                 "event_type": event_type,
-                "event_data": json_dumps(event_data),
+                "event_data": _event_data_json(event_id, event_type, event_data),
                 "error_message": str(error),
                 "stacktrace": stacktrace_of(error),
                 "retry_count": retry_count,

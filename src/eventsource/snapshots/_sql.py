@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+from eventsource._storable_json import dumps_storable
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.repositories._json import EventSourceJSONEncoder
@@ -70,10 +71,10 @@ _SAVE_ATTEMPTS = 3  # a scoped save retries when the row it collided with change
 
 
 def _state_json(snapshot: Snapshot) -> str:
-    """The state as JSON text; `SnapshotError` naming the snapshot if it is not JSON."""
+    """The state as JSON text; `SnapshotError` naming the snapshot if it is not JSON, or not
+    JSON every backend stores and reads back (see `eventsource._storable_json`)."""
     try:
-        # allow_nan=False: NaN is not JSON, and PostgreSQL's JSONB would reject it anyway.
-        return json.dumps(snapshot.state, cls=EventSourceJSONEncoder, allow_nan=False)
+        return dumps_storable(snapshot.state, EventSourceJSONEncoder)
     except (TypeError, ValueError) as exc:
         raise SnapshotError(
             f"Cannot save {snapshot}: its state is not JSON-serialisable ({exc})"

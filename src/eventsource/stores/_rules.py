@@ -9,12 +9,20 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple, cast
+from types import UnionType
+from typing import Any, NamedTuple, Union, cast, get_args, get_origin
 from uuid import UUID
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from eventsource._storable_json import (
+    SCALAR_TYPES,
+    has_lone_surrogate,
+    json_problem,
+    lone_surrogate,
+    non_finite,
+)
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.exceptions import (
@@ -60,6 +68,11 @@ def check_append_args(
                         f"{aggregate_id!r}")
     if not isinstance(aggregate_type, str) or not aggregate_type:
         raise TypeError(f"aggregate_type must be a non-empty str, got {aggregate_type!r}")
+    if "\x00" in aggregate_type or has_lone_surrogate(aggregate_type):
+        raise ValueError(
+            "aggregate_type must not hold the NUL character or lone surrogates (no database "
+            f"stores them), got {aggregate_type!r}"
+        )
     if type(expected_version) is not int and (
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):
@@ -173,17 +186,75 @@ def version_matches(expected: int, current: int) -> bool:
 
 
 def encode_payload(event: DomainEvent) -> str:
-    """The event's full JSON dump; SerializationError (before any write) if it has none."""
+    """The event's full JSON dump; SerializationError (before any write) if it has none, or if
+    its reader would not get it back (see `eventsource._storable_json`)."""
     try:
         # What `model_dump_json()` does with its defaults, without its keyword plumbing.
-        return event.__pydantic_serializer__.to_json(event).decode()
+        payload = event.__pydantic_serializer__.to_json(event).decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise SerializationError(event.event_type, str(exc), event.event_id) from exc
+    problem = json_problem(payload) or _non_finite_field(event)
+    if problem is None and not payload.isascii() and "\ufffd" in payload:
+        # pydantic writes a lone surrogate in a dict key as U+FFFD: the key would come back
+        # changed. (The U+FFFD may as well be the event's own.)
+        problem = lone_surrogate(event.__dict__)
+    if problem is not None:
+        raise SerializationError(event.event_type, problem, event.event_id)
+    return payload
 
 
-def encode_payloads(events: Sequence[DomainEvent]) -> list[str]:
-    """`encode_payload` for a batch: all or nothing."""
+def encode_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None) -> list[str]:
+    """What a store writes for a batch, all or nothing: each event's `encode_payload`, after
+    checking that its type resolves (in `registry`, then the default one) so reads can rebuild
+    it; SerializationError naming the event otherwise."""
+    resolved: str | None = None
+    for event in events:
+        if event.event_type != resolved:  # a batch is mostly one type: look each up once
+            _check_resolvable(event, registry)
+            resolved = event.event_type
     return [encode_payload(event) for event in events]
+
+
+def _check_resolvable(event: DomainEvent, registry: EventRegistry | None) -> None:
+    try:
+        resolve_event_class(event.event_type, registry)
+    except EventTypeNotFoundError as exc:
+        raise SerializationError(
+            event.event_type,
+            f"reads could not rebuild it ({exc}): register {type(event).__qualname__} with "
+            "@register_event or in the store's event_registry",
+            event.event_id,
+        ) from exc
+
+
+_float_fields: dict[type[DomainEvent], tuple[str, ...]] = {}
+
+
+def _non_finite_field(event: DomainEvent) -> str | None:
+    """Where the event holds NaN or an infinity (its JSON shows them as null), or None."""
+    cls = type(event)
+    names = _float_fields.get(cls)
+    if names is None:  # only fields not declared as plain scalars can hold a float
+        names = _float_fields[cls] = tuple(
+            name for name, info in cls.model_fields.items() if not _is_scalar(info.annotation)
+        )
+    values = event.__dict__
+    for name in names:
+        value = values[name]
+        if value is None or (type(value) is dict and not value):  # the usual `metadata: {}`
+            continue
+        found = non_finite(value, name)
+        if found is not None:
+            return found
+    extra = event.__pydantic_extra__
+    return non_finite(extra) if extra else None
+
+
+def _is_scalar(annotation: Any) -> bool:
+    """True for `str`, `int`, `UUID`, ... and unions of them (`str | None`)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return all(arg in SCALAR_TYPES for arg in get_args(annotation))
+    return annotation in SCALAR_TYPES
 
 
 def decode_event(

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, default_registry
 from eventsource.observability.tracing import NO_SPAN, TracingMixin
 from eventsource.stores._rules import (
     bound_tenant,
     check_append_args,
     check_expected_version,
     check_stream_owner,
+    encode_payloads,
     in_time_range,
     stamp_events,
 )
@@ -71,15 +73,26 @@ class InMemoryEventStore(TracingMixin, EventStore):
 
     Inside `tenant_scope(t)` every read sees only t's events (see docs/tenancy.md); outside
     one, the only cost of tenancy is one ContextVar lookup per call.
+
+    It refuses what the durable stores refuse, so tests on it see what production would: an
+    event whose type resolves neither in `event_registry` nor in the default registry, or
+    whose JSON dump the durable stores could not write or read back, raises
+    `SerializationError` before anything is stored (each event is dumped once for that, and
+    the dump dropped).
     """
 
     span_prefix = "in_memory_event_store"
 
     def __init__(
-        self, enable_tracing: bool = True, *, outbox: InMemoryOutboxRepository | None = None
+        self,
+        enable_tracing: bool = True,
+        *,
+        outbox: InMemoryOutboxRepository | None = None,
+        event_registry: EventRegistry | None = None,
     ) -> None:
         self._init_tracing(__name__, enable_tracing)
         self._outbox = outbox
+        self._registry = event_registry
         self._streams: dict[tuple[int, str] | None, _Stream] = {}  # keys: see _key
         self._types_by_id: dict[UUID, list[str]] = {}
         self._all: list[StoredEvent] = []
@@ -98,6 +111,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:
             events = stamp_events(events, tenant)
+        encode_payloads(events, self._registry)  # refuse what no durable store could keep
         observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
         if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
             return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
@@ -153,6 +167,11 @@ class InMemoryEventStore(TracingMixin, EventStore):
             self._outbox.add_appended([s.event for s in added], aggregate_id, aggregate_type)
         self._signal_commit()
         return successful_append(current, position)
+
+    @property
+    def event_registry(self) -> EventRegistry:
+        """The registry appended event types must resolve in (the default one as a fallback)."""
+        return self._registry if self._registry is not None else default_registry
 
     def _stream_events(
         self, aggregate_id: UUID, aggregate_type: str | None, tenant: UUID | None

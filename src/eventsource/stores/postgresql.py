@@ -411,7 +411,7 @@ class PostgreSQLEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:  # stamp or refuse; the stream owner is checked in the statement
             events = stamp_events(events, tenant)
-        payloads = encode_payloads(events)  # SerializationError before anything is written
+        payloads = encode_payloads(events, self._registry)  # errors before any write
         await self._ensure_ready()
         with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             return await self._append(

@@ -36,7 +36,7 @@ from eventsource.stores._rules import (
     bound_tenant,
     check_append_args,
     decode_rows,
-    encode_payload,
+    encode_payloads,
     scope_filter,
     stamp_events,
     stored_prefix,
@@ -106,6 +106,12 @@ class _InlineGate:
             )
             self.average = 0.0
             self.hops_left = _INLINE_BACK_OFF
+
+
+def _int64(bound: int) -> int:
+    """An "after this position / version" bound as an SQLite integer (signed 64-bit): nothing
+    comes after the largest one either, so a larger bound selects the same rows."""
+    return min(bound, _LAST_ID)
 
 
 class SQLiteEventStore(TracingMixin, EventStore):
@@ -285,7 +291,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:  # stamp or refuse; the stream owner is checked in the append
             events = stamp_events(events, tenant)
-        rows = _rows(str(aggregate_id), aggregate_type, events)
+        rows = _rows(str(aggregate_id), aggregate_type, events, self._registry)
         with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
             outbox = (
                 None
@@ -339,7 +345,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         if from_version > 0:
             clauses.append("version > ?")
-            params.append(from_version)
+            params.append(_int64(from_version))
         _time_filter(clauses, params, from_timestamp, to_timestamp)
         order = "version" if aggregate_type is not None else "id"
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
@@ -402,7 +408,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
 
     async def committed_lag(self, after: str | None = None) -> int:
         clauses: list[str] = ["id > ?"]
-        params: list[object] = [position_from_cursor(after)]
+        params: list[object] = [_int64(position_from_cursor(after))]
         if scope_filter(clauses, params) is None:
             return await super().committed_lag(after)
         sql = f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}"
@@ -441,7 +447,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 return
         elif options.from_position > 0:
             clauses.append(f"{position} > ?")
-            params.append(options.from_position)
+            params.append(_int64(options.from_position))
         _time_filter(clauses, params, options.from_timestamp, options.to_timestamp)
         clauses.append(f"{page_by} {'<' if backward else '>'} ?")
         sql = (
@@ -499,13 +505,17 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
 
 
-def _rows(aggregate_id: str, aggregate_type: str, events: Sequence[DomainEvent]) -> list[list[Any]]:
+def _rows(
+    aggregate_id: str,
+    aggregate_type: str,
+    events: Sequence[DomainEvent],
+    registry: EventRegistry | None,
+) -> list[list[Any]]:
     """Insert parameters for each event; payloads are encoded here, before any write."""
     stored_at = now_utc_iso()
     rows: list[list[Any]] = []
     add = rows.append
-    for event in events:
-        payload = encode_payload(event)
+    for event, payload in zip(events, encode_payloads(events, registry), strict=True):
         event_id, occurred_at = _envelope_texts(event, payload)
         add([
             event_id,

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from eventsource.events.base import DomainEvent
+from eventsource.events.registry import register_event
 from eventsource.exceptions import ProjectionError
 from eventsource.projections.base import DatabaseProjection
 from eventsource.projections.decorators import handles
@@ -26,12 +27,14 @@ from eventsource.stores.interface import EventStore
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
+@register_event
 class LagTick(DomainEvent):
     event_type: str = "LagTick"
     aggregate_type: str = "LagClock"
     poison: bool = False
 
 
+@register_event
 class Other(DomainEvent):
     event_type: str = "LagOther"
     aggregate_type: str = "LagClock"

@@ -11,7 +11,13 @@ from uuid import uuid4
 import pytest
 from _sqlite_support import SqliteItemAdded, append_process, item
 
-from eventsource import ExpectedVersion, OptimisticLockError, ReadOptions
+from eventsource import (
+    ExpectedVersion,
+    OptimisticLockError,
+    ReadDirection,
+    ReadOptions,
+    tenant_scope,
+)
 from eventsource.exceptions import (
     EventStoreError,
     SerializationError,
@@ -22,6 +28,7 @@ from eventsource.stores._rules import CorruptEventError
 from eventsource.stores.sqlite import SQLITE_AVAILABLE, SQLiteEventStore
 
 CART = "SqliteCart"
+BACKWARD = ReadDirection.BACKWARD
 
 
 @pytest.fixture
@@ -300,3 +307,30 @@ async def test_read_all_pages_through_more_than_one_page(store: SQLiteEventStore
     assert [s.global_position for s in tail.events] == list(range(991, 2011))
     versions = [s.stream_position async for s in store.read_stream(str(cart))]
     assert versions == list(range(1, 2501))
+
+
+async def test_positions_beyond_64_bits_mean_after_everything(store: SQLiteEventStore) -> None:
+    """SQLite integers are 64-bit: a larger "after" bound selects nothing, as in memory."""
+    cart = uuid4()
+    await store.append_events(cart, CART, [item(cart)], 0)
+    for huge in (2**63 - 1, 2**63, 10**30):
+        assert (await store.read_all(ReadOptions(from_position=huge))).events == []
+        after = ReadOptions(from_position=huge)
+        assert (await store.read_stream(f"{cart}:{CART}", after)).events == []
+        assert len(await store.read_all(ReadOptions(from_position=huge, direction=BACKWARD))) == 0
+        assert (await store.read_committed(str(huge))).events == []
+        assert (await store.get_events(cart, CART, from_version=huge)).events == []
+        assert await store.committed_lag(str(huge)) == 0
+        with tenant_scope(uuid4()):
+            assert await store.committed_lag(str(huge)) == 0
+
+
+async def test_text_sqlite_cannot_take_is_a_typed_error(store: SQLiteEventStore) -> None:
+    """A lone surrogate has no UTF-8 form: the driver's UnicodeEncodeError becomes typed."""
+    cart = uuid4()
+    with pytest.raises(EventStoreError, match="surrogate"):
+        await store.get_events(cart, "Cart\ud800")
+    with pytest.raises(EventStoreError, match="surrogate"):
+        await store.get_events_by_type("Cart\ud800")
+    with pytest.raises(EventStoreError, match="surrogate"):
+        await store.read_stream(f"{cart}:Cart\ud800")

@@ -7,21 +7,29 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsource import DomainEvent, InMemoryCheckpointRepository, InMemoryEventStore
+from eventsource import (
+    DomainEvent,
+    InMemoryCheckpointRepository,
+    InMemoryEventStore,
+    register_event,
+)
 from eventsource.stores.interface import CommittedPage
 
 
+@register_event
 class OrderPlaced(DomainEvent):
     event_type: str = "OrderPlaced"
     aggregate_type: str = "Order"
     total: float = 0.0
 
 
+@register_event
 class OrderShipped(DomainEvent):
     event_type: str = "OrderShipped"
     aggregate_type: str = "Order"
 
 
+@register_event
 class UserRegistered(DomainEvent):
     event_type: str = "UserRegistered"
     aggregate_type: str = "User"

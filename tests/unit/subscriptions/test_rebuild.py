@@ -10,15 +10,18 @@ from eventsource import (
     InMemoryCheckpointRepository,
     InMemoryEventStore,
     handles,
+    register_event,
 )
 from eventsource.subscriptions import RebuildProgress, rebuild_projection
 
 
+@register_event
 class Counted(DomainEvent):
     event_type: str = "RebuildCounted"
     aggregate_type: str = "RebuildCounter"
 
 
+@register_event
 class Other(DomainEvent):
     event_type: str = "RebuildOther"
     aggregate_type: str = "RebuildCounter"

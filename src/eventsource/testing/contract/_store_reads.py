@@ -11,14 +11,12 @@ from uuid import UUID, uuid4
 import pytest
 
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import EventStoreError
 from eventsource.stores.interface import EventStore, ReadDirection, ReadOptions
 from eventsource.testing.contract._store_support import (
     CART,
     ContractCartClosed,
     ContractItemAdded,
     ContractItemAddedV2,
-    ContractNeverRegistered,
     StoreContractBase,
     StoreFactory,
     added,
@@ -168,20 +166,6 @@ class ReadContract(StoreContractBase):
             expected = ContractItemAddedV2 if self.deserialises_events else ContractItemAdded
             assert type(read) is expected
             assert read.event_id == event.event_id
-
-    async def test_unregistered_type_fails_on_read_naming_the_event(
-        self, store: EventStore
-    ) -> None:
-        cart = uuid4()
-        event = ContractNeverRegistered(aggregate_id=cart)
-        await store.append_events(cart, CART, [event], 0)
-        if not self.deserialises_events:
-            assert (await store.get_events(cart, CART)).events == [event]
-            return
-        with pytest.raises(EventStoreError) as caught:
-            await store.get_events(cart, CART)
-        assert str(event.event_id) in str(caught.value)
-        assert "ContractNeverRegistered" in str(caught.value)
 
     # -- empty streams ----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class ContractItemAddedV2(ContractItemAdded):
 
 
 class ContractNeverRegistered(DomainEvent):
-    """Deliberately in no registry: durable stores cannot rebuild it."""
+    """Deliberately in no registry: no store could rebuild it, so every store refuses it."""
 
     event_type: str = "ContractNeverRegistered"
     aggregate_type: str = CART
@@ -92,7 +92,8 @@ class StoreContractBase:
     gap_free_positions: ClassVar[bool] = True
     """Global positions are 1, 2, 3, ... (a sequence-based backend may skip numbers)."""
     rejects_unserialisable_payload: ClassVar[bool] = True
-    """Appending an event without a JSON form raises SerializationError (memory keeps objects)."""
+    """Appending an event without a JSON form raises SerializationError (every bundled store
+    does; a store that keeps objects and never serialises them may turn this off)."""
     deserialises_events: ClassVar[bool] = True
     """Reads rebuild events from stored JSON (memory returns the appended objects)."""
     concurrent_writers: ClassVar[int] = 16

@@ -13,6 +13,7 @@ from eventsource.exceptions import OptimisticLockError, SerializationError
 from eventsource.stores.interface import EventStore, ExpectedVersion
 from eventsource.testing.contract._store_support import (
     CART,
+    ContractNeverRegistered,
     StoreContractBase,
     added,
     added_many,
@@ -282,6 +283,24 @@ class AppendContract(StoreContractBase):
             await store.append_events(cart, CART, [event], 0)
         assert caught.value.event_type == "ContractItemAdded"
         assert str(event.event_id) in str(caught.value)
+        assert await fingerprint(store) == (0, [])
+
+    async def test_unregistered_type_is_refused_naming_the_event(
+        self, store: EventStore
+    ) -> None:
+        cart = uuid4()
+        event = ContractNeverRegistered(aggregate_id=cart)
+        with pytest.raises(SerializationError) as caught:
+            await store.append_events(cart, CART, [added(cart), event], 0)
+        assert str(event.event_id) in str(caught.value)
+        assert "ContractNeverRegistered" in str(caught.value)
+        assert await fingerprint(store) == (0, [])
+
+    async def test_aggregate_type_no_database_stores_is_refused(self, store: EventStore) -> None:
+        cart = uuid4()
+        for aggregate_type in ("Cart\x00", "Cart\ud800"):
+            with pytest.raises(ValueError, match="aggregate_type"):
+                await store.append_events(cart, aggregate_type, [added(cart)], 0)
         assert await fingerprint(store) == (0, [])
 
     async def test_batch_failing_part_way_writes_nothing(self, store: EventStore) -> None:
