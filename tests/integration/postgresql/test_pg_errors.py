@@ -143,10 +143,11 @@ def test_the_pytest_plugin_takes_every_url_form(
     pytester.makepyfile(
         """
         from uuid import uuid4
-        from eventsource import DomainEvent
+        from eventsource import DomainEvent, register_event
 
         pytest_plugins = ["eventsource.testing.pytest_plugin"]
 
+        @register_event
         class UrlChecked(DomainEvent):
             event_type: str = "UrlChecked"
             aggregate_type: str = "UrlCheck"
