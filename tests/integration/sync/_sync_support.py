@@ -1,8 +1,11 @@
-"""A counter aggregate and its event, shared by the synchronous-API tests."""
+"""A counter aggregate and its event, and the fixtures shared by the synchronous-API tests
+(imported by the test modules: a conftest.py here would shadow the root one's module name)."""
 
 from __future__ import annotations
 
+import asyncio
 import traceback
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +19,36 @@ from eventsource import (
     handles,
     register_event,
 )
-from eventsource.sync import SyncAggregateRepository
+from eventsource.sync import Portal, SyncAggregateRepository
+
+
+@pytest.fixture
+def portal() -> Iterator[Portal]:
+    """A portal of the test's own, closed afterwards (the default one is shared)."""
+    with Portal(f"test-{uuid4().hex[:6]}") as made:
+        yield made
+
+
+@pytest.fixture
+def pg_engine_options(pg_url: str) -> Iterator[dict[str, Any]]:
+    """Engine options putting everything in a fresh schema, dropped afterwards (made here
+    synchronously: these tests run without an event loop, the shared fixtures are async)."""
+    import asyncpg
+
+    name = f"t_{uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield {"connect_args": {"server_settings": {"search_path": name}}}
+    finally:
+        asyncio.run(execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 @register_event

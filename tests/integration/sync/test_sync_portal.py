@@ -11,7 +11,14 @@ import uuid
 from typing import Any
 
 import pytest
-from _sync_support import SyncCounter, SyncIncremented, counter, raised_in, stale_save
+from _sync_support import (
+    SyncCounter,
+    SyncIncremented,
+    counter,
+    portal,
+    raised_in,
+    stale_save,
+)
 
 import eventsource.sync.portal as portal_module
 from eventsource import AggregateNotFoundError, InMemoryEventStore, OptimisticLockError
@@ -26,6 +33,8 @@ from eventsource.sync import (
     SyncSnapshotStore,
 )
 from eventsource.tenancy import tenant_scope
+
+__all__ = ["portal"]  # fixtures, imported for pytest
 
 
 def test_many_threads_share_one_store_built_once(portal: Portal) -> None:
@@ -297,3 +306,32 @@ def test_a_store_closed_while_it_is_being_built_is_closed_and_refused(portal: Po
     caller.join(5)
     assert [type(e) for e in errors] == [SyncClosedError]
     assert closed == [True]
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="needs the main thread"
+)
+def test_ctrl_c_while_waiting_cancels_the_call(portal: Portal) -> None:
+    import signal
+
+    cancelled = threading.Event()
+    started = threading.Event()
+
+    async def long_query() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def press_ctrl_c() -> None:
+        started.wait(5)
+        time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c).start()
+    with pytest.raises(KeyboardInterrupt):
+        portal.call(long_query)
+    assert cancelled.wait(5)
+    assert portal.call(asyncio.sleep, 0, "still usable") == "still usable"

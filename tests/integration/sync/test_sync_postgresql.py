@@ -10,7 +10,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from _sync_support import SyncIncremented, counter, raised_in, stale_save
+from _sync_support import (
+    SyncIncremented,
+    counter,
+    pg_engine_options,
+    portal,
+    raised_in,
+    stale_save,
+)
 
 from eventsource import OptimisticLockError
 from eventsource.sync import (
@@ -20,6 +27,9 @@ from eventsource.sync import (
     SyncSnapshotStore,
     SyncSubscriptionRunner,
 )
+
+__all__ = ["pg_engine_options", "portal"]  # fixtures, imported for pytest
+
 
 pytestmark = pytest.mark.postgresql
 

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _sync_support import SyncCounter, SyncIncremented, counter
+from _sync_support import SyncCounter, SyncIncremented, counter, portal
 
 from eventsource import DomainEvent
 from eventsource.sync import (
@@ -25,6 +25,9 @@ from eventsource.sync import (
     SyncSnapshotStore,
     SyncSubscriptionRunner,
 )
+
+__all__ = ["portal"]  # fixtures, imported for pytest
+
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sync_support import counter
+from _sync_support import counter, portal
 
 from eventsource import OptimisticLockError
 from eventsource.sync import Portal, SyncAggregateRepository, SyncEventStore
 from extras import import_extra
+
+__all__ = ["portal"]  # fixtures, imported for pytest
+
 
 import_extra("django")
 import_extra("flask")
