@@ -122,10 +122,12 @@ def test_a_sync_call_on_the_portals_own_thread_raises_instead_of_hanging(
     store = SyncEventStore.in_memory(portal=portal)
 
     async def async_handler() -> int:
+        assert portal.in_portal_thread()
         return store.get_global_position()  # a sync call where an await belongs
 
     with pytest.raises(PortalThreadError, match="await the async API"):
         portal.call(async_handler)
+    assert not portal.in_portal_thread()
     assert store.get_global_position() == 0  # the portal is fine afterwards
 
 
