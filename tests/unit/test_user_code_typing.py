@@ -32,7 +32,7 @@ PACKAGES = (  # the packages and the modules API.md gives as import paths
         "repositories.outbox_relay", "snapshots", "stores", "stores.in_memory",
         "stores.interface", "stores.postgresql", "stores.sqlite", "subscriptions",
         "subscriptions.config", "subscriptions.error_handling", "subscriptions.health",
-        "subscriptions.manager", "subscriptions.retry", "tenancy", "testing", "types",
+        "subscriptions.manager", "subscriptions.retry", "sync", "tenancy", "testing", "types",
     )),
 )
 # Lines mypy must reject, with the error code: a public name typed `Any` would pass them.
@@ -57,12 +57,16 @@ from eventsource import SQLiteEventstore  # attr-defined
 
 
 def documentation_snippets() -> dict[str, str]:
-    """Every python block of the README and docs/*.md, and every example, by module name."""
+    """Every python block of the README and docs/*.md, and every example, by module name.
+
+    A block whose first line names its file (`# bank.py`) is that module, so that a later
+    block can import it, as the page tells the reader to save it."""
     snippets: dict[str, str] = {}
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S)
         for number, block in enumerate(blocks, 1):
-            snippets[f"doc_{page.stem.lower()}_{number}"] = block
+            named = re.match(r"# (\w+)\.py\n", block)
+            snippets[named[1] if named else f"doc_{page.stem.lower()}_{number}"] = block
     for example in sorted((ROOT / "examples").glob("*.py")):
         snippets[f"example_{example.stem}"] = example.read_text()
     return snippets
