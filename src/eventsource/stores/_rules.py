@@ -249,6 +249,9 @@ def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None
 
 
 def _check_types(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:
+    if len(events) == 1:  # the single append: no loop
+        _check_resolvable(events[0], registry)
+        return
     resolved: str | None = None
     for event in events:
         if event.event_type != resolved:  # a batch is mostly one type: look each up once
@@ -296,11 +299,15 @@ _Getter = Callable[[dict[str, Any]], tuple[Any, ...]]
 
 class _Plan(NamedTuple):
     """How `_plainly_storable` looks at an event class: getters of the values of the fields it
-    checks (as tuples, from the instance `__dict__`; fields of `INERT_TYPES` are left out)."""
+    checks (as tuples, from the instance `__dict__`; fields of `INERT_TYPES` are left out).
+
+    A field's value is taken to be of its declared type, as pydantic validated it (a `str` or
+    `int` field found holding something else is dumped); what a container holds is walked."""
 
     texts: _Getter  # `str` fields: joined, and the text scanned once
     ints: _Getter  # `int` fields: the sum of their sizes compared once
-    rest: _Getter  # the others: `plainly_storable` each (but builtin falsy ones: None, {}, ...)
+    rest: _Getter  # the others: `plainly_storable` each
+    typed_rest: bool  # no `Any` or enum among the others: their falsy values are None, {}, ...
     fields: _Getter  # all three at once, for a batch: one pass over its events
     columns: tuple[tuple[slice, ...], ...]  # where each kind's values lie in `fields`' output
     extra: bool  # `extra="allow"`: undeclared fields too
@@ -329,8 +336,7 @@ def _plainly_storable(events: Sequence[DomainEvent], plan: _Plan) -> bool:
         return False
     if not plain_text(text) or not plain_ints(ints):
         return False
-    rest = tuple(rest)
-    if set(map(type, rest)) <= PLAIN_TYPES:  # so `bool()` is theirs: skip None, {}, 0, ...
+    if plan.typed_rest:  # validated as builtin types, whose `bool()` is known: skip None, {}
         rest = filter(None, rest)
     if not all(map(plainly_storable, rest)):
         return False
@@ -370,6 +376,7 @@ def _plan(cls: type[DomainEvent]) -> _Plan | None:
         _getter(texts),
         _getter(ints),
         _getter(rest),
+        all(_builtin_only(cls.model_fields[name].annotation) for name in rest),
         _getter(names),
         (tuple(columns[:ints_at]), tuple(columns[ints_at:rest_at]), tuple(columns[rest_at:])),
         cls.model_config.get("extra") == "allow",
@@ -407,6 +414,14 @@ def _plain_annotation(annotation: Any) -> bool:
 
 
 _PLAIN_ORIGINS = (Union, UnionType, list, tuple, set, frozenset, dict, Sequence, Mapping)
+
+
+def _builtin_only(annotation: Any) -> bool:
+    """True when pydantic validates every value of `annotation` to one of `PLAIN_TYPES` (as a
+    whole: what a container holds is walked anyway), so none is an object of unknown truth."""
+    if get_origin(annotation) in (Union, UnionType):
+        return all(map(_builtin_only, get_args(annotation)))
+    return (get_origin(annotation) or annotation) in PLAIN_TYPES
 
 
 def _getter(names: list[str]) -> _Getter:
