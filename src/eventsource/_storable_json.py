@@ -36,14 +36,19 @@ from pydantic import BaseModel
 from pydantic_core import from_json
 
 __all__ = [
+    "INERT_TYPES",
     "MAX_DEPTH",
     "MAX_INT_DIGITS",
+    "PLAIN_TYPES",
     "SCALAR_TYPES",
     "dumps_storable",
     "has_lone_surrogate",
     "json_problem",
     "lone_surrogate",
     "non_finite",
+    "plain_ints",
+    "plain_text",
+    "plainly_storable",
 ]
 
 MAX_DEPTH = 200
@@ -51,11 +56,19 @@ MAX_DEPTH = 200
 MAX_INT_DIGITS = 4300
 """Digits an integer may have: pydantic's parser refuses more ("number out of range"), whatever
 `sys.set_int_max_str_digits` allows; `json.loads` refuses more by default too."""
-SCALAR_TYPES: frozenset[type] = frozenset(
-    {str, int, bool, type(None), bytes, UUID, datetime, date, time, timedelta, Decimal}
+INERT_TYPES: frozenset[type] = frozenset(
+    {bool, type(None), UUID, datetime, date, time, timedelta, Decimal}
 )
-"""Types whose values hold no float (a Decimal's NaN is written as the text "NaN")."""
+"""Types whose values always meet the rule: pydantic writes them as fixed-form text or literals
+(a Decimal as a string, even its NaN)."""
+SCALAR_TYPES: frozenset[type] = INERT_TYPES | {str, int, bytes}
+"""Types whose values hold no float."""
 _LEAVES = SCALAR_TYPES | {float}
+PLAIN_TYPES: frozenset[type] = INERT_TYPES | {str, int, float, dict, list, tuple}
+"""The types `plainly_storable` judges by their values alone."""
+_TOO_BIG: int = 10**MAX_INT_DIGITS
+"""The smallest integer with more than `MAX_INT_DIGITS` digits."""
+_TOO_SMALL: int = -_TOO_BIG  # named, not negated per check: that copies 1,800 bytes
 
 _DIGITS = "0123456789"
 _DIGIT_RUN = re.compile("[0-9]*")
@@ -186,6 +199,51 @@ def _children(value: object) -> Iterable[tuple[object, object]]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
     return ()
+
+
+def plainly_storable(value: object, enclosed: int = 1) -> bool:
+    """True when `value`, sitting inside `enclosed` containers, surely meets the rule, judged
+    from the value alone (plain JSON shapes: str keys, lists, tuples, enums, the leaves above);
+    False when it breaks the rule or is of a kind whose JSON only its dump shows.
+
+    A fast pre-check for writers that keep no dump: False never refuses anything by itself,
+    it sends the value to the dump and the text checks, which decide."""
+    if type(value) is str:
+        return plain_text(value)
+    if type(value) is int:
+        return _TOO_SMALL < value < _TOO_BIG
+    if type(value) is float:
+        return isfinite(value)
+    if type(value) in INERT_TYPES:
+        return True
+    return enclosed < MAX_DEPTH and _plain_container(value, enclosed + 1)
+
+
+def _plain_container(value: object, enclosed: int) -> bool:
+    """`plainly_storable` for a value that is a container (the `enclosed`-th), or an enum."""
+    if type(value) is dict:
+        return all(type(key) is str and plain_text(key) for key in value) and all(
+            plainly_storable(item, enclosed) for item in value.values()
+        )
+    if type(value) is list or type(value) is tuple:
+        return all(plainly_storable(item, enclosed) for item in value)
+    if isinstance(value, Enum):  # written as its value, in the same place
+        return plainly_storable(value.value, enclosed - 1)
+    return False
+
+
+def plain_text(text: str) -> bool:
+    """True for a string (or several joined) that holds neither NUL nor a surrogate."""
+    return "\x00" not in text and (text.isascii() or not has_lone_surrogate(text))
+
+
+def plain_ints(numbers: Iterable[int]) -> bool:
+    """True for ints that all have at most `MAX_INT_DIGITS` digits: their sizes' sum does (one
+    C-speed pass, cheaper than `min` and `max`)."""
+    try:
+        return sum(map(abs, numbers)) < _TOO_BIG  # a NaN (not an int after all) fails too
+    except TypeError:  # not numbers after all
+        return False
 
 
 def dumps_storable(value: object, encoder: type[json.JSONEncoder] | None = None) -> str:

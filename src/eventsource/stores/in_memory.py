@@ -15,8 +15,8 @@ from eventsource.stores._rules import (
     bound_tenant,
     check_append_args,
     check_expected_version,
+    check_payloads,
     check_stream_owner,
-    encode_payloads,
     in_time_range,
     stamp_events,
 )
@@ -77,8 +77,8 @@ class InMemoryEventStore(TracingMixin, EventStore):
     It refuses what the durable stores refuse, so tests on it see what production would: an
     event whose type resolves neither in `event_registry` nor in the default registry, or
     whose JSON dump the durable stores could not write or read back, raises
-    `SerializationError` before anything is stored (each event is dumped once for that, and
-    the dump dropped).
+    `SerializationError` before anything is stored (an event whose values do not plainly meet
+    the rule is dumped once for that, and the dump dropped).
     """
 
     span_prefix = "in_memory_event_store"
@@ -111,7 +111,7 @@ class InMemoryEventStore(TracingMixin, EventStore):
         tenant = bound_tenant()
         if tenant is not None:
             events = stamp_events(events, tenant)
-        encode_payloads(events, self._registry)  # refuse what no durable store could keep
+        check_payloads(events, self._registry)  # refuse what no durable store could keep
         observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
         if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
             return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
