@@ -216,6 +216,12 @@ class SubscriptionReader:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.under_way.set()  # ended, whichever way: `start()` waits no longer
+
+    async def _run(self) -> None:
         sub = self.sub
         try:
             while not self.cursor_resolved and not self.stop_requested:
@@ -260,8 +266,6 @@ class SubscriptionReader:
             )
             logger.exception("%s", error)
             await self._stop_in_error(error)
-        finally:
-            self.under_way.set()
 
     async def _stop_in_error(self, error: BaseException) -> None:
         """End in ERROR (health unhealthy, not ready), checkpointed before the failed event."""
