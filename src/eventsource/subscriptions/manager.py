@@ -399,13 +399,16 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     # -- pause / resume -------------------------------------------------------------------
 
     async def pause_subscription(self, name: str, reason: PauseReason | None = None) -> bool:
-        """Stop handing events to `name`; it keeps its position, new events wait in the store."""
+        """Stop handing events to `name`; it keeps its position, new events wait in the store.
+
+        False when there is nothing to pause: unknown, not running, or already paused.
+        """
         reader = self._readers.get(name)
         subscription = self._subscriptions.get(name)
         if reader is None or subscription is None or not subscription.is_running:
             return False
         if subscription.is_paused:
-            return True
+            return False
         reader.pause()
         subscription.state = SubscriptionState.PAUSED
         subscription.pause_reason = reason or PauseReason.MANUAL

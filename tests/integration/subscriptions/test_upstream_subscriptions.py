@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -18,7 +17,13 @@ from subscription_crash_child import SubsCrashTick, open_backend, register
 from eventsource import DomainEvent
 from eventsource.repositories.checkpoint import CheckpointRepository
 from eventsource.stores.interface import EventStore
-from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager, SubscriptionState
+from eventsource.subscriptions import (
+    SubscriptionConfig,
+    SubscriptionManager,
+    SubscriptionState,
+    create_catch_up_config,
+    create_live_only_config,
+)
 
 Backend = tuple[EventStore, CheckpointRepository]
 
@@ -111,3 +116,60 @@ async def test_start_returns_with_catch_up_under_way(backend: Backend) -> None:
         await wait_until(lambda: len(ticks.seen) == 30, 30)
     finally:
         await manager.stop()
+
+
+# -- group 11: config helpers, initial state, pausing twice ---------------------------------
+
+
+async def _until_live(manager: SubscriptionManager, ticks: Ticks, config: SubscriptionConfig,
+                      expected: int) -> None:
+    subscription = await manager.subscribe(ticks, config, name="ticks")
+    async with manager:
+        await wait_until(lambda: len(ticks.seen) >= expected
+                         and subscription.state is SubscriptionState.LIVE, 30)
+
+
+async def test_catch_up_config_resumes_from_the_checkpoint_after_a_restart(
+    backend: Backend,
+) -> None:
+    await _append(backend[0], 20)
+    first = Ticks()
+    await _until_live(_manager(backend), first, create_catch_up_config(batch_size=7), 20)
+    assert first.seen == list(range(20))
+    await _append(backend[0], 5)
+    second = Ticks()
+    await _until_live(_manager(backend), second, create_catch_up_config(batch_size=7), 5)
+    assert len(second.seen) == 5  # only the new events, not the first 20 again
+
+
+async def test_live_only_config_checkpoints_every_event(backend: Backend) -> None:
+    store, checkpoints = backend
+    await _append(store, 3)
+    saved_before: list[int | None] = []
+
+    class Watching(Ticks):
+        async def handle(self, event: DomainEvent) -> None:
+            saved_before.append(await checkpoints.get_position("live"))
+            await super().handle(event)
+
+    manager = _manager(backend)
+    watching = Watching()
+    await manager.subscribe(watching, create_live_only_config(), name="live")
+    async with manager:
+        await _append(store, 4)  # one page of four new events
+        await wait_until(lambda: len(watching.seen) == 4, 30)
+    # Each event found the one before it checkpointed (positions 4..7 are the new events).
+    assert saved_before[1:] == [4, 5, 6]
+
+
+async def test_a_new_subscription_is_starting_and_pausing_twice_is_refused(
+    backend: Backend,
+) -> None:
+    manager = _manager(backend)
+    subscription = await manager.subscribe(Ticks(), SubscriptionConfig(), name="ticks")
+    assert subscription.state is SubscriptionState.STARTING
+    async with manager:
+        assert await manager.pause_subscription("ticks") is True
+        assert await manager.pause_subscription("ticks") is False
+        assert subscription.state is SubscriptionState.PAUSED
+        assert await manager.resume_subscription("ticks") is True
