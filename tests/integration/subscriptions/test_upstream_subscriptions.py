@@ -173,3 +173,26 @@ async def test_a_new_subscription_is_starting_and_pausing_twice_is_refused(
         assert await manager.pause_subscription("ticks") is False
         assert subscription.state is SubscriptionState.PAUSED
         assert await manager.resume_subscription("ticks") is True
+
+
+# -- group 17: get_health() reads like the dict 0.2.0 returned ----------------------------
+
+
+async def test_get_health_is_dict_compatible(backend: Backend) -> None:
+    await _append(backend[0], 5)
+    manager = _manager(backend)
+    ticks = Ticks()
+    await manager.subscribe(ticks, SubscriptionConfig(start_from="beginning"), name="ticks")
+    async with manager:
+        await wait_until(lambda: len(ticks.seen) == 5
+                         and manager.get_health()["status"] == "healthy", 30)
+        health = manager.get_health()
+        assert health["running"] is True
+        assert health["subscription_count"] == 1
+        assert "status" in health
+        assert health.get("missing") is None
+        assert health["subscriptions"][0]["name"] == "ticks"
+        assert health["subscriptions"][0]["events_processed"] == 5
+        assert dict(health) == health.to_dict()
+        with pytest.raises(KeyError):
+            health["no such key"]
