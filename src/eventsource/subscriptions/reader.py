@@ -428,7 +428,8 @@ class SubscriptionReader:
                         sub.last_processed_position)
         if sub.config.checkpoint_strategy is CheckpointStrategy.PERIODIC:
             await self._periodic_checkpoint()
-        self.under_way.set()
+        if self.under_way.is_set() or await self._nothing_held_back():
+            self.under_way.set()
         if self.wake.is_set() or self.stop_requested:
             return
         try:
@@ -436,6 +437,15 @@ class SubscriptionReader:
                 await self.wake.wait()
         except TimeoutError:
             pass
+
+    async def _nothing_held_back(self) -> bool:
+        """False while events stored before the start wait behind an open transaction
+        (PostgreSQL's commit-safe order): `start()` waits for them rather than returning with
+        nothing handled. Asked only until the reader is under way."""
+        try:
+            return await self.store.committed_lag(self.cursor) == 0
+        except Exception:
+            return True  # the next read reports the outage
 
     async def _process_page(self) -> None:
         handle = (
