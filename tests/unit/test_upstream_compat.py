@@ -120,6 +120,11 @@ CLASSES: dict[tuple[str, str], tuple[str, ...]] = {
         "unsubscribe_from_all_events", "get_stats", "get_subscriber_count",
         "get_wildcard_subscriber_count", "shutdown", "clear_subscribers",
     ),
+    # Groups 10 and 17: start() results, get_health() read as a dict.
+    ("eventsource.subscriptions", "SubscriptionManager"): ("start", "get_health"),
+    ("eventsource.subscriptions.manager", "SubscriptionManager"): ("start", "get_health"),
+    ("eventsource.subscriptions", "ManagerHealth"): (*DICT_STYLE, "__iter__", "__len__", "to_dict"),
+    ("eventsource.subscriptions.health", "ManagerHealth"): (*DICT_STYLE, "to_dict"),
 }
 
 SCHEMAS = ("checkpoints", "dlq", "events", "outbox", "snapshots")
@@ -143,6 +148,15 @@ FUNCTIONS: dict[tuple[str, str], tuple[tuple[Any, ...], Callable[[Any], bool]]] 
         (), lambda names: names == sorted((*SCHEMAS, "events_partitioned")),
     ),
     ("eventsource.migrations", "list_backends"): ((), lambda b: b == ["postgresql", "sqlite"]),
+    # Group 11: the config helpers' documented shapes.
+    ("eventsource.subscriptions", "create_catch_up_config"): (
+        (), lambda c: (c.start_from, c.batch_size, c.checkpoint_strategy.value)
+        == ("checkpoint", 1000, "every_batch"),
+    ),
+    ("eventsource.subscriptions.config", "create_live_only_config"): (
+        (), lambda c: (c.start_from, c.batch_size, c.checkpoint_strategy.value)
+        == ("end", 100, "every_event"),
+    ),
 }
 
 # Group 6: the schema-name constants.

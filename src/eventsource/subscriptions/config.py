@@ -139,9 +139,10 @@ class SubscriptionConfig:
 def create_catch_up_config(
     batch_size: int = 1000, checkpoint_every_batch: bool = True
 ) -> SubscriptionConfig:
-    """A config for rebuilding from the beginning in large pages."""
+    """A config for catching up in large pages, from the checkpoint (a restart resumes where
+    the last run stopped; a subscription without a checkpoint starts at the beginning)."""
     return SubscriptionConfig(
-        start_from="beginning",
+        start_from="checkpoint",
         batch_size=batch_size,
         checkpoint_strategy=(
             CheckpointStrategy.EVERY_BATCH
@@ -152,5 +153,7 @@ def create_catch_up_config(
 
 
 def create_live_only_config() -> SubscriptionConfig:
-    """A config that ignores history and follows only new events."""
-    return SubscriptionConfig(start_from="end", batch_size=100)
+    """A config that ignores history, follows only new events and checkpoints each one."""
+    return SubscriptionConfig(
+        start_from="end", batch_size=100, checkpoint_strategy=CheckpointStrategy.EVERY_EVENT
+    )

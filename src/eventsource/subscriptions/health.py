@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -111,9 +112,13 @@ class SubscriptionHealth:
         return dict(vars(self))
 
 
-@dataclass
-class ManagerHealth:
-    """The manager's health: the worst of its subscriptions."""
+@dataclass(eq=False)
+class ManagerHealth(Mapping[str, Any]):
+    """The manager's health: the worst of its subscriptions.
+
+    Also a read-only mapping over `to_dict()`, because eventsource-py 0.2.0's `get_health()`
+    returned a dict (`manager.get_health()["status"]`).
+    """
 
     status: str
     running: bool
@@ -161,6 +166,15 @@ class ManagerHealth:
         data["timestamp"] = self.timestamp.isoformat()
         data["subscriptions"] = [s.to_dict() for s in self.subscriptions]
         return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 @dataclass

@@ -175,7 +175,13 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     async def start(
         self, subscription_names: Sequence[str] | None = None, concurrent: bool = True
     ) -> dict[str, Exception | None]:
-        """Start all (or the named) subscriptions; maps each name to None or its start error."""
+        """Start all (or the named) subscriptions; maps each name to None or its start error.
+
+        Returns once each has handed over its first page (or found nothing to read, been paused,
+        or found the store down: it retries on its own), so a subscriber that fails for good on
+        its first events (state `ERROR`) is reported here with its error. Catch-up beyond the
+        first page goes on after `start()` returns.
+        """
         async with self._lock:
             if self._running and subscription_names is None:
                 return {}
@@ -185,17 +191,15 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             results: dict[str, Exception | None] = {}
             if concurrent:
                 outcomes = await asyncio.gather(
-                    *(self._start_one(n) for n in names), return_exceptions=True
+                    *(self._start_until_under_way(n) for n in names), return_exceptions=True
                 )
             else:
                 outcomes = []
                 for n in names:
                     try:
-                        await self._start_one(n)
+                        outcomes.append(await self._start_until_under_way(n))
                     except Exception as exc:
                         outcomes.append(exc)
-                    else:
-                        outcomes.append(None)
             for n, outcome in zip(names, outcomes, strict=True):
                 if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                     raise outcome
@@ -254,6 +258,32 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         self._readers[name] = reader
         reader.task = asyncio.create_task(reader.run(), name=f"subscription:{name}")
         reader.task.add_done_callback(lambda task: self._reader_done(name, task))
+
+    async def _start_until_under_way(self, name: str) -> Exception | None:
+        """Start `name`, wait until its reader is under way; the error it stopped on, if any.
+
+        The wait is bounded by the subscription's `processing_timeout` (plus its slack): a
+        first event taking longer is a slow or stuck handler, which the reader handles itself.
+        """
+        await self._start_one(name)
+        reader = self._readers[name]
+        assert reader.task is not None  # set by _start_one
+        subscription = self._subscriptions[name]
+        waiter = asyncio.ensure_future(reader.under_way.wait())
+        try:
+            # A reader task cancelled before it ran never sets `under_way`.
+            await asyncio.wait(
+                (waiter, reader.task), timeout=subscription.config.processing_timeout * 1.1 + 1,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+        if subscription.state is not SubscriptionState.ERROR:
+            return None
+        error = subscription.last_error
+        if isinstance(error, Exception):
+            return error
+        return SubscriptionError(f"Subscription {name} stopped in error while starting: {error!r}")
 
     def _reader_done(self, name: str, task: asyncio.Task[None]) -> None:
         """A reader task that ends unasked is a crash: state ERROR (unhealthy, not ready),
@@ -369,13 +399,16 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     # -- pause / resume -------------------------------------------------------------------
 
     async def pause_subscription(self, name: str, reason: PauseReason | None = None) -> bool:
-        """Stop handing events to `name`; it keeps its position, new events wait in the store."""
+        """Stop handing events to `name`; it keeps its position, new events wait in the store.
+
+        False when there is nothing to pause: unknown, not running, or already paused.
+        """
         reader = self._readers.get(name)
         subscription = self._subscriptions.get(name)
         if reader is None or subscription is None or not subscription.is_running:
             return False
         if subscription.is_paused:
-            return True
+            return False
         reader.pause()
         subscription.state = SubscriptionState.PAUSED
         subscription.pause_reason = reason or PauseReason.MANUAL

@@ -82,6 +82,10 @@ class SubscriptionReader:
         self.poll_interval = poll_interval
         self.tracer = tracer
         self.wake = asyncio.Event()
+        # Set once the first page (one event) is handed over, or there is none, the reader is
+        # paused, the store is down, or the reader ended: what `SubscriptionManager.start()`
+        # waits for.
+        self.under_way = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.stop_requested = False
         self.pause_requested = False
@@ -212,6 +216,12 @@ class SubscriptionReader:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.under_way.set()  # ended, whichever way: `start()` waits no longer
+
+    async def _run(self) -> None:
         sub = self.sub
         try:
             while not self.cursor_resolved and not self.stop_requested:
@@ -223,6 +233,7 @@ class SubscriptionReader:
                 sub.state = SubscriptionState.CATCHING_UP
             while not self.stop_requested:
                 if self.pause_requested:
+                    self.under_way.set()
                     await self._resumed.wait()
                     continue
                 if self.index < len(self.page):
@@ -237,6 +248,7 @@ class SubscriptionReader:
                     await self._refresh_lag()
                     self.page, self.index, self.page_cursor = page.events, 0, page.cursor
                     await self._process_page()
+                    self.under_way.set()
                 else:
                     await self._idle(page.cursor)
         except HaltSubscription as halt:
@@ -270,9 +282,14 @@ class SubscriptionReader:
                 f"{stored.global_position}")
 
     async def _next_page(self) -> CommittedPage | None:
-        """The page after the cursor to hand over; None when the loop should read again."""
+        """The page after the cursor to hand over; None when the loop should read again.
+
+        The first page holds one event, so `start()` returns as soon as the subscriber has
+        handled (or failed on) its first event, without waiting for a whole page.
+        """
+        limit = self.sub.config.batch_size if self.under_way.is_set() else 1
         try:
-            return await self._read(self.cursor, self.sub.config.batch_size)
+            return await self._read(self.cursor, limit)
         except CorruptEventError as corrupt:
             return await self._unreadable(corrupt)
 
@@ -376,6 +393,7 @@ class SubscriptionReader:
         sub = self.sub
         sub.store_reachable = False
         sub.last_error = exc
+        self.under_way.set()  # it keeps trying on its own: nothing for start() to wait for
         delay = min(_OUTAGE_FIRST_DELAY * 2**self._outages, _OUTAGE_MAX_DELAY)
         self._outages += 1
         logger.warning(
@@ -410,6 +428,8 @@ class SubscriptionReader:
                         sub.last_processed_position)
         if sub.config.checkpoint_strategy is CheckpointStrategy.PERIODIC:
             await self._periodic_checkpoint()
+        if self.under_way.is_set() or await self._nothing_held_back():
+            self.under_way.set()
         if self.wake.is_set() or self.stop_requested:
             return
         try:
@@ -417,6 +437,15 @@ class SubscriptionReader:
                 await self.wake.wait()
         except TimeoutError:
             pass
+
+    async def _nothing_held_back(self) -> bool:
+        """False while events stored before the start wait behind an open transaction
+        (PostgreSQL's commit-safe order): `start()` waits for them rather than returning with
+        nothing handled. Asked only until the reader is under way."""
+        try:
+            return await self.store.committed_lag(self.cursor) == 0
+        except Exception:
+            return True  # the next read reports the outage
 
     async def _process_page(self) -> None:
         handle = (

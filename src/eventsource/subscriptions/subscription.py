@@ -84,7 +84,7 @@ class Subscription:
         self.config = config
         self.subscriber = subscriber
         self.handler = _async_handler(subscriber)
-        self.state = SubscriptionState.STOPPED
+        self.state = SubscriptionState.STARTING
         self.last_processed_position = 0
         self.events_processed = 0
         self.events_failed = 0

@@ -101,7 +101,9 @@ async def test_stop_keeps_to_its_timeout_when_a_handler_swallows_cancellation(
             await super().handle(event)
 
     stubborn, others = Stubborn(), Recorder()
-    subscription = await manager.subscribe(stubborn, BEGINNING, name="stubborn")
+    # start() waits for a first event at most processing_timeout (+ slack): keep it short.
+    impatient = SubscriptionConfig(start_from="beginning", processing_timeout=0.2)
+    subscription = await manager.subscribe(stubborn, impatient, name="stubborn")
     other = await manager.subscribe(others, BEGINNING, name="others")
     await manager.start()
     await entered.wait()

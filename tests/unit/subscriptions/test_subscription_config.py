@@ -121,10 +121,11 @@ def test_retry_and_breaker_helpers() -> None:
 
 def test_factory_configs() -> None:
     catch_up = create_catch_up_config()
-    assert (catch_up.start_from, catch_up.batch_size) == ("beginning", 1000)
+    assert (catch_up.start_from, catch_up.batch_size) == ("checkpoint", 1000)
     assert catch_up.checkpoint_strategy is CheckpointStrategy.EVERY_BATCH
     assert create_catch_up_config(10, False).checkpoint_strategy is CheckpointStrategy.PERIODIC
-    assert create_live_only_config().start_from == "end"
+    live = create_live_only_config()
+    assert (live.start_from, live.checkpoint_strategy) == ("end", CheckpointStrategy.EVERY_EVENT)
 
 
 def test_event_types_are_kept_as_a_tuple() -> None:

@@ -297,8 +297,9 @@ async def test_every_batch_saves_once_per_page() -> None:
     subscription = await manager.subscribe(Recorder(), config, name="orders")
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
-        assert checkpoints.saves == [(100, "100"), (200, "200"), (250, "250")]
-    assert len(checkpoints.saves) == 3  # nothing new to save at stop
+        # The first page after start() is one event (start() waits for it), then pages of 100.
+        assert checkpoints.saves == [(1, "1"), (101, "101"), (201, "201"), (250, "250")]
+    assert len(checkpoints.saves) == 4  # nothing new to save at stop
 
 
 async def test_every_event_saves_each_event() -> None:
@@ -312,9 +313,10 @@ async def test_every_event_saves_each_event() -> None:
     async with manager:
         await eventually(lambda: subscription.state is SubscriptionState.LIVE)
     assert [p for p, _ in checkpoints.saves] == [1, 2, 3, 4, 5]
-    # the cursor is saved where it is known: at the end of each page
-    assert checkpoints.saves[1] == (2, "2")
-    assert checkpoints.saves[0] == (1, None)
+    # the cursor is saved where it is known: at the end of each page (the first page after
+    # start() is one event, then pages of 2: [1], [2, 3], [4, 5])
+    assert checkpoints.saves[2] == (3, "3")
+    assert checkpoints.saves[1] == (2, None)
 
 
 async def test_periodic_saves_at_stop() -> None:
@@ -433,12 +435,12 @@ async def test_stop_drains_the_page_in_progress() -> None:
     recorder = Slow()
     manager = make_manager(store)
     await manager.subscribe(recorder, SubscriptionConfig(start_from="beginning", batch_size=10))
-    await manager.start()
+    await manager.start()  # returns once the first event (a page of its own) is handled
     await started.wait()
     result = await manager.stop()
     assert recorder.seen == ids
-    assert result.in_flight_at_start == 5
-    assert result.events_drained == 5
+    assert result.in_flight_at_start == 4
+    assert result.events_drained == 4
     assert result.events_not_drained == 0
 
 
