@@ -9,11 +9,11 @@ any thread -- with or without a loop of its own -- hands a coroutine function ov
 until it is done. A call made on the portal's own thread would wait for itself forever: it
 raises `PortalThreadError` instead.
 
-The hand-over costs two thread wake-ups and nothing more where possible. The caller queues the
-job with `call_soon_threadsafe` and waits on a plain lock; on the loop the job starts the
-coroutine at once, and only if it suspends does the rest run in a Task. An in-memory store never
-suspends, and a Task plus `run_coroutine_threadsafe`'s chained futures cost ~40 us on top of the
-~60 us hop here (benchmarks/sync.py). The caller's context variables (`tenant_scope`, the
+The hand-over costs two thread wake-ups and a Task. The caller queues the job with
+`call_soon_threadsafe` and waits on a plain lock; on the loop the job runs the call as a Task
+(never bare: `asyncio.timeout` and other code need a current task), whose done-callback releases
+the lock. `run_coroutine_threadsafe`'s chained futures would add more (benchmarks/sync.py).
+The caller's context variables (`tenant_scope`, the
 current span) go with the call: the loop runs the job in a copy of the caller's context.
 
 Shutdown. `close()` lets calls in flight finish (a few seconds), closes what the facades built
@@ -38,7 +38,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from eventsource.sync.exceptions import PortalThreadError, SyncClosedError
@@ -242,23 +242,19 @@ class _Job(Generic[T]):
         self._cancelled = False
 
     def start(self) -> None:
-        """On the loop, in a copy of the caller's context: run the coroutine up to its first
-        suspension; a Task runs the rest only if there is one."""
+        """On the loop, in a copy of the caller's context: run the call as a Task (which keeps
+        that context). Always a Task: code under it may need one (`asyncio.timeout`,
+        `current_task()`), as the PostgreSQL store's connection lending does."""
         if self._cancelled:
             self._done.release()
             return
         try:
-            steps = self._function(*self._args, **self._kwargs).__await__()
-            first = steps.send(None)
-        except StopIteration as stop:
-            self._result = stop.value
-            self._done.release()
-            return
+            awaitable = self._function(*self._args, **self._kwargs)
         except BaseException as exc:
             self._error = exc
             self._done.release()
             return
-        task = asyncio.get_running_loop().create_task(_finish(_Rest(steps, first)))
+        task = asyncio.get_running_loop().create_task(_finish(awaitable))
         self._task = task
         self._portal._jobs.add(task)
         task.add_done_callback(self._finished)
@@ -302,31 +298,8 @@ class _Job(Generic[T]):
         return cast(T, self._result)
 
 
-class _Rest(Generic[T]):
-    """What is left of a coroutine that already ran up to its first suspension: awaiting it
-    hands the Task what the coroutine yielded, then delegates the rest to it."""
-
-    __slots__ = ("_first", "_steps")
-
-    def __init__(self, steps: Generator[Any, Any, T], first: Any) -> None:
-        self._steps = steps
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        steps = self._steps
-        try:
-            yield self._first  # the Task waits on it as if the coroutine had yielded it
-        except BaseException as exc:  # cancelled while waiting: the coroutine decides
-            try:
-                first = steps.throw(exc)
-            except StopIteration as stop:
-                return cast(T, stop.value)
-            return (yield from _Rest(steps, first).__await__())
-        return (yield from steps)
-
-
-async def _finish(rest: _Rest[T]) -> T:
-    return await rest
+async def _finish(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 _default: list[Portal] = []
