@@ -90,6 +90,7 @@ def _providers_unset_check() -> Any:
     metrics_module = otel_metrics_internal
 
     def providers_unset() -> bool:
+        """True when no tracer or meter provider has been set (nothing can record)."""
         return (
             trace_module._TRACER_PROVIDER is None
             and metrics_module._METER_PROVIDER is None

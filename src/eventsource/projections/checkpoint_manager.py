@@ -14,6 +14,9 @@ __all__ = ["ProjectionCheckpointManager"]
 
 
 class ProjectionCheckpointManager:
+    """One projection's checkpoint: where it got to, read and saved through the checkpoint
+    repository (in memory when none is given)."""
+
     def __init__(
         self,
         projection_name: str,

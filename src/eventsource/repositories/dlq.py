@@ -79,6 +79,9 @@ class ProjectionFailureCount:
 
 @runtime_checkable
 class DLQRepository(Protocol):
+    """Where subscriptions and projections park events that kept failing, with the error, until
+    retried or resolved."""
+
     @traced(
         "eventsource.dlq.add",
         arguments={

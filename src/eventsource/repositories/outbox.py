@@ -93,6 +93,9 @@ def _envelope(event: DomainEvent, aggregate_id: UUID, aggregate_type: str) -> di
 
 @runtime_checkable
 class OutboxRepository(Protocol):
+    """Rows written with the events they carry, for a relay to publish to a bus afterwards (at
+    least once)."""
+
     async def add_event(self, event: DomainEvent) -> UUID: ...
 
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]: ...

@@ -190,6 +190,8 @@ def parse_stream_id(stream_id: str) -> tuple[UUID, str | None]:
 
 
 class ReadDirection(Enum):
+    """Which way `read_stream` / `read_all` walk: oldest first (FORWARD) or newest first."""
+
     FORWARD = "forward"
     BACKWARD = "backward"
 

@@ -23,6 +23,9 @@ _NAMED_STARTS = ("beginning", "end", "checkpoint")
 
 
 class CheckpointStrategy(Enum):
+    """When a subscription saves its checkpoint: after every event, after every page, or every few
+    seconds."""
+
     EVERY_EVENT = "every_event"
     EVERY_BATCH = "every_batch"
     PERIODIC = "periodic"

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 class ErrorCategory(Enum):
+    """What kind of failure an error is, as the error classifier sees it."""
+
     TRANSIENT = "transient"
     PERMANENT = "permanent"
     INFRASTRUCTURE = "infrastructure"
@@ -42,6 +44,8 @@ class ErrorCategory(Enum):
 
 
 class ErrorSeverity(Enum):
+    """How serious a failure is, from LOW to CRITICAL."""
+
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -52,6 +56,9 @@ _SEVERITY_RANK = {s: rank for rank, s in enumerate(ErrorSeverity)}
 
 
 class ErrorHandlingStrategy(Enum):
+    """What a subscription does with an event its handler failed on: stop, skip, retry, or
+    dead-letter it."""
+
     STOP = "stop"
     CONTINUE = "continue"
     RETRY_THEN_CONTINUE = "retry_then_continue"

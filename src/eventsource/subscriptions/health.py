@@ -29,6 +29,8 @@ __all__ = [
 
 
 class HealthStatus(Enum):
+    """The overall verdict of a health check."""
+
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"

@@ -153,6 +153,9 @@ class RetryableOperation:
 
 
 class CircuitState(Enum):
+    """A circuit breaker's state: closed (calls pass), open (calls refused), half open (one trial
+    call)."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"

@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 
 class ShutdownPhase(Enum):
+    """How far a graceful shutdown has got: stopping, draining, checkpointing, stopped, forced."""
+
     RUNNING = "running"
     STOPPING = "stopping"
     DRAINING = "draining"

@@ -20,6 +20,9 @@ __all__ = ["PauseReason", "Subscription", "SubscriptionState", "SubscriptionStat
 
 
 class SubscriptionState(Enum):
+    """Where a subscription is in its life: starting, catching up from the store, live, paused,
+    stopped, or stopped in error."""
+
     STARTING = "starting"
     CATCHING_UP = "catching_up"
     LIVE = "live"
@@ -40,6 +43,8 @@ _TERMINAL = frozenset({SubscriptionState.STOPPED, SubscriptionState.ERROR})
 
 
 class PauseReason(Enum):
+    """Why a subscription was paused (by hand, for back-pressure, or for maintenance)."""
+
     MANUAL = "manual"
     BACKPRESSURE = "backpressure"
     MAINTENANCE = "maintenance"
