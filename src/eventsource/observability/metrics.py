@@ -86,7 +86,12 @@ def _providers_unset_check() -> Any:
         or "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
         or "OTEL_PYTHON_METER_PROVIDER" in os.environ
     ):
-        return lambda: not (TRACES.refresh() or METRICS.refresh())
+
+        def providers_unset_slowly() -> bool:
+            """True when neither traces nor metrics can record (asked of each signal)."""
+            return not (TRACES.refresh() or METRICS.refresh())
+
+        return providers_unset_slowly
     metrics_module = otel_metrics_internal
 
     def providers_unset() -> bool:
