@@ -17,6 +17,7 @@ from eventsource.subscriptions.health import (
     assess_subscription,
 )
 from eventsource.subscriptions.subscription import SubscriptionState
+from eventsource.types import JSON
 
 if TYPE_CHECKING:
     from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
@@ -62,7 +63,7 @@ class ManagerMonitoring(ABC):
     def total_dlq_count(self) -> int:
         return sum(h.stats.dlq_count for _, h in self._monitored().values())
 
-    def get_error_stats(self) -> dict[str, Any]:
+    def get_error_stats(self) -> JSON:
         return {
             "total_errors": self.total_errors,
             "total_dlq_count": self.total_dlq_count,
@@ -117,7 +118,7 @@ class ManagerMonitoring(ABC):
     async def liveness_check(self) -> LivenessStatus:
         """Whether the manager still answers (its lock can be taken)."""
 
-    async def get_comprehensive_health(self) -> dict[str, Any]:
+    async def get_comprehensive_health(self) -> JSON:
         return {
             "health": (await self.health_check()).to_dict(),
             "readiness": (await self.readiness_check()).to_dict(),

@@ -18,6 +18,7 @@ from eventsource.protocols import FlexibleEventSubscriber
 from eventsource.subscriptions.config import SubscriptionConfig
 from eventsource.subscriptions.exceptions import SubscriptionStateError, TransitionError
 from eventsource.subscriptions.retry import CircuitBreaker
+from eventsource.types import JSON
 
 __all__ = [
     "VALID_TRANSITIONS",
@@ -118,7 +119,7 @@ class SubscriptionStatus:
     events_dlq: int = 0
     recent_errors_count: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         data = dict(vars(self))
         for key in ("last_processed_at", "started_at"):
             value = data[key]
