@@ -160,6 +160,7 @@ class Subscription:
         self.events_corrupt = 0  # stored rows that could not be read (see CorruptEventPolicy)
         self.started_at: datetime | None = None
         self.last_error: BaseException | None = None
+        self.last_error_at: datetime | None = None
         self._pause_reason: PauseReason | None = None
         self._state_before_pause: SubscriptionState | None = None
         self._paused_at: datetime | None = None
@@ -175,19 +176,32 @@ class Subscription:
         self.recent_errors_count = 0
         self.max_known_position = 0
         self.last_event: DomainEvent | None = None
+        # (event id, type) given to `record_event_processed` by code that drives the
+        # subscription itself; the manager's reader sets `last_event` instead.
+        self._last_recorded: tuple[UUID, str] | None = None
         self._last_read_at: float | None = None
         self._started_monotonic: float | None = None
 
     def __repr__(self) -> str:
         return f"Subscription(name={self.name!r}, state={self.state.value})"
 
+    def __str__(self) -> str:
+        return (f"Subscription({self.name}, state={self.state.value}, "
+                f"pos={self.last_processed_position})")
+
     @property
     def last_event_id(self) -> UUID | None:
-        return self.last_event.event_id if self.last_event is not None else None
+        """The id of the last event handed over."""
+        if self.last_event is not None:
+            return self.last_event.event_id
+        return self._last_recorded[0] if self._last_recorded is not None else None
 
     @property
     def last_event_type(self) -> str | None:
-        return self.last_event.event_type if self.last_event is not None else None
+        """The type of the last event handed over."""
+        if self.last_event is not None:
+            return self.last_event.event_type
+        return self._last_recorded[1] if self._last_recorded is not None else None
 
     @property
     def last_processed_at(self) -> datetime | None:
@@ -216,10 +230,10 @@ class Subscription:
         """
         old = self._state
         if new_state not in VALID_TRANSITIONS[old]:
-            allowed = ", ".join(sorted(s.value for s in VALID_TRANSITIONS[old])) or "none"
+            allowed = sorted(s.value for s in VALID_TRANSITIONS[old])
             raise TransitionError(
-                f"Subscription {self.name} cannot move from {old.value} to {new_state.value} "
-                f"(allowed: {allowed})",
+                f"Cannot transition from {old.value} to {new_state.value} (subscription "
+                f"{self.name}). Valid transitions: {allowed}",
                 subscription_name=self.name, from_state=old, to_state=new_state,
             )
         self._previous_state = old
@@ -235,7 +249,7 @@ class Subscription:
 
     async def set_error(self, error: Exception) -> None:
         """Count `error` as a failed event and end in ERROR."""
-        self.events_failed += 1
+        await self.record_event_failed(error)
         self.fail(error)
 
     def mark_started(self) -> None:
@@ -310,6 +324,24 @@ class Subscription:
 
     def touch(self) -> None:
         self._last_read_at = time.time()
+
+    async def record_event_processed(self, position: int, event_id: UUID, event_type: str) -> None:
+        """Count one event handed over, at global `position`."""
+        self.last_processed_position = position
+        self.events_processed += 1
+        self.last_event = None
+        self._last_recorded = (event_id, event_type)
+        self.touch()
+
+    async def record_event_failed(self, error: Exception) -> None:
+        """Count one event the subscriber failed on."""
+        self.events_failed += 1
+        self.last_error = error
+        self.last_error_at = datetime.now(UTC)
+
+    async def update_max_position(self, position: int) -> None:
+        """The store holds events up to global `position` (for `lag`)."""
+        self.max_known_position = max(self.max_known_position, position)
 
     @property
     def lag(self) -> int:
