@@ -134,6 +134,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             self._errors[name] = SubscriptionErrorHandler(
                 name, self.error_handling_config, self._callbacks
             )
+            subscription.keep_errors_in(self._errors[name].recent_errors)
             if self._running:
                 await self._start_one(name)
         return subscription

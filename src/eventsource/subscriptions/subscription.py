@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
@@ -19,6 +19,9 @@ from eventsource.subscriptions.config import SubscriptionConfig
 from eventsource.subscriptions.exceptions import SubscriptionStateError, TransitionError
 from eventsource.subscriptions.retry import CircuitBreaker
 from eventsource.types import JSON
+
+if TYPE_CHECKING:
+    from eventsource.subscriptions.error_handling import ErrorInfo
 
 __all__ = [
     "VALID_TRANSITIONS",
@@ -173,7 +176,7 @@ class Subscription:
             if config.circuit_breaker_enabled
             else None
         )
-        self.recent_errors_count = 0
+        self._recent_errors: Sequence[ErrorInfo] = ()  # its error handler's log
         self.max_known_position = 0
         self.last_event: DomainEvent | None = None
         # (event id, type) given to `record_event_processed` by code that drives the
@@ -321,6 +324,20 @@ class Subscription:
         return (datetime.now(UTC) - self._paused_at).total_seconds()
 
     # -- progress -------------------------------------------------------------------------
+
+    def keep_errors_in(self, log: Sequence[ErrorInfo]) -> None:
+        """Report `log` (kept up to date by its error handler) as the recent errors."""
+        self._recent_errors = log
+
+    @property
+    def recent_errors(self) -> list[ErrorInfo]:
+        """The last failures on events, oldest first (at most `max_recent_errors`)."""
+        return list(self._recent_errors)
+
+    @property
+    def recent_errors_count(self) -> int:
+        """How many failures `recent_errors` holds."""
+        return len(self._recent_errors)
 
     def touch(self) -> None:
         self._last_read_at = time.time()

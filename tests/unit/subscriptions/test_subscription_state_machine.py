@@ -185,3 +185,24 @@ async def test_the_manager_pauses_only_a_running_subscription() -> None:
         assert await manager.resume_subscription("orders") is True
         assert subscription.state is S.LIVE
     assert await manager.pause_subscription("orders") is False  # stopped
+
+
+async def test_failures_show_in_the_subscriptions_recent_errors() -> None:
+    store = InMemoryEventStore(enable_tracing=False)
+    ids = await place_orders(store, 4)
+
+    def fail(event: object, _attempt: int) -> Exception | None:
+        return ValueError("bad order") if getattr(event, "event_id", None) in ids[1:3] else None
+
+    manager = SubscriptionManager(
+        store, None, InMemoryCheckpointRepository(enable_tracing=False), enable_tracing=False
+    )
+    subscription = await manager.subscribe(
+        Recorder(fail=fail), SubscriptionConfig(start_from="beginning"), name="orders"
+    )
+    assert (subscription.recent_errors, subscription.recent_errors_count) == ([], 0)
+    async with manager:
+        await eventually(lambda: subscription.state is S.LIVE)
+    assert [e.event_id for e in subscription.recent_errors] == ids[1:3]
+    assert {e.error_type for e in subscription.recent_errors} == {"ValueError"}
+    assert subscription.get_status().recent_errors_count == 2
