@@ -346,13 +346,12 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         moves the shutdown phase along."""
         readers = [(name, self._readers[name]) for name in names if name in self._readers]
         full = self._phase is ShutdownPhase.STOPPING
-        try:
-            return await stop_readers(
-                readers, timeout, self.drain_timeout, self._enter_phase if full else None, reason
-            )
-        finally:
-            for name, _ in readers:
-                self._readers.pop(name, None)
+        result = await stop_readers(
+            readers, timeout, self.drain_timeout, self._enter_phase if full else None, reason
+        )
+        for name, _ in readers:
+            self._readers.pop(name, None)
+        return result
 
     def _enter_phase(self, phase: ShutdownPhase) -> None:
         self._phase = phase

@@ -125,11 +125,6 @@ class SubscriptionReader:
         self.selection = EventSelection(subscription)
         self.wanted = self.selection.filter
 
-    @property
-    def checkpoints_saved(self) -> int:
-        """Checkpoint rows written (or committed by the subscriber) since the start."""
-        return self.checkpointer.writes
-
     async def resolve_start(self) -> None:
         """Turn `config.start_from` into a store cursor and the position it stands for."""
         start = self.sub.config.start_from
