@@ -62,15 +62,21 @@ from eventsource.subscriptions.retry import (
 )
 from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
 from eventsource.subscriptions.subscription import (
+    VALID_TRANSITIONS,
+    BatchHandler,
+    EventHandler,
     PauseReason,
     Subscription,
     SubscriptionState,
     SubscriptionStatus,
+    is_valid_transition,
 )
 from eventsource.subscriptions.transactional import TransactionalSubscriber
 
 __all__ = [
     "TRANSIENT_EXCEPTIONS",
+    "VALID_TRANSITIONS",
+    "BatchHandler",
     "CheckpointNotFoundError",
     "CheckpointStrategy",
     "CircuitBreaker",
@@ -90,6 +96,7 @@ __all__ = [
     "ErrorSeverity",
     "ErrorStats",
     "EventBusConnectionError",
+    "EventHandler",
     "EventStoreConnectionError",
     "HealthCheckConfig",
     "HealthCheckResult",
@@ -127,6 +134,7 @@ __all__ = [
     "create_live_only_config",
     "get_default_classifier",
     "is_retryable_exception",
+    "is_valid_transition",
     "rebuild_projection",
     "retry_async",
     "retry_dead_letters",

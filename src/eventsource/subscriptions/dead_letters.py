@@ -7,13 +7,14 @@ import json
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventsource.events.registry import resolve_event_class
 
 if TYPE_CHECKING:
     from eventsource.events.base import DomainEvent
     from eventsource.events.registry import EventRegistry
+    from eventsource.protocols import FlexibleEventHandler
     from eventsource.repositories.dlq import DLQEntry, DLQRepository
 
 __all__ = ["DeadLetterRetryResult", "retry_dead_letters"]
@@ -31,7 +32,7 @@ class DeadLetterRetryResult:
 
 
 def _event_of(entry: DLQEntry, registry: EventRegistry | None) -> DomainEvent:
-    data: Any = entry.event_data
+    data: object = entry.event_data
     if isinstance(data, str):
         data = json.loads(data)
     return resolve_event_class(entry.event_type, registry).model_validate(data)
@@ -55,7 +56,7 @@ async def _entries(
 
 async def retry_dead_letters(
     dlq_repo: DLQRepository,
-    subscriber: Any,
+    subscriber: FlexibleEventHandler,
     *,
     projection_name: str | None = None,
     limit: int = 100,

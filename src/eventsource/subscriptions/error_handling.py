@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 from uuid import UUID
+
+from eventsource.types import JSON
 
 __all__ = [
     "ErrorCallback",
@@ -160,7 +161,7 @@ class ErrorInfo:
             retry_count=retry_count,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return {
             "event_id": str(self.event_id) if self.event_id is not None else None,
             "event_type": self.event_type,
@@ -222,7 +223,7 @@ class ErrorStats:
     last_error_at: datetime | None = None
     error_rate_per_minute: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return {
             "total_errors": self.total_errors,
             "transient_errors": self.transient_errors,

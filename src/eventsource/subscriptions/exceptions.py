@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 __all__ = [
     "CheckpointNotFoundError",
     "EventBusConnectionError",
@@ -34,8 +36,26 @@ class EventBusConnectionError(SubscriptionError):
     """The event bus could not be reached."""
 
 
-class TransitionError(SubscriptionError):
-    """A state transition that the subscription lifecycle does not allow."""
+class TransitionError(SubscriptionStateError):
+    """A state change the subscription lifecycle does not allow (`Subscription.transition_to`).
+
+    A `SubscriptionStateError`, so code written for 0.2.0 (which raised that) still catches it.
+    `subscription_name`, `from_state` and `to_state` say which move was refused (None when the
+    error was raised with a message only).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        subscription_name: str | None = None,
+        from_state: Enum | None = None,
+        to_state: Enum | None = None,
+    ) -> None:
+        self.subscription_name = subscription_name
+        self.from_state = from_state
+        self.to_state = to_state
+        super().__init__(message)
 
 
 class SubscriptionAlreadyExistsError(SubscriptionError):

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from eventsource.subscriptions.subscription import SubscriptionState
+from eventsource.types import JSON
 
 if TYPE_CHECKING:
     from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
@@ -85,7 +86,7 @@ class HealthCheckResult:
     indicators: list[HealthIndicator] = field(default_factory=list)
     timestamp: datetime = field(default_factory=_now)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return {
             "name": self.name,
             "status": self.status,
@@ -110,7 +111,7 @@ class SubscriptionHealth:
     lag_seconds: float = 0.0
     store_reachable: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return dict(vars(self))
 
 
@@ -163,7 +164,7 @@ class ManagerHealth(Mapping[str, Any]):
             subscriptions=subscriptions,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         data = {k: v for k, v in vars(self).items() if k != "subscriptions"}
         data["timestamp"] = self.timestamp.isoformat()
         data["subscriptions"] = [s.to_dict() for s in self.subscriptions]
@@ -186,7 +187,7 @@ class ReadinessStatus:
     details: dict[str, Any] = field(default_factory=dict)
     timestamp: datetime = field(default_factory=_now)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return {**vars(self), "timestamp": self.timestamp.isoformat()}
 
 
@@ -197,7 +198,7 @@ class LivenessStatus:
     details: dict[str, Any] = field(default_factory=dict)
     timestamp: datetime = field(default_factory=_now)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         return {**vars(self), "timestamp": self.timestamp.isoformat()}
 
 

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eventsource.observability.metrics import observe_subscription_lag
 from eventsource.observability.tracing import TracingMixin
@@ -25,7 +25,7 @@ from eventsource.subscriptions.exceptions import (
     SubscriptionConfigError,
     SubscriptionError,
 )
-from eventsource.subscriptions.health import HealthCheckConfig
+from eventsource.subscriptions.health import HealthCheckConfig, LivenessStatus
 from eventsource.subscriptions.monitoring import ManagerMonitoring
 from eventsource.subscriptions.reader import SubscriptionReader
 from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
@@ -47,6 +47,8 @@ __all__ = ["SubscriptionManager"]
 logger = logging.getLogger(__name__)
 
 _SHUTTING_DOWN = (ShutdownPhase.STOPPING, ShutdownPhase.DRAINING, ShutdownPhase.CHECKPOINTING)
+_PAUSABLE = (SubscriptionState.CATCHING_UP, SubscriptionState.LIVE)
+_LIVENESS_TIMEOUT = 5.0
 
 
 class SubscriptionManager(ManagerMonitoring, TracingMixin):
@@ -81,7 +83,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         self.shutdown_timeout = shutdown_timeout
         self.drain_timeout = drain_timeout
         self.error_handling_config = error_handling_config or ErrorHandlingConfig()
-        self.health_check_config = health_check_config or HealthCheckConfig()
+        ManagerMonitoring.__init__(self, health_check_config)
         self._callbacks = ErrorHandlerRegistry()
         self._subscriptions: dict[str, Subscription] = {}
         self._errors: dict[str, SubscriptionErrorHandler] = {}
@@ -132,6 +134,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             self._errors[name] = SubscriptionErrorHandler(
                 name, self.error_handling_config, self._callbacks
             )
+            subscription.keep_errors_in(self._errors[name].recent_errors)
             if self._running:
                 await self._start_one(name)
         return subscription
@@ -142,7 +145,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             if name not in self._subscriptions:
                 return False
             if name in self._readers:
-                await stop_readers(self, [name], self.shutdown_timeout)
+                await self._stop_readers([name], self.shutdown_timeout)
             del self._subscriptions[name]
             del self._errors[name]
         return True
@@ -169,6 +172,12 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
 
     def get_all_statuses(self) -> dict[str, SubscriptionStatus]:
         return {name: sub.get_status() for name, sub in self._subscriptions.items()}
+
+    def get_error_handler(self, name: str) -> SubscriptionErrorHandler | None:
+        return self._errors.get(name)
+
+    def _monitored(self) -> dict[str, tuple[Subscription, SubscriptionErrorHandler]]:
+        return {name: (sub, self._errors[name]) for name, sub in self._subscriptions.items()}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -302,9 +311,8 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             if error is None:
                 return
         subscription = self._subscriptions.get(name)
-        if subscription is not None:
-            subscription.state = SubscriptionState.ERROR
-            subscription.last_error = error
+        if subscription is not None and subscription.state is not SubscriptionState.STOPPED:
+            subscription.fail(error)
         logger.error("Subscription %s crashed", name, exc_info=error)
 
     async def stop(
@@ -315,12 +323,12 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             if not self._running:
                 return ShutdownResult(ShutdownPhase.STOPPED, 0.0, 0, 0)
             if subscription_names is not None:
-                return await stop_readers(self, list(subscription_names), timeout)
+                return await self._stop_readers(list(subscription_names), timeout)
             self._phase = ShutdownPhase.STOPPING
             if self.event_bus is not None:
                 self.event_bus.unsubscribe_from_all_events(self._wake_readers)
-            result = await stop_readers(
-                self, list(self._readers), timeout, reason=self._shutdown.reason
+            result = await self._stop_readers(
+                list(self._readers), timeout, reason=self._shutdown.reason
             )
             if self._watcher is not None:
                 self._watcher.cancel()
@@ -330,6 +338,23 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
             self._phase = result.phase
             self._last_result = result
             return result
+
+    async def _stop_readers(
+        self, names: list[str], timeout: float, reason: str | None = None
+    ) -> ShutdownResult:
+        """Stop the named readers (see `supervision.stop_readers`) and forget them; a full stop
+        moves the shutdown phase along."""
+        readers = [(name, self._readers[name]) for name in names if name in self._readers]
+        full = self._phase is ShutdownPhase.STOPPING
+        result = await stop_readers(
+            readers, timeout, self.drain_timeout, self._enter_phase if full else None, reason
+        )
+        for name, _ in readers:
+            self._readers.pop(name, None)
+        return result
+
+    def _enter_phase(self, phase: ShutdownPhase) -> None:
+        self._phase = phase
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -371,6 +396,17 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     def is_running(self) -> bool:
         return self._running
 
+    async def liveness_check(self) -> LivenessStatus:
+        details: dict[str, Any] = {"running": self._running}
+        try:
+            async with asyncio.timeout(_LIVENESS_TIMEOUT):
+                await self._lock.acquire()
+        except TimeoutError:
+            return LivenessStatus(False, "Manager lock not acquired within "
+                                  f"{_LIVENESS_TIMEOUT}s", details)
+        self._lock.release()
+        return LivenessStatus(True, "Manager is alive and responsive", details)
+
     @property
     def shutdown_phase(self) -> ShutdownPhase:
         return self._phase
@@ -405,13 +441,10 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         """
         reader = self._readers.get(name)
         subscription = self._subscriptions.get(name)
-        if reader is None or subscription is None or not subscription.is_running:
+        if reader is None or subscription is None or subscription.state not in _PAUSABLE:
             return False
-        if subscription.is_paused:
-            return False
+        await subscription.pause(reason or PauseReason.MANUAL)
         reader.pause()
-        subscription.state = SubscriptionState.PAUSED
-        subscription.pause_reason = reason or PauseReason.MANUAL
         return True
 
     async def resume_subscription(self, name: str) -> bool:
@@ -419,10 +452,7 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
         subscription = self._subscriptions.get(name)
         if reader is None or subscription is None or not subscription.is_paused:
             return False
-        subscription.state = (
-            SubscriptionState.LIVE if subscription.caught_up else SubscriptionState.CATCHING_UP
-        )
-        subscription.pause_reason = None
+        await subscription.resume()
         reader.resume()
         return True
 

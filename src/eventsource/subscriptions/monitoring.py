@@ -1,12 +1,12 @@
-"""Health, readiness, liveness and error statistics of a `SubscriptionManager`."""
+"""Health, readiness and error statistics of a `SubscriptionManager`."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
 from eventsource.subscriptions.health import (
     HealthCheckConfig,
     HealthCheckResult,
@@ -16,101 +16,109 @@ from eventsource.subscriptions.health import (
     SubscriptionHealth,
     assess_subscription,
 )
-from eventsource.subscriptions.subscription import Subscription, SubscriptionState
+from eventsource.subscriptions.subscription import SubscriptionState
+from eventsource.types import JSON
+
+if TYPE_CHECKING:
+    from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
+    from eventsource.subscriptions.subscription import Subscription
 
 __all__ = ["ManagerMonitoring"]
 
-_LIVENESS_TIMEOUT = 5.0
 
+class ManagerMonitoring(ABC):
+    """The read-only reporting half of the manager (a base of `SubscriptionManager`).
 
-class ManagerMonitoring:
-    """The read-only reporting half of the manager (mixed into `SubscriptionManager`)."""
+    It owns only its `health_check_config`; what it reports on, the manager owns and hands
+    over through the abstract members.
+    """
 
-    health_check_config: HealthCheckConfig
-    _subscriptions: dict[str, Subscription]
-    _errors: dict[str, SubscriptionErrorHandler]
-    _running: bool
-    _lock: asyncio.Lock
+    def __init__(self, health_check_config: HealthCheckConfig | None = None) -> None:
+        self.health_check_config = health_check_config or HealthCheckConfig()
+
+    @abstractmethod
+    def _monitored(self) -> Mapping[str, tuple[Subscription, SubscriptionErrorHandler]]:
+        """Each subscription by name, with its error handler."""
 
     @property
+    @abstractmethod
+    def is_running(self) -> bool:
+        """Whether the manager runs."""
+
+    @property
+    @abstractmethod
     def uptime_seconds(self) -> float:
-        raise NotImplementedError
+        """Seconds since the manager started (0 when it does not run)."""
 
     @property
+    @abstractmethod
     def is_shutting_down(self) -> bool:
-        raise NotImplementedError
-
-    def get_error_handler(self, name: str) -> SubscriptionErrorHandler | None:
-        return self._errors.get(name)
+        """Whether a stop is under way."""
 
     @property
     def total_errors(self) -> int:
-        return sum(h.stats.total_errors for h in self._errors.values())
+        return sum(h.stats.total_errors for _, h in self._monitored().values())
 
     @property
     def total_dlq_count(self) -> int:
-        return sum(h.stats.dlq_count for h in self._errors.values())
+        return sum(h.stats.dlq_count for _, h in self._monitored().values())
 
-    def get_error_stats(self) -> dict[str, Any]:
+    def get_error_stats(self) -> JSON:
         return {
             "total_errors": self.total_errors,
             "total_dlq_count": self.total_dlq_count,
-            "subscriptions": {name: h.stats.to_dict() for name, h in self._errors.items()},
+            "subscriptions": {
+                name: h.stats.to_dict() for name, (_, h) in self._monitored().items()
+            },
         }
 
     def _assess(self, name: str) -> tuple[SubscriptionHealth, HealthCheckResult]:
+        subscription, errors = self._monitored()[name]
         return assess_subscription(
-            self._subscriptions[name], self._errors[name], self.health_check_config,
-            time.monotonic(),
+            subscription, errors, self.health_check_config, time.monotonic()
         )
 
     def get_health(self) -> ManagerHealth:
-        healths = [self._assess(name)[0] for name in self._subscriptions]
-        return ManagerHealth.from_subscriptions(self._running, self.uptime_seconds, healths)
+        healths = [self._assess(name)[0] for name in self._monitored()]
+        return ManagerHealth.from_subscriptions(self.is_running, self.uptime_seconds, healths)
 
     async def health_check(self) -> ManagerHealth:
         return self.get_health()
 
     def get_subscription_health(self, name: str) -> SubscriptionHealth | None:
-        return self._assess(name)[0] if name in self._subscriptions else None
+        return self._assess(name)[0] if name in self._monitored() else None
 
     def check_health(self, name: str) -> HealthCheckResult | None:
-        return self._assess(name)[1] if name in self._subscriptions else None
+        return self._assess(name)[1] if name in self._monitored() else None
 
     def check_all_health(self) -> dict[str, HealthCheckResult]:
-        return {name: self._assess(name)[1] for name in self._subscriptions}
+        return {name: self._assess(name)[1] for name in self._monitored()}
 
     @property
     def is_healthy(self) -> bool:
         return self.get_health().status != "unhealthy"
 
     async def readiness_check(self) -> ReadinessStatus:
-        states = {name: sub.state.value for name, sub in self._subscriptions.items()}
-        details: dict[str, Any] = {"running": self._running, "subscriptions": states}
+        subscriptions = {name: sub for name, (sub, _) in self._monitored().items()}
+        states = {name: sub.state.value for name, sub in subscriptions.items()}
+        details: dict[str, Any] = {"running": self.is_running, "subscriptions": states}
         if self.is_shutting_down:
             return ReadinessStatus(False, "Manager is shutting down", details)
-        if not self._running:
+        if not self.is_running:
             return ReadinessStatus(False, "Manager is not running", details)
         for state, label in ((SubscriptionState.ERROR, "in error"),
                              (SubscriptionState.STARTING, "still starting")):
-            names = [n for n, s in self._subscriptions.items() if s.state is state]
+            names = [n for n, s in subscriptions.items() if s.state is state]
             if names:
                 return ReadinessStatus(False, f"Subscriptions {label}: {', '.join(names)}",
                                        details)
         return ReadinessStatus(True, "Manager is ready", details)
 
+    @abstractmethod
     async def liveness_check(self) -> LivenessStatus:
-        details: dict[str, Any] = {"running": self._running}
-        try:
-            async with asyncio.timeout(_LIVENESS_TIMEOUT):
-                await self._lock.acquire()
-        except TimeoutError:
-            return LivenessStatus(False, "Manager lock not acquired within "
-                                  f"{_LIVENESS_TIMEOUT}s", details)
-        self._lock.release()
-        return LivenessStatus(True, "Manager is alive and responsive", details)
+        """Whether the manager still answers (its lock can be taken)."""
 
-    async def get_comprehensive_health(self) -> dict[str, Any]:
+    async def get_comprehensive_health(self) -> JSON:
         return {
             "health": (await self.health_check()).to_dict(),
             "readiness": (await self.readiness_check()).to_dict(),

@@ -12,8 +12,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from eventsource.protocols import FlexibleEventSubscriber
 from eventsource.repositories.checkpoint import CheckpointRepository, InMemoryCheckpointRepository
 from eventsource.stores.interface import EventStore
 from eventsource.subscriptions.config import CheckpointStrategy, SubscriptionConfig
@@ -47,7 +47,7 @@ ProgressCallback = Callable[[RebuildProgress], Awaitable[None] | None]
 
 
 async def rebuild_projection(
-    projection: Any,
+    projection: FlexibleEventSubscriber,
     event_store: EventStore,
     checkpoint_repo: CheckpointRepository | None = None,
     *,
@@ -69,8 +69,9 @@ async def rebuild_projection(
     subscription_name: str = name or str(
         getattr(projection, "projection_name", type(projection).__name__)
     )
-    if callable(getattr(projection, "reset", None)):
-        await projection.reset()
+    reset = getattr(projection, "reset", None)
+    if callable(reset):
+        await reset()
     await repo.reset_checkpoint(projection_name=subscription_name)
     total = await event_store.committed_lag(None)
     manager = SubscriptionManager(event_store, None, repo, enable_tracing=False)

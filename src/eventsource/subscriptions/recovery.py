@@ -126,7 +126,6 @@ class FailureRecovery:
                 sub.events_dlq += 1
         now = time.monotonic()
         await self.errors.record(info, now)
-        sub.recent_errors_count = len(self.errors.recent_errors)
         if not skip or self.errors.should_stop(now):
             raise HaltSubscription(str(error)) from error
         breaker = sub.circuit_breaker
@@ -175,7 +174,6 @@ class FailureRecovery:
         sub.last_error = corrupt
         now = time.monotonic()
         await self.errors.record(info, now)
-        sub.recent_errors_count = len(self.errors.recent_errors)
         if halt is None and self.errors.should_stop(now):
             halt = "its error budget is spent (max_errors_before_stop / error_rate_threshold)"
         if halt is not None:

@@ -1,21 +1,27 @@
-"""The manager's background duties: stopping readers gracefully and hearing store commits."""
+"""The manager's background duties: stopping readers gracefully and hearing store commits.
+
+These work on what the manager hands them (its readers, a way to move its shutdown phase, its
+store); the manager keeps its own state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from eventsource.subscriptions.exceptions import SubscriptionError
 from eventsource.subscriptions.shutdown import ShutdownPhase, ShutdownResult
 from eventsource.subscriptions.subscription import SubscriptionState
 
 if TYPE_CHECKING:
-    from eventsource.subscriptions.manager import SubscriptionManager
+    from collections.abc import Callable
+
+    from eventsource.stores.interface import EventStore
     from eventsource.subscriptions.reader import SubscriptionReader
 
-__all__ = ["stop_readers", "watch_store"]
+__all__ = ["StoreWatched", "stop_readers", "watch_store"]
 
 logger = logging.getLogger("eventsource.subscriptions.manager")
 
@@ -26,12 +32,25 @@ busy, then saving final checkpoints); a quarter of the timeout each when it is s
 _MIN_WAIT = 0.01  # lets a cancellation land even when the timeout is spent
 
 
+class StoreWatched(Protocol):
+    """What `watch_store` needs of the manager."""
+
+    event_store: EventStore
+    poll_interval: float
+
+    def _wake_readers(self) -> None: ...
+
+
 async def stop_readers(
-    manager: SubscriptionManager, names: list[str], timeout: float, reason: str | None = None
+    readers: list[tuple[str, SubscriptionReader]],
+    timeout: float,
+    drain_timeout: float,
+    enter_phase: Callable[[ShutdownPhase], None] | None = None,
+    reason: str | None = None,
 ) -> ShutdownResult:
-    """Stop the named readers within `timeout` seconds: drain their current page (at most the
-    drain timeout), cancel those still busy, save final checkpoints. Moves the manager through
-    the shutdown phases when it stops all.
+    """Stop `readers` (by name) within `timeout` seconds: drain their current page (at most
+    `drain_timeout`), cancel those still busy, save final checkpoints. `enter_phase` (given
+    when the manager stops all) is told each shutdown phase it goes through.
 
     A reader whose handler ignores cancellation is abandoned rather than waited for: it is
     named in the log and in the result, its subscription is left in ERROR, and it hands nothing
@@ -41,18 +60,16 @@ async def stop_readers(
     timeout = max(timeout, 0.0)
     deadline = started + timeout
     step = min(_STEP, timeout / 4)
-    full = manager.shutdown_phase is ShutdownPhase.STOPPING
-    readers = [(name, manager._readers[name]) for name in names if name in manager._readers]
     in_flight = sum(reader.in_flight for _, reader in readers)
-    if full:
-        manager._phase = ShutdownPhase.DRAINING
+    if enter_phase is not None:
+        enter_phase(ShutdownPhase.DRAINING)
     for _, reader in readers:
         reader.request_stop()
     tasks = [reader.task for _, reader in readers if reader.task is not None]
     forced = False
     pending: set[asyncio.Task[None]] = set()
     if tasks:
-        drain_end = min(started + max(manager.drain_timeout, 0.0), deadline - 2 * step)
+        drain_end = min(started + max(drain_timeout, 0.0), deadline - 2 * step)
         _done, pending = await asyncio.wait(tasks, timeout=_until(drain_end))
         if pending:
             forced = True
@@ -60,17 +77,15 @@ async def stop_readers(
             for task in pending:
                 task.cancel()
             _done, pending = await asyncio.wait(pending, timeout=_until(deadline - step))
-    abandoned = [name for name, reader in readers if reader.task in pending]
+    abandoned = [(name, reader) for name, reader in readers if reader.task in pending]
     if abandoned:
-        _abandon(manager, abandoned, timeout)
-    if full:
-        manager._phase = ShutdownPhase.CHECKPOINTING
+        _abandon(abandoned, timeout)
+    if enter_phase is not None:
+        enter_phase(ShutdownPhase.CHECKPOINTING)
     saved, late = await _save_final_checkpoints(readers, deadline)
-    for name, reader in readers:
-        subscription = reader.sub
-        if subscription.state is not SubscriptionState.ERROR:
-            subscription.state = SubscriptionState.STOPPED
-        manager._readers.pop(name, None)
+    for _, reader in readers:
+        if reader.sub.state is not SubscriptionState.ERROR:
+            reader.sub.transition_to(SubscriptionState.STOPPED)
     return ShutdownResult(
         phase=ShutdownPhase.FORCED if forced or late else ShutdownPhase.STOPPED,
         duration_seconds=time.monotonic() - started,
@@ -81,7 +96,7 @@ async def stop_readers(
         reason=reason,
         in_flight_at_start=in_flight,
         events_not_drained=sum(reader.in_flight for _, reader in readers),
-        abandoned=tuple(abandoned),
+        abandoned=tuple(name for name, _ in abandoned),
     )
 
 
@@ -89,22 +104,20 @@ def _until(moment: float) -> float:
     return max(moment - time.monotonic(), _MIN_WAIT)
 
 
-def _abandon(manager: SubscriptionManager, names: list[str], timeout: float) -> None:
+def _abandon(readers: list[tuple[str, SubscriptionReader]], timeout: float) -> None:
     """Give up on readers that outlived their cancellation: say so loudly, keep them from
     handing over anything more, and leave their subscriptions in ERROR."""
     logger.error(
         "Subscription(s) %s did not stop within the %.1fs timeout: a handler ignores "
         "cancellation; abandoned, still running until that handler returns",
-        ", ".join(names), timeout,
+        ", ".join(name for name, _ in readers), timeout,
     )
-    for name in names:
-        reader = manager._readers[name]
+    for name, reader in readers:
         reader.abandon()
-        reader.sub.state = SubscriptionState.ERROR
-        reader.sub.last_error = SubscriptionError(
+        reader.sub.fail(SubscriptionError(
             f"Subscription {name} did not stop within the {timeout}s timeout (its handler "
             "ignores cancellation): abandoned while that handler runs"
-        )
+        ))
 
 
 async def _save_final_checkpoints(
@@ -124,7 +137,7 @@ async def _save_final_checkpoints(
     return sum(task.result() for task in done if task.exception() is None), bool(late)
 
 
-async def watch_store(manager: SubscriptionManager) -> None:
+async def watch_store(manager: StoreWatched) -> None:
     """Wake every reader when the store reports a commit (LISTEN/NOTIFY on PostgreSQL).
 
     One watcher per manager, so the store's sticky commit signal has a single consumer and no
