@@ -216,7 +216,13 @@ async def test_subscription_dead_letters_the_row_and_goes_on(
     bad, _good = await _good_bad_good(backend, kind)
     manager, collector, subscription = await _probe(backend)
     async with manager:
-        await wait_until(lambda: subscription.state is SubscriptionState.LIVE, 30)
+        # LIVE alone is not enough on PostgreSQL: while another session's transaction holds the
+        # commit-safe horizon back, an empty page can make the reader live before the rows.
+        await wait_until(
+            lambda: subscription.state is SubscriptionState.LIVE
+            and subscription.last_processed_position >= 7,
+            30,
+        )
         health = manager.get_subscription_health("probe")
         assert health is not None
         assert health.status == "degraded"
@@ -307,7 +313,11 @@ async def test_a_projection_committing_its_checkpoint_reads_past_the_row(
             projection, SubscriptionConfig(start_from="checkpoint", batch_size=2)
         )
         async with manager:
-            await wait_until(lambda: subscription.state is SubscriptionState.LIVE, 30)
+            await wait_until(
+                lambda: subscription.state is SubscriptionState.LIVE
+                and subscription.last_processed_position >= 7,
+                30,
+            )
 
     await run_until_live()
     await run_until_live()  # from its checkpoint: nothing applied twice, no second dead letter
