@@ -21,6 +21,15 @@ REDIS_HINT = (
 
 _problems: dict[str, str | None] = {}
 
+# What a redis client without `decode_responses` returns from XRANGE (its stubs allow more).
+RedisEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def redis_text(value: object) -> str:
+    """A value read by a redis client without `decode_responses` (bytes), as text."""
+    assert isinstance(value, bytes), value
+    return value.decode()
+
 
 def _redis_problem(url: str) -> str | None:
     try:

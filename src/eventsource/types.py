@@ -12,7 +12,7 @@ EventId = UUID
 TenantId = UUID
 CorrelationId = UUID
 CausationId = UUID
-JSON = dict[str, Any]
+JSON = dict[str, Any]  # a JSON object: payloads, metadata, snapshot state (values: any JSON value)
 TState = TypeVar("TState", bound=BaseModel)
 
 __all__ = ["JSON", "AggregateId", "CausationId", "CorrelationId", "EventId", "TState", "TenantId"]

@@ -231,8 +231,8 @@ async def test_dead_letters_are_refused_typed_or_read_back_equal(
 ) -> None:
     async with open_repository("dlq", backend, tmp_path) as dlq:
         for value in (*HOSTILE.values(), *FINE.values()):
-            data = {"event_id": str(uuid.uuid4()), "v": value}
-            event_id = uuid.UUID(data["event_id"])
+            event_id = uuid.uuid4()
+            data = {"event_id": str(event_id), "v": value}
             error = RuntimeError("x")
             refusal = await refused_by(
                 dlq.add_failed_event(event_id, "probe", "Probe", data, error)

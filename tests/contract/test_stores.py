@@ -52,8 +52,8 @@ async def open_store(
             await store.initialize()
             yield store
     elif backend == "postgresql":
-        async with _postgresql_store(event_registry) as store:
-            yield store
+        async with _postgresql_store(event_registry) as pg_store:
+            yield pg_store
     else:
         raise ValueError(f"unknown backend {backend!r}")
 

@@ -436,8 +436,8 @@ async def test_repository_sees_only_the_bound_tenants_aggregates(world: World) -
                 fresh = await repo.load_or_create(foreign)
                 assert fresh.version == 0
     # unscoped: every aggregate, tenant-less ones included
-    for tenant in TENANTS:
-        assert (await repo.load(seed.counters[tenant])).version == 2
+    for owner in TENANTS:
+        assert (await repo.load(seed.counters[owner])).version == 2
 
 
 async def test_checkpoints_are_scoped_by_tenant_qualified_key(world: World) -> None:
@@ -647,8 +647,8 @@ async def test_concurrent_tasks_keep_their_own_tenant(world: World) -> None:
     seed = await seed_world(world)
     repo = world.repository()
 
-    async def work(tenant: UUID, rounds: int) -> set[UUID]:
-        seen: set[UUID] = set()
+    async def work(tenant: UUID, rounds: int) -> set[UUID | None]:
+        seen: set[UUID | None] = set()
         with tenant_scope(tenant):
             for _ in range(rounds):
                 counter = await repo.load(seed.counters[tenant])

@@ -129,7 +129,7 @@ class TenancyMachine(RuleBasedStateMachine):
             "no_stream": ExpectedVersion.NO_STREAM, "any": ExpectedVersion.ANY,
             "exists": ExpectedVersion.STREAM_EXISTS, "exact": current, "stale": current + 1,
         }[kind]
-        batch = []
+        batch: list[ScopedEvent] = []
         for owner, how in spec:
             self.counter += 1
             event_id = UUID(int=self.counter)

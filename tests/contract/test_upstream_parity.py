@@ -201,7 +201,7 @@ async def test_a_custom_store_reads_streams_through_its_get_events(
             str(aggregate_id), ReadOptions(direction=ReadDirection.BACKWARD, limit=2)
         )
         assert [s.stream_position for s in newest.events] == [5, 4]
-        assert [s.event.note for s in newest.events] == ["5", "4"]  # type: ignore[attr-defined]
+        assert [s.event.note for s in newest.events] == ["5", "4"]
         assert (await store.read_stream(f"{uuid4()}:Parity")).events == []
 
         with pytest.raises(ValueError, match="not-a-uuid"):
@@ -225,7 +225,7 @@ async def test_global_position_without_read_all_names_what_is_missing(tmp_path: 
 
 
 def test_event_stream_without_events_is_empty() -> None:
-    stream = EventStream(aggregate_id=uuid4(), aggregate_type="Parity", events=None)  # type: ignore[arg-type]
+    stream = EventStream(aggregate_id=uuid4(), aggregate_type="Parity", events=None)
     assert stream.events == []
     assert stream.is_empty
     assert stream.latest_event is None
@@ -247,7 +247,7 @@ class ParityAggregate(AggregateRoot[ParityState]):
 
     def _apply(self, event: DomainEvent) -> None:
         state = self._state or self._get_initial_state()
-        self._state = ParityState(notes=[*state.notes, event.note])  # type: ignore[attr-defined]
+        self._state = ParityState(notes=[*state.notes, event.note])
 
     def note(self, text: str) -> None:
         self.apply_event(

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from difflib import unified_diff
 from pathlib import Path
@@ -34,11 +34,14 @@ RUN_PAGE = Path(__file__).with_name("run_page.py")
 PAGE_TIMEOUT = 120.0  # seconds for a whole page
 
 
+Provider = Generator[dict[str, str], None, None]  # the environment of one service, then its cleanup
+
+
 class DocExampleError(AssertionError):
     """A page's example failed; the message names the page, the block and its line."""
 
 
-def _provide_postgresql() -> Iterator[dict[str, str]]:
+def _provide_postgresql() -> Provider:
     from conftest import require_postgres
 
     url = require_postgres()
@@ -64,8 +67,8 @@ def _admin(url: str, statement: str) -> None:
     asyncio.run(run())
 
 
-def _broker(variable: str, name: str) -> Callable[[], Iterator[dict[str, str]]]:
-    def provide() -> Iterator[dict[str, str]]:
+def _broker(variable: str, name: str) -> Callable[[], Provider]:
+    def provide() -> Provider:
         import brokers
 
         yield {variable: getattr(brokers, f"require_{name}")()}
@@ -73,7 +76,7 @@ def _broker(variable: str, name: str) -> Callable[[], Iterator[dict[str, str]]]:
     return provide
 
 
-_PROVIDERS: dict[str, Callable[[], Iterator[dict[str, str]]]] = {
+_PROVIDERS: dict[str, Callable[[], Provider]] = {
     "postgresql": _provide_postgresql,
     "redis": _broker("EVENTSOURCE_REDIS_URL", "redis"),
     "rabbitmq": _broker("EVENTSOURCE_RABBITMQ_URL", "rabbitmq"),
@@ -129,7 +132,9 @@ def run_page(
             f"{_where(page, block)} failed (exit status {done.returncode})\n"
             + _output(done.stdout, done.stderr)
         )
-    for block, printed in zip(blocks, result["outputs"], strict=True):
+    outputs = result["outputs"]
+    assert isinstance(outputs, list), result
+    for block, printed in zip(blocks, outputs, strict=True):
         _check_output(page, block, printed)
 
 

@@ -149,11 +149,11 @@ def test_snapshot_errors() -> None:
     import eventsource.snapshots as snapshots
 
     aggregate_id = uuid4()
-    base = snapshots.SnapshotError  # type: ignore[attr-defined]
+    base = snapshots.SnapshotError
     assert issubclass(base, Exception)
     assert not issubclass(base, EventSourceError)
     cause = ValueError("bad json")
-    broken = snapshots.SnapshotDeserializationError(  # type: ignore[attr-defined]
+    broken = snapshots.SnapshotDeserializationError(
         aggregate_id, "Task", original_error=cause
     )
     assert isinstance(broken, base)
@@ -163,9 +163,9 @@ def test_snapshot_errors() -> None:
         cause,
     )
     assert isinstance(broken.message, str)
-    schema = snapshots.SnapshotSchemaVersionError(aggregate_id, "Task", 1, 2)  # type: ignore[attr-defined]
+    schema = snapshots.SnapshotSchemaVersionError(aggregate_id, "Task", 1, 2)
     assert (schema.snapshot_schema_version, schema.expected_schema_version) == (1, 2)
-    missing = snapshots.SnapshotNotFoundError(aggregate_id, "Task")  # type: ignore[attr-defined]
+    missing = snapshots.SnapshotNotFoundError(aggregate_id, "Task")
     assert (missing.aggregate_id, missing.aggregate_type) == (aggregate_id, "Task")
     for name in (
         "SnapshotError",

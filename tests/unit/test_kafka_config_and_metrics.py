@@ -24,7 +24,9 @@ from eventsource.bus.kafka import (
 from eventsource.testing.contract.bus import ContractPing, ContractPong
 from extras import require_extra
 
-SASL = {"sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "app", "sasl_password": "s3cret"}
+SASL: dict[str, Any] = {
+    "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "app", "sasl_password": "s3cret"
+}
 
 
 @pytest.fixture(scope="module")

@@ -214,7 +214,7 @@ def test_nats_config_names_and_validation() -> None:
         {"ack_wait": 0},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            NATSEventBusConfig(**bad)  # type: ignore[arg-type]
+            NATSEventBusConfig(**bad)
     assert [f.name for f in fields(NATSEventBusStats)][-1] == "reconnections"
 
 

@@ -240,7 +240,7 @@ def test_retry_config_validation_and_jitter_bounds() -> None:
         {"exponential_base": 1.0}, {"jitter": 1.5},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            RetryConfig(**bad)  # type: ignore[arg-type]
+            RetryConfig(**bad)
     config = RetryConfig(initial_delay=1.0, jitter=0.5, max_delay=8.0)
     for attempt in range(6):
         base = min(2.0**attempt, 8.0)

@@ -76,7 +76,8 @@ def test_name_rules() -> None:
     registry.register(RegNoDefault)
     registry.register(RegTaskDone, "explicit")
     assert registry.list_types() == ["RegNoDefault", "RegOther", "explicit"]
-    assert registry.list_classes() == [RegNoDefault, RegOther, RegTaskDone]
+    classes: list[type[DomainEvent]] = [RegNoDefault, RegOther, RegTaskDone]
+    assert registry.list_classes() == classes
 
 
 def test_same_class_twice_is_a_no_op() -> None:

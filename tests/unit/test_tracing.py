@@ -67,6 +67,7 @@ from eventsource.observability.tracing import (  # noqa: E402
     span,
 )
 from eventsource.snapshots import InMemorySnapshotStore, Snapshot, SnapshotStore  # noqa: E402
+from eventsource.stores.interface import EventStore  # noqa: E402
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager  # noqa: E402
 from eventsource.testing.contract.bus import eventually  # noqa: E402
 from otel_support import (  # noqa: E402
@@ -82,7 +83,7 @@ REPOSITORY_LOAD = ("snapshot.used", "snapshot.version", "events.replayed")
 
 
 def _repository(
-    store: InMemoryEventStore | None = None, **kwargs: Any
+    store: EventStore | None = None, **kwargs: Any
 ) -> AggregateRepository[Tally]:
     return AggregateRepository(store or InMemoryEventStore(), Tally, "OtelTally", **kwargs)
 

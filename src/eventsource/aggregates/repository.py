@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from eventsource.aggregates._settings import RepositorySettings
 from eventsource.aggregates.base import AggregateRoot
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import AggregateNotFoundError
@@ -37,7 +38,9 @@ EVENTS_REPLAYED = "events.replayed"
 EXISTS = "exists"
 
 
-class AggregateRepository(TracingMixin, Generic[TAggregate]):
+class AggregateRepository(
+    TracingMixin, RepositorySettings[EventStore, SnapshotStore], Generic[TAggregate]
+):
     """Loads aggregates by replaying their stream (from a snapshot when there is one) and saves
     their uncommitted events with the aggregate's version as the expected version."""
 
@@ -55,41 +58,15 @@ class AggregateRepository(TracingMixin, Generic[TAggregate]):
         # When and how saves snapshot (eventsource.snapshots.strategies); checks both settings.
         self._strategy = create_snapshot_strategy(snapshot_mode, snapshot_threshold)
         self._init_tracing(__name__, enable_tracing)
-        self._event_store = event_store
+        self._keep_settings(
+            event_store, aggregate_type, snapshot_store, snapshot_threshold, snapshot_mode
+        )
         self._factory = aggregate_factory
-        self._aggregate_type = aggregate_type
         self._publisher = event_publisher
-        self._snapshot_store = snapshot_store
-        self._snapshot_threshold = snapshot_threshold
-        self._snapshot_mode: SnapshotMode = snapshot_mode
-
-    @property
-    def aggregate_type(self) -> str:
-        return self._aggregate_type
-
-    @property
-    def event_store(self) -> EventStore:
-        return self._event_store
 
     @property
     def event_publisher(self) -> EventPublisher | None:
         return self._publisher
-
-    @property
-    def snapshot_store(self) -> SnapshotStore | None:
-        return self._snapshot_store
-
-    @property
-    def snapshot_threshold(self) -> int | None:
-        return self._snapshot_threshold
-
-    @property
-    def snapshot_mode(self) -> SnapshotMode:
-        return self._snapshot_mode
-
-    @property
-    def has_snapshot_support(self) -> bool:
-        return self._snapshot_store is not None
 
     @property
     def pending_snapshot_count(self) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from uuid import UUID
 
 import click
@@ -13,6 +12,7 @@ from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
 from eventsource.cli._queries import id_range, list_streams
 from eventsource.stores.interface import ReadOptions
+from eventsource.types import JSON
 
 __all__ = ["event_line", "group", "parse_after", "parse_stream_id"]
 
@@ -126,7 +126,7 @@ async def _show(settings: Settings, stream_id: str, from_version: int, limit: in
         out.line(event_line(record))
 
 
-def event_line(record: dict[str, Any]) -> str:
+def event_line(record: JSON) -> str:
     """One event on one line: position, time, stream and version, type, payload."""
     unknown = "" if record["known"] else " (unknown type)"
     data = json.dumps(record["data"], ensure_ascii=False, separators=(",", ":"))

@@ -22,6 +22,7 @@ from eventsource.cli._errors import CheckFailedError, NotFoundError
 from eventsource.cli._queries import event_position
 from eventsource.repositories.checkpoint import TENANT_MARK, CheckpointData
 from eventsource.tenancy import tenant_scope
+from eventsource.types import JSON
 
 __all__ = ["group"]
 
@@ -44,7 +45,7 @@ async def _cursor(db: Backend, data: CheckpointData) -> str | None:
     return None if position is None else await db.store.cursor_for_position(position)
 
 
-async def progress(db: Backend, data: CheckpointData) -> dict[str, Any]:
+async def progress(db: Backend, data: CheckpointData) -> JSON:
     """A checkpoint with its lag in events and seconds, and a state word."""
     _, mark, owner = data.projection_name.partition(TENANT_MARK)
     with tenant_scope(UUID(owner)) if mark else nullcontext():

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventsource._ids import new_uuid4, new_uuid7
+from eventsource.types import JSON
 
 __all__ = ["DomainEvent"]
 
@@ -57,7 +58,7 @@ class DomainEvent(BaseModel):
     actor_id: str | None = None
     correlation_id: UUID = Field(default_factory=new_uuid4)
     causation_id: UUID | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JSON = Field(default_factory=dict)
 
     def with_metadata(self, **kw: Any) -> Self:
         """A copy whose metadata is this one's merged with `kw` (new keys win)."""
@@ -81,12 +82,12 @@ class DomainEvent(BaseModel):
         """True if both events share a correlation id."""
         return self.correlation_id == event.correlation_id
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSON:
         """All fields, JSON-ready (UUIDs and datetimes as strings)."""
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def from_dict(cls, data: JSON) -> Self:
         """Validate `data` (e.g. a `to_dict()` result) into this class."""
         return cls.model_validate(data)
 

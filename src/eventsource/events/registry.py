@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import DuplicateEventTypeError, EventTypeNotFoundError
@@ -127,12 +127,12 @@ def register_event(
 
 
 def register_event(
-    event_class: Any = None,
+    event_class: E | None = None,
     /,
     *,
     event_type: str | None = None,
     registry: EventRegistry | None = None,
-) -> Any:
+) -> E | Callable[[E], E]:
     """Register an event class: `@register_event`, `@register_event()` or with keywords."""
     target = registry if registry is not None else default_registry
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeAlias, TypeVar
 
 from eventsource._optional import optional
@@ -219,7 +219,7 @@ def backend_of(store: EventStore, what: str) -> str:
 
 
 def postgresql_factory(
-    url: str, engine_options: dict[str, Any] | None
+    url: str, engine_options: Mapping[str, object] | None
 ) -> tuple[Callable[[], Coroutine[Any, Any, Any]], Callable[[Any], Awaitable[None]]]:
     """How to build an `async_sessionmaker` over an engine of its own on the portal, and how
     to dispose of that engine. A `postgresql://` URL gets the asyncpg driver."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from eventsource.aggregates._settings import RepositorySettings
 from eventsource.aggregates.base import AggregateRoot
 from eventsource.aggregates.repository import AggregateRepository
 from eventsource.snapshots.interface import Snapshot
@@ -22,7 +23,9 @@ TAggregate = TypeVar("TAggregate", bound=AggregateRoot[Any])
 
 
 class SyncAggregateRepository(
-    PortalBound[AggregateRepository[TAggregate]], Generic[TAggregate]
+    PortalBound[AggregateRepository[TAggregate]],
+    RepositorySettings[SyncEventStore, SyncSnapshotStore],
+    Generic[TAggregate],
 ):
     """`AggregateRepository` as blocking calls, usable from any thread: the same arguments,
     methods and errors (`OptimisticLockError` on a stale save, `AggregateNotFoundError`),
@@ -65,12 +68,10 @@ class SyncAggregateRepository(
                 f"got a {type(event_publisher).__name__}"
             )
         create_snapshot_strategy(snapshot_mode, snapshot_threshold)  # checks both, now
-        self._event_store = event_store
-        self._snapshot_store = snapshot_store
-        self._aggregate_type = aggregate_type
+        self._keep_settings(
+            event_store, aggregate_type, snapshot_store, snapshot_threshold, snapshot_mode
+        )
         self._aggregate_factory = aggregate_factory
-        self._snapshot_threshold = snapshot_threshold
-        self._snapshot_mode: SnapshotMode = snapshot_mode
 
         async def build() -> AggregateRepository[TAggregate]:
             publisher = None
@@ -93,30 +94,6 @@ class SyncAggregateRepository(
             event_store.portal,
             f"SyncAggregateRepository({aggregate_type!r})",
         )
-
-    @property
-    def aggregate_type(self) -> str:
-        return self._aggregate_type
-
-    @property
-    def event_store(self) -> SyncEventStore:
-        return self._event_store
-
-    @property
-    def snapshot_store(self) -> SyncSnapshotStore | None:
-        return self._snapshot_store
-
-    @property
-    def snapshot_threshold(self) -> int | None:
-        return self._snapshot_threshold
-
-    @property
-    def snapshot_mode(self) -> SnapshotMode:
-        return self._snapshot_mode
-
-    @property
-    def has_snapshot_support(self) -> bool:
-        return self._snapshot_store is not None
 
     def create_new(self, aggregate_id: UUID) -> TAggregate:
         """A fresh aggregate (version 0, no state), made in the caller's thread; nothing is

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
 from uuid import UUID
 
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
@@ -48,7 +48,7 @@ class SyncSnapshotStore(PortalBound[SnapshotStore]):
         cls,
         url: str,
         *,
-        engine_options: dict[str, Any] | None = None,
+        engine_options: Mapping[str, object] | None = None,
         portal: Portal | None = None,
     ) -> SyncSnapshotStore:
         """A `PostgreSQLSnapshotStore` over an engine of its own (see

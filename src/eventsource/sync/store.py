@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
@@ -70,7 +69,7 @@ class SyncEventStore(PortalBound[EventStore]):
         *,
         event_registry: EventRegistry | None = None,
         outbox_enabled: bool = False,
-        engine_options: dict[str, Any] | None = None,
+        engine_options: Mapping[str, object] | None = None,
         portal: Portal | None = None,
     ) -> SyncEventStore:
         """A `PostgreSQLEventStore` over an engine of its own (`create_async_engine(url,

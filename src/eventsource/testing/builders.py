@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
@@ -16,7 +16,7 @@ E = TypeVar("E", bound=DomainEvent)
 
 
 def event_factory(
-    event_class: type[E], aggregate_id: UUID | None = None, **defaults: Any
+    event_class: type[E], aggregate_id: UUID | None = None, **defaults: object
 ) -> Callable[..., E]:
     """A function building `event_class` events for one aggregate with consecutive versions.
 
@@ -25,7 +25,7 @@ def event_factory(
     target = aggregate_id or new_uuid4()
     version = 0
 
-    def make(**fields: Any) -> E:
+    def make(**fields: object) -> E:
         nonlocal version
         version += 1
         values = {"aggregate_id": target, "aggregate_version": version, **defaults, **fields}
@@ -35,7 +35,7 @@ def event_factory(
 
 
 def build_stream(
-    *specs: tuple[type[DomainEvent], dict[str, Any]],
+    *specs: tuple[type[DomainEvent], Mapping[str, object]],
     aggregate_id: UUID | None = None,
     tenant_id: UUID | None = None,
     start: datetime | None = None,

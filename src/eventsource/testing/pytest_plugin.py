@@ -53,7 +53,7 @@ async def postgresql_event_store() -> AsyncIterator[EventStore]:
     """A PostgreSQL event store in a fresh schema, dropped afterwards."""
     url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
     try:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
         from eventsource._sql.postgresql import asyncpg_url, sqlalchemy_url

@@ -61,24 +61,24 @@ def _append_order(url: str) -> str:
 def test_tail_follow_prints_events_committed_by_another_process(store_url: str) -> None:
     assert _run(store_url, "demo", "--yes").returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTSOURCE_")}
-    follower = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes the pipes
         [console_script(), "--url", store_url, "--json", "events", "tail", "--follow",
          "--last", "1", "--type", "OrderPlaced", "--type", "MoneyWithdrawn"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        assert follower.stdout is not None
-        first = json.loads(follower.stdout.readline())
-        assert first["global_position"] == 11  # the last event, then new ones
-        appended = [_append_order(store_url) for _ in range(3)]
-        seen = [json.loads(follower.stdout.readline())["event_id"] for _ in appended]
-        assert seen == appended
-        follower.send_signal(signal.SIGINT)  # Ctrl-C ends a follow, as success
-        started = time.monotonic()
-        assert follower.wait(timeout=15) == 0
-        assert time.monotonic() - started < 15
-        assert "Traceback" not in follower.stderr.read()  # type: ignore[union-attr]
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.wait()
+    ) as follower:
+        try:
+            assert follower.stdout is not None
+            first = json.loads(follower.stdout.readline())
+            assert first["global_position"] == 11  # the last event, then new ones
+            appended = [_append_order(store_url) for _ in range(3)]
+            seen = [json.loads(follower.stdout.readline())["event_id"] for _ in appended]
+            assert seen == appended
+            follower.send_signal(signal.SIGINT)  # Ctrl-C ends a follow, as success
+            started = time.monotonic()
+            assert follower.wait(timeout=15) == 0
+            assert time.monotonic() - started < 15
+            assert "Traceback" not in follower.stderr.read()  # type: ignore[union-attr]
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+                follower.wait()

@@ -65,7 +65,9 @@ def test_an_unreachable_postgresql_server_is_one_line(pg_url: str) -> None:
     assert "Traceback" in result.stderr
 
 
-def test_a_wrong_app_path_is_a_usage_error(demo_url: str, tmp_path: Path, monkeypatch) -> None:
+def test_a_wrong_app_path_is_a_usage_error(
+    demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "no module named 'no_such_mod'" in fails(
         demo_url, "--app", "no_such_mod:app", "streams", "list", code=2
     )
@@ -86,7 +88,7 @@ def test_a_wrong_app_path_is_a_usage_error(demo_url: str, tmp_path: Path, monkey
 
 
 def test_an_app_module_in_the_current_directory_is_found(
-    demo_url: str, tmp_path: Path, monkeypatch
+    demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "my_events_app.py").write_text(textwrap.dedent("""
         from eventsource.cli import CliApp
@@ -159,7 +161,7 @@ def test_declining_in_a_pipe_changes_nothing(demo_url: str) -> None:
 
 
 def test_the_app_module_of_docs_cli_md_runs_and_serves_as_app(
-    demo_url: str, tmp_path: Path, monkeypatch
+    demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/cli.md's `--app` module, run as written, then used by the command line."""
     import re

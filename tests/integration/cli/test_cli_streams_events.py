@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from cli_support import (  # noqa: F401 - fixtures
@@ -34,7 +35,7 @@ STREAMS = [
 ]
 
 
-def _masked(document: dict) -> dict:
+def _masked(document: dict[str, Any]) -> dict[str, Any]:
     """The document with each `stored_at` (the time the demo ran) replaced by a mark."""
     for event in document["events"]:
         assert event["stored_at"].startswith("20")

@@ -88,6 +88,7 @@ async def test_a_dead_letter_can_be_replayed(buses: Buses, near_the_limit: bool)
         done.append(event)
 
     consumer = await buses.open(max_retries=2)
+    assert consumer._nc is not None
     limit = consumer._nc.max_payload
     event = bulky(limit, spare=50) if near_the_limit else ContractPing(aggregate_id=uuid4(), n=5)
     consumer.subscribe(type(event), handler)
@@ -153,6 +154,7 @@ async def test_an_undecodable_message_near_max_payload_is_dead_lettered(buses: B
     consumer = await buses.open()
     consumer.subscribe_to_all_events(seen.append)
     publisher = await buses.open()
+    assert publisher._nc is not None
     limit = publisher._nc.max_payload
     garbage = b"\xff" * (limit - 200)  # with the DLQ headers it would be over the limit
     headers = {"event_id": str(uuid4()), "event_type": "ContractPing"}
@@ -174,6 +176,7 @@ async def test_an_undecodable_message_near_max_payload_is_dead_lettered(buses: B
 
 async def test_an_event_over_max_payload_is_refused_before_anything_is_sent(buses: Buses) -> None:
     bus = await buses.open(publish_attempts=2)
+    assert bus._nc is not None
     limit = bus._nc.max_payload
     await bus.publish([bulky(limit, spare=0)])  # exactly at the limit: accepted
     with pytest.raises(EventBusError, match=f"over the NATS server's max_payload of {limit}"):

@@ -91,7 +91,13 @@ async def test_sigkilled_consumer_leaves_its_messages_to_the_group(
     record.touch()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.Popen(  # noqa: ASYNC220 - a real process, killed below
-        [sys.executable, str(HERE / "killable_consumer.py"), buses.url, buses.prefix, str(record)],
+        [
+            sys.executable,
+            str(HERE / "nats_killable_consumer.py"),
+            buses.url,
+            buses.prefix,
+            str(record),
+        ],
         env=env,
     )
     try:

@@ -123,21 +123,19 @@ async def outboxed(
 
         async with SQLiteEventStore(path, outbox_enabled=True, enable_tracing=False) as sqlite:
             await sqlite.initialize()
+            env = Outboxed(
+                backend, sqlite, SQLiteOutboxRepository(sqlite, enable_tracing=False), other, path
+            )
             try:
-                yield Outboxed(
-                    backend,
-                    sqlite,
-                    SQLiteOutboxRepository(sqlite, enable_tracing=False),
-                    other,
-                    path,
-                )
+                yield env
             finally:
+                await env.stop_relays()  # gives up each relay's lock file
                 for connection in opened:
                     await connection.close()
     else:
         assert pg is not None
-        async with pg_outboxed(*pg) as opened:
-            yield opened
+        async with pg_outboxed(*pg) as outboxed:
+            yield outboxed
 
 
 @asynccontextmanager
@@ -206,7 +204,7 @@ def versions_by_aggregate(events: Sequence[DomainEvent]) -> dict[UUID, list[int]
     """Each aggregate's `n` values in the order given."""
     seen: dict[UUID, list[int]] = {}
     for event in events:
-        seen.setdefault(event.aggregate_id, []).append(event.n)  # type: ignore[attr-defined]
+        seen.setdefault(event.aggregate_id, []).append(event.n)
     return seen
 
 

@@ -233,7 +233,7 @@ async def test_run_forever_cleans_up_periodically(env: Outboxed) -> None:
 
 
 async def _published_count(env: Outboxed) -> int:
-    return (await env.outbox.get_stats()).published_count
+    return int((await env.outbox.get_stats()).published_count)
 
 
 async def _eventually_async(probe: Any, expected: object, timeout: float = 10.0) -> None:
@@ -362,5 +362,6 @@ async def test_one_update_per_batch_on_sqlite(tmp_path: Path) -> None:
     [("batch_size", 0), ("poll_interval", 0), ("cleanup_after_days", -1), ("cleanup_interval", 0)],
 )
 def test_bad_settings_are_refused_by_name(option: str, value: float) -> None:
+    settings: dict[str, Any] = {option: value}
     with pytest.raises(ValueError, match=option):
-        OutboxRelay(InMemoryOutboxRepository(), RecordingBus(), **{option: value})
+        OutboxRelay(InMemoryOutboxRepository(), RecordingBus(), **settings)

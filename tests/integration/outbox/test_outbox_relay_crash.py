@@ -13,13 +13,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
 from outbox_brokers import Broker
 from outbox_support import Outboxed, backend_env, deposits, first_occurrences, pg_url_for
 
-from brokers import require_redis
+from brokers import RedisEntries, require_redis
 
 HERE = Path(__file__).parent
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
@@ -80,7 +81,7 @@ async def _published(broker: Broker) -> list[tuple[UUID, UUID, int]]:
 
     client = aioredis.Redis.from_url(broker.url)
     try:
-        entries = await client.xrange(f"{broker.name}:stream")
+        entries = cast(RedisEntries, await client.xrange(f"{broker.name}:stream"))
     finally:
         await client.aclose()
     return [
@@ -125,7 +126,7 @@ async def test_a_killed_relay_loses_nothing_and_keeps_order(
     try:
 
         async def drained() -> bool:
-            return (await env.outbox.get_stats()).pending_count == 0
+            return int((await env.outbox.get_stats()).pending_count) == 0
 
         await _wait_for(drained, second, "the restarted relay to drain the outbox")
     finally:

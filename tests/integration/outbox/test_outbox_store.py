@@ -34,7 +34,7 @@ async def env(sql_backend: tuple[str, str | None], tmp_path: Path) -> AsyncItera
 
 
 async def _count(env: Outboxed, table: str) -> int:
-    return await _scalar(env, f"SELECT count(*) FROM {table}")
+    return int(await _scalar(env, f"SELECT count(*) FROM {table}"))
 
 
 async def _scalar(env: Outboxed, sql: str) -> Any:

@@ -7,7 +7,7 @@ import random
 from uuid import UUID, uuid4
 
 import pytest
-from _pg_support import added, raw_connection, store  # type: ignore[import-not-found]
+from _pg_support import added, raw_connection, store
 
 from eventsource.stores.interface import ReadOptions
 from eventsource.stores.postgresql import PostgreSQLEventStore

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from _pg_support import (  # type: ignore[import-not-found]
+from _pg_support import (
     added,
     batch_worker,
     race_worker,
@@ -172,4 +172,4 @@ async def _idle(pg_url: str, pg_schema: str) -> bool:
             "AND state <> 'idle' AND pid <> pg_backend_pid() AND query LIKE 'WITH cur AS%'")
     finally:
         await conn.close()
-    return busy == 0
+    return int(busy) == 0

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from _pg_support import added, register  # type: ignore[import-not-found]
+from _pg_support import added, register
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from eventsource.exceptions import CheckpointError, EventStoreError

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from _pg_support import added, open_store_in, store  # type: ignore[import-not-found]
+from _pg_support import added, open_store_in, store
 
 from eventsource import InMemoryCheckpointRepository
 from eventsource.events.base import DomainEvent

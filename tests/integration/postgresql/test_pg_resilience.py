@@ -11,7 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from _pg_support import added, raw_connection, register  # type: ignore[import-not-found]
+from _pg_support import added, raw_connection, register
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from eventsource.exceptions import EventStoreError, EventStoreTimeoutError
@@ -131,7 +131,7 @@ async def test_appends_and_reads_after_the_pool_connections_were_killed(
         for cart in carts:
             assert await store.get_stream_version(cart, "PgCart") == 3
             stream = await store.get_events(cart, "PgCart")
-            assert [event.n for event in stream.events] == [1, 2, 3]  # type: ignore[attr-defined]
+            assert [event.n for event in stream.events] == [1, 2, 3]
         assert await _terminate(pg_url, name) >= 1
         await asyncio.sleep(pause)
         assert len((await store.read_all()).events) == 15

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from _pg_support import (  # type: ignore[import-not-found]
+from _pg_support import (
     ItemAdded,
     Loose,
     added,
@@ -134,8 +134,11 @@ async def test_same_semantics_as_the_in_memory_store(store: PostgreSQLEventStore
         for stream_id in (f"{carts[0]}:PgCart", str(carts[0])):
             assert shape((await store.read_stream(stream_id, options)).events) == shape(
                 (await memory.read_stream(stream_id, options)).events), (stream_id, options)
-    for args in [(carts[0], "PgCart", 2), (carts[0], None, 0), (uuid4(), "PgCart", 0),
-                 (carts[1], "PgCart", 5), (carts[0], "PgCart", 0, base + timedelta(minutes=4))]:
+    calls: list[tuple[Any, ...]] = [
+        (carts[0], "PgCart", 2), (carts[0], None, 0), (uuid4(), "PgCart", 0),
+        (carts[1], "PgCart", 5), (carts[0], "PgCart", 0, base + timedelta(minutes=4)),
+    ]
+    for args in calls:
         mine, theirs = await store.get_events(*args), await memory.get_events(*args)
         assert (mine.version, mine.aggregate_type) == (theirs.version, theirs.aggregate_type)
         assert [e.event_id for e in mine.events] == [e.event_id for e in theirs.events]

@@ -399,7 +399,9 @@ async def test_death_helpers_read_what_rabbitmq_recorded(buses: Buses) -> None:
     connection = await aio_pika.connect(buses.url)
     try:
         channel = await connection.channel()
-        arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}
+        arguments: dict[str, Any] = {
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": target
+        }
         await channel.declare_queue(source, arguments=arguments, auto_delete=True)
         expired = await channel.declare_queue(target, auto_delete=True)
         message = aio_pika.Message(b"{}", expiration=0.01)

@@ -78,7 +78,7 @@ async def test_sigkilled_consumer_leaves_its_messages_to_the_group(tmp_path: Pat
         child = subprocess.Popen(  # noqa: ASYNC220 - a real process, killed below
             [
                 sys.executable,
-                str(HERE / "killable_consumer.py"),
+                str(HERE / "rabbitmq_killable_consumer.py"),
                 buses.url,
                 buses.exchange,
                 str(record),

@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
 from redis_bus_helpers import Buses, redis_buses
 
+from brokers import RedisEntries, redis_text
 from eventsource.bus.redis import (
     RedisEventBus,
     RedisEventBusConfig,
@@ -141,10 +143,10 @@ async def test_get_retry_key_is_where_the_failures_are_counted(buses: Buses) -> 
     await bus.publish([ContractPing(aggregate_id=uuid4())])
     async with consuming(bus):
         await eventually(lambda: bus.stats.handler_errors >= 2, "two failures")
-    [(message_id, _fields)] = await bus._redis.xrange(bus.config.stream_name)
+    [(message_id, _fields)] = cast(RedisEntries, await bus._redis.xrange(bus.config.stream_name))
     key = bus.config.get_retry_key(message_id.decode())
     assert key.startswith(f"{buses.prefix}:retry:")
-    assert int(await bus._redis.get(key)) == bus.stats.handler_errors
+    assert int(redis_text(await bus._redis.get(key))) == bus.stats.handler_errors
     assert 0 < await bus._redis.ttl(key) <= bus.config.retry_key_expiry_seconds
 
 

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 from redis_bus_helpers import Buses, redis_buses
 
+from brokers import redis_text
 from eventsource.testing.contract.bus import ContractPing, consuming, eventually
 
 HERE = Path(__file__).parent
@@ -84,7 +85,7 @@ async def test_sigkilled_consumer_leaves_its_messages_to_the_group(buses: Buses)
     processed_key = f"{buses.prefix}:processed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.Popen(  # noqa: ASYNC220 - a real process, killed below
-        [sys.executable, str(HERE / "killable_consumer.py"), buses.url, buses.prefix], env=env
+        [sys.executable, str(HERE / "redis_killable_consumer.py"), buses.url, buses.prefix], env=env
     )
     try:
         deadline = asyncio.get_running_loop().time() + 30
@@ -95,7 +96,7 @@ async def test_sigkilled_consumer_leaves_its_messages_to_the_group(buses: Buses)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    done_by_child = {UUID(m.decode()) for m in await recorder.smembers(processed_key)}
+    done_by_child = {UUID(redis_text(m)) for m in await recorder.smembers(processed_key)}
     assert len(done_by_child) < len(events), "killed mid-stream"
     info = await publisher.get_stream_info()
     assert info["pending_messages"] > 0, "the dead consumer left unacknowledged messages"

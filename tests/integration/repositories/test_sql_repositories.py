@@ -181,6 +181,7 @@ async def test_postgresql_tables_made_from_the_documented_columns_work(
     await repo.save_position("old", 5, event_id, "A", cursor="c:5")
     assert await repo.get_cursor("old") == "c:5"
     data = await repo.get_checkpoint_data(projection_name="old")
+    assert data is not None
     assert (data.last_event_id, data.global_position, data.events_processed) == (event_id, 5, 1)
 
 

@@ -345,7 +345,7 @@ async def test_a_read_that_finds_the_file_busy_is_redone_in_the_driver_thread(
         if threading.get_ident() == loop_thread:
             ran_in.append("loop")
             busy = sqlite3.OperationalError("database is locked")
-            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
             raise busy
         ran_in.append("driver")
         return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])

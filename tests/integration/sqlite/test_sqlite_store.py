@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from uuid import uuid4
 
@@ -118,7 +118,7 @@ async def test_file_data_survives_new_instances_and_processes(db_path: str) -> N
 async def test_data_calls_while_disconnected_raise(db_path: str) -> None:
     store = SQLiteEventStore(db_path)
     cart = uuid4()
-    calls = [
+    calls: list[Callable[[], Awaitable[object]]] = [
         lambda: store.append_events(cart, CART, [item(cart)], 0),
         lambda: store.get_events(cart, CART),
         lambda: store.get_events_by_type(CART),

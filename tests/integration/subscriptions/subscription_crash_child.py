@@ -116,9 +116,9 @@ async def open_backend(
         engine = create_async_engine(f"sqlite+aiosqlite:///{location}")
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         try:
-            async with SQLiteEventStore(location) as store:
-                await store.initialize()
-                yield store, sessions, SQLiteCheckpointRepository(store)
+            async with SQLiteEventStore(location) as sqlite_store:
+                await sqlite_store.initialize()
+                yield sqlite_store, sessions, SQLiteCheckpointRepository(sqlite_store)
         finally:
             await engine.dispose()
 
@@ -140,4 +140,5 @@ async def run(backend: str, location: str, kind: str, path: str | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(*sys.argv[1:4], sys.argv[4] if len(sys.argv) > 4 else None))
+    backend, location, kind = sys.argv[1:4]
+    asyncio.run(run(backend, location, kind, sys.argv[4] if len(sys.argv) > 4 else None))

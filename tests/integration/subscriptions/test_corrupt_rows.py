@@ -70,6 +70,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 async def _sqlite(path: str, stack: AsyncExitStack) -> Backend:
     from eventsource.repositories.sqlite import SQLiteDLQRepository
+    from eventsource.stores.sqlite import SQLiteEventStore
 
     store, sessions, checkpoints = await stack.enter_async_context(open_backend("sqlite", path))
 
@@ -86,6 +87,7 @@ async def _sqlite(path: str, stack: AsyncExitStack) -> Backend:
         conn.close()
         return event_id
 
+    assert isinstance(store, SQLiteEventStore)
     return Backend(store, checkpoints, SQLiteDLQRepository(store), insert_raw, sessions)
 
 
@@ -146,7 +148,8 @@ class Collector:
     def subscribed_to(self) -> list[type[DomainEvent]]:
         return [CorruptProbe]
 
-    async def handle(self, event: CorruptProbe) -> None:
+    async def handle(self, event: DomainEvent) -> None:
+        assert isinstance(event, CorruptProbe)
         self.seen.append(event.n)
 
 

@@ -16,6 +16,7 @@ import pytest
 from subs_integration_helpers import ItemAdded, committed_order, wait_until
 from tcp_proxy import TcpProxy
 
+from eventsource.events.base import DomainEvent
 from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
 from eventsource.stores.postgresql import PostgreSQLEventStore
 from eventsource.subscriptions import (
@@ -69,10 +70,10 @@ class CuttingCollector:
         self.seen: list[UUID] = []
         self.cut = asyncio.Event()
 
-    def subscribed_to(self) -> list[type]:
+    def subscribed_to(self) -> list[type[DomainEvent]]:
         return [ItemAdded]
 
-    async def handle(self, event: ItemAdded) -> None:
+    async def handle(self, event: DomainEvent) -> None:
         self.seen.append(event.event_id)
         if len(self.seen) == CUT_AT:
             self.proxy.cut()
@@ -122,7 +123,9 @@ async def test_catch_up_survives_a_database_outage(
         expected = TOTAL + DURING_OUTAGE
         await wait_until(
             lambda: len(collector.seen) >= expected
-            and subscription.state is SubscriptionState.LIVE, 60,
+            # the state changes while waiting; mypy keeps the type narrowed by the assert above
+            and subscription.state is SubscriptionState.LIVE,  # type: ignore[comparison-overlap]
+            60,
         )
         await wait_until(lambda: manager.get_health().status == "healthy", 10)
         assert subscription.store_reachable

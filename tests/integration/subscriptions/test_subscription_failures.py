@@ -18,6 +18,7 @@ from sqlalchemy import text
 from subs_integration_helpers import fresh_schema, wait_until
 from subscription_crash_child import READ_MODEL, SubsCrashTick, open_backend, register
 
+from eventsource.events.base import DomainEvent
 from eventsource.exceptions import ProjectionError
 from eventsource.projections.base import DatabaseProjection
 from eventsource.projections.decorators import handles
@@ -132,7 +133,7 @@ async def test_failing_events_dead_lettered_the_rest_applied_once_and_retried(
     # One dead letter per event, written by the projection: its error and its 2 attempts.
     assert all(entry.retry_count == 2 for entry in entries)
     assert all("is poison" in entry.error_message for entry in entries)
-    assert sorted(info.event_id for info in errors) == sorted(poisoned)
+    assert sorted(str(info.event_id) for info in errors) == sorted(map(str, poisoned))
     assert all(info.error_type == "ProjectionError" for info in errors)
     subscription = manager.get_subscription("Ledger")
     assert subscription is not None
@@ -187,10 +188,10 @@ async def test_plain_subscriber_dead_letters_carry_attempts_and_can_be_retried(
     failing = {ids[5]}
 
     class Flaky:
-        def subscribed_to(self) -> list[type]:
+        def subscribed_to(self) -> list[type[DomainEvent]]:
             return [SubsCrashTick]
 
-        async def handle(self, event: SubsCrashTick) -> None:
+        async def handle(self, event: DomainEvent) -> None:
             if event.event_id in failing:
                 raise ConnectionError("downstream unavailable")
             handled.append(event.event_id)

@@ -19,7 +19,7 @@ from _sync_support import (
     stale_save,
 )
 
-from eventsource import OptimisticLockError
+from eventsource import DomainEvent, OptimisticLockError
 from eventsource.sync import (
     Portal,
     SyncAggregateRepository,
@@ -117,10 +117,10 @@ def test_snapshots_and_checkpoints_beside_a_postgresql_store(
     seen: list[uuid.UUID] = []
 
     class Seen:
-        def subscribed_to(self) -> list[type[SyncIncremented]]:
+        def subscribed_to(self) -> list[type[DomainEvent]]:
             return [SyncIncremented]
 
-        def handle(self, event: SyncIncremented) -> None:
+        def handle(self, event: DomainEvent) -> None:
             seen.append(event.event_id)
 
     runner = SyncSubscriptionRunner(store)

@@ -43,7 +43,8 @@ class Recorder:
         types: list[type[DomainEvent]] | None = None,
         fail: Callable[[DomainEvent, int], BaseException | None] | None = None,
     ) -> None:
-        self.types = types if types is not None else [OrderPlaced, OrderShipped]
+        default: list[type[DomainEvent]] = [OrderPlaced, OrderShipped]
+        self.types = types if types is not None else default
         self.fail = fail
         self.seen: list[UUID] = []
         self.attempts: dict[UUID, int] = {}
@@ -92,9 +93,12 @@ class CountingCheckpointRepository(InMemoryCheckpointRepository):
     async def save_position(
         self, subscription_id: str, position: int, event_id: UUID, event_type: str,
         cursor: str | None = None,
+        count: int = 1,
     ) -> None:
         self.saves.append((position, cursor))
-        await super().save_position(subscription_id, position, event_id, event_type, cursor)
+        await super().save_position(
+            subscription_id, position, event_id, event_type, cursor, count
+        )
 
 
 class FlakyStore(InMemoryEventStore):

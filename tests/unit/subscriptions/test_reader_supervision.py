@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -25,7 +26,7 @@ BEGINNING = SubscriptionConfig(start_from="beginning")
 
 
 async def _orders(
-    count: int, **kwargs: float
+    count: int, **kwargs: Any
 ) -> tuple[list[UUID], InMemoryCheckpointRepository, SubscriptionManager]:
     """`count` stored orders, and a manager over them with in-memory checkpoints."""
     store = InMemoryEventStore(enable_tracing=False)

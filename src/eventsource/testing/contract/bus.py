@@ -16,13 +16,14 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 import pytest
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, register_event
+from eventsource.types import JSON
 
 __all__ = [
     "UNKNOWN_EVENT_TYPE",
@@ -58,17 +59,23 @@ class ContractPong(DomainEvent):
     aggregate_type: str = "ContractBall"
 
 
+EventCallback = Callable[[DomainEvent], object]  # a plain or async function taking one event
+E = TypeVar("E", bound=DomainEvent)
+
+
 class ConsumingBus(Protocol):
     """What the contract uses of a broker bus."""
 
-    def subscribe(self, event_type: type[DomainEvent], handler: Any = None) -> Any: ...
-    def subscribe_to_all_events(self, handler: Any) -> None: ...
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], object] | None = None
+    ) -> object: ...
+    def subscribe_to_all_events(self, handler: EventCallback) -> None: ...
     async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None: ...
     async def start_consuming(self) -> None: ...
     async def stop_consuming(self) -> None: ...
     async def wait_until_consuming(self, timeout: float = 30.0) -> None: ...
     async def shutdown(self, timeout: float = 30.0) -> None: ...
-    def get_stats_dict(self) -> dict[str, Any]: ...
+    def get_stats_dict(self) -> JSON: ...
     @property
     def is_consuming(self) -> bool: ...
 

@@ -26,6 +26,7 @@ from eventsource.snapshots._sql import SQLSnapshotStore
 from eventsource.snapshots.exceptions import SnapshotError
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.tenancy import tenant_scope
+from eventsource.types import JSON
 
 __all__ = [
     "DOCUMENTED_TABLE",
@@ -75,7 +76,7 @@ def make_snapshot(
     aggregate_id: UUID | None = None,
     aggregate_type: str = "Order",
     version: int = 1,
-    state: dict[str, Any] | None = None,
+    state: JSON | None = None,
     schema_version: int = 1,
     created_at: datetime = T0,
 ) -> Snapshot:

@@ -1,6 +1,6 @@
 """A consumer process for the SIGKILL test: appends each handled event id to a file.
 
-Usage: python killable_consumer.py NATS_URL SUBJECT_PREFIX RECORD_FILE
+Usage: python nats_killable_consumer.py NATS_URL SUBJECT_PREFIX RECORD_FILE
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A consumer process for the SIGKILL test: records each event it handles in a Redis set.
 
-Usage: python killable_consumer.py REDIS_URL STREAM_PREFIX
+Usage: python redis_killable_consumer.py REDIS_URL STREAM_PREFIX
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A consumer process for the SIGKILL test: appends each event id it handles to a file.
 
-Usage: python killable_consumer.py AMQP_URL EXCHANGE RECORD_FILE
+Usage: python rabbitmq_killable_consumer.py AMQP_URL EXCHANGE RECORD_FILE
 """
 
 from __future__ import annotations
