@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eventsource._optional import optional
-from eventsource.bus._broker import BrokerEventBus, stats_dict
+from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import (
     UndecodableMessageError,
     decode_message,
@@ -859,7 +859,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             **({"dlq_queue": config.dlq_queue_name} if config.enable_dlq else {}),
             "messages": counts[0] if counts else None,
             "consumers": counts[1] if counts else None,
-            "stats": stats_dict(self._stats),
+            "stats": self._stats.get_stats_dict(),
         }
         return HealthCheckResult(
             healthy=not problems,
@@ -891,7 +891,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
 
     def get_stats_dict(self) -> dict[str, Any]:
         """The stats plus `is_connected`, `is_consuming` and `uptime_seconds`."""
-        out = stats_dict(self._stats)
+        out = self._stats.get_stats_dict()
         out["is_connected"] = self.is_connected
         out["is_consuming"] = self.is_consuming
         started = self._started_at
