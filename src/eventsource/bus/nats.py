@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventsource._optional import optional
+from eventsource._retry import Backoff, Pauses, retry
 from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import UndecodableMessageError, describe_error
 from eventsource.bus._nats_config import NATSEventBusConfig, NATSEventBusStats, subject_token
@@ -69,6 +70,16 @@ _TRANSIENT: tuple[type[Exception], ...] = (
     (nats.errors.Error, OSError, TimeoutError, _ConnectionClosedError) if nats is not None else ()
 )
 _ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+_PUBLISH_BACKOFF = Backoff(0.05, 1.0)
+_CONSUME_BACKOFF = Backoff(0.05, 2.0)
+
+
+class _UnacknowledgedError(Exception):
+    """Some publishes of a chunk were not acknowledged (`count` of them, the last `error`)."""
+
+    def __init__(self, count: int, error: BaseException | None) -> None:
+        super().__init__(f"{count} events unacknowledged by JetStream: {error}")
+        self.count, self.error = count, error
 
 
 class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
@@ -198,19 +209,29 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
     async def _publish_chunk(self, chunk: list[tuple[str, bytes, dict[str, str]]]) -> None:
         """Publish with every acknowledgement in flight at once; retry the unacknowledged (the
         deduplication id keeps a retried message that did arrive from being stored twice)."""
-        pending, delay = chunk, 0.05
-        for attempt in range(1, self._config.publish_attempts + 1):
+        pending = chunk
+
+        async def publish_pending() -> None:
+            nonlocal pending
             failed, error = await self._publish_once(pending)
             self._stats.events_published += len(pending) - len(failed)
-            if not failed:
-                return
-            if attempt == self._config.publish_attempts:
-                message = f"{len(failed)} events unacknowledged by JetStream: {error}"
-                raise EventBusError(message) from error
-            logger.warning("%d publishes unacknowledged (%s); retrying", len(failed), error)
             pending = failed
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            if failed:
+                raise _UnacknowledgedError(len(failed), error)
+
+        def log(_attempt: int, error: BaseException, _delay: float) -> None:
+            logger.warning("%s; retrying", error)
+
+        try:
+            await retry(
+                publish_pending,
+                attempts=self._config.publish_attempts,
+                backoff=_PUBLISH_BACKOFF,
+                retry_on=(_UnacknowledgedError,),
+                on_retry=log,
+            )
+        except _UnacknowledgedError as exc:
+            raise EventBusError(str(exc)) from exc.error
 
     async def _publish_once(
         self, messages: list[tuple[str, bytes, dict[str, str]]]
@@ -268,7 +289,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         nc: Client | None = None  # the connection `sub` and `advisory` live on
         sub: Any = None
         advisory: Any = None
-        delay = 0.05
+        pauses = Pauses(_CONSUME_BACKOFF)
         try:
             while not self._stopping:
                 try:
@@ -287,7 +308,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
                         )
                         self._mark_subscribed()
                     await self._process_batch(await self._fetch(sub))
-                    delay = 0.05
+                    pauses.reset()
                 except nats.js.errors.NotFoundError:
                     logger.warning("Stream or consumer gone; recreating them")
                     await self._drop(sub, advisory)
@@ -295,9 +316,8 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
                     await self._ensure_streams()
                 except _TRANSIENT as exc:
                     logger.warning("NATS unavailable while consuming (%s); retrying", exc)
-                    if await self._stopped_within(delay):
+                    if await self._stopped_within(pauses.next()):
                         break
-                    delay = min(delay * 2, 2.0)
         finally:
             await self._drop(sub, advisory)
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eventsource._optional import optional
+from eventsource._retry import Backoff, Pauses
 from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import (
     UndecodableMessageError,
@@ -41,7 +42,6 @@ from eventsource.bus._rabbitmq_config import (
     ShutdownError,
 )
 from eventsource.bus._rabbitmq_messages import (
-    DLQ_HEADERS,
     ORIGINAL_KEY_HEADER,
     RETRY_HEADER,
     dead_letter_headers,
@@ -56,6 +56,7 @@ from eventsource.bus._rabbitmq_messages import (
     is_from_dlq,
     message_fields,
     original_routing_key,
+    replay_headers,
     retry_count,
     routing_key,
     routing_key_for_class,
@@ -107,6 +108,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, TimeoutError) if aio_pika is not None else ()
 )
 _CONFIRM_TIMEOUT = 30.0  # seconds a live channel may take to confirm; then resend
+_RESEND_BACKOFF = Backoff(0.05, 1.0)
 _Outgoing = tuple[str, bytes, "aiormq.spec.Basic.Properties"]  # routing key, body, properties
 
 
@@ -465,7 +467,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         Impatient: one attempt (a consumer leaves the message unacked instead)."""
         pending = list(outgoing)
         deadline = time.monotonic() + (self._config.max_reconnect_delay if patient else 0)
-        pause = 0.05
+        pauses = Pauses(_RESEND_BACKOFF)
         while True:
             error: BaseException | None = None
             try:
@@ -485,8 +487,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
             if time.monotonic() > deadline or self._connection is None:
                 raise EventBusError(f"{len(pending)} messages unconfirmed by RabbitMQ ({error})")
             logger.warning("%d messages unconfirmed (%s); resending", len(pending), error)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            await asyncio.sleep(pauses.next())
 
     async def publish_batch(
         self, events: Sequence[DomainEvent], preserve_order: bool = False
@@ -555,20 +556,20 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
         return task
 
     async def _consume(self) -> None:
-        delay = self._config.reconnect_delay
+        pauses = Pauses(Backoff(self._config.reconnect_delay, self._config.max_reconnect_delay))
         while not self._stopping:
             self._consumer_live = False
             try:
                 await self._consume_session()
-                delay = self._config.reconnect_delay
+                pauses.reset()
             except Exception as exc:  # aiormq fails pending calls with bare Exceptions on close
                 if self._consumer_live:  # it was consuming: a new outage, not a longer one
-                    delay = self._config.reconnect_delay
+                    pauses.reset()
                 self._stats.last_error_at = _now()
+                delay = pauses.next()
                 logger.warning("RabbitMQ consumer interrupted (%r); resuming in %.2f s", exc, delay)
                 if await self._stopped_within(delay):
                     break
-                delay = min(delay * 2, self._config.max_reconnect_delay)
 
     async def _consume_session(self) -> None:
         """Consume on a channel of our own: closing it returns every unacked message. Ends
@@ -770,8 +771,7 @@ class RabbitMQEventBus(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusSt
                 if message is None:
                     return False
                 if message.message_id == message_id:
-                    headers = {k: v for k, v in message.headers.items() if k not in DLQ_HEADERS}
-                    copy = self._copy(message, headers)
+                    copy = self._copy(message, replay_headers(message.headers))
                     await self._publish_confirmed("", [(self._config.queue_name, *copy)])
                     await message.ack()
                     return True
