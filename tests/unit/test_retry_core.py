@@ -117,11 +117,11 @@ async def test_retry_gives_up_with_the_last_error_and_never_retries_others() -> 
     async def no_sleep(_seconds: float) -> None:
         return None
 
-    with pytest.raises(ConnectionError, match="^3$"):
+    with pytest.raises(ConnectionError, match=r"^3$"):
         await retry(
             failing, attempts=3, backoff=Backoff(1, 1), retry_on=(ConnectionError,), sleep=no_sleep
         )
     calls = 0
-    with pytest.raises(ConnectionError, match="^1$"):
+    with pytest.raises(ConnectionError, match=r"^1$"):
         await retry(failing, attempts=3, backoff=Backoff(1, 1), retry_on=(TimeoutError,))
     assert calls == 1
