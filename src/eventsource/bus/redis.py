@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsource._optional import optional
 from eventsource._retry import Backoff, Pauses, retry
-from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import (
     UndecodableMessageError,
     decode_message,
@@ -24,13 +23,13 @@ from eventsource.bus._codec import (
     encode_entry,
 )
 from eventsource.bus._dead_letters import Failure
+from eventsource.bus._redis_admin import RedisAdmin
 from eventsource.bus._redis_config import RedisEventBusConfig, RedisEventBusStats
 from eventsource.bus._redis_entries import (
     READ_SCRIPT,
     DeadLetter,
     Entry,
     dead_letter_fields,
-    replay_fields,
     text,
     unpack_read,
 )
@@ -70,7 +69,7 @@ _RELEASED_IDLE_MS = 7 * 24 * 3600 * 1000  # released entries look stuck at once 
 _T = TypeVar("_T")
 
 
-class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
+class RedisEventBus(RedisAdmin):
     """An `EventBus` over Redis Streams: every group gets every event, a group's consumers
     share them (API.md §11.1)."""
 
@@ -123,12 +122,6 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             if client is not None:
                 await client.aclose()
         self._client = self._reader = None
-
-    @property
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise EventBusError("RedisEventBus is not connected")
-        return self._client
 
     async def _retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Run `operation`, reconnecting through dropped connections with a growing pause."""
@@ -403,7 +396,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 exc,
             )
 
-    # -- recovery and the DLQ ----------------------------------------------------------------
+    # -- recovery ----------------------------------------------------------------
 
     async def recover_pending_messages(
         self,
@@ -447,70 +440,3 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             if cursor == "0-0" or (stoppable and self._stopping):
                 break
         return result
-
-    async def get_dlq_messages(
-        self, count: int = 100, start: str = "-", end: str = "+"
-    ) -> list[dict[str, Any]]:
-        """Dead letters, oldest first: `{"message_id", "data"}` with the reason in the data."""
-        await self.connect()
-        entries: Any = await self._redis.xrange(self._config.dlq_stream_name, start, end, count)
-        return [
-            {
-                "message_id": text(message_id),
-                "data": {text(k): text(v) for k, v in fields.items()},
-            }
-            for message_id, fields in entries
-        ]
-
-    async def replay_dlq_message(self, message_id: str) -> bool:
-        """Put a dead letter back on the stream (without its DLQ fields); False if absent."""
-        await self.connect()
-        config = self._config
-        entries: Any = await self._redis.xrange(config.dlq_stream_name, message_id, message_id, 1)
-        if not entries:
-            return False
-        fields = replay_fields(entries[0][1])
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(config.stream_name, fields)
-        pipe.xdel(config.dlq_stream_name, message_id)
-        await pipe.execute()
-        return True
-
-    async def get_stream_info(self) -> dict[str, Any]:
-        """Stream length and ends, groups, pending and dead-letter counts, and the stats."""
-        if not self.is_connected:
-            return {"connected": False}
-        config = self._config
-        redis = self._redis
-        try:
-            info: dict[str, Any] = await redis.xinfo_stream(config.stream_name)
-            groups: list[dict[str, Any]] = await redis.xinfo_groups(config.stream_name)
-        except aioredis.ResponseError:  # no stream yet
-            info, groups = {"length": 0}, []
-        consumers: list[dict[str, Any]] = []
-        if any(text(group["name"]) == config.consumer_group for group in groups):
-            consumers = await redis.xinfo_consumers(config.stream_name, config.consumer_group)
-        first, last = info.get("first-entry"), info.get("last-entry")
-        return {
-            "connected": True,
-            "stream": {
-                "name": config.stream_name,
-                "length": int(info.get("length", 0)),
-                "first_entry_id": text(first[0]) if first else None,
-                "last_entry_id": text(last[0]) if last else None,
-            },
-            "consumer_groups": [
-                {
-                    "name": text(g["name"]),
-                    "consumers": int(g["consumers"]),
-                    "pending": int(g["pending"]),
-                }
-                for g in groups
-            ],
-            "pending_messages": sum(int(g["pending"]) for g in groups),
-            "dlq_messages": int(await redis.xlen(config.dlq_stream_name)),
-            "active_consumers": sum(
-                1 for c in consumers if int(c.get("idle", 0)) < config.pending_idle_ms
-            ),
-            "stats": self.get_stats_dict(),
-        }
