@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     )
 else:
     aio_pika = optional("aio_pika")
+    aiormq = optional("aiormq")
 
 __all__ = ["TRANSIENT", "RabbitMQAdmin", "now"]
 
@@ -69,6 +70,7 @@ class RabbitMQAdmin(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusStats
     _publisher: AbstractRobustChannel | None
     _bindings: list[str]
     _started_at: float | None
+    _delivery_mode: int
 
     # What RabbitMQ (or this bus) recorded about a message's dead-lettering; they take an
     # aio-pika message, a `DLQMessage` or a headers mapping.
@@ -311,11 +313,21 @@ class RabbitMQAdmin(BrokerEventBus[RabbitMQEventBusConfig, RabbitMQEventBusStats
     ) -> None:
         """Publish until every message is confirmed."""
 
-    @abstractmethod
     def _copy(
         self,
         message: Delivery | AbstractIncomingMessage,
         headers: dict[str, Any],
         expiration: float | None = None,
     ) -> tuple[bytes, aiormq.spec.Basic.Properties]:
-        """The message's body and properties, with `headers`."""
+        """`message` to send again: its body, and its properties with `headers` (and an
+        expiration of `expiration` seconds)."""
+        properties = aiormq.spec.Basic.Properties(
+            content_type=message.content_type,
+            delivery_mode=int(message.delivery_mode or self._delivery_mode),
+            headers=headers,
+            message_id=message.message_id,
+            message_type=message.type,
+            correlation_id=message.correlation_id,
+            expiration=None if expiration is None else str(max(1, round(expiration * 1000))),
+        )
+        return message.body, properties

@@ -301,14 +301,14 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         if self._config.enable_dlq and (metrics := self._metrics()) is not None:
             metrics.dead_lettered(reason, error_type)
 
-    async def _handle(self, handler: Handler, event: DomainEvent) -> None:
+    async def _call_handler(self, handler: Handler, event: DomainEvent) -> None:
         metrics = self._metrics()
         if metrics is None:
-            await super()._handle(handler, event)
+            await super()._call_handler(handler, event)
             return
         start, error = time.perf_counter(), None
         try:
-            await super()._handle(handler, event)
+            await super()._call_handler(handler, event)
         except Exception as exc:
             error = exc
             raise

@@ -54,17 +54,19 @@ class InMemoryEventBus(SubscriptionMethods, BusSpans, EventBus):
         for event in events:
             handlers = self._subscribers.handlers_for(event)
             failures = await self._run_handlers(handlers, event)
-            self._stats["handlers_invoked"] += len(handlers) - len(failures)
-            for handler, error in failures:
-                self._stats["handler_errors"] += 1
-                logger.error(
-                    "Handler %s failed on %s %s",
-                    handler_name(handler),
-                    event.event_type,
-                    event.event_id,
-                    exc_info=error,
-                )
-            self._stats["events_published"] += 1
+            stats = self._stats
+            stats["handlers_invoked"] += len(handlers) - len(failures)
+            stats["events_published"] += 1
+            if failures:
+                stats["handler_errors"] += len(failures)
+                for handler, error in failures:
+                    logger.error(
+                        "Handler %s failed on %s %s",
+                        handler_name(handler),
+                        event.event_type,
+                        event.event_id,
+                        exc_info=error,
+                    )
 
     def get_stats(self) -> dict[str, int]:
         return dict(self._stats)

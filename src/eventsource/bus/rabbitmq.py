@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     import aiormq
     import aiormq.abc
     from aio_pika.abc import (
-        AbstractIncomingMessage,
         AbstractRobustChannel,
         AbstractRobustConnection,
     )
@@ -466,23 +465,6 @@ class RabbitMQEventBus(RabbitMQAdmin):
             patient=False,
         )
         self._stats.messages_sent_to_dlq += 1
-
-    def _copy(
-        self,
-        message: Delivery | AbstractIncomingMessage,
-        headers: dict[str, Any],
-        expiration: float | None = None,
-    ) -> tuple[bytes, aiormq.spec.Basic.Properties]:
-        properties = aiormq.spec.Basic.Properties(
-            content_type=message.content_type,
-            delivery_mode=int(message.delivery_mode or self._delivery_mode),
-            headers=headers,
-            message_id=message.message_id,
-            message_type=message.type,
-            correlation_id=message.correlation_id,
-            expiration=None if expiration is None else str(max(1, round(expiration * 1000))),
-        )
-        return message.body, properties
 
     # -- lifecycle ---------------------------------------------------------------------------
 
