@@ -1,6 +1,7 @@
-"""The spans of every bus, each declared once: `bus_span` puts a method in a span when the bus
-traces and something records, and otherwise hands back the method's own awaitable untouched
-(no span, no attributes built, no extra coroutine)."""
+"""The spans of every bus, each declared once: dispatch and handle here (`BusSpans`), publish
+and consume on `BrokerEventBus`. `bus_span` puts a method in a span when the bus traces and
+something records, and otherwise hands back the method's own awaitable untouched (no span, no
+attributes built, no extra coroutine)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,7 @@ async def _within(span: AbstractContextManager[Any], work: Awaitable[T]) -> T:
         return await work
 
 
-def _dispatch_attributes(
-    _bus: TracingMixin, handlers: list[Handler], event: DomainEvent
-) -> dict[str, object]:
+def _dispatch_attributes(handlers: list[Handler], event: DomainEvent) -> dict[str, object]:
     return {
         ATTR_EVENT_TYPE: event.event_type,
         ATTR_EVENT_ID: event.event_id,
@@ -86,7 +85,7 @@ class BusSpans(TracingMixin):
         # Decided once per event: untraced, neither the event nor a handler costs a span check.
         if not self._tracing_live():
             return run_handlers(handlers, event, self._call_handler)
-        attributes = _dispatch_attributes(self, handlers, event)
+        attributes = _dispatch_attributes(handlers, event)
         span = self._create_span_context("eventsource.event_bus.dispatch", attributes)
         return _within(span, run_handlers(handlers, event, self._handle))
 
