@@ -11,35 +11,26 @@ import logging
 import secrets
 import socket
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import fields
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods, run_handlers
-from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
+from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
+from eventsource.bus._spans import BusSpans, bus_span
+from eventsource.bus._stats import BrokerStats
+from eventsource.bus.interface import EventBus, Handler, handler_name
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.observability.attributes import (
     ATTR_EVENT_COUNT,
-    ATTR_EVENT_ID,
-    ATTR_EVENT_TYPE,
-    ATTR_HANDLER_COUNT,
-    ATTR_HANDLER_NAME,
     ATTR_MESSAGING_DESTINATION,
     ATTR_MESSAGING_OPERATION,
     ATTR_MESSAGING_SYSTEM,
 )
-from eventsource.observability.tracing import (
-    NO_SPAN,
-    TracingMixin,
-    extract_trace_context,
-    inject_trace_context,
-)
+from eventsource.observability.tracing import NO_SPAN, extract_trace_context, inject_trace_context
 
-__all__ = ["BrokerEventBus", "default_consumer_name", "stats_dict"]
+__all__ = ["BrokerEventBus", "default_consumer_name"]
 
 # Set inside a consumer (and the handlers it runs), where stop_consuming must not wait for itself.
 _in_consumer: ContextVar[bool] = ContextVar("eventsource_bus_in_consumer", default=False)
@@ -47,7 +38,7 @@ _in_consumer: ContextVar[bool] = ContextVar("eventsource_bus_in_consumer", defau
 _NO_HEADERS: Mapping[str, str] = {}
 
 ConfigT = TypeVar("ConfigT")
-StatsT = TypeVar("StatsT")
+StatsT = TypeVar("StatsT", bound=BrokerStats)
 
 
 def default_consumer_name() -> str:
@@ -55,16 +46,13 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{secrets.token_hex(4)}"
 
 
-def stats_dict(stats: Any) -> dict[str, Any]:
-    """A stats dataclass as a dict in field order, datetimes as ISO text."""
-    out: dict[str, Any] = {}
-    for field in fields(stats):
-        value = getattr(stats, field.name)
-        out[field.name] = value.isoformat() if isinstance(value, datetime) else value
-    return out
+def _publish_attributes(
+    bus: BrokerEventBus[Any, Any], events: Sequence[DomainEvent]
+) -> dict[str, object]:
+    return {ATTR_EVENT_COUNT: len(events), **bus._messaging_attributes("publish")}
 
 
-class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[ConfigT, StatsT]):
+class BrokerEventBus(SubscriptionMethods, BusSpans, EventBus, Generic[ConfigT, StatsT]):
     """The broker-independent half of a distributed bus (API.md §11, shared contract)."""
 
     def __init__(
@@ -108,7 +96,7 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
         return self._consuming
 
     def get_stats_dict(self) -> dict[str, Any]:
-        return stats_dict(self._stats)
+        return self._stats.get_stats_dict()
 
     async def connect(self) -> None:
         """Open the broker connection (idempotent)."""
@@ -143,15 +131,11 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
 
     async def _publish_now(self, events: Sequence[DomainEvent]) -> None:
         await self.connect()
-        if not self._tracing_live():
-            await self._publish_events(events)
-            return
-        with self._create_span_context(
-            "eventsource.event_bus.publish",
-            {ATTR_EVENT_COUNT: len(events), **self._messaging_attributes("publish")},
-            kind="producer",
-        ):
-            await self._publish_events(events)
+        await self._publish_in_span(events)
+
+    @bus_span("eventsource.event_bus.publish", _publish_attributes, kind="producer")
+    def _publish_in_span(self, events: Sequence[DomainEvent]) -> Awaitable[None]:
+        return self._publish_events(events)
 
     def _destination(self) -> str | None:
         """The stream, topic or exchange messages go to (`messaging.destination`)."""
@@ -252,21 +236,9 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
 
     async def _dispatch(self, event: DomainEvent) -> list[tuple[Handler, Exception]]:
         """Run the event's handlers like `InMemoryEventBus`; return (and log) the failures."""
-        handlers = self._subscribers.handlers_for(event)
-        if not self._tracing_live():
-            failures = await run_handlers(handlers, event, self._handle)
-        else:
-            with self._create_span_context(
-                "eventsource.event_bus.dispatch",
-                {
-                    ATTR_EVENT_TYPE: event.event_type,
-                    ATTR_EVENT_ID: event.event_id,
-                    ATTR_HANDLER_COUNT: len(handlers),
-                },
-            ):
-                failures = await run_handlers(handlers, event, self._handle)
+        failures = await self._run_handlers(self._subscribers.handlers_for(event), event)
         for handler, error in failures:
-            self._count_handler_error()
+            self._stats.handler_errors += 1
             self._logger.error(
                 "Handler %s failed on %s %s: %s",
                 handler_name(handler),
@@ -276,20 +248,6 @@ class BrokerEventBus(SubscriptionMethods, TracingMixin, EventBus, Generic[Config
                 exc_info=error,
             )
         return failures
-
-    async def _handle(self, handler: Handler, event: DomainEvent) -> None:
-        if not self._tracing_live():
-            await invoke_handler(handler, event)
-            return
-        with self._create_span_context(
-            "eventsource.event_bus.handle",
-            {ATTR_HANDLER_NAME: handler_name(handler), ATTR_EVENT_TYPE: event.event_type},
-        ):
-            await invoke_handler(handler, event)
-
-    def _count_handler_error(self) -> None:
-        stats: Any = self._stats
-        stats.handler_errors += 1
 
     @abstractmethod
     async def _connect(self) -> None:

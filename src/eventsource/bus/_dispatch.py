@@ -133,16 +133,21 @@ async def run_handlers(
     call: Callable[[Handler, DomainEvent], Any] = invoke_handler,
 ) -> list[tuple[Handler, Exception]]:
     """Run `handlers` on `event` concurrently; return the failures instead of raising."""
+    if len(handlers) == 1:  # the common case: no gather, no closure
+        try:
+            await call(handlers[0], event)
+        except Exception as exc:  # every handler failure is reported, none escapes
+            return [(handlers[0], exc)]
+        return []
+    if not handlers:
+        return []
 
     async def one(handler: Handler) -> tuple[Handler, Exception] | None:
         try:
             await call(handler, event)
-        except Exception as exc:  # every handler failure is reported, none escapes
+        except Exception as exc:
             return handler, exc
         return None
 
-    if len(handlers) == 1:  # the common case: no gather overhead
-        outcome = await one(handlers[0])
-        return [] if outcome is None else [outcome]
     outcomes = await asyncio.gather(*(one(h) for h in handlers))
     return [outcome for outcome in outcomes if outcome is not None]

@@ -4,13 +4,13 @@ validated without aiokafka."""
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
-from eventsource.bus._broker import default_consumer_name, stats_dict
+from eventsource._retry import Backoff
+from eventsource.bus._broker import default_consumer_name
+from eventsource.bus._stats import BrokerStats, BrokerTimes
 
 __all__ = ["KafkaEventBusConfig", "KafkaEventBusStats"]
 
@@ -197,28 +197,15 @@ class KafkaEventBusConfig:
 
     def retry_delay(self, attempt: int) -> float:
         """The pause after failed attempt `attempt` (1-based): doubling, capped, +-jitter."""
-        base = min(self.retry_base_delay * 2.0 ** max(attempt - 1, 0), self.retry_max_delay)
-        spread = base * self.retry_jitter
-        return max(0.0, base + random.uniform(-spread, spread))
+        backoff = Backoff(self.retry_base_delay, self.retry_max_delay, jitter=self.retry_jitter)
+        return backoff.after(attempt)
 
 
 @dataclass
-class KafkaEventBusStats:
-    """Counters of one `KafkaEventBus`; `get_stats_dict()` returns exactly these 12 keys."""
-
-    events_published: int = 0
-    events_consumed: int = 0
-    events_processed_success: int = 0
-    events_processed_failed: int = 0
-    messages_sent_to_dlq: int = 0
-    handler_errors: int = 0
-    reconnections: int = 0
+class _KafkaCounts(BrokerStats):
     rebalance_count: int = 0
-    last_publish_at: datetime | None = None
-    last_consume_at: datetime | None = None
-    last_error_at: datetime | None = None
-    connected_at: datetime | None = None
 
-    def get_stats_dict(self) -> dict[str, Any]:
-        """These 12 counters and times, datetimes as ISO text."""
-        return stats_dict(self)
+
+@dataclass
+class KafkaEventBusStats(BrokerTimes, _KafkaCounts):
+    """Counters of one `KafkaEventBus`; `get_stats_dict()` returns exactly these 12 keys."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 from eventsource.bus._codec import event_headers
+from eventsource.bus._dead_letters import Failure, without_dead_letter_headers
+from eventsource.bus._dead_letters import dead_letter_headers as _dead_letter_headers
 from eventsource.events.base import DomainEvent
 from eventsource.stores._rules import encode_payload
 
@@ -54,18 +55,9 @@ def dead_letter_headers(
     consumer_group: str,
 ) -> dict[str, str]:
     """The original headers plus the `dlq_*` ones of API.md §11.2."""
-    return {
-        **headers,
-        "dlq_reason": reason,
-        "dlq_error_type": error_type,
-        "dlq_error_message": error_message,
-        "dlq_retry_count": str(retries),
-        "dlq_timestamp": datetime.now(UTC).isoformat(),
-        "dlq_original_topic": topic,
-        "dlq_original_partition": str(partition),
-        "dlq_original_offset": str(offset),
-        "dlq_consumer_group": consumer_group,
-    }
+    failure = Failure(reason, error_type, retries, consumer_group, error_message)
+    origin = {"topic": topic, "partition": partition, "offset": offset}
+    return _dead_letter_headers(headers, failure, origin)
 
 
 def replay_count(headers: Mapping[str, str]) -> int:
@@ -77,6 +69,6 @@ def replay_count(headers: Mapping[str, str]) -> int:
 
 def replay_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The event headers without the DLQ ones, counting this replay."""
-    out = {key: value for key, value in headers.items() if not key.startswith("dlq_")}
+    out = without_dead_letter_headers(headers)
     out[REPLAY_COUNT] = str(replay_count(headers) + 1)
     return out

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from eventsource._retry import Backoff
 from eventsource.bus._broker import default_consumer_name
+from eventsource.bus._stats import BrokerStats, DeliveryCounts
 
 __all__ = ["NATSEventBusConfig", "NATSEventBusStats", "header_text", "subject_token"]
 
@@ -111,20 +113,14 @@ class NATSEventBusConfig:
 
     def retry_delay(self, deliveries: int) -> float:
         """The pause before redelivery after `deliveries` failed attempts: doubling, capped."""
-        return float(
-            min(self.retry_base_delay * 2.0 ** max(deliveries - 1, 0), self.retry_max_delay)
-        )
+        return Backoff(self.retry_base_delay, self.retry_max_delay).after(deliveries)
 
 
 @dataclass
-class NATSEventBusStats:
-    """Counters of one `NATSEventBus`; `get_stats_dict()` returns exactly these keys."""
-
-    events_published: int = 0
-    events_consumed: int = 0
-    events_processed_success: int = 0
-    events_processed_failed: int = 0
+class _Redelivered(DeliveryCounts):
     messages_redelivered: int = 0
-    messages_sent_to_dlq: int = 0
-    handler_errors: int = 0
-    reconnections: int = 0
+
+
+@dataclass
+class NATSEventBusStats(BrokerStats, _Redelivered):
+    """Counters of one `NATSEventBus`; `get_stats_dict()` returns exactly these keys."""

@@ -4,9 +4,10 @@ server's size limit."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 from eventsource.bus._codec import UndecodableMessageError, decode_message, event_headers
+from eventsource.bus._dead_letters import PREFIX, Failure, without_dead_letter_headers
+from eventsource.bus._dead_letters import dead_letter_headers as _dead_letter_headers
 from eventsource.bus._nats_config import header_text
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -28,7 +29,7 @@ __all__ = [
 
 MSG_ID = "Nats-Msg-Id"
 """JetStream drops a second message with the same id within the stream's duplicate window."""
-DLQ_PREFIX = "dlq_"
+DLQ_PREFIX = PREFIX
 ORIGINAL_SIZE = "dlq_original_size"
 """On a dead letter whose body was cut to fit the server's limit: the original body's size."""
 _REASON_LIMIT = 4000  # characters of a failure's description kept in `dlq_reason`
@@ -77,30 +78,19 @@ def dead_letter_headers(
 ) -> dict[str, str]:
     """The original headers plus the `dlq_*` ones; deduplicated per group and stream sequence,
     so a dead letter published twice (a retry) is stored once."""
-    out = {key: value for key, value in (headers or {}).items() if key != MSG_ID}
-    out.update(
-        {
-            "dlq_reason": header_text(reason)[:_REASON_LIMIT] or error_type,
-            "dlq_error_type": error_type,
-            "dlq_retry_count": str(deliveries),
-            "dlq_consumer_group": consumer_group,
-            "dlq_original_subject": subject,
-            "dlq_original_sequence": str(sequence),
-            "dlq_timestamp": datetime.now(UTC).isoformat(),
-            MSG_ID: f"{consumer_group}:{sequence}",
-        }
-    )
+    # Header values are one line (a line break would end the header block).
+    line = header_text(reason)[:_REASON_LIMIT] or error_type
+    failure = Failure(line, error_type, deliveries, consumer_group)
+    origin = {"subject": subject, "sequence": sequence}
+    out = _dead_letter_headers(headers, failure, origin, drop={MSG_ID})
+    out[MSG_ID] = f"{consumer_group}:{sequence}"
     return out
 
 
 def replay_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """A dead letter's headers without the DLQ ones (and without a deduplication id: the replay
     must not be dropped as a duplicate of the original)."""
-    return {
-        key: value
-        for key, value in (headers or {}).items()
-        if not key.startswith(DLQ_PREFIX) and key != MSG_ID
-    }
+    return without_dead_letter_headers(headers, also={MSG_ID})
 
 
 def message_size(body: bytes, headers: Mapping[str, str]) -> int:

@@ -3,13 +3,13 @@ aio-pika."""
 
 from __future__ import annotations
 
-import random
 import ssl
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
+from eventsource._retry import Backoff
 from eventsource.bus._broker import default_consumer_name
+from eventsource.bus._stats import BrokerStats, BrokerTimes
 from eventsource.exceptions import EventBusError
 
 __all__ = [
@@ -103,9 +103,8 @@ class RabbitMQEventBusConfig:
     def retry_delay(self, failures: int) -> float:
         """Seconds before the next attempt after `failures` failures: exponential, capped,
         with +/- `retry_jitter` spread so failed messages do not return in lockstep."""
-        base = min(self.retry_base_delay * 2.0 ** max(failures - 1, 0), self.retry_max_delay)
-        spread = base * self.retry_jitter
-        return max(0.0, base + random.uniform(-spread, spread))
+        backoff = Backoff(self.retry_base_delay, self.retry_max_delay, jitter=self.retry_jitter)
+        return backoff.after(failures)
 
     def build_ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for `amqps://`: the given one, else one from the files, else None."""
@@ -123,25 +122,17 @@ class RabbitMQEventBusConfig:
 
 
 @dataclass
-class RabbitMQEventBusStats:
-    """Counters of one `RabbitMQEventBus` (API.md §11.3)."""
-
-    events_published: int = 0
-    events_consumed: int = 0
-    events_processed_success: int = 0
-    events_processed_failed: int = 0
-    messages_sent_to_dlq: int = 0
-    handler_errors: int = 0
-    reconnections: int = 0
+class _RabbitMQCounts(BrokerStats):
     publish_confirms: int = 0
     publish_returns: int = 0
     batch_publishes: int = 0
     batch_events_published: int = 0
     batch_partial_failures: int = 0
-    last_publish_at: datetime | None = None
-    last_consume_at: datetime | None = None
-    last_error_at: datetime | None = None
-    connected_at: datetime | None = None
+
+
+@dataclass
+class RabbitMQEventBusStats(BrokerTimes, _RabbitMQCounts):
+    """Counters of one `RabbitMQEventBus` (API.md §11.3)."""
 
 
 @dataclass

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from eventsource.bus._codec import PAYLOAD, UndecodableMessageError
+from eventsource.bus._dead_letters import (
+    ERROR_TYPE,
+    REASON,
+    RETRY_COUNT,
+    TIMESTAMP,
+    Failure,
+    without_dead_letter_headers,
+)
+from eventsource.bus._dead_letters import dead_letter_headers as _dead_letter_headers
 from eventsource.bus._rabbitmq_config import DLQMessage
 from eventsource.events.base import DomainEvent
 
 __all__ = [
-    "DLQ_HEADERS",
     "ORIGINAL_KEY_HEADER",
     "RETRY_HEADER",
     "HasHeaders",
@@ -27,6 +34,7 @@ __all__ = [
     "is_from_dlq",
     "message_fields",
     "original_routing_key",
+    "replay_headers",
     "retry_count",
     "routing_key",
     "routing_key_for_class",
@@ -36,21 +44,6 @@ RETRY_HEADER = "x-retry-count"
 """Failed attempts so far: travels with the message, so any consumer of the group can count."""
 ORIGINAL_KEY_HEADER = "original_routing_key"
 """The key the message was first published with (a retried message comes back by queue name)."""
-
-DLQ_HEADERS = frozenset(
-    {
-        RETRY_HEADER,
-        "dlq_reason",
-        "dlq_error_type",
-        "dlq_error_message",
-        "dlq_retry_count",
-        "dlq_timestamp",
-        "dlq_original_queue",
-        "dlq_original_exchange",
-        "dlq_consumer_group",
-        ORIGINAL_KEY_HEADER,
-    }
-)
 
 
 def routing_key(event: DomainEvent) -> str:
@@ -132,19 +125,16 @@ def dead_letter_headers(
     consumer_group: str,
 ) -> dict[str, Any]:
     """The original headers plus where the message came from and why it is dead."""
-    out = {k: v for k, v in (headers or {}).items() if k != RETRY_HEADER}
-    out.update(
-        dlq_reason=reason,
-        dlq_error_type=error_type,
-        dlq_error_message=reason.partition(": ")[2] or reason,
-        dlq_retry_count=retries,
-        dlq_timestamp=datetime.now(UTC).isoformat(),
-        dlq_original_queue=queue,
-        dlq_original_exchange=exchange,
-        dlq_consumer_group=consumer_group,
-        original_routing_key=original_key,
-    )
+    failure = Failure(reason, error_type, retries, consumer_group)
+    origin = {"queue": queue, "exchange": exchange}
+    out: dict[str, Any] = _dead_letter_headers(headers, failure, origin, drop={RETRY_HEADER})
+    out[ORIGINAL_KEY_HEADER] = original_key
     return out
+
+
+def replay_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A dead letter's headers without the dead-letter and retry ones."""
+    return without_dead_letter_headers(headers, also={RETRY_HEADER, ORIGINAL_KEY_HEADER})
 
 
 def dlq_message(
@@ -161,10 +151,10 @@ def dlq_message(
         body=body,
         headers=headers,
         event_type=text("event_type"),
-        dlq_reason=text("dlq_reason"),
-        dlq_error_type=text("dlq_error_type"),
-        dlq_retry_count=retry_count({RETRY_HEADER: headers.get("dlq_retry_count", 0)}),
-        dlq_timestamp=text("dlq_timestamp"),
+        dlq_reason=text(REASON),
+        dlq_error_type=text(ERROR_TYPE),
+        dlq_retry_count=retry_count({RETRY_HEADER: headers.get(RETRY_COUNT, 0)}),
+        dlq_timestamp=text(TIMESTAMP),
         original_routing_key=text("original_routing_key"),
     )
 
@@ -203,7 +193,7 @@ def _deaths(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _dead_lettered_by_bus(headers: Mapping[str, Any]) -> bool:
-    return "dlq_reason" in headers
+    return REASON in headers
 
 
 def forget_deaths_in(headers: Mapping[str, Any], queue: str) -> dict[str, Any]:

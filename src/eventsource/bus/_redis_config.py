@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eventsource.bus._broker import default_consumer_name
+from eventsource.bus._stats import BrokerStats, DeliveryCounts
 
 __all__ = ["RedisEventBusConfig", "RedisEventBusStats"]
 
@@ -50,14 +51,10 @@ class RedisEventBusConfig:
 
 
 @dataclass
-class RedisEventBusStats:
-    """Counters of one `RedisEventBus`; `get_stats_dict()` returns exactly these keys."""
-
-    events_published: int = 0
-    events_consumed: int = 0
-    events_processed_success: int = 0
-    events_processed_failed: int = 0
+class _Recovered(DeliveryCounts):
     messages_recovered: int = 0
-    messages_sent_to_dlq: int = 0
-    handler_errors: int = 0
-    reconnections: int = 0
+
+
+@dataclass
+class RedisEventBusStats(BrokerStats, _Recovered):
+    """Counters of one `RedisEventBus`; `get_stats_dict()` returns exactly these keys."""

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventsource.bus._dead_letters import Failure, is_redis_dead_letter_field, redis_fields
+
 __all__ = [
-    "DLQ_FIELDS",
     "READ_SCRIPT",
     "DeadLetter",
     "Entry",
     "dead_letter_fields",
+    "replay_fields",
     "text",
     "unpack_read",
 ]
@@ -60,8 +61,6 @@ end
 return out
 """
 
-DLQ_FIELDS = frozenset({b"original_message_id", b"retry_count", b"dlq_timestamp", b"dlq_reason"})
-
 
 def text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
@@ -95,16 +94,17 @@ class DeadLetter:
 
     message_id: str
     fields: Fields
-    reason: str
-    retry_count: int
+    failure: Failure
 
 
 def dead_letter_fields(letter: DeadLetter, original: Fields | None) -> dict[bytes | str, Any]:
     """The DLQ entry: the original fields plus where it came from and why it is here."""
     data: dict[bytes | str, Any] = {}
     data.update((original or letter.fields).items())
-    data["original_message_id"] = letter.message_id
-    data["retry_count"] = str(letter.retry_count)
-    data["dlq_timestamp"] = str(time.time())
-    data["dlq_reason"] = letter.reason
+    data.update(redis_fields(letter.failure, letter.message_id))
     return data
+
+
+def replay_fields(fields: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A dead letter's fields as the original entry had them."""
+    return {k: v for k, v in fields.items() if not is_redis_dead_letter_field(text(k))}

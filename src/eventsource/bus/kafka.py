@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eventsource._optional import optional
+from eventsource._retry import Backoff, Pauses
 from eventsource.bus._broker import BrokerEventBus
 from eventsource.bus._codec import UndecodableMessageError, decode_message, describe_error
 from eventsource.bus._dispatch import BoundHandler
@@ -186,7 +187,8 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         return aiokafka.AIOKafkaConsumer(*topics, **options)
 
     async def _consume(self) -> None:
-        delay = self._config.retry_base_delay or 0.1
+        config = self._config
+        pauses = Pauses(Backoff(config.retry_base_delay or 0.1, config.retry_max_delay))
         while not self._stopping:
             consumer = self._new_consumer(None, self._config.consumer_group)
             consumer.subscribe([self._config.topic_name], listener=_rebalances(self))
@@ -196,7 +198,7 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 self._mark_subscribed()
                 while not self._stopping:
                     await self._consume_batch(consumer)
-                    delay = self._config.retry_base_delay or 0.1
+                    pauses.reset()
             except _TRANSIENT as exc:
                 self._stats.last_error_at = datetime.now(UTC)
                 if not self._auto_reconnect:
@@ -205,10 +207,10 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 if (metrics := self._metrics()) is not None:
                     metrics.connection_failed(exc)
                     metrics.reconnected()
+                delay = pauses.next()
                 logger.warning("Kafka consumer failed (%s); restarting in %.1f s", exc, delay)
                 if await self._stopped_within(delay):
                     break
-                delay = min(delay * 2, self._config.retry_max_delay)
             finally:
                 self._consumer = None
                 self._positions.clear()
@@ -299,14 +301,14 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
         if self._config.enable_dlq and (metrics := self._metrics()) is not None:
             metrics.dead_lettered(reason, error_type)
 
-    async def _handle(self, handler: Handler, event: DomainEvent) -> None:
+    async def _call_handler(self, handler: Handler, event: DomainEvent) -> None:
         metrics = self._metrics()
         if metrics is None:
-            await super()._handle(handler, event)
+            await super()._call_handler(handler, event)
             return
         start, error = time.perf_counter(), None
         try:
-            await super()._handle(handler, event)
+            await super()._call_handler(handler, event)
         except Exception as exc:
             error = exc
             raise

@@ -7,23 +7,16 @@ import logging
 from collections.abc import Sequence
 
 from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
-from eventsource.bus.interface import EventBus, Handler, handler_name, invoke_handler
+from eventsource.bus._spans import BusSpans
+from eventsource.bus.interface import EventBus, handler_name
 from eventsource.events.base import DomainEvent
-from eventsource.observability.attributes import (
-    ATTR_AGGREGATE_ID,
-    ATTR_EVENT_ID,
-    ATTR_EVENT_TYPE,
-    ATTR_HANDLER_COUNT,
-    ATTR_HANDLER_NAME,
-)
-from eventsource.observability.tracing import TracingMixin
 
 __all__ = ["InMemoryEventBus"]
 
 logger = logging.getLogger(__name__)
 
 
-class InMemoryEventBus(SubscriptionMethods, TracingMixin, EventBus):
+class InMemoryEventBus(SubscriptionMethods, BusSpans, EventBus):
     """Delivers each event to its class's handlers and the wildcard handlers, concurrently.
 
     A failing handler is logged and counted; it never stops the others or reaches the publisher.
@@ -58,50 +51,22 @@ class InMemoryEventBus(SubscriptionMethods, TracingMixin, EventBus):
         self._stats["background_tasks_completed"] += 1
 
     async def _dispatch_all(self, events: Sequence[DomainEvent]) -> None:
-        tracing = self._tracing_live()
         for event in events:
             handlers = self._subscribers.handlers_for(event)
-            if tracing:
-                with self._create_span_context(
-                    "eventsource.event_bus.dispatch",
-                    {
-                        ATTR_EVENT_TYPE: event.event_type,
-                        ATTR_EVENT_ID: event.event_id,
-                        ATTR_AGGREGATE_ID: event.aggregate_id,
-                        ATTR_HANDLER_COUNT: len(handlers),
-                    },
-                ):
-                    await self._deliver(handlers, event, tracing)
-            else:
-                await self._deliver(handlers, event, tracing)
-            self._stats["events_published"] += 1
-
-    async def _deliver(self, handlers: list[Handler], event: DomainEvent, tracing: bool) -> None:
-        if len(handlers) == 1:
-            await self._run(handlers[0], event, tracing)
-        elif handlers:
-            await asyncio.gather(*(self._run(h, event, tracing) for h in handlers))
-
-    async def _run(self, handler: Handler, event: DomainEvent, tracing: bool) -> None:
-        try:
-            if tracing:
-                with self._create_span_context(
-                    "eventsource.event_bus.handle",
-                    {ATTR_HANDLER_NAME: handler_name(handler), ATTR_EVENT_TYPE: event.event_type},
-                ):
-                    await invoke_handler(handler, event)
-            else:
-                await invoke_handler(handler, event)
-        except Exception:
-            self._stats["handler_errors"] += 1
-            logger.exception(
-                "Handler %s failed on %s %s",
-                handler_name(handler),
-                event.event_type,
-                event.event_id,
-            )
-        else:
-            self._stats["handlers_invoked"] += 1
+            failures = await self._run_handlers(handlers, event)
+            stats = self._stats
+            stats["handlers_invoked"] += len(handlers) - len(failures)
+            stats["events_published"] += 1
+            if failures:
+                stats["handler_errors"] += len(failures)
+                for handler, error in failures:
+                    logger.error(
+                        "Handler %s failed on %s %s",
+                        handler_name(handler),
+                        event.event_type,
+                        event.event_id,
+                        exc_info=error,
+                    )
 
     def get_stats(self) -> dict[str, int]:
         return dict(self._stats)

@@ -21,17 +21,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventsource._optional import optional
-from eventsource.bus._broker import BrokerEventBus
+from eventsource._retry import Backoff, Pauses, retry
 from eventsource.bus._codec import UndecodableMessageError, describe_error
-from eventsource.bus._nats_config import NATSEventBusConfig, NATSEventBusStats, subject_token
+from eventsource.bus._nats_admin import NATSAdmin
+from eventsource.bus._nats_config import NATSEventBusConfig, NATSEventBusStats
 from eventsource.bus._nats_messages import (
-    ORIGINAL_SIZE,
     check_sizes,
     dead_letter_headers,
     decode,
     encode,
     fit_dead_letter,
-    replay_headers,
 )
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -69,9 +68,19 @@ _TRANSIENT: tuple[type[Exception], ...] = (
     (nats.errors.Error, OSError, TimeoutError, _ConnectionClosedError) if nats is not None else ()
 )
 _ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+_PUBLISH_BACKOFF = Backoff(0.05, 1.0)
+_CONSUME_BACKOFF = Backoff(0.05, 2.0)
 
 
-class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
+class _UnacknowledgedError(Exception):
+    """Some publishes of a chunk were not acknowledged (`count` of them, the last `error`)."""
+
+    def __init__(self, count: int, error: BaseException | None) -> None:
+        super().__init__(f"{count} events unacknowledged by JetStream: {error}")
+        self.count, self.error = count, error
+
+
+class NATSEventBus(NATSAdmin):
     """An `EventBus` over NATS JetStream: every group gets every event, a group's consumers
     share them."""
 
@@ -129,12 +138,6 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
     async def _on_error(self, error: Exception) -> None:
         logger.warning("NATS connection error: %s", error)
 
-    @property
-    def _jetstream(self) -> nats.js.JetStreamContext:
-        if self._js is None:
-            raise EventBusError("NATSEventBus is not connected")
-        return self._js
-
     async def _live_client(self) -> Client:
         """The connection, open. nats-py reconnects after a dropped connection, but a server
         error (a maximum payload violation, say) closes the client for good: every call on it
@@ -164,23 +167,6 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             raise _ConnectionClosedError(message) from exc
         self._stats.reconnections += 1
 
-    async def _ensure_streams(self) -> None:
-        config = self._config
-        streams = [(config.stream_name, config.subjects)]
-        if config.enable_dlq:
-            streams.append((config.dlq_stream_name, f"{config.dlq_subject_prefix}.>"))
-        for name, subjects in streams:
-            try:
-                await self._jetstream.stream_info(str(name))
-            except nats.js.errors.NotFoundError:
-                await self._jetstream.add_stream(
-                    name=name,
-                    subjects=[subjects],
-                    storage=nats.js.api.StorageType(config.storage),
-                    max_age=config.max_age or None,
-                    duplicate_window=config.duplicate_window,
-                )
-
     # -- publishing --------------------------------------------------------------------------
 
     async def _publish_events(self, events: Sequence[DomainEvent]) -> None:
@@ -198,19 +184,29 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
     async def _publish_chunk(self, chunk: list[tuple[str, bytes, dict[str, str]]]) -> None:
         """Publish with every acknowledgement in flight at once; retry the unacknowledged (the
         deduplication id keeps a retried message that did arrive from being stored twice)."""
-        pending, delay = chunk, 0.05
-        for attempt in range(1, self._config.publish_attempts + 1):
+        pending = chunk
+
+        async def publish_pending() -> None:
+            nonlocal pending
             failed, error = await self._publish_once(pending)
             self._stats.events_published += len(pending) - len(failed)
-            if not failed:
-                return
-            if attempt == self._config.publish_attempts:
-                message = f"{len(failed)} events unacknowledged by JetStream: {error}"
-                raise EventBusError(message) from error
-            logger.warning("%d publishes unacknowledged (%s); retrying", len(failed), error)
             pending = failed
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            if failed:
+                raise _UnacknowledgedError(len(failed), error)
+
+        def log(_attempt: int, error: BaseException, _delay: float) -> None:
+            logger.warning("%s; retrying", error)
+
+        try:
+            await retry(
+                publish_pending,
+                attempts=self._config.publish_attempts,
+                backoff=_PUBLISH_BACKOFF,
+                retry_on=(_UnacknowledgedError,),
+                on_retry=log,
+            )
+        except _UnacknowledgedError as exc:
+            raise EventBusError(str(exc)) from exc.error
 
     async def _publish_once(
         self, messages: list[tuple[str, bytes, dict[str, str]]]
@@ -268,7 +264,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
         nc: Client | None = None  # the connection `sub` and `advisory` live on
         sub: Any = None
         advisory: Any = None
-        delay = 0.05
+        pauses = Pauses(_CONSUME_BACKOFF)
         try:
             while not self._stopping:
                 try:
@@ -287,7 +283,7 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
                         )
                         self._mark_subscribed()
                     await self._process_batch(await self._fetch(sub))
-                    delay = 0.05
+                    pauses.reset()
                 except nats.js.errors.NotFoundError:
                     logger.warning("Stream or consumer gone; recreating them")
                     await self._drop(sub, advisory)
@@ -295,9 +291,8 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
                     await self._ensure_streams()
                 except _TRANSIENT as exc:
                     logger.warning("NATS unavailable while consuming (%s); retrying", exc)
-                    if await self._stopped_within(delay):
+                    if await self._stopped_within(pauses.next()):
                         break
-                    delay = min(delay * 2, 2.0)
         finally:
             await self._drop(sub, advisory)
 
@@ -411,104 +406,3 @@ class NATSEventBus(BrokerEventBus[NATSEventBusConfig, NATSEventBusStats]):
             )  # fmt: skip
         except Exception:
             logger.exception("Could not dead-letter after a max-deliveries advisory")
-
-    # -- the DLQ and introspection -----------------------------------------------------------
-
-    async def get_dlq_messages(
-        self, limit: int = 100, consumer_group: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Dead letters, oldest first: `{"sequence", "subject", "headers", "data"}`; the reason
-        is in the `dlq_*` headers."""
-        await self.connect()
-        out: list[dict[str, Any]] = []
-        sequence = 0
-        while len(out) < limit:
-            stored = await self._next_dead_letter(sequence, consumer_group)
-            if stored is None:
-                break
-            sequence = stored.seq
-            out.append(
-                {
-                    "sequence": stored.seq,
-                    "subject": stored.subject,
-                    "headers": dict(stored.headers or {}),
-                    "data": (stored.data or b"").decode(errors="replace"),
-                }
-            )
-        return out
-
-    async def _next_dead_letter(self, after: int, consumer_group: str | None) -> Any:
-        config = self._config
-        group = ">" if consumer_group is None else subject_token(consumer_group)
-        subject = f"{config.dlq_subject_prefix}.{group}"
-        js = await self._live_jetstream()
-        try:
-            return await js.get_msg(
-                config.dlq_stream_name, seq=after + 1, subject=subject, next=True
-            )
-        except nats.js.errors.NotFoundError:
-            return None
-
-    async def replay_dlq_message(self, sequence: int) -> bool:
-        """Publish a dead letter again on its original subject (every group receives it) and
-        delete it from the DLQ; False if absent. A dead letter cut to fit the server's limit is
-        replayed from its whole original in the stream."""
-        await self.connect()
-        config = self._config
-        js = await self._live_jetstream()
-        try:
-            stored = await js.get_msg(config.dlq_stream_name, sequence)
-        except nats.js.errors.NotFoundError:
-            return False
-        headers = stored.headers or {}
-        subject = headers.get("dlq_original_subject") or config.subject_for("_", "_")
-        data = stored.data or b""
-        if ORIGINAL_SIZE in headers:
-            original = await self._original_of(sequence, headers)
-            data, headers = original.data or b"", original.headers or {}
-        await js.publish(subject, data, headers=replay_headers(headers))
-        await js.delete_msg(config.dlq_stream_name, sequence)
-        return True
-
-    async def _original_of(self, sequence: int, letter: dict[str, str]) -> Any:
-        """The stream's message a cut dead letter stands for."""
-        stream = str(self._config.stream_name)
-        original = int(letter["dlq_original_sequence"])
-        try:
-            return await self._jetstream.get_msg(stream, original)
-        except nats.js.errors.NotFoundError:
-            message = (
-                f"dead letter {sequence} holds only the first bytes of message {original} of "
-                f"stream {stream}, which is gone; it cannot be replayed"
-            )
-            raise EventBusError(message) from None
-
-    async def get_stream_info(self) -> dict[str, Any]:
-        """Stream and DLQ sizes, this group's consumer state, and the stats."""
-        if not self.is_connected:
-            return {"connected": False}
-        config = self._config
-        js = await self._live_jetstream()
-        stream = await js.stream_info(str(config.stream_name))
-        try:
-            consumer: Any = await js.consumer_info(str(config.stream_name), config.durable_name)
-        except nats.js.errors.NotFoundError:
-            consumer = None
-        dlq = await js.stream_info(config.dlq_stream_name) if config.enable_dlq else None
-        return {
-            "connected": True,
-            "stream": {
-                "name": config.stream_name,
-                "messages": stream.state.messages,
-                "first_seq": stream.state.first_seq,
-                "last_seq": stream.state.last_seq,
-            },
-            "consumer_group": {
-                "name": config.durable_name,
-                "pending": consumer.num_pending if consumer else 0,
-                "ack_pending": consumer.num_ack_pending if consumer else 0,
-                "redelivered": consumer.num_redelivered if consumer else 0,
-            },
-            "dlq_messages": dlq.state.messages if dlq else 0,
-            "stats": self.get_stats_dict(),
-        }

@@ -15,16 +15,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsource._optional import optional
-from eventsource.bus._broker import BrokerEventBus
+from eventsource._retry import Backoff, Pauses, retry
 from eventsource.bus._codec import (
     UndecodableMessageError,
     decode_message,
     describe_error,
     encode_entry,
 )
+from eventsource.bus._dead_letters import Failure
+from eventsource.bus._redis_admin import RedisAdmin
 from eventsource.bus._redis_config import RedisEventBusConfig, RedisEventBusStats
 from eventsource.bus._redis_entries import (
-    DLQ_FIELDS,
     READ_SCRIPT,
     DeadLetter,
     Entry,
@@ -61,12 +62,14 @@ _REFUSED: tuple[type[Exception], ...] = (
 )
 _PIPELINE_CHUNK = 1000  # XADDs per round trip: large enough to amortise, small enough to retry
 _PUBLISH_ATTEMPTS = 12
+_PUBLISH_BACKOFF = Backoff(0.05, 1.0)  # through a dropped connection
+_CONSUME_BACKOFF = Backoff(0.05, 2.0)
 _RETRY_PAUSE = 0.05  # before redelivering failed messages: a transient fault may clear
 _RELEASED_IDLE_MS = 7 * 24 * 3600 * 1000  # released entries look stuck at once to any claimer
 _T = TypeVar("_T")
 
 
-class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
+class RedisEventBus(RedisAdmin):
     """An `EventBus` over Redis Streams: every group gets every event, a group's consumers
     share them (API.md §11.1)."""
 
@@ -120,27 +123,24 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 await client.aclose()
         self._client = self._reader = None
 
-    @property
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise EventBusError("RedisEventBus is not connected")
-        return self._client
-
     async def _retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Run `operation`, reconnecting through dropped connections with a growing pause."""
-        delay = 0.05
-        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
-            try:
-                return await operation()
-            except _TRANSIENT as exc:
-                if attempt == _PUBLISH_ATTEMPTS:
-                    message = f"Redis unreachable after {attempt} attempts: {exc}"
-                    raise EventBusError(message) from exc
-                self._stats.reconnections += 1
-                logger.warning("Redis connection lost (%s); retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")
+
+        def reconnecting(_attempt: int, error: BaseException, delay: float) -> None:
+            self._stats.reconnections += 1
+            logger.warning("Redis connection lost (%s); retrying in %.2f s", error, delay)
+
+        try:
+            return await retry(
+                operation,
+                attempts=_PUBLISH_ATTEMPTS,
+                backoff=_PUBLISH_BACKOFF,
+                retry_on=_TRANSIENT,
+                on_retry=reconnecting,
+            )
+        except _TRANSIENT as exc:
+            message = f"Redis unreachable after {_PUBLISH_ATTEMPTS} attempts: {exc}"
+            raise EventBusError(message) from exc
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         interval = min(max(self._config.pending_idle_ms / 2000, 0.1), 30.0)
         next_recovery = 0.0
         own_cursor: str | None = "0"  # first our own unacknowledged entries (a restart)
-        delay = 0.05
+        pauses = Pauses(_CONSUME_BACKOFF)
         try:
             while not self._stopping:
                 try:
@@ -208,7 +208,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                         own_cursor = "0"  # redeliver our failed messages, after a breath
                         if await self._stopped_within(_RETRY_PAUSE):
                             break
-                    delay = 0.05
+                    pauses.reset()
                 except aioredis.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
@@ -217,9 +217,8 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                     self._stats.reconnections += 1
                     logger.warning("Redis connection lost while consuming (%s); reconnecting", exc)
                     own_cursor = "0"  # acks may have been lost with the connection
-                    if await self._stopped_within(delay):
+                    if await self._stopped_within(pauses.next()):
                         break
-                    delay = min(delay * 2, 2.0)
         finally:
             await self._release_pending()
 
@@ -304,7 +303,8 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             except UndecodableMessageError as exc:
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable message %s: %s", message_id, exc.reason)  # noqa: TRY400
-                return DeadLetter(message_id, fields, exc.reason, 0)
+                failure = Failure(exc.reason, type(exc).__name__, 0, self._config.consumer_group)
+                return DeadLetter(message_id, fields, failure)
             failures = await self._dispatch(event)
         if not failures:
             self._stats.events_processed_success += 1
@@ -312,7 +312,11 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
         self._stats.events_processed_failed += 1
         count = await self._count_failure(message_id)
         if count >= max_retries:
-            return DeadLetter(message_id, fields, describe_error(failures[0][1]), count)
+            error = failures[0][1]
+            failure = Failure(
+                describe_error(error), type(error).__name__, count, self._config.consumer_group
+            )
+            return DeadLetter(message_id, fields, failure)
         self._retry_pending = True
         return False
 
@@ -337,7 +341,9 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 pipe.xadd(config.dlq_stream_name, data)  # type: ignore[arg-type]
             else:
                 logger.error(
-                    "Dropping message %s (DLQ disabled): %s", letter.message_id, letter.reason
+                    "Dropping message %s (DLQ disabled): %s",
+                    letter.message_id,
+                    letter.failure.reason,
                 )
             pipe.delete(config.get_retry_key(letter.message_id))
             self._retried.discard(letter.message_id)
@@ -390,7 +396,7 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
                 exc,
             )
 
-    # -- recovery and the DLQ ----------------------------------------------------------------
+    # -- recovery ----------------------------------------------------------------
 
     async def recover_pending_messages(
         self,
@@ -434,70 +440,3 @@ class RedisEventBus(BrokerEventBus[RedisEventBusConfig, RedisEventBusStats]):
             if cursor == "0-0" or (stoppable and self._stopping):
                 break
         return result
-
-    async def get_dlq_messages(
-        self, count: int = 100, start: str = "-", end: str = "+"
-    ) -> list[dict[str, Any]]:
-        """Dead letters, oldest first: `{"message_id", "data"}` with the reason in the data."""
-        await self.connect()
-        entries: Any = await self._redis.xrange(self._config.dlq_stream_name, start, end, count)
-        return [
-            {
-                "message_id": text(message_id),
-                "data": {text(k): text(v) for k, v in fields.items()},
-            }
-            for message_id, fields in entries
-        ]
-
-    async def replay_dlq_message(self, message_id: str) -> bool:
-        """Put a dead letter back on the stream (without its DLQ fields); False if absent."""
-        await self.connect()
-        config = self._config
-        entries: Any = await self._redis.xrange(config.dlq_stream_name, message_id, message_id, 1)
-        if not entries:
-            return False
-        fields = {k: v for k, v in entries[0][1].items() if k not in DLQ_FIELDS}
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(config.stream_name, fields)
-        pipe.xdel(config.dlq_stream_name, message_id)
-        await pipe.execute()
-        return True
-
-    async def get_stream_info(self) -> dict[str, Any]:
-        """Stream length and ends, groups, pending and dead-letter counts, and the stats."""
-        if not self.is_connected:
-            return {"connected": False}
-        config = self._config
-        redis = self._redis
-        try:
-            info: dict[str, Any] = await redis.xinfo_stream(config.stream_name)
-            groups: list[dict[str, Any]] = await redis.xinfo_groups(config.stream_name)
-        except aioredis.ResponseError:  # no stream yet
-            info, groups = {"length": 0}, []
-        consumers: list[dict[str, Any]] = []
-        if any(text(group["name"]) == config.consumer_group for group in groups):
-            consumers = await redis.xinfo_consumers(config.stream_name, config.consumer_group)
-        first, last = info.get("first-entry"), info.get("last-entry")
-        return {
-            "connected": True,
-            "stream": {
-                "name": config.stream_name,
-                "length": int(info.get("length", 0)),
-                "first_entry_id": text(first[0]) if first else None,
-                "last_entry_id": text(last[0]) if last else None,
-            },
-            "consumer_groups": [
-                {
-                    "name": text(g["name"]),
-                    "consumers": int(g["consumers"]),
-                    "pending": int(g["pending"]),
-                }
-                for g in groups
-            ],
-            "pending_messages": sum(int(g["pending"]) for g in groups),
-            "dlq_messages": int(await redis.xlen(config.dlq_stream_name)),
-            "active_consumers": sum(
-                1 for c in consumers if int(c.get("idle", 0)) < config.pending_idle_ms
-            ),
-            "stats": self.get_stats_dict(),
-        }

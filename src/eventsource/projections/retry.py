@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from eventsource.subscriptions.retry import (
-    TRANSIENT_EXCEPTIONS,
-    RetryConfig,
-    calculate_backoff,
-)
+from eventsource.subscriptions.retry import TRANSIENT_EXCEPTIONS, RetryConfig
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -50,7 +46,7 @@ class ExponentialBackoffRetryPolicy:
         return self._config.max_retries
 
     def get_backoff(self, attempt: int) -> float:
-        return calculate_backoff(attempt, self._config)
+        return self._config.backoff.delay(attempt)
 
     def should_retry(self, attempt: int, error: BaseException) -> bool:
         return attempt < self._config.max_retries

@@ -1,15 +1,17 @@
-"""Retry with exponential backoff, and a circuit breaker: the one backoff policy of the package."""
+"""Retry with exponential backoff (the policy of `eventsource._retry`, configured), and a circuit
+breaker."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
+
+from eventsource._retry import Backoff, retry
 
 __all__ = [
     "TRANSIENT_EXCEPTIONS",
@@ -62,13 +64,15 @@ class RetryConfig:
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within [0, 1], got {self.jitter}")
 
+    @property
+    def backoff(self) -> Backoff:
+        """These settings as the package's backoff policy."""
+        return Backoff(self.initial_delay, self.max_delay, self.exponential_base, self.jitter)
+
 
 def calculate_backoff(attempt: int, config: RetryConfig) -> float:
     """`min(initial * base**attempt, max)` give or take `jitter` of itself; never negative."""
-    delay = min(config.initial_delay * config.exponential_base**attempt, config.max_delay)
-    if config.jitter:
-        delay += delay * config.jitter * random.uniform(-1.0, 1.0)
-    return max(0.0, delay)
+    return config.backoff.delay(attempt)
 
 
 def is_retryable_exception(
@@ -107,29 +111,30 @@ async def retry_async(
 ) -> T:
     """Run `operation`, retrying transient failures; RetryError when attempts run out."""
     config = config or RetryConfig()
-    last: BaseException | None = None
-    for attempt in range(config.max_retries + 1):
-        try:
-            return await operation()
-        except retryable_exceptions as exc:
-            last = exc
-            if attempt == config.max_retries:
-                break
-            delay = calculate_backoff(attempt, config)
-            logger.warning(
-                "%s failed (attempt %d/%d): %s; retrying in %.2fs",
-                operation_name,
-                attempt + 1,
-                config.max_retries + 1,
-                exc,
-                delay,
-            )
-            await asyncio.sleep(delay)
-    raise RetryError(
-        f"{operation_name} failed after {config.max_retries + 1} attempts: {last}",
-        config.max_retries + 1,
-        last,
-    ) from last
+    attempts = config.max_retries + 1
+
+    def log(attempt: int, error: BaseException, delay: float) -> None:
+        logger.warning(
+            "%s failed (attempt %d/%d): %s; retrying in %.2fs",
+            operation_name,
+            attempt + 1,
+            attempts,
+            error,
+            delay,
+        )
+
+    try:
+        return await retry(
+            operation,
+            attempts=attempts,
+            backoff=config.backoff,
+            retry_on=retryable_exceptions,
+            on_retry=log,
+        )
+    except retryable_exceptions as last:
+        raise RetryError(
+            f"{operation_name} failed after {attempts} attempts: {last}", attempts, last
+        ) from last
 
 
 class RetryableOperation:

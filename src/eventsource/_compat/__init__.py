@@ -1,0 +1,2 @@
+"""Speed shims that rely on third-party internals: one module per dependency, each
+feature-detected, with a plain fallback that gives the same result."""
