@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from eventsource.bus._dead_letters import (
@@ -28,7 +29,7 @@ COMMON = {
 ORIGINAL = {"event_id": "e1", "event_type": "Placed"}
 
 
-def _dlq(headers: dict[str, object]) -> dict[str, object]:
+def _dlq(headers: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in headers.items() if k.startswith("dlq_")}
 
 
