@@ -300,13 +300,22 @@ def spanned_method(func: F, name: str, attributes_of: AttributesOf) -> F:
     return traced(name, attributes_of=attributes_of, once=True)(func)
 
 
-def trace_methods(cls: type, spans: Mapping[str, Callable[[Any], Any]]) -> None:
-    """Wrap each method `cls` itself defines that `spans` names in its `traced(...)` decorator
-    (a protocol's spans declared once: call from `__init_subclass__` or on each class)."""
-    for method, decorator in spans.items():
-        func = cls.__dict__.get(method)
-        if func is not None and not getattr(func, "__isabstractmethod__", False):
-            setattr(cls, method, decorator(func))
+C = TypeVar("C", bound=type)
+
+
+def trace_methods(spans: Mapping[str, Callable[[Any], Any]]) -> Callable[[C], C]:
+    """A class decorator wrapping each method the class itself defines that `spans` names in
+    its `traced(...)` decorator: a protocol's spans declared once, for every implementation
+    (or applied from a base's `__init_subclass__`)."""
+
+    def decorate(cls: C) -> C:
+        for method, decorator in spans.items():
+            func = cls.__dict__.get(method)
+            if func is not None and not getattr(func, "__isabstractmethod__", False):
+                setattr(cls, method, decorator(func))
+        return cls
+
+    return decorate
 
 
 def annotate_current_span(attributes: Mapping[str, object]) -> None:

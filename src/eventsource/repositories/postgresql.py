@@ -1,6 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories in PostgreSQL, through SQLAlchemy async.
 
-The statements and the logic are shared with SQLite (`repositories/_sql.py`); this module only
+The statements and the logic are shared with SQLite (`repositories/_sql/`); this module only
 runs them, with native UUID, TIMESTAMPTZ and JSONB values. `conn` may be an `AsyncEngine`, an
 `async_sessionmaker` or an `AsyncConnection` (API.md A10). With an engine or a session factory
 each call is its own transaction. With a connection, a call joins the transaction the caller
@@ -29,13 +29,10 @@ from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
 from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
 from eventsource.migrations import get_schema, split_statements
-from eventsource.repositories._sql import (
-    Params,
-    Row,
-    SQLCheckpointRepository,
-    SQLDLQRepository,
-    SQLOutboxRepository,
-)
+from eventsource.repositories._sql import Params, Row
+from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
+from eventsource.repositories._sql.dlq import SQLDLQRepository
+from eventsource.repositories._sql.outbox import SQLOutboxRepository
 from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 if TYPE_CHECKING:

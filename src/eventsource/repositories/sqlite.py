@@ -1,6 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories in SQLite, through an aiosqlite connection.
 
-The statements and the logic are shared with PostgreSQL (`repositories/_sql.py`); this module
+The statements and the logic are shared with PostgreSQL (`repositories/_sql/`); this module
 only runs them: UUIDs go in as TEXT, datetimes as fixed-width UTC ISO text (so text order is
 time order), and each statement is one hop to the driver's thread.
 """
@@ -19,15 +19,10 @@ from eventsource._sql.sqlite import SQLiteConnection, database_file, is_memory, 
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.migrations import get_schema, split_statements
-from eventsource.repositories._sql import (
-    ADD_OUTBOX_SQL,
-    Params,
-    Row,
-    SQLCheckpointRepository,
-    SQLDLQRepository,
-    SQLOutboxRepository,
-    outbox_params,
-)
+from eventsource.repositories._sql import Params, Row
+from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
+from eventsource.repositories._sql.dlq import SQLDLQRepository
+from eventsource.repositories._sql.outbox import ADD_OUTBOX_SQL, SQLOutboxRepository, outbox_params
 from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 try:

@@ -1,6 +1,6 @@
 """Snapshot stores written once for SQLite and PostgreSQL: statements, row mapping, tenant rules.
 
-Driver-free, like `repositories/_sql.py`: a backend supplies the `Executor` that runs these
+Driver-free, like `repositories/_sql/`: a backend supplies the `Executor` that runs these
 statements (named `:param` placeholders, SQL both dialects accept, one transaction per call).
 
 Tenancy: a row's `tenant_id` is the tenant bound by `tenant_scope` when it was saved (NULL when

@@ -87,7 +87,7 @@ class SnapshotStore(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        trace_methods(cls, _SPANS)
+        trace_methods(_SPANS)(cls)
 
     @abstractmethod
     async def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -111,4 +111,4 @@ class SnapshotStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not implement this")
 
 
-trace_methods(SnapshotStore, _SPANS)  # its default `snapshot_exists` too
+trace_methods(_SPANS)(SnapshotStore)  # its default `snapshot_exists` too
