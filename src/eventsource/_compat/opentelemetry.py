@@ -141,7 +141,10 @@ def providers_unset_check(
     metrics_module: Any = otel_metrics_internal
 
     def providers_unset() -> bool:
-        """True when no tracer or meter provider has been set (nothing can record)."""
-        return trace_module._TRACER_PROVIDER is None and metrics_module._METER_PROVIDER is None
+        """True when neither traces nor metrics can record: at once while no provider has
+        been set, else as the switches say (a no-op provider records nothing either)."""
+        if trace_module._TRACER_PROVIDER is None and metrics_module._METER_PROVIDER is None:
+            return True
+        return not (traces.refresh() or metrics.refresh())
 
     return providers_unset
