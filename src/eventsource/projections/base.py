@@ -27,6 +27,7 @@ from eventsource.projections.decorators import (
     handler_names,
     report_unhandled,
 )
+from eventsource.projections.dlq_manager import ProjectionDLQManager
 from eventsource.projections.retry import ExponentialBackoffRetryPolicy, RetryPolicy
 from eventsource.protocols import EventSubscriber
 from eventsource.repositories.checkpoint import (
@@ -221,17 +222,9 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
             attempts,
             error,
         )
-        try:
-            await self._dlq_repo.add_failed_event(
-                event_id=event.event_id,
-                projection_name=self.projection_name,
-                event_type=event.event_type,
-                event_data=event.model_dump(mode="json"),
-                error=error,
-                retry_count=attempts,
-            )
-        except Exception:
-            logger.exception("Could not write %s to the dead-letter queue", event.event_id)
+        await ProjectionDLQManager(self.projection_name, self._dlq_repo).send_to_dlq(
+            event, error, attempts
+        )
 
     async def get_checkpoint(self) -> str | None:
         """The id of the last processed event, as a string."""
