@@ -6,7 +6,8 @@ schema file is checked for and created without touching code:
 * `tables(name, backend)`: each table a schema file creates, with its columns.
 * `probe_columns(name)`: the columns whose presence means a table is current -- those the
   PostgreSQL file adds with `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, else the table's last
-  column. `postgresql_probe(names)` is one statement answering "current?" for several files.
+  column. `postgresql_probe(names)` is one statement answering "current?" for several files;
+  `postgresql_upgrade(names, lock_key)` the statements that then create or upgrade them.
 * `upgrade_sqlite(db, name)`: runs a SQLite file statement by statement and adds the columns
   SQLite cannot add idempotently in DDL (`SQLITE_LATER_COLUMNS`).
 
@@ -26,6 +27,7 @@ from eventsource.migrations import BackendName, get_schema, split_statements
 __all__ = [
     "SQLITE_LATER_COLUMNS",
     "postgresql_probe",
+    "postgresql_upgrade",
     "probe_columns",
     "tables",
     "upgrade_sqlite",
@@ -90,6 +92,16 @@ def postgresql_probe(names: Sequence[str]) -> str:
         f"{len(pairs)} FROM pg_attribute a JOIN (VALUES {wanted}) AS w (tab, col) "
         "ON a.attrelid = to_regclass(w.tab) AND a.attname = w.col WHERE NOT a.attisdropped"
     )
+
+
+def postgresql_upgrade(names: Sequence[str], lock_key: int) -> list[str]:
+    """The statements that create or upgrade the tables of schema files `names`, to run in one
+    transaction: first a transaction-level advisory lock on `lock_key`, so one process at a
+    time changes the schema (every component passes the same key), then each file's DDL."""
+    statements = [f"SELECT pg_advisory_xact_lock({int(lock_key)})"]
+    for name in names:
+        statements.extend(split_statements(get_schema(name, "postgresql")))
+    return statements
 
 
 def upgrade_sqlite(db: sqlite3.Connection, name: str) -> None:

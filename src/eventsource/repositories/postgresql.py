@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
 from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
-from eventsource.migrations import get_schema, split_statements
-from eventsource.migrations.upgrade import postgresql_probe, tables
+from eventsource.migrations.upgrade import postgresql_probe, postgresql_upgrade, tables
 from eventsource.repositories._sql import Params, Row
 from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
 from eventsource.repositories._sql.dlq import SQLDLQRepository
@@ -145,10 +144,7 @@ class _PostgreSQLExecutor:
             async with self._begin() as conn:
                 if not (await conn.execute(_text(postgresql_probe([self._schema])))).scalar():
                     # One schema change at a time across processes (the stores use this key).
-                    await conn.execute(
-                        _text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY}
-                    )
-                    for statement in split_statements(get_schema(self._schema, "postgresql")):
+                    for statement in postgresql_upgrade([self._schema], DDL_LOCK_KEY):
                         await conn.exec_driver_sql(statement)
             self._ready = True
 

@@ -8,7 +8,13 @@ import sqlite3
 
 import pytest
 
-from eventsource.migrations.upgrade import postgresql_probe, probe_columns, tables, upgrade_sqlite
+from eventsource.migrations.upgrade import (
+    postgresql_probe,
+    postgresql_upgrade,
+    probe_columns,
+    tables,
+    upgrade_sqlite,
+)
 
 OLD_CHECKPOINTS = "CREATE TABLE projection_checkpoints (projection_name TEXT PRIMARY KEY)"
 
@@ -52,7 +58,9 @@ async def test_postgresql_probe_tells_an_old_table_from_a_current_one(
         await conn.execute(get_schema("dlq", "postgresql"))
         assert await conn.fetchval(probe) is False  # checkpoints lack `cursor`
         for _ in range(2):
-            await conn.execute(get_schema("checkpoints", "postgresql"))
+            async with conn.transaction():
+                for statement in postgresql_upgrade(["checkpoints"], lock_key=42):
+                    await conn.execute(statement)
             assert await conn.fetchval(probe) is True
     finally:
         await conn.close()
