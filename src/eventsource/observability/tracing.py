@@ -5,7 +5,12 @@ Spans cost nothing unless something records them: with OpenTelemetry installed b
 skips span creation and attribute building entirely. `traces_live()` answers "is a recording
 provider configured?" in a few tens of nanoseconds: OpenTelemetry lets the global provider be
 set only once, so once one is seen the answer is final, and until then the check reads a single
-module global.
+module global (`eventsource._compat.opentelemetry`, with a plain fallback).
+
+One mechanism declares spans: `traced(...)` on a method (sync or async; attributes built only
+when a span is made), applied to a protocol's methods at once by `trace_methods(SPANS)`, and
+`TracingMixin._create_span_context` for a block. Each makes the same test first (`_records`):
+the instance traces and a provider records; otherwise the call runs straight through.
 """
 
 from __future__ import annotations
