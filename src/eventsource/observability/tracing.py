@@ -19,6 +19,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import CodeType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventsource._compat.opentelemetry import ProviderSwitch, trace_switch
@@ -159,6 +160,7 @@ class TracingMixin:
     def _init_tracing(self, tracer_name: str, enable_tracing: bool = True) -> None:
         self._enable_tracing = should_trace(enable_tracing)
         self._tracer = get_tracer(tracer_name) if self._enable_tracing else None
+        _bind_untraced(self)
 
     @property
     def tracing_enabled(self) -> bool:
@@ -242,6 +244,7 @@ def traced(
     arguments: Mapping[str, str] | None = None,
     attributes_of: AttributesOf | None = None,
     once: bool = False,
+    when: Callable[[Any, tuple[Any, ...], dict[str, Any]], bool] | None = None,
 ) -> Callable[[F], F]:
     """Run a method (sync or async) in span `name` when its instance traces and something
     records; otherwise call straight through, building nothing.
@@ -251,7 +254,11 @@ def traced(
     a dotted name reads an attribute of the argument (`{"event.event_id": ATTR_EVENT_ID}`);
     `attributes_of(self, args, kwargs)` adds computed ones. With `once`, a call made inside a
     span of the same name (an override calling `super()`) adds no second span, and decorating
-    an already traced function again changes nothing.
+    an already traced function again changes nothing. `when(self, args, kwargs)`, asked only
+    when a span could be made, may decline it for a call.
+
+    An instance that does not trace at all (`TracingMixin._init_tracing` with tracing off)
+    calls its traced methods undecorated: the wrapper costs it nothing.
     """
     static = dict(attributes or {})
 
@@ -266,15 +273,19 @@ def traced(
                 return None
             if once and getattr(otel_trace.get_current_span(), "name", None) == name:
                 return None
+            if when is not None and not when(owner, args, kwargs):
+                return None
             return span(owner._tracer, name, build(owner, args, kwargs))
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if getattr(self, "_tracer", None) is None or (
-                    cm := opened(self, args, kwargs)
-                ) is None:
+                if (
+                    getattr(self, "_tracer", None) is None
+                    or not (TRACES.live or TRACES.refresh())
+                    or (cm := opened(self, args, kwargs)) is None
+                ):
                     return await func(self, *args, **kwargs)
                 with cm:
                     return await func(self, *args, **kwargs)
@@ -284,9 +295,11 @@ def traced(
 
             @functools.wraps(func)
             def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if getattr(self, "_tracer", None) is None or (
-                    cm := opened(self, args, kwargs)
-                ) is None:
+                if (
+                    getattr(self, "_tracer", None) is None
+                    or not (TRACES.live or TRACES.refresh())
+                    or (cm := opened(self, args, kwargs)) is None
+                ):
                     return func(self, *args, **kwargs)
                 with cm:
                     return func(self, *args, **kwargs)
@@ -296,6 +309,58 @@ def traced(
         return cast(F, wrapper)
 
     return decorate
+
+
+def _wrapper_codes() -> frozenset[CodeType]:
+    """The code objects of `traced`'s wrappers: a function with one of them is a wrapper
+    made here (a user's decorator copying our attributes with `functools.wraps` is not)."""
+    probe = traced("probe")
+
+    async def coroutine(self: Any) -> None:
+        """A probe."""
+
+    def function(self: Any) -> None:
+        """A probe."""
+
+    return frozenset(probe(f).__code__ for f in (coroutine, function))
+
+
+_WRAPPER_CODES = _wrapper_codes()
+_TRACED_METHODS = "_eventsource_traced_methods"
+
+
+def _traced_methods(cls: type) -> tuple[tuple[str, Callable[..., Any]], ...]:
+    """(name, undecorated function) of each `traced` method `cls` resolves to; cached on
+    the class itself."""
+    found = cls.__dict__.get(_TRACED_METHODS)
+    if found is None:
+        found = []
+        for name in dir(cls):
+            attr = inspect.getattr_static(cls, name, None)
+            if isinstance(attr, FunctionType) and attr.__code__ in _WRAPPER_CODES:
+                raw = attr
+                while isinstance(raw, FunctionType) and raw.__code__ in _WRAPPER_CODES:
+                    raw = raw.__wrapped__  # type: ignore[attr-defined]
+                found.append((name, raw))
+        found = tuple(found)
+        setattr(cls, _TRACED_METHODS, found)
+    return found
+
+
+def _bind_untraced(owner: object) -> None:
+    """The zero-cost path of an instance that does not trace at all: its `traced` methods are
+    bound undecorated on the instance, so calls skip the wrapper (one coroutine less per
+    call); an instance that traces gets the class's wrappers back."""
+    attributes = getattr(owner, "__dict__", None)
+    methods = _traced_methods(type(owner))
+    if attributes is None or not methods:
+        return
+    if getattr(owner, "_tracer", None) is None:
+        for name, raw in methods:
+            attributes[name] = MethodType(raw, owner)
+    else:
+        for name, _ in methods:
+            attributes.pop(name, None)
 
 
 def spanned_method(func: F, name: str, attributes_of: AttributesOf) -> F:

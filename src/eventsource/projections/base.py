@@ -93,11 +93,17 @@ def _handle_attributes(
     }
 
 
+def _handled(projection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A handler span is made only for an event the projection has a handler for."""
+    return type(args[0] if args else kwargs["event"]) in projection._handlers
+
+
 def _handler_attributes(
-    projection: CheckpointTrackingProjection, args: tuple[Any, ...], kwargs: dict[str, Any]
+    projection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, object]:
     """A handler span's attributes: the event's and the handler's name."""
-    return {**_handle_attributes(projection, args[2:], kwargs), ATTR_HANDLER_NAME: args[0].__name__}
+    method, _ = projection._handlers[type(args[0] if args else kwargs["event"])]
+    return {**_handle_attributes(projection, args, kwargs), ATTR_HANDLER_NAME: method.__name__}
 
 
 class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
@@ -280,18 +286,14 @@ class DeclarativeProjection(CheckpointTrackingProjection):
     async def _process_event(self, event: DomainEvent) -> None:
         await self._dispatch(event)
 
+    @traced("eventsource.projection.handler", attributes_of=_handler_attributes, when=_handled)
     async def _dispatch(self, event: DomainEvent) -> None:
         """Call the handler of `event`'s class."""
         found = self._handlers.get(type(event))
         if found is None:
             report_unhandled(self, self.unregistered_event_handling, event, self._handler_names)
             return
-        await self._run_handler(found[0], found[1], event)
-
-    @traced("eventsource.projection.handler", attributes_of=_handler_attributes)
-    async def _run_handler(
-        self, method: Callable[..., Awaitable[None]], wants_connection: bool, event: DomainEvent
-    ) -> None:
+        method, wants_connection = found
         if wants_connection:
             await method(self._connection(), event)
         else:
