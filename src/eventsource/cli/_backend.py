@@ -24,11 +24,9 @@ from eventsource.stores.interface import EventStore
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from eventsource.repositories._sql import (
-        SQLCheckpointRepository,
-        SQLDLQRepository,
-        SQLOutboxRepository,
-    )
+    from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
+    from eventsource.repositories._sql.dlq import SQLDLQRepository
+    from eventsource.repositories._sql.outbox import SQLOutboxRepository
     from eventsource.snapshots._sql import SQLSnapshotStore
 
 __all__ = ["Backend", "BackendName", "StoreURL", "parse_url"]

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.cli._errors import CliUsageError
-from eventsource.repositories._sql import _time, _uuid
+from eventsource.repositories._sql import as_datetime as _time
+from eventsource.repositories._sql import as_uuid as _uuid
 from eventsource.stores._rules import bound_tenant, tenant_clause
 
 if TYPE_CHECKING:

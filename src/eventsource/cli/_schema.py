@@ -6,20 +6,16 @@ column added to a schema file is checked for without touching this module.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 
 from eventsource.cli._backend import Backend, BackendName
 from eventsource.cli._queries import table_columns
-from eventsource.migrations import EVENTS_PARTITIONED_SCHEMA, get_schema, list_schemas
+from eventsource.migrations import EVENTS_PARTITIONED_SCHEMA, list_schemas
+from eventsource.migrations.upgrade import tables
 
 __all__ = ["TableState", "schema_names", "table_states"]
 
-_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.DOTALL)
-_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+)")
-_NOT_COLUMNS = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
-_CONTINUED = " " * 8  # column definitions are indented by four spaces, continuations by eight
 
 
 def schema_names(backend: BackendName) -> list[str]:
@@ -30,20 +26,11 @@ def schema_names(backend: BackendName) -> list[str]:
 @cache
 def expected_tables(backend: BackendName) -> dict[str, frozenset[str]]:
     """Each table the shipped schema creates, with its columns."""
-    tables: dict[str, set[str]] = {}
+    expected: dict[str, set[str]] = {}
     for name in schema_names(backend):
-        script = get_schema(name, backend)
-        for table, body in _CREATE.findall(script):
-            columns = tables.setdefault(table, set())
-            for line in body.splitlines():
-                if not line.strip() or line.startswith(_CONTINUED):
-                    continue  # a blank line, or a constraint continued from the line above
-                word = line.split()[0].strip('"')
-                if word.upper() not in _NOT_COLUMNS and not word.startswith("--"):
-                    columns.add(word)
-        for table, column in _ADD_COLUMN.findall(script):
-            tables.setdefault(table, set()).add(column)
-    return {table: frozenset(columns) for table, columns in tables.items()}
+        for table, columns in tables(name, backend).items():
+            expected.setdefault(table, set()).update(columns)
+    return {table: frozenset(columns) for table, columns in expected.items()}
 
 
 @dataclass(frozen=True)

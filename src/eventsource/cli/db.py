@@ -93,13 +93,13 @@ async def create_tables(db: Backend) -> None:
     """Apply every shipped schema file (idempotent: creates what is missing, upgrades the rest)."""
     names = schema_names(db.kind)
     if db.kind == "sqlite":
-        from eventsource.repositories.sqlite import _create
+        from eventsource.migrations.upgrade import upgrade_sqlite
         from eventsource.stores.sqlite import SQLiteEventStore
 
         assert isinstance(db.store, SQLiteEventStore)
         link = await db.store._open()
-        for name in names:  # each file, then the columns later versions added (`_create`)
-            await link.run(_create, get_schema(name, "sqlite"), name)
+        for name in names:  # each file, then the columns later versions added
+            await link.run(upgrade_sqlite, name)
         return
     from eventsource._sql.postgresql import apply_schema, driver_connection
 

@@ -13,7 +13,6 @@ OpenTelemetry instrumentation) and a `MeterProvider` is configured.
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,20 +20,19 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from eventsource._compat.opentelemetry import metric_switch, providers_unset_check
 from eventsource._optional import optional
 from eventsource.observability.attributes import (
     ATTR_DB_SYSTEM,
     ATTR_ERROR_TYPE,
     ATTR_SUBSCRIPTION_NAME,
 )
-from eventsource.observability.tracing import TRACES, ProviderSwitch
+from eventsource.observability.tracing import TRACES
 
 if TYPE_CHECKING:
     from opentelemetry import metrics as otel_metrics
-    from opentelemetry.metrics import _internal as otel_metrics_internal
 else:
     otel_metrics = optional("opentelemetry.metrics")
-    otel_metrics_internal = optional("opentelemetry.metrics._internal")
 
 __all__ = [
     "APPEND_DURATION",
@@ -58,53 +56,10 @@ EVENTS_APPENDED = "eventsource.events.appended"
 SUBSCRIPTION_LAG = "eventsource.subscription.lag"
 
 
-def _metric_switch() -> ProviderSwitch:
-    if otel_metrics is None or otel_metrics_internal is None:
-        return ProviderSwitch(None, "", None, (), "")
-    return ProviderSwitch(
-        otel_metrics_internal,
-        "_METER_PROVIDER",
-        otel_metrics.get_meter_provider,
-        (otel_metrics.NoOpMeterProvider,),
-        "OTEL_PYTHON_METER_PROVIDER",
-    )
-
-
-METRICS = _metric_switch()
+METRICS = metric_switch()
 """The metrics switch: `METRICS.live or METRICS.refresh()` is the hot-path test."""
 
-
-def _providers_unset_check() -> Any:
-    """A function telling, as cheaply as possible, that neither a tracer nor a meter provider
-    has been set: the "instrumented but nothing records" case, on every hot-path call."""
-    trace_module = optional("opentelemetry.trace")
-    if (
-        trace_module is None
-        or otel_metrics_internal is None
-        or not hasattr(trace_module, "_TRACER_PROVIDER")
-        or not hasattr(otel_metrics_internal, "_METER_PROVIDER")
-        or "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
-        or "OTEL_PYTHON_METER_PROVIDER" in os.environ
-    ):
-
-        def providers_unset_slowly() -> bool:
-            """True when neither traces nor metrics can record (asked of each signal)."""
-            return not (TRACES.refresh() or METRICS.refresh())
-
-        return providers_unset_slowly
-    metrics_module = otel_metrics_internal
-
-    def providers_unset() -> bool:
-        """True when no tracer or meter provider has been set (nothing can record)."""
-        return (
-            trace_module._TRACER_PROVIDER is None
-            and metrics_module._METER_PROVIDER is None
-        )
-
-    return providers_unset
-
-
-providers_unset: Callable[[], bool] = _providers_unset_check()
+providers_unset: Callable[[], bool] = providers_unset_check(TRACES, METRICS)
 """True when no tracer or meter provider has been set (then nothing can record). False
 means "look closer": `TRACES` / `METRICS` say which signal, if any, records."""
 

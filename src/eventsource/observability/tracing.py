@@ -5,20 +5,24 @@ Spans cost nothing unless something records them: with OpenTelemetry installed b
 skips span creation and attribute building entirely. `traces_live()` answers "is a recording
 provider configured?" in a few tens of nanoseconds: OpenTelemetry lets the global provider be
 set only once, so once one is seen the answer is final, and until then the check reads a single
-module global.
+module global (`eventsource._compat.opentelemetry`, with a plain fallback).
+
+One mechanism declares spans: `traced(...)` on a method (sync or async; attributes built only
+when a span is made), applied to a protocol's methods at once by `trace_methods(SPANS)`, and
+`TracingMixin._create_span_context` for a block. Each makes the same test first (`_records`):
+the instance traces and a provider records; otherwise the call runs straight through.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from types import ModuleType
+from types import CodeType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from eventsource._compat.opentelemetry import ProviderSwitch, trace_switch
 from eventsource._optional import optional
 from eventsource.observability.attributes import ATTR_ERROR_TYPE
 
@@ -41,6 +45,7 @@ __all__ = [
     "should_trace",
     "span",
     "spanned_method",
+    "trace_methods",
     "traced",
     "traces_live",
 ]
@@ -48,6 +53,9 @@ __all__ = [
 OTEL_AVAILABLE: bool = otel_trace is not None
 
 F = TypeVar("F", bound=Callable[..., Any])
+AttributesOf = Callable[[Any, tuple[Any, ...], dict[str, Any]], Mapping[str, object]]
+"""`attributes_of(instance, args, kwargs)`: a traced call's span attributes, built only when
+the span is made."""
 
 NO_SPAN: AbstractContextManager[None] = nullcontext(None)
 """The shared "no span" context manager (a `nullcontext` is stateless, so reusable)."""
@@ -58,75 +66,7 @@ IDLE_SPAN: AbstractContextManager[Any] = nullcontext(
 """Tracing is on but nothing records: OpenTelemetry's shared non-recording span, so code that
 sets attributes on the span it is given keeps working, at no cost."""
 
-_RECHECK_SECONDS = 1.0
-
-
-class ProviderSwitch:
-    """Whether a recording global provider (traces or metrics) is configured.
-
-    `live` is read on hot paths; `refresh()` is called only while it is False. A provider is
-    final once set (OpenTelemetry refuses a second one), so a seen provider settles the answer.
-    Before that, `refresh` reads the module global where OpenTelemetry keeps the provider --
-    a private name, so if a future release renames it, the public getter is consulted instead,
-    at most once a second.
-    """
-
-    __slots__ = ("_from_env", "_getter", "_module", "_next_check", "_noop", "_slot", "live",
-                 "settled")
-
-    def __init__(
-        self,
-        module: ModuleType | None,
-        slot: str,
-        getter: Callable[[], object] | None,
-        noop_types: tuple[type, ...],
-        env_var: str,
-    ) -> None:
-        self.live = False
-        self.settled = module is None or getter is None
-        self._module = module
-        self._slot = slot if module is not None and hasattr(module, slot) else None
-        self._getter = getter
-        self._noop = noop_types
-        self._from_env = env_var in os.environ  # a provider named by the environment
-        self._next_check = 0.0
-
-    def refresh(self) -> bool:
-        """Look again (cheaply) whether a provider was configured; True if one records."""
-        if self.settled:
-            return self.live
-        if self._slot is not None and not self._from_env:
-            if getattr(self._module, self._slot) is None:
-                return False
-        else:
-            now = time.monotonic()
-            if now < self._next_check:
-                return False
-            self._next_check = now + _RECHECK_SECONDS
-        assert self._getter is not None
-        provider = self._getter()
-        if self._slot is not None and getattr(self._module, self._slot) is None:
-            return False  # only the proxy so far (the environment named nothing loadable)
-        if self._slot is None and type(provider).__name__.startswith(("Proxy", "_Proxy")):
-            return False
-        self.live = not isinstance(provider, self._noop)
-        self.settled = True
-        return self.live
-
-
-def _trace_switch() -> ProviderSwitch:
-    if otel_trace is None:
-        return ProviderSwitch(None, "", None, (), "")
-    return ProviderSwitch(
-        otel_trace,
-        "_TRACER_PROVIDER",
-        otel_trace.get_tracer_provider,
-        (otel_trace.NoOpTracerProvider, otel_trace.ProxyTracerProvider),
-        "OTEL_PYTHON_TRACER_PROVIDER",
-    )
-
-
-TRACES = _trace_switch()
+TRACES = trace_switch()
 """The tracing switch: `TRACES.live or TRACES.refresh()` is the hot-path test."""
 
 
@@ -198,6 +138,19 @@ def span(
             raise
 
 
+# -- the one mechanism: an instance's span, made only when it traces and something records --
+
+
+def _records(owner: object) -> bool:
+    """`owner` traces (it has a tracer and `enable_tracing`) and a provider records: the only
+    test instrumented code makes before building a span or its attributes."""
+    return (
+        getattr(owner, "_tracer", None) is not None
+        and getattr(owner, "_enable_tracing", False)
+        and (TRACES.live or TRACES.refresh())
+    )
+
+
 class TracingMixin:
     """Gives a class `_tracer`, `_enable_tracing` and `_create_span_context`."""
 
@@ -207,6 +160,7 @@ class TracingMixin:
     def _init_tracing(self, tracer_name: str, enable_tracing: bool = True) -> None:
         self._enable_tracing = should_trace(enable_tracing)
         self._tracer = get_tracer(tracer_name) if self._enable_tracing else None
+        _bind_untraced(self)
 
     @property
     def tracing_enabled(self) -> bool:
@@ -216,11 +170,7 @@ class TracingMixin:
     def _tracing_live(self) -> bool:
         """Spans are on for this instance and something records them: build attributes only
         when this is True."""
-        return (
-            self._tracer is not None
-            and self._enable_tracing
-            and (TRACES.live or TRACES.refresh())
-        )
+        return _records(self)
 
     def _create_span_context(
         self,
@@ -230,9 +180,10 @@ class TracingMixin:
         kind: str | None = None,
         context: Any = None,
     ) -> AbstractContextManager[Any]:
-        """A span named `name`, current inside the block; yields None when this instance does
-        not trace, OpenTelemetry's non-recording span when it does but nothing records."""
-        if not self._tracing_live():
+        """A span named `name` around a block, current inside it; yields None when this
+        instance does not trace, OpenTelemetry's non-recording span when it does but nothing
+        records. (Methods: `traced`, which also builds attributes only when a span is made.)"""
+        if not _records(self):
             return IDLE_SPAN if self.tracing_enabled else NO_SPAN
         return span(self._tracer, name, attributes, kind=kind, context=context)
 
@@ -257,96 +208,184 @@ def _argument_readers(func: Callable[..., Any], arguments: Mapping[str, str]) ->
     return readers
 
 
+def _attributes_builder(
+    func: Callable[..., Any],
+    static: Mapping[str, object],
+    arguments: Mapping[str, str] | None,
+    attributes_of: AttributesOf | None,
+) -> AttributesOf:
+    """The function building a call's span attributes: static ones, then the traced
+    arguments, then whatever `attributes_of` adds."""
+    readers = _argument_readers(func, arguments) if arguments else []
+
+    def build(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, object]:
+        found = dict(static)
+        for param, inner, attribute, index, default in readers:
+            if param in kwargs:
+                value = kwargs[param]
+            elif 0 <= index < len(args):
+                value = args[index]
+            else:
+                value = default
+            for part in inner:
+                value = getattr(value, part, None)
+            found[attribute] = value
+        if attributes_of is not None:
+            found.update(attributes_of(owner, args, kwargs))
+        return found
+
+    return build
+
+
 def traced(
     name: str,
     attributes: Mapping[str, object] | None = None,
     *,
     arguments: Mapping[str, str] | None = None,
+    attributes_of: AttributesOf | None = None,
+    once: bool = False,
+    when: Callable[[Any, tuple[Any, ...], dict[str, Any]], bool] | None = None,
 ) -> Callable[[F], F]:
-    """Run a method in span `name` when its instance traces; otherwise call straight through.
+    """Run a method (sync or async) in span `name` when its instance traces and something
+    records; otherwise call straight through, building nothing.
 
     `attributes` are static; `arguments` maps parameter names to attribute names, read from
     each call (only when a span is made), e.g. `{"projection_name": ATTR_PROJECTION_NAME}`;
-    a dotted name reads an attribute of the argument (`{"event.event_id": ATTR_EVENT_ID}`).
+    a dotted name reads an attribute of the argument (`{"event.event_id": ATTR_EVENT_ID}`);
+    `attributes_of(self, args, kwargs)` adds computed ones. With `once`, a call made inside a
+    span of the same name (an override calling `super()`) adds no second span, and decorating
+    an already traced function again changes nothing. `when(self, args, kwargs)`, asked only
+    when a span could be made, may decline it for a call.
+
+    An instance that does not trace at all (`TracingMixin._init_tracing` with tracing off)
+    calls its traced methods undecorated: the wrapper costs it nothing.
     """
     static = dict(attributes or {})
 
     def decorate(func: F) -> F:
-        readers = _argument_readers(func, arguments) if arguments else []
+        if once and getattr(func, "__eventsource_span__", None) == name:
+            return func
+        build = _attributes_builder(func, static, arguments, attributes_of)
 
-        def span_attributes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, object]:
-            found = dict(static)
-            for param, inner, attribute, index, default in readers:
-                if param in kwargs:
-                    value = kwargs[param]
-                elif 0 <= index < len(args):
-                    value = args[index]
-                else:
-                    value = default
-                for part in inner:
-                    value = getattr(value, part, None)
-                found[attribute] = value
-            return found
-
-        def live(self: Any) -> bool:
-            return (
-                getattr(self, "_tracer", None) is not None
-                and getattr(self, "_enable_tracing", False)
-                and (TRACES.live or TRACES.refresh())
-            )
+        def opened(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            """The span to run the call in, or None (straight through)."""
+            if not _records(owner):
+                return None
+            if once and getattr(otel_trace.get_current_span(), "name", None) == name:
+                return None
+            if when is not None and not when(owner, args, kwargs):
+                return None
+            return span(owner._tracer, name, build(owner, args, kwargs))
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if not live(self):
+                if (
+                    getattr(self, "_tracer", None) is None
+                    or not (TRACES.live or TRACES.refresh())
+                    or (cm := opened(self, args, kwargs)) is None
+                ):
                     return await func(self, *args, **kwargs)
-                with span(self._tracer, name, span_attributes(args, kwargs)):
+                with cm:
                     return await func(self, *args, **kwargs)
 
-            return cast(F, async_wrapper)
+            wrapper: Any = async_wrapper
+        else:
 
-        @functools.wraps(func)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not live(self):
-                return func(self, *args, **kwargs)
-            with span(self._tracer, name, span_attributes(args, kwargs)):
-                return func(self, *args, **kwargs)
+            @functools.wraps(func)
+            def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if (
+                    getattr(self, "_tracer", None) is None
+                    or not (TRACES.live or TRACES.refresh())
+                    or (cm := opened(self, args, kwargs)) is None
+                ):
+                    return func(self, *args, **kwargs)
+                with cm:
+                    return func(self, *args, **kwargs)
 
+            wrapper = sync_wrapper
+        wrapper.__eventsource_span__ = name
         return cast(F, wrapper)
 
     return decorate
 
 
-def spanned_method(
-    func: F,
-    name: str,
-    attributes_of: Callable[[Any, tuple[Any, ...], dict[str, Any]], Mapping[str, object]],
-) -> F:
-    """`func` (an async method) run in span `name` when its instance has a tracer and
-    something records; `attributes_of(self, args, kwargs)` is called only then.
+def _wrapper_codes() -> frozenset[CodeType]:
+    """The code objects of `traced`'s wrappers: a function with one of them is a wrapper
+    made here (a user's decorator copying our attributes with `functools.wraps` is not)."""
+    probe = traced("probe")
 
-    Applied to a method that overrides another spanned one and calls `super()`, the inner call
-    adds no second span of the same name.
-    """
-    if getattr(func, "__eventsource_span__", None) == name:
-        return func
+    async def coroutine(self: Any) -> None:
+        """A probe."""
 
-    @functools.wraps(func)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        tracer = getattr(self, "_tracer", None)
-        if (
-            tracer is None
-            or not getattr(self, "_enable_tracing", False)
-            or not (TRACES.live or TRACES.refresh())
-            or getattr(otel_trace.get_current_span(), "name", None) == name
-        ):
-            return await func(self, *args, **kwargs)
-        with span(tracer, name, attributes_of(self, args, kwargs)):
-            return await func(self, *args, **kwargs)
+    def function(self: Any) -> None:
+        """A probe."""
 
-    wrapper.__eventsource_span__ = name  # type: ignore[attr-defined]
-    return cast(F, wrapper)
+    return frozenset(probe(f).__code__ for f in (coroutine, function))
+
+
+_WRAPPER_CODES = _wrapper_codes()
+_TRACED_METHODS = "_eventsource_traced_methods"
+
+
+def _traced_methods(cls: type) -> tuple[tuple[str, Callable[..., Any]], ...]:
+    """(name, undecorated function) of each `traced` method `cls` resolves to; cached on
+    the class itself."""
+    found = cls.__dict__.get(_TRACED_METHODS)
+    if found is None:
+        found = []
+        for name in dir(cls):
+            attr = inspect.getattr_static(cls, name, None)
+            if isinstance(attr, FunctionType) and attr.__code__ in _WRAPPER_CODES:
+                raw = attr
+                while isinstance(raw, FunctionType) and raw.__code__ in _WRAPPER_CODES:
+                    raw = raw.__wrapped__  # type: ignore[attr-defined]
+                found.append((name, raw))
+        found = tuple(found)
+        setattr(cls, _TRACED_METHODS, found)
+    return found
+
+
+def _bind_untraced(owner: object) -> None:
+    """The zero-cost path of an instance that does not trace at all: its `traced` methods are
+    bound undecorated on the instance, so calls skip the wrapper (one coroutine less per
+    call); an instance that traces gets the class's wrappers back."""
+    attributes = getattr(owner, "__dict__", None)
+    methods = _traced_methods(type(owner))
+    if attributes is None or not methods:
+        return
+    if getattr(owner, "_tracer", None) is None:
+        for name, raw in methods:
+            attributes[name] = MethodType(raw, owner)
+    else:
+        for name, _ in methods:
+            attributes.pop(name, None)
+
+
+def spanned_method(func: F, name: str, attributes_of: AttributesOf) -> F:
+    """`func` (a method) run in span `name` when its instance traces and something records;
+    `attributes_of(self, args, kwargs)` is called only then. The same as
+    `traced(name, attributes_of=attributes_of, once=True)(func)`."""
+    return traced(name, attributes_of=attributes_of, once=True)(func)
+
+
+C = TypeVar("C", bound=type)
+
+
+def trace_methods(spans: Mapping[str, Callable[[Any], Any]]) -> Callable[[C], C]:
+    """A class decorator wrapping each method the class itself defines that `spans` names in
+    its `traced(...)` decorator: a protocol's spans declared once, for every implementation
+    (or applied from a base's `__init_subclass__`)."""
+
+    def decorate(cls: C) -> C:
+        for method, decorator in spans.items():
+            func = cls.__dict__.get(method)
+            if func is not None and not getattr(func, "__isabstractmethod__", False):
+                setattr(cls, method, decorator(func))
+        return cls
+
+    return decorate
 
 
 def annotate_current_span(attributes: Mapping[str, object]) -> None:

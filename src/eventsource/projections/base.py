@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from eventsource.events.base import DomainEvent
-from eventsource.exceptions import ProjectionError, UnhandledEventError
+from eventsource.exceptions import ProjectionError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -21,8 +19,15 @@ from eventsource.observability.attributes import (
     ATTR_PROJECTION_NAME,
     ATTR_RETRY_COUNT,
 )
-from eventsource.observability.tracing import NO_SPAN, TracingMixin, annotate_current_span
-from eventsource.projections.decorators import get_handled_event_type
+from eventsource.observability.tracing import TracingMixin, annotate_current_span, traced
+from eventsource.projections._database import TransactionClock, applied_count
+from eventsource.projections.decorators import (
+    check_handler,
+    event_type_name,
+    handler_names,
+    report_unhandled,
+)
+from eventsource.projections.dlq_manager import ProjectionDLQManager
 from eventsource.projections.retry import ExponentialBackoffRetryPolicy, RetryPolicy
 from eventsource.protocols import EventSubscriber
 from eventsource.repositories.checkpoint import (
@@ -71,6 +76,34 @@ def _legacy_retry_policy(max_retries: int, backoff_base: float) -> RetryPolicy:
             jitter=0.1,
         )
     return ExponentialBackoffRetryPolicy(config)
+
+
+_HANDLE_SPAN = "eventsource.projection.handle"
+
+
+def _handle_attributes(
+    projection: CheckpointTrackingProjection, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, object]:
+    """The attributes of a projection's span about one event."""
+    event = args[0] if args else kwargs["event"]
+    return {
+        ATTR_PROJECTION_NAME: projection.projection_name,
+        ATTR_EVENT_ID: event.event_id,
+        ATTR_EVENT_TYPE: event.event_type,
+    }
+
+
+def _handled(projection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A handler span is made only for an event the projection has a handler for."""
+    return type(args[0] if args else kwargs["event"]) in projection._handlers
+
+
+def _handler_attributes(
+    projection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, object]:
+    """A handler span's attributes: the event's and the handler's name."""
+    method, _ = projection._handlers[type(args[0] if args else kwargs["event"])]
+    return {**_handle_attributes(projection, args, kwargs), ATTR_HANDLER_NAME: method.__name__}
 
 
 class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
@@ -128,30 +161,14 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
     async def _truncate_read_models(self) -> None:
         """Empty the read model (called by `reset`)."""
 
+    @traced(_HANDLE_SPAN, attributes_of=_handle_attributes, once=True)
     async def handle(self, event: DomainEvent) -> None:
         """Process `event`, retrying per policy; after the last attempt, dead-letter it and raise
         `ProjectionError` chained from the cause."""
-        if self._tracer is None:  # tracing off: the default for projections
-            await self._with_retries(event, self._process_event)
-            await self._record_checkpoint(event)
-            return
-        with self._handle_span(event):
-            await self._with_retries(event, self._process_event)
-            await self._record_checkpoint(event)
+        await self._with_retries(event, self._process_event)
+        await self._record_checkpoint(event)
 
-    def _handle_span(self, event: DomainEvent) -> AbstractContextManager[Any]:
-        """The `eventsource.projection.handle` span of one event, when tracing records."""
-        if not self._tracing_live():
-            return NO_SPAN
-        return self._create_span_context(
-            "eventsource.projection.handle",
-            {
-                ATTR_PROJECTION_NAME: self.projection_name,
-                ATTR_EVENT_ID: event.event_id,
-                ATTR_EVENT_TYPE: event.event_type,
-            },
-        )
-
+    @traced(_HANDLE_SPAN, attributes_of=_handle_attributes, once=True)
     async def handle_checkpointed_elsewhere(self, event: DomainEvent) -> None:
         """`handle` without the per-event checkpoint write.
 
@@ -159,11 +176,7 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
         this instead of `handle`, so a database-backed checkpoint costs one round trip per page
         rather than one per event.
         """
-        if self._tracer is None:
-            await self._with_retries(event, self._process_event)
-            return
-        with self._handle_span(event):
-            await self._with_retries(event, self._process_event)
+        await self._with_retries(event, self._process_event)
 
     async def _with_retries(
         self, event: DomainEvent, attempt: Callable[[DomainEvent], Awaitable[None]]
@@ -215,17 +228,9 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
             attempts,
             error,
         )
-        try:
-            await self._dlq_repo.add_failed_event(
-                event_id=event.event_id,
-                projection_name=self.projection_name,
-                event_type=event.event_type,
-                event_data=event.model_dump(mode="json"),
-                error=error,
-                retry_count=attempts,
-            )
-        except Exception:
-            logger.exception("Could not write %s to the dead-letter queue", event.event_id)
+        await ProjectionDLQManager(self.projection_name, self._dlq_repo).send_to_dlq(
+            event, error, attempts
+        )
 
     async def get_checkpoint(self) -> str | None:
         """The id of the last processed event, as a string."""
@@ -235,29 +240,14 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
     async def get_lag_metrics(self) -> dict[str, Any] | None:
         metrics = await self._checkpoint_repo.get_lag_metrics(
             projection_name=self.projection_name,
-            event_types=[_type_name(cls) for cls in self.subscribed_to()],
+            event_types=[event_type_name(cls) for cls in self.subscribed_to()],
         )
-        if metrics is None:
-            return None
-        return {
-            "projection_name": metrics.projection_name,
-            "last_event_id": metrics.last_event_id,
-            "latest_event_id": metrics.latest_event_id,
-            "lag_seconds": metrics.lag_seconds,
-            "events_processed": metrics.events_processed,
-            "last_processed_at": metrics.last_processed_at,
-        }
+        return asdict(metrics) if metrics is not None else None
 
     async def reset(self) -> None:
         """Forget the checkpoint, then empty the read model."""
         await self._checkpoint_repo.reset_checkpoint(projection_name=self.projection_name)
         await self._truncate_read_models()
-
-
-def _type_name(cls: type[DomainEvent]) -> str:
-    field = cls.model_fields.get("event_type")
-    default = getattr(field, "default", None)
-    return default if isinstance(default, str) else cls.__name__
 
 
 class DeclarativeProjection(CheckpointTrackingProjection):
@@ -272,13 +262,7 @@ class DeclarativeProjection(CheckpointTrackingProjection):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers: dict[type[DomainEvent], str] = {}
-        for klass in reversed(cls.__mro__):  # base first: an override keeps its slot
-            for name, member in vars(klass).items():
-                event_class = get_handled_event_type(member) if callable(member) else None
-                if event_class is not None:
-                    handlers[event_class] = name
-        cls._handler_names = handlers
+        cls._handler_names = handler_names(cls)
 
     def __init__(
         self,
@@ -291,28 +275,7 @@ class DeclarativeProjection(CheckpointTrackingProjection):
         self._handlers: dict[type[DomainEvent], tuple[Callable[..., Awaitable[None]], bool]] = {}
         for event_class, name in self._handler_names.items():
             method = getattr(self, name)
-            self._handlers[event_class] = (method, self._check_handler(name, method, event_class))
-
-    def _check_handler(self, name: str, method: Callable[..., Any], event_class: type) -> bool:
-        """Validate a handler; True if it takes a connection first."""
-        if not inspect.iscoroutinefunction(method):
-            raise ValueError(f"{type(self).__name__}.{name} must be an async method")
-        params = list(inspect.signature(method).parameters.values())
-        if len(params) not in (1, 2):
-            raise ValueError(
-                f"{type(self).__name__}.{name} must take (event) or (conn, event), "
-                f"not {len(params)} parameters"
-            )
-        annotation = params[-1].annotation
-        if isinstance(annotation, type) and annotation is not event_class:
-            logger.warning(
-                "%s.%s is declared for %s but annotated %s",
-                type(self).__name__,
-                name,
-                event_class.__name__,
-                annotation.__name__,
-            )
-        return len(params) == 2
+            self._handlers[event_class] = (method, check_handler(self, name, method, event_class))
 
     def subscribed_to(self) -> list[type[DomainEvent]]:
         return list(self._handler_names)
@@ -323,97 +286,18 @@ class DeclarativeProjection(CheckpointTrackingProjection):
     async def _process_event(self, event: DomainEvent) -> None:
         await self._dispatch(event)
 
+    @traced("eventsource.projection.handler", attributes_of=_handler_attributes, when=_handled)
     async def _dispatch(self, event: DomainEvent) -> None:
         """Call the handler of `event`'s class."""
         found = self._handlers.get(type(event))
         if found is None:
-            self._unhandled(event)
+            report_unhandled(self, self.unregistered_event_handling, event, self._handler_names)
             return
         method, wants_connection = found
-        if self._tracer is not None and self._tracing_live():
-            with self._create_span_context(
-                "eventsource.projection.handler",
-                {
-                    ATTR_PROJECTION_NAME: self.projection_name,
-                    ATTR_HANDLER_NAME: method.__name__,
-                    ATTR_EVENT_ID: event.event_id,
-                    ATTR_EVENT_TYPE: event.event_type,
-                },
-            ):
-                if wants_connection:
-                    await method(self._connection(), event)
-                else:
-                    await method(event)
-            return
         if wants_connection:
             await method(self._connection(), event)
         else:
             await method(event)
-
-    def _unhandled(self, event: DomainEvent) -> None:
-        mode = self.unregistered_event_handling
-        if mode == "error":
-            raise UnhandledEventError(
-                event_type=type(event).__name__,
-                event_id=event.event_id,
-                handler_class=type(self).__name__,
-                available_handlers=[cls.__name__ for cls in self._handler_names],
-            )
-        if mode == "warn":
-            logger.warning(
-                "%s has no handler for %s (event %s)",
-                type(self).__name__,
-                type(event).__name__,
-                event.event_id,
-            )
-
-
-# SQLite's busy handler sleeps up to 100 ms between two tries for a lock: a writer waiting for
-# the database gets it only if the lock stays free for longer than that.
-_SQLITE_TURN = 0.15
-
-
-class _TransactionClock:
-    """When a `DatabaseProjection` ends a transaction early, and when it lets other writers in.
-
-    A transaction that applies several events ends, between two events, once it has lasted the
-    projection's `max_transaction_seconds`, so it never holds locks for a whole slow page. On
-    SQLite that is not enough: one connection writes at a time, and a writer waiting for the
-    lock (an append) only polls for it, so a projection that commits and at once begins its
-    next transaction can keep it out until its busy timeout fails it. There, once the
-    projection's transactions have followed each other for `max_transaction_seconds`, the next
-    one begins `_SQLITE_TURN` seconds after the last ended.
-    """
-
-    __slots__ = ("deadline", "ended", "limit", "run_started", "turn")
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.turn = 0.0  # `_SQLITE_TURN` once a transaction has shown the database is SQLite
-        self.run_started = self.ended = -math.inf
-        self.deadline = math.inf
-
-    async def wait_turn(self) -> None:
-        """Before a transaction: leave the lock free for a turn if this run has lasted long."""
-        now = time.monotonic()
-        idle = now - self.ended
-        if idle < self.turn and now - self.run_started >= self.limit:
-            await asyncio.sleep(self.turn - idle)
-
-    def begin(self, connection: Any, may_end_early: bool) -> None:
-        now = time.monotonic()
-        if getattr(getattr(connection, "dialect", None), "name", None) == "sqlite":
-            self.turn = _SQLITE_TURN
-        if now - self.ended >= self.turn:  # the lock was left free long enough: a new run
-            self.run_started = now
-        self.deadline = self.run_started + self.limit if may_end_early else math.inf
-
-    def end(self) -> None:
-        self.ended = time.monotonic()
-
-    def expired(self) -> bool:
-        return time.monotonic() >= self.deadline
-
 
 class DatabaseProjection(DeclarativeProjection):
     """A declarative projection whose `handle` runs in one session transaction, passing its
@@ -430,7 +314,7 @@ class DatabaseProjection(DeclarativeProjection):
     A page whose transaction has lasted `max_transaction_seconds` (default 1 s) is committed
     up to the event being applied, with its checkpoint, and the rest goes into the next
     transaction; on SQLite the projection also leaves the write lock free for a moment after
-    that long, so appends to the same file get their turn (see `_TransactionClock`).
+    that long, so appends to the same file get their turn (see `TransactionClock`).
     """
 
     def __init__(
@@ -449,7 +333,7 @@ class DatabaseProjection(DeclarativeProjection):
             )
         super().__init__(checkpoint_repo, dlq_repo, enable_tracing)
         self._session_factory = session_factory
-        self._clock = _TransactionClock(float(max_transaction_seconds))
+        self._clock = TransactionClock(float(max_transaction_seconds))
         self._current_connection: Any = None
         repo = self._checkpoint_repo
         self._writer = repo if isinstance(repo, ConnectionCheckpointWriter) else None
@@ -490,6 +374,7 @@ class DatabaseProjection(DeclarativeProjection):
         write through a connection); a `SubscriptionManager` then resumes from it exactly."""
         return self._writer is not None
 
+    @traced(_HANDLE_SPAN, attributes_of=_handle_attributes, once=True)
     async def handle(
         self, event: DomainEvent, *, position: int | None = None, cursor: str | None = None
     ) -> None:
@@ -502,10 +387,9 @@ class DatabaseProjection(DeclarativeProjection):
         async def attempt(one: DomainEvent) -> None:
             await self.commit_batch([one], position=position, cursor=cursor)
 
-        with self._handle_span(event):
-            await self._with_retries(event, attempt)
-            if self._writer is None:
-                await super()._record_checkpoint(event)
+        await self._with_retries(event, attempt)
+        if self._writer is None:
+            await super()._record_checkpoint(event)
 
     async def _process_event(self, event: DomainEvent) -> None:
         await self.commit_batch([event])
@@ -555,7 +439,7 @@ class DatabaseProjection(DeclarativeProjection):
                 await self._dispatch(events[0])
                 applied = 1
             else:
-                applied = _applied(self, await self._process_batch(conn, events), len(events))
+                applied = applied_count(self, await self._process_batch(conn, events), len(events))
             if self._writer is not None:
                 if applied < len(events):
                     position = None if positions is None else positions[applied - 1]
@@ -604,14 +488,3 @@ class DatabaseProjection(DeclarativeProjection):
             for event in events:
                 await super()._record_checkpoint(event)
 
-
-def _applied(projection: DatabaseProjection, done: int | None, count: int) -> int:
-    """How many events `_process_batch` applied, checked (an override may return anything)."""
-    if done is None:
-        return count
-    if not 1 <= done <= count:
-        raise ValueError(
-            f"{type(projection).__name__}._process_batch returned {done!r} for {count} "
-            "events: return how many it applied, from the first (at least 1), or None for all"
-        )
-    return done

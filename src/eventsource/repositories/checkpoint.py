@@ -21,7 +21,7 @@ from eventsource.observability.attributes import (
     ATTR_EVENT_TYPE,
     ATTR_PROJECTION_NAME,
 )
-from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.observability.tracing import TracingMixin, trace_methods, traced
 from eventsource.stores._rules import bound_tenant
 
 __all__ = [
@@ -140,13 +140,21 @@ class ConnectionCheckpointWriter(Protocol):
         """
 
 
-_UPDATE_ATTRIBUTES = {
-    "projection_name": ATTR_PROJECTION_NAME,
-    "event_id": ATTR_EVENT_ID,
-    "event_type": ATTR_EVENT_TYPE,
+_NAME = {"projection_name": ATTR_PROJECTION_NAME}
+CHECKPOINT_SPANS = {  # every checkpoint repository's spans (API.md §12)
+    "get_checkpoint": traced("eventsource.checkpoint.get_checkpoint", arguments=_NAME, once=True),
+    "update_checkpoint": traced(
+        "eventsource.checkpoint.update_checkpoint",
+        arguments={**_NAME, "event_id": ATTR_EVENT_ID, "event_type": ATTR_EVENT_TYPE},
+        once=True,
+    ),
+    "reset_checkpoint": traced(
+        "eventsource.checkpoint.reset_checkpoint", arguments=_NAME, once=True
+    ),
 }
 
 
+@trace_methods(CHECKPOINT_SPANS)
 class InMemoryCheckpointRepository(TracingMixin):
     """Checkpoints in a dict; lag is always 0.0. Share one instance to share checkpoints.
 
@@ -170,14 +178,10 @@ class InMemoryCheckpointRepository(TracingMixin):
             **changes,  # type: ignore[arg-type]
         )
 
-    @traced(
-        "eventsource.checkpoint.get_checkpoint", arguments={"projection_name": ATTR_PROJECTION_NAME}
-    )
     async def get_checkpoint(self, projection_name: str) -> UUID | None:
         row = self._rows.get(scoped_checkpoint_name(projection_name, bound_tenant()))
         return row.last_event_id if row is not None else None
 
-    @traced("eventsource.checkpoint.update_checkpoint", arguments=_UPDATE_ATTRIBUTES)
     async def update_checkpoint(
         self, projection_name: str, event_id: UUID, event_type: str
     ) -> None:
@@ -198,10 +202,6 @@ class InMemoryCheckpointRepository(TracingMixin):
             last_processed_at=row.last_processed_at.isoformat() if row.last_processed_at else None,
         )
 
-    @traced(
-        "eventsource.checkpoint.reset_checkpoint",
-        arguments={"projection_name": ATTR_PROJECTION_NAME},
-    )
     async def reset_checkpoint(self, projection_name: str) -> None:
         self._rows.pop(scoped_checkpoint_name(projection_name, bound_tenant()), None)
 

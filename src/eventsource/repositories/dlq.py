@@ -26,7 +26,7 @@ from eventsource.observability.attributes import (
     ATTR_PROJECTION_NAME,
     ATTR_RETRY_COUNT,
 )
-from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.observability.tracing import TracingMixin, trace_methods, traced
 from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant
 
@@ -82,15 +82,6 @@ class DLQRepository(Protocol):
     """Where subscriptions and projections park events that kept failing, with the error, until
     retried or resolved."""
 
-    @traced(
-        "eventsource.dlq.add",
-        arguments={
-            "event_id": ATTR_EVENT_ID,
-            "projection_name": ATTR_PROJECTION_NAME,
-            "event_type": ATTR_EVENT_TYPE,
-            "retry_count": ATTR_RETRY_COUNT,
-        },
-    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -116,6 +107,28 @@ class DLQRepository(Protocol):
     async def get_projection_failure_counts(self) -> list[ProjectionFailureCount]: ...
 
     async def delete_resolved_events(self, older_than_days: int = 30) -> int: ...
+
+
+_DLQ_ID = {"dlq_id": "eventsource.dlq.id"}
+DLQ_SPANS = {  # every dead-letter repository's spans (API.md §12)
+    "add_failed_event": traced(
+        "eventsource.dlq.add",
+        arguments={
+            "event_id": ATTR_EVENT_ID,
+            "projection_name": ATTR_PROJECTION_NAME,
+            "event_type": ATTR_EVENT_TYPE,
+            "retry_count": ATTR_RETRY_COUNT,
+        },
+        once=True,
+    ),
+    "get_failed_events": traced(
+        "eventsource.dlq.get",
+        arguments={"projection_name": ATTR_PROJECTION_NAME, "status": "eventsource.dlq.status"},
+        once=True,
+    ),
+    "mark_resolved": traced("eventsource.dlq.resolve", arguments=_DLQ_ID, once=True),
+    "mark_retrying": traced("eventsource.dlq.retry", arguments=_DLQ_ID, once=True),
+}
 
 
 def scoped_event_data(
@@ -151,6 +164,7 @@ def stacktrace_of(error: BaseException) -> str | None:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
+@trace_methods(DLQ_SPANS)
 class InMemoryDLQRepository(TracingMixin):
     """Dead letters in a dict, ids from 1; scoped by the event's tenant (see the module)."""
 
@@ -160,15 +174,6 @@ class InMemoryDLQRepository(TracingMixin):
         self._by_key: dict[tuple[UUID, str], int] = {}
         self._next_id = 1
 
-    @traced(
-        "eventsource.dlq.add",
-        arguments={
-            "event_id": ATTR_EVENT_ID,
-            "projection_name": ATTR_PROJECTION_NAME,
-            "event_type": ATTR_EVENT_TYPE,
-            "retry_count": ATTR_RETRY_COUNT,
-        },
-    )
     async def add_failed_event(
         self,
         event_id: UUID,
@@ -215,7 +220,6 @@ class InMemoryDLQRepository(TracingMixin):
             last_failed_at=now,
         )
 
-    @traced("eventsource.dlq.get", arguments={"projection_name": ATTR_PROJECTION_NAME})
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100
     ) -> list[DLQEntry]:
@@ -246,7 +250,6 @@ class InMemoryDLQRepository(TracingMixin):
     async def get_failed_event_by_id(self, dlq_id: int | str) -> DLQEntry | None:
         return self._get(dlq_id)
 
-    @traced("eventsource.dlq.resolve", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_resolved(self, dlq_id: int | str, resolved_by: str | UUID) -> None:
         entry = self._get(dlq_id)
         if entry is not None:
@@ -257,7 +260,6 @@ class InMemoryDLQRepository(TracingMixin):
                 resolved_by=str(resolved_by),
             )
 
-    @traced("eventsource.dlq.retry", arguments={"dlq_id": "eventsource.dlq.id"})
     async def mark_retrying(self, dlq_id: int | str) -> None:
         entry = self._get(dlq_id)
         if entry is not None:

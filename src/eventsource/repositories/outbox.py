@@ -19,7 +19,7 @@ from eventsource._ids import new_uuid4
 from eventsource._optional import lazy_attributes
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
-from eventsource.observability.tracing import TracingMixin, traced
+from eventsource.observability.tracing import TracingMixin, trace_methods, traced
 from eventsource.repositories._dict_access import DeprecatedDictAccess
 from eventsource.stores._rules import bound_tenant, stamp_events
 
@@ -169,9 +169,35 @@ class LocalRelayLock:
             del _local_leaders[self._key]
 
 
-_ADD_ATTRIBUTES = {"event.event_id": ATTR_EVENT_ID, "event.event_type": ATTR_EVENT_TYPE}
+_LIMIT = {"limit": ATTR_BATCH_SIZE}
+_PUBLISHED = "eventsource.outbox.mark_published"
 
 
+def _count_of_ids(
+    _outbox: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, object]:
+    ids = args[0] if args else kwargs["outbox_ids"]
+    return {"eventsource.outbox.count": len(ids)}
+
+
+OUTBOX_SPANS = {  # every outbox repository's spans (API.md §12)
+    "add_event": traced(
+        "eventsource.outbox.add",
+        arguments={"event.event_id": ATTR_EVENT_ID, "event.event_type": ATTR_EVENT_TYPE},
+        once=True,
+    ),
+    "get_pending_events": traced("eventsource.outbox.get_pending", arguments=_LIMIT, once=True),
+    "get_publishable_events": traced(
+        "eventsource.outbox.get_pending", arguments=_LIMIT, once=True
+    ),
+    "mark_published": traced(
+        _PUBLISHED, arguments={"outbox_id": "eventsource.outbox.id"}, once=True
+    ),
+    "mark_published_many": traced(_PUBLISHED, attributes_of=_count_of_ids, once=True),
+}
+
+
+@trace_methods(OUTBOX_SPANS)
 class InMemoryOutboxRepository(TracingMixin):
     """Outbox rows in insertion order. Give it to `InMemoryEventStore(outbox=...)` to get a
     row per stored event, written in the append itself.
@@ -202,7 +228,6 @@ class InMemoryOutboxRepository(TracingMixin):
         )
         return outbox_id
 
-    @traced("eventsource.outbox.add", arguments=_ADD_ATTRIBUTES)
     async def add_event(self, event: DomainEvent) -> UUID:
         tenant = bound_tenant()
         if tenant is not None:
@@ -231,7 +256,6 @@ class InMemoryOutboxRepository(TracingMixin):
         tenant = bound_tenant()
         return row if row is not None and tenant in (None, row.tenant_id) else None
 
-    @traced("eventsource.outbox.get_pending", arguments={"limit": ATTR_BATCH_SIZE})
     async def get_pending_events(self, limit: int = 100) -> list[OutboxEntry]:
         return [row for row in self._scoped() if row.status == "pending"][:limit]
 
@@ -274,7 +298,6 @@ class InMemoryOutboxRepository(TracingMixin):
         if row is not None:
             self._rows[outbox_id] = replace(row, **changes)
 
-    @traced("eventsource.outbox.mark_published", arguments={"outbox_id": "eventsource.outbox.id"})
     async def mark_published(self, outbox_id: UUID) -> None:
         self._update(outbox_id, status="published", published_at=datetime.now(UTC))
 

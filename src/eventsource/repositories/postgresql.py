@@ -1,6 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories in PostgreSQL, through SQLAlchemy async.
 
-The statements and the logic are shared with SQLite (`repositories/_sql.py`); this module only
+The statements and the logic are shared with SQLite (`repositories/_sql/`); this module only
 runs them, with native UUID, TIMESTAMPTZ and JSONB values. `conn` may be an `AsyncEngine`, an
 `async_sessionmaker` or an `AsyncConnection` (API.md A10). With an engine or a session factory
 each call is its own transaction. With a connection, a call joins the transaction the caller
@@ -28,14 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
 from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
-from eventsource.migrations import get_schema, split_statements
-from eventsource.repositories._sql import (
-    Params,
-    Row,
-    SQLCheckpointRepository,
-    SQLDLQRepository,
-    SQLOutboxRepository,
-)
+from eventsource.migrations.upgrade import postgresql_probe, postgresql_upgrade, tables
+from eventsource.repositories._sql import Params, Row
+from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
+from eventsource.repositories._sql.dlq import SQLDLQRepository
+from eventsource.repositories._sql.outbox import SQLOutboxRepository
 from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 if TYPE_CHECKING:
@@ -54,16 +51,6 @@ __all__ = [
     "PostgreSQLDLQRepository",
     "PostgreSQLOutboxRepository",
 ]
-
-# The table each schema file creates, and its newest column: present means up to date.
-_PROBES = {
-    "checkpoints": ("projection_checkpoints", "cursor"),
-    "dlq": ("dead_letter_queue", "resolved_by"),
-    "outbox": ("event_outbox", "seq"),
-    "snapshots": ("snapshots", "tenant_id"),
-}
-_PROBE_SQL = """SELECT count(*) FROM pg_attribute
-WHERE attrelid = to_regclass(CAST(:table AS TEXT)) AND attname = :column AND NOT attisdropped"""
 
 T = TypeVar("T")
 
@@ -100,6 +87,7 @@ class _PostgreSQLExecutor:
                 f"got {type(conn).__name__}"
             )
         self._schema = schema
+        self._table = next(iter(tables(schema)))  # the table messages name
         self._error = error
         self._where = database_of(self._url())
         self._ready = False
@@ -125,7 +113,7 @@ class _PostgreSQLExecutor:
 
     def _what(self, sql: str) -> str:
         """How a message names a statement: its kind and the component's table."""
-        return f"{sql.split(None, 1)[0].upper()} on {_PROBES[self._schema][0]}"
+        return f"{sql.split(None, 1)[0].upper()} on {self._table}"
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
@@ -147,21 +135,16 @@ class _PostgreSQLExecutor:
 
     async def _ensure(self) -> None:
         if not self._ready:
-            await self.mapped(f"creating {_PROBES[self._schema][0]}", self._create)
+            await self.mapped(f"creating {self._table}", self._create)
 
     async def _create(self) -> None:
         async with self._ready_lock:
             if self._ready:
                 return
-            table, column = _PROBES[self._schema]
             async with self._begin() as conn:
-                probe = {"table": table, "column": column}
-                if not (await conn.execute(_text(_PROBE_SQL), probe)).scalar():
+                if not (await conn.execute(_text(postgresql_probe([self._schema])))).scalar():
                     # One schema change at a time across processes (the stores use this key).
-                    await conn.execute(
-                        _text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY}
-                    )
-                    for statement in split_statements(get_schema(self._schema, "postgresql")):
+                    for statement in postgresql_upgrade([self._schema], DDL_LOCK_KEY):
                         await conn.exec_driver_sql(statement)
             self._ready = True
 

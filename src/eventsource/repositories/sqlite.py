@@ -1,6 +1,6 @@
 """Checkpoint, dead-letter and outbox repositories in SQLite, through an aiosqlite connection.
 
-The statements and the logic are shared with PostgreSQL (`repositories/_sql.py`); this module
+The statements and the logic are shared with PostgreSQL (`repositories/_sql/`); this module
 only runs them: UUIDs go in as TEXT, datetimes as fixed-width UTC ISO text (so text order is
 time order), and each statement is one hop to the driver's thread.
 """
@@ -18,16 +18,11 @@ from eventsource._optional import optional
 from eventsource._sql.sqlite import SQLiteConnection, database_file, is_memory, utc_iso
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SQLiteNotAvailableError
-from eventsource.migrations import get_schema, split_statements
-from eventsource.repositories._sql import (
-    ADD_OUTBOX_SQL,
-    Params,
-    Row,
-    SQLCheckpointRepository,
-    SQLDLQRepository,
-    SQLOutboxRepository,
-    outbox_params,
-)
+from eventsource.migrations.upgrade import upgrade_sqlite
+from eventsource.repositories._sql import Params, Row
+from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
+from eventsource.repositories._sql.dlq import SQLDLQRepository
+from eventsource.repositories._sql.outbox import ADD_OUTBOX_SQL, SQLOutboxRepository, outbox_params
 from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 try:
@@ -43,13 +38,6 @@ else:
     aiosqlite = optional("aiosqlite")
 
 __all__ = ["SQLiteCheckpointRepository", "SQLiteDLQRepository", "SQLiteOutboxRepository"]
-
-# Columns added after a table's first release: created on tables made by older versions.
-_LATER_COLUMNS: dict[str, dict[str, str]] = {
-    "checkpoints": {"projection_checkpoints": "cursor TEXT"},
-    "snapshots": {"snapshots": "tenant_id TEXT"},
-}
-
 
 class LinkSource(Protocol):
     """Something that connects lazily and hands out its connection (a store, a snapshot store's
@@ -96,7 +84,7 @@ class _SQLiteExecutor:
                     link = SQLiteConnection(source, source._conn, "<aiosqlite connection>", 0)
                 else:
                     link = await source._open()  # the store connects lazily, so do we
-                found = await link.run(_create, get_schema(self._schema, "sqlite"), self._schema)
+                found = await link.run(_create, self._schema)
                 link.database, link.busy_timeout = found  # for error messages
                 self._link = link
         return self._link
@@ -141,19 +129,9 @@ def _write(db: sqlite3.Connection, sql: str, params: dict[str, object]) -> int:
     return count
 
 
-def _create(db: sqlite3.Connection, script: str, schema: str) -> tuple[str, int]:
-    """Create the table and any later column; the database file and busy timeout."""
-    # Statement by statement: every one is idempotent, and this leaves a caller's open
-    # transaction alone (executescript would commit it).
-    ours = not db.in_transaction
-    for statement in split_statements(script):
-        db.execute(statement)
-    for table, column in _LATER_COLUMNS.get(schema, {}).items():
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if column.split()[0] not in present:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-    if ours and db.in_transaction:
-        db.commit()
+def _create(db: sqlite3.Connection, schema: str) -> tuple[str, int]:
+    """Create or upgrade the table; the database file and busy timeout (for messages)."""
+    upgrade_sqlite(db, schema)
     database = database_file(db) or ":memory:"
     return database, int(db.execute("PRAGMA busy_timeout").fetchone()[0])
 

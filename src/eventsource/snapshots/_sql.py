@@ -1,6 +1,6 @@
 """Snapshot stores written once for SQLite and PostgreSQL: statements, row mapping, tenant rules.
 
-Driver-free, like `repositories/_sql.py`: a backend supplies the `Executor` that runs these
+Driver-free, like `repositories/_sql/`: a backend supplies the `Executor` that runs these
 statements (named `:param` placeholders, SQL both dialects accept, one transaction per call).
 
 Tenancy: a row's `tenant_id` is the tenant bound by `tenant_scope` when it was saved (NULL when
@@ -25,7 +25,7 @@ from eventsource._storable_json import dumps_storable
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.repositories._json import EventSourceJSONEncoder
-from eventsource.repositories._sql import Executor, Params
+from eventsource.repositories._sql import Executor, Params, as_datetime, as_uuid
 from eventsource.snapshots.exceptions import SnapshotDeserializationError, SnapshotError
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.tenancy import current_tenant
@@ -82,14 +82,10 @@ def _state_json(snapshot: Snapshot) -> str:
 
 
 def _aware(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    moment = as_datetime(value)
+    if moment is None:
+        raise TypeError("the stored snapshot has no created_at")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _uuid(value: Any) -> UUID | None:
-    if value is None or isinstance(value, UUID):
-        return value
-    return UUID(str(value))
 
 
 def _state(text: Any) -> dict[str, Any]:
@@ -170,7 +166,7 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
             if await self._db.execute(_UPSERT_SCOPED, params):
                 return
             rows = await self._db.fetch(_OWNER, key)
-            owner = _uuid(rows[0][0]) if rows else None
+            owner = as_uuid(rows[0][0]) if rows else None
             if owner is not None and owner != tenant:
                 raise TenantMismatchError(
                     tenant, f"The snapshot of {snapshot.aggregate_type} {snapshot.aggregate_id}"

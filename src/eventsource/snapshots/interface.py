@@ -15,16 +15,10 @@ from eventsource.observability.attributes import (
     ATTR_DB_SYSTEM,
     ATTR_VERSION,
 )
-from eventsource.observability.tracing import spanned_method
+from eventsource.observability.tracing import trace_methods, traced
 
 __all__ = ["Snapshot", "SnapshotStore"]
 
-_SPANS = {  # method -> span name (API.md §8)
-    "save_snapshot": "eventsource.snapshot.save",
-    "get_snapshot": "eventsource.snapshot.get",
-    "delete_snapshot": "eventsource.snapshot.delete",
-    "snapshot_exists": "eventsource.snapshot.exists",
-}
 
 
 @dataclass(frozen=True)
@@ -70,6 +64,17 @@ def _span_attributes(
     return found
 
 
+_SPANS = {  # method -> its span (API.md §8)
+    method: traced(f"eventsource.snapshot.{kind}", attributes_of=_span_attributes, once=True)
+    for method, kind in (
+        ("save_snapshot", "save"),
+        ("get_snapshot", "get"),
+        ("delete_snapshot", "delete"),
+        ("snapshot_exists", "exists"),
+    )
+}
+
+
 class SnapshotStore(ABC):
     """At most one snapshot per `(aggregate_id, aggregate_type)`; saving replaces it.
 
@@ -82,10 +87,7 @@ class SnapshotStore(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for method, name in _SPANS.items():
-            func = cls.__dict__.get(method)
-            if func is not None and not getattr(func, "__isabstractmethod__", False):
-                setattr(cls, method, spanned_method(func, name, _span_attributes))
+        trace_methods(_SPANS)(cls)
 
     @abstractmethod
     async def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -109,7 +111,4 @@ class SnapshotStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not implement this")
 
 
-# The default `snapshot_exists` is traced like the subclasses' own methods.
-SnapshotStore.snapshot_exists = spanned_method(  # type: ignore[method-assign]
-    SnapshotStore.snapshot_exists, _SPANS["snapshot_exists"], _span_attributes
-)
+trace_methods(_SPANS)(SnapshotStore)  # its default `snapshot_exists` too
