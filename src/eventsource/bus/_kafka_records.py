@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from eventsource.bus._codec import event_headers
 from eventsource.events.base import DomainEvent
-from eventsource.stores._rules import encode_payload
+from eventsource.stores.codec import encode_payload
 
 __all__ = [
     "REPLAY_COUNT",

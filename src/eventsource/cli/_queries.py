@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from eventsource._sql.common import tenant_clause
 from eventsource.cli._errors import CliUsageError
 from eventsource.repositories._sql import _time, _uuid
-from eventsource.stores._rules import bound_tenant, tenant_clause
+from eventsource.tenancy import bound_tenant
 
 if TYPE_CHECKING:
     from eventsource.cli._backend import Backend

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
+from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource._storable_json import dumps_storable
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SerializationError, TenantMismatchError
@@ -36,13 +37,8 @@ from eventsource.repositories.dlq import (
     stacktrace_of,
 )
 from eventsource.repositories.outbox import OutboxEntry, OutboxStats, outbox_event_json
-from eventsource.stores._rules import (
-    bound_tenant,
-    encode_payload,
-    stamp_events,
-    tenant_clause,
-    tenant_variants,
-)
+from eventsource.stores.codec import encode_payload
+from eventsource.tenancy import bound_tenant, stamp_events
 
 __all__ = [
     "ADD_OUTBOX_SQL",

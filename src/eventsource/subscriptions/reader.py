@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from eventsource.exceptions import CorruptEventError
 from eventsource.observability.attributes import (
     ATTR_EVENT_COUNT,
     ATTR_FROM_POSITION,
@@ -20,7 +21,6 @@ from eventsource.observability.attributes import (
     ATTR_TO_POSITION,
 )
 from eventsource.observability.tracing import span, traces_live
-from eventsource.stores._rules import CorruptEventError
 from eventsource.subscriptions.config import CheckpointStrategy
 from eventsource.subscriptions.exceptions import SubscriptionError
 from eventsource.subscriptions.recovery import FailureRecovery, HaltSubscription
