@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, TypeVarTuple, cast
 
-from eventsource._optional import optional
+from eventsource._compat.aiosqlite import Worker, worker_of
+from eventsource._compat.aiosqlite import connect as connect_worker
 from eventsource._sql.common import tenant_clause
 from eventsource.exceptions import (
     DatabaseFileChangedError,
@@ -25,8 +26,6 @@ from eventsource.migrations import get_all_schemas
 
 if TYPE_CHECKING:
     import aiosqlite
-else:
-    aiosqlite = optional("aiosqlite")
 
 __all__ = [
     "HOP",
@@ -165,17 +164,19 @@ class SQLiteConnection:
     """
 
     __slots__ = (
-        "_now", "_pending", "_private", "_raw", "busy_timeout", "connection", "database", "file"
+        "_now", "_pending", "_private", "_raw", "_worker", "busy_timeout", "connection",
+        "database", "file",
     )
 
     def __init__(
         self,
-        connection: aiosqlite.Connection,
+        connection: aiosqlite.Connection | Worker,
         raw: sqlite3.Connection,
         database: str,
         busy_timeout: int,
     ) -> None:
         self.connection = connection
+        self._worker = worker_of(connection)  # runs calls in the driver's thread
         self._raw = raw
         self.database = database
         self.busy_timeout = busy_timeout
@@ -191,7 +192,7 @@ class SQLiteConnection:
         """Connect in autocommit mode (transactions are explicit) and apply the pragmas;
         `run_now`: also prepare for `run_now` where it is possible."""
         try:
-            connection = await aiosqlite.connect(
+            connection = await connect_worker(
                 database,
                 isolation_level=None,
                 uri=database.startswith("file:"),
@@ -201,7 +202,7 @@ class SQLiteConnection:
         except sqlite3.Error as exc:
             raise map_error(exc, database, busy_timeout) from exc
         try:
-            opened = cls(connection, connection._conn, database, busy_timeout)
+            opened = cls(connection, connection.raw, database, busy_timeout)
             memory = is_memory(database)
             mode = await opened.run(_configure, wal_mode and not memory, busy_timeout)
             opened.file = await opened.run(_opened_file)
@@ -217,14 +218,10 @@ class SQLiteConnection:
 
     async def run(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
         """`fn(connection, *args)` in the driver's thread; sqlite3 errors become library ones."""
-        # aiosqlite sends each statement to its worker thread separately (one round trip per
-        # statement). Its private `Connection._execute(fn, *args)` (aiosqlite 0.17 to 0.22 at
-        # least) queues any callable on that thread: this is the only place that uses it.
+        # The whole of `fn` in one hop (see `eventsource._compat.aiosqlite`).
         self._pending += 1
         try:
-            result = await self.connection._execute(  # type: ignore[no-untyped-call]
-                fn, self._raw, *args
-            )
+            result = await self._worker.submit(fn, self._raw, *args)
         except asyncio.CancelledError:
             # `fn` may still be running in the driver's thread: the connection stays busy
             # until a no-op queued behind it has run.
@@ -270,7 +267,7 @@ class SQLiteConnection:
         try:
             # Closed meanwhile: then nothing runs in its thread either.
             with contextlib.suppress(Exception):
-                await self.connection._execute(_nothing)  # type: ignore[no-untyped-call]
+                await self._worker.submit(_nothing)
         finally:
             self._pending -= 1
 
@@ -301,7 +298,7 @@ class SQLiteConnection:
         now, self._now = self._now, None
         if now is not None:
             now.close()
-        await self.connection.close()
+        await self._worker.close()
 
 
 def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> str:
