@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsource._storable_json import has_lone_surrogate
@@ -37,9 +37,21 @@ from eventsource.stores.records import (
 from eventsource.stores.type_converter import TypeConverter
 from eventsource.tenancy import bound_tenant, stamp_events
 
-__all__ = ["RowEventStore", "check_append_args", "check_expected_version"]
+__all__ = ["RowEventStore", "StreamQuery", "check_append_args", "check_expected_version"]
 
 Rows = TypeVar("Rows")
+
+
+class StreamQuery(NamedTuple):
+    """What `get_events` asks a backend for: one stream's (or, with no type, one aggregate
+    id's) events after `from_version`, within inclusive time bounds, of `tenant` (None: all)."""
+
+    aggregate_id: UUID
+    aggregate_type: str | None
+    from_version: int
+    from_timestamp: datetime | None
+    to_timestamp: datetime | None
+    tenant: UUID | None
 
 
 class RowEventStore(EventStore, Generic[Rows]):
@@ -91,10 +103,10 @@ class RowEventStore(EventStore, Generic[Rows]):
     ) -> EventStream:
         """One stream's events after `from_version`, in version order (inclusive time bounds)."""
         with self._read_span(aggregate_id, aggregate_type, from_version):
-            return await self._select_stream(
+            return await self._select_stream(StreamQuery(
                 aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp,
                 bound_tenant(),
-            )
+            ))
 
     async def get_events_by_type(
         self,
@@ -174,16 +186,8 @@ class RowEventStore(EventStore, Generic[Rows]):
         the single append a coroutine (a tenth of its cost)."""
 
     @abstractmethod
-    async def _select_stream(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-        tenant: UUID | None,
-    ) -> EventStream:
-        """`get_events` for the bound `tenant` (None: every tenant)."""
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        """`get_events` for the query's bound tenant (None: every tenant)."""
 
     @abstractmethod
     async def _select_type(

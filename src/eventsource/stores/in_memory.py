@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.observability.tracing import TracingMixin
-from eventsource.stores.base import RowEventStore, check_expected_version
+from eventsource.stores.base import RowEventStore, StreamQuery, check_expected_version
 from eventsource.stores.codec import check_payloads
 from eventsource.stores.records import (
     AppendResult,
@@ -160,15 +160,8 @@ class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
             return [s for s in found if s.event.tenant_id == tenant]
         return found
 
-    async def _select_stream(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-        tenant: UUID | None,
-    ) -> EventStream:
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant = query
         stored = self._stream_events(aggregate_id, aggregate_type, tenant)
         if from_version > 0:
             stored = [s for s in stored if s.stream_position > from_version]

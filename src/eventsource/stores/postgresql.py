@@ -62,7 +62,7 @@ from eventsource.stores._postgresql_tailing import (
     cursor_of,
     parse_cursor,
 )
-from eventsource.stores.base import RowEventStore
+from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout, encode_payloads
 from eventsource.stores.records import (
     AppendResult,
@@ -253,33 +253,17 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
 
     # -- one stream ---------------------------------------------------------------------------
 
-    async def _select_stream(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-        tenant: UUID | None,
-    ) -> EventStream:
-        rows = await self._stream_rows(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant
-        )
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        aggregate_id, aggregate_type, from_version, _, _, tenant = query
+        rows = await self._stream_rows(query)
         events = self._decode(rows)
         if aggregate_type is None:
             aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id, tenant)
         version = rows[-1][5] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
-    async def _stream_rows(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        after_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-        tenant: UUID | None,
-    ) -> list[Row]:
+    async def _stream_rows(self, query: StreamQuery) -> list[Row]:
+        aggregate_id, aggregate_type, after_version, from_timestamp, to_timestamp, tenant = query
         await self._ensure_ready()
         statements = queries.STREAM if aggregate_type is not None else queries.STREAM_ANY_TYPE
         args: tuple[object, ...] = (
@@ -321,10 +305,10 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         async def source() -> AsyncIterator[StoredEvent]:
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
-            rows = await self._stream_rows(
+            rows = await self._stream_rows(StreamQuery(
                 aggregate_id, aggregate_type, max(opts.from_position, 0),
                 opts.from_timestamp, opts.to_timestamp, tenant,
-            )
+            ))
             if opts.direction is ReadDirection.BACKWARD:
                 rows.reverse()
             if opts.limit is not None:

@@ -28,7 +28,7 @@ from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._sqlite_append import Also, append_rows, append_rows_now, event_rows
-from eventsource.stores.base import RowEventStore
+from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout
 from eventsource.stores.records import (
     AppendResult,
@@ -294,15 +294,8 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
-    async def _select_stream(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-        tenant: UUID | None,
-    ) -> EventStream:
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant = query
         link = self._connected()
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         if from_version > 0:
