@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsource._compat.pydantic import has_custom_serialization
@@ -22,7 +22,7 @@ from eventsource.stores.base import check_expected_version
 from eventsource.stores.codec import encode_payloads
 from eventsource.tenancy import check_stream_owner
 
-__all__ = ["Also", "append_rows", "append_rows_now", "event_rows"]
+__all__ = ["Also", "AppendJob", "append_rows", "append_rows_now", "event_rows"]
 
 _INSERT = (
     "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
@@ -114,15 +114,18 @@ def _dumps_envelope_plainly(cls: type[DomainEvent]) -> bool:
     )
 
 
-def append_rows(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    also: Also | None = None,
-    tenant: UUID | None = None,
-    opened: OpenedFile | None = None,
-) -> tuple[int, int]:
+class AppendJob(NamedTuple):
+    """One append: the stream's rows (from `event_rows`) at an expected version."""
+
+    aggregate_id: UUID
+    rows: list[list[Any]]
+    expected: int
+    also: Also | None = None
+    tenant: UUID | None = None
+    opened: OpenedFile | None = None
+
+
+def append_rows(db: sqlite3.Connection, job: AppendJob) -> tuple[int, int]:
     """The whole append as one transaction: (new version, global position).
 
     `also(db, event_ids)`, when given, writes more rows in the same transaction for the events
@@ -131,24 +134,16 @@ def append_rows(
     must still name the file the connection writes to (checked under the write lock).
     """
     db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
-    done = _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
+    done = _append(db, job, skip_stored=False)
     if done is None:  # some event ids are stored already: redo without them
         db.execute("BEGIN IMMEDIATE")
-        done = _append(db, aggregate_id, rows, expected, True, also, tenant, opened)
+        done = _append(db, job, skip_stored=True)
         if done is None:  # cannot happen: the write lock was held since the ids were read
             raise EventStoreError("SQLite append found stored event ids twice")
     return done
 
 
-def append_rows_now(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    also: Also | None = None,
-    tenant: UUID | None = None,
-    opened: OpenedFile | None = None,
-) -> tuple[int, int] | None:
+def append_rows_now(db: sqlite3.Connection, job: AppendJob) -> tuple[int, int] | None:
     """`append_rows` for the event loop's thread, on a connection that never waits for a lock
     (`SQLiteConnection.run_now`): None, with nothing written, when SQLite answered busy at any
     step (another connection holds a lock this one would have to wait for) or some event ids
@@ -156,26 +151,18 @@ def append_rows_now(
     up to the busy timeout."""
     try:
         db.execute("BEGIN IMMEDIATE")
-        return _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
+        return _append(db, job, skip_stored=False)
     except sqlite3.OperationalError as exc:
         if is_busy(exc):  # `_append` rolled back: nothing was written
             return None
         raise
 
 
-def _append(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    skip_stored: bool,
-    also: Also | None,
-    tenant: UUID | None,
-    opened: OpenedFile | None,
-) -> tuple[int, int] | None:
+def _append(db: sqlite3.Connection, job: AppendJob, *, skip_stored: bool) -> tuple[int, int] | None:
     """The rest of an append, in the `BEGIN IMMEDIATE` transaction just begun: check the file,
     the version (and the tenant), insert, write `also`'s rows, commit. None (rolled back) when
     some event ids are stored already."""
+    aggregate_id, rows, expected, also, tenant, opened = job
     key = (rows[0][2], rows[0][3])
     try:
         if opened is not None:

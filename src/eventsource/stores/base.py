@@ -201,11 +201,7 @@ class RowEventStore(EventStore, Generic[Rows]):
 
     @abstractmethod
     def _select_stream_result(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        options: ReadOptions,
-        tenant: UUID | None,
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         """`read_stream` for the bound `tenant` (None: every tenant)."""
 

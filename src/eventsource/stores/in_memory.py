@@ -231,14 +231,10 @@ class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
         return ReadResult(events=select_stored(self._all, options, by_global=True, tenant=tenant))
 
     def _select_stream_result(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        options: ReadOptions,
-        tenant: UUID | None,
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         events = self._stream_events(aggregate_id, aggregate_type, tenant)
-        return ReadResult(events=select_stored(events, options, by_global=False))
+        return ReadResult(events=select_stored(events, opts, by_global=False))
 
     async def clear(self) -> None:
         """Forget every event (of every tenant: refused inside a `tenant_scope`)."""

@@ -296,11 +296,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         return await self._run(what, lambda conn: conn.fetchval(sql, *args))
 
     def _select_stream_result(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        opts: ReadOptions,
-        tenant: UUID | None,
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         async def source() -> AsyncIterator[StoredEvent]:
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:

@@ -27,7 +27,13 @@ from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
-from eventsource.stores._sqlite_append import Also, append_rows, append_rows_now, event_rows
+from eventsource.stores._sqlite_append import (
+    Also,
+    AppendJob,
+    append_rows,
+    append_rows_now,
+    event_rows,
+)
 from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout
 from eventsource.stores.records import (
@@ -278,18 +284,15 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
     ) -> AppendResult:
         link = self._connected()
         rows, outbox = batch
+        job = AppendJob(aggregate_id, rows, expected_version, outbox, tenant, link.file)
         done = None
         gate = self._inline_gate
         if self._inline and len(rows) <= _INLINE_MAX_EVENTS and link.can_run_now and gate.is_open():
             started = perf_counter()
-            done = link.run_now(
-                append_rows_now, aggregate_id, rows, expected_version, outbox, tenant, link.file
-            )
+            done = link.run_now(append_rows_now, job)
             gate.took(perf_counter() - started)
         if done is None:
-            done = await link.run(
-                append_rows, aggregate_id, rows, expected_version, outbox, tenant, link.file
-            )
+            done = await link.run(append_rows, job)
         version, position = done
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
@@ -368,16 +371,12 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
         return ReadResult(partial(self._pages, clauses, params, options, "id", "id"))
 
     def _select_stream_result(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        options: ReadOptions,
-        tenant: UUID | None,
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
-        return ReadResult(partial(self._pages, clauses, params, options, "version", page_by))
+        return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
 
     async def _pages(
         self,
