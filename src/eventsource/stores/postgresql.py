@@ -228,11 +228,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         return events, encode_payloads(events, self._registry)
 
     async def _write(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        batch: _Batch,
-        expected_version: int,
+        self, aggregate_id: UUID, aggregate_type: str, batch: _Batch, expected_version: int,
         tenant: UUID | None,
     ) -> AppendResult:
         await self._ensure_ready()

@@ -275,11 +275,7 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
         return rows, None if writer is None else writer(aggregate_id, aggregate_type, events)
 
     async def _write(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        batch: _Batch,
-        expected_version: int,
+        self, aggregate_id: UUID, aggregate_type: str, batch: _Batch, expected_version: int,
         tenant: UUID | None,
     ) -> AppendResult:
         link = self._connected()
