@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from eventsource.stores.interface import CommittedPage
+    from eventsource.stores.records import CommittedPage
 
 __all__ = [
     "AggregateNotFoundError",

@@ -311,7 +311,7 @@ SECTION_14_AND_DOCS = [
         "OutboxRelay", "tenant_scope", "current_tenant", "require_tenant", "EventStoreError",
         "SerializationError",
     ),
-    ("eventsource.stores._rules", "CorruptEventError"),  # its former home keeps working
+    ("eventsource.stores", "CorruptEventError"),  # the private module it lived in is gone
     *rows(("eventsource.tenancy",), "tenant_scope", "current_tenant", "require_tenant"),
     ("eventsource.repositories.checkpoint", "scoped_checkpoint_name"),
     *rows(

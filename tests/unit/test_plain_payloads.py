@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, computed_field, field_serializer
 
 from eventsource import DomainEvent, InMemoryEventStore, SerializationError, register_event
-from eventsource.stores import _rules
+from eventsource.stores import codec
 
 BIG = 10**4300  # the smallest integer of 4,301 digits
 
@@ -167,7 +167,7 @@ def dump_verdict(*events: DomainEvent) -> str | None:
     """The message `encode_payloads` (what the durable stores write) refuses `events` with, or
     None."""
     try:
-        _rules.encode_payloads(events, None)
+        codec.encode_payloads(events, None)
     except SerializationError as exc:
         return str(exc)
     return None
@@ -232,8 +232,8 @@ async def test_plain_events_are_not_dumped(monkeypatch: pytest.MonkeyPatch) -> N
         dumped.append(event)
         return dump(event)
 
-    dump = _rules.encode_payload
-    monkeypatch.setattr(_rules, "encode_payload", counting)
+    dump = codec.encode_payload
+    monkeypatch.setattr(codec, "encode_payload", counting)
     store = InMemoryEventStore(enable_tracing=False)
     aggregate_id = uuid.uuid4()
     batch = [PlainProbe(aggregate_id=aggregate_id, name=f"n{i}", count=i) for i in range(5)]

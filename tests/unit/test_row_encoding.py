@@ -14,8 +14,8 @@ from pydantic import ConfigDict, Field, field_serializer
 from eventsource import DomainEvent
 from eventsource._sql.sqlite import now_utc_iso, utc_iso
 from eventsource.exceptions import SerializationError
-from eventsource.stores._rules import encode_payload
-from eventsource.stores.sqlite import _dumps_envelope_plainly, _envelope_texts
+from eventsource.stores._sqlite_append import _dumps_envelope_plainly, _envelope_texts
+from eventsource.stores.codec import encode_payload
 
 
 class PriceSet(DomainEvent):

@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eventsource._sql.postgresql import DriverConnection, DriverPool
+from eventsource._sql.postgresql import DriverConnection
+from eventsource._sql.postgresql_pool import DriverPool
 
 __all__ = ["CommitChannel", "channel_name"]
 

@@ -12,23 +12,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, TypeVarTuple, cast
-from uuid import UUID
 
-from eventsource._optional import optional
+from eventsource._compat.aiosqlite import Worker, worker_of
+from eventsource._compat.aiosqlite import connect as connect_worker
+from eventsource._sql.common import tenant_clause
 from eventsource.exceptions import (
     DatabaseFileChangedError,
     DatabaseLockedError,
     EventStoreError,
-    OptimisticLockError,
     StoreNotConnectedError,
 )
 from eventsource.migrations import get_all_schemas
-from eventsource.stores._rules import check_expected_version, check_stream_owner, tenant_clause
 
 if TYPE_CHECKING:
     import aiosqlite
-else:
-    aiosqlite = optional("aiosqlite")
 
 __all__ = [
     "HOP",
@@ -36,11 +33,10 @@ __all__ = [
     "Hop",
     "OpenedFile",
     "SQLiteConnection",
-    "append_rows",
-    "append_rows_now",
     "database_file",
     "fetch",
     "fetch_with_first_type",
+    "is_busy",
     "is_memory",
     "map_error",
     "now_utc_iso",
@@ -53,21 +49,7 @@ Ts = TypeVarTuple("Ts")
 Row = tuple[Any, ...]
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-_INSERT = (
-    "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,"
-    " version, timestamp, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (event_id) DO NOTHING"
-)
-_VERSION_SLOT = 6  # index of `version` in an _INSERT row
 VERSION_SQL = "SELECT MAX(version) FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
-# Inside a tenant scope: the stream's version and its owner (the tenant of its latest event),
-# by one probe of the (aggregate_id, aggregate_type, version) index.
-_HEAD_SQL = (
-    "SELECT version, tenant_id FROM events WHERE aggregate_id = ? AND aggregate_type = ?"
-    " ORDER BY version DESC LIMIT 1"
-)
-
-
 def is_memory(database: str) -> bool:
     """True for databases that live only as long as their connection."""
     return database in ("", ":memory:") or (
@@ -103,7 +85,7 @@ def now_utc_iso() -> str:
     return f"{text}.{micro:06d}+00:00"
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def is_busy(exc: sqlite3.Error) -> bool:
     """True when SQLite refused a lock another connection holds (SQLITE_BUSY / LOCKED)."""
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES
 
@@ -117,7 +99,7 @@ def map_error(
             f"SQLite database {database!r} cannot take the text {exc.object!r:.100}: it holds "
             "a lone surrogate, which has no UTF-8 form"
         )
-    if _is_busy(exc):
+    if is_busy(exc):
         return DatabaseLockedError(
             f"SQLite database {database!r} is locked: another connection kept it busy for "
             f"longer than busy_timeout={busy_timeout} ms ({exc})"
@@ -182,17 +164,19 @@ class SQLiteConnection:
     """
 
     __slots__ = (
-        "_now", "_pending", "_private", "_raw", "busy_timeout", "connection", "database", "file"
+        "_now", "_pending", "_private", "_raw", "_worker", "busy_timeout", "connection",
+        "database", "file",
     )
 
     def __init__(
         self,
-        connection: aiosqlite.Connection,
+        connection: aiosqlite.Connection | Worker,
         raw: sqlite3.Connection,
         database: str,
         busy_timeout: int,
     ) -> None:
         self.connection = connection
+        self._worker = worker_of(connection)  # runs calls in the driver's thread
         self._raw = raw
         self.database = database
         self.busy_timeout = busy_timeout
@@ -208,7 +192,7 @@ class SQLiteConnection:
         """Connect in autocommit mode (transactions are explicit) and apply the pragmas;
         `run_now`: also prepare for `run_now` where it is possible."""
         try:
-            connection = await aiosqlite.connect(
+            connection = await connect_worker(
                 database,
                 isolation_level=None,
                 uri=database.startswith("file:"),
@@ -218,7 +202,7 @@ class SQLiteConnection:
         except sqlite3.Error as exc:
             raise map_error(exc, database, busy_timeout) from exc
         try:
-            opened = cls(connection, connection._conn, database, busy_timeout)
+            opened = cls(connection, connection.raw, database, busy_timeout)
             memory = is_memory(database)
             mode = await opened.run(_configure, wal_mode and not memory, busy_timeout)
             opened.file = await opened.run(_opened_file)
@@ -234,14 +218,10 @@ class SQLiteConnection:
 
     async def run(self, fn: Callable[[sqlite3.Connection, *Ts], T], *args: *Ts) -> T:
         """`fn(connection, *args)` in the driver's thread; sqlite3 errors become library ones."""
-        # aiosqlite sends each statement to its worker thread separately (one round trip per
-        # statement). Its private `Connection._execute(fn, *args)` (aiosqlite 0.17 to 0.22 at
-        # least) queues any callable on that thread: this is the only place that uses it.
+        # The whole of `fn` in one hop (see `eventsource._compat.aiosqlite`).
         self._pending += 1
         try:
-            result = await self.connection._execute(  # type: ignore[no-untyped-call]
-                fn, self._raw, *args
-            )
+            result = await self._worker.submit(fn, self._raw, *args)
         except asyncio.CancelledError:
             # `fn` may still be running in the driver's thread: the connection stays busy
             # until a no-op queued behind it has run.
@@ -270,7 +250,7 @@ class SQLiteConnection:
         try:
             return fn(self._raw if self._now is None else self._now, *args)
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+            if is_busy(exc):
                 return HOP
             raise map_error(exc, self.database, self.busy_timeout) from exc
         except (sqlite3.Error, UnicodeEncodeError) as exc:
@@ -287,7 +267,7 @@ class SQLiteConnection:
         try:
             # Closed meanwhile: then nothing runs in its thread either.
             with contextlib.suppress(Exception):
-                await self.connection._execute(_nothing)  # type: ignore[no-untyped-call]
+                await self._worker.submit(_nothing)
         finally:
             self._pending -= 1
 
@@ -318,7 +298,7 @@ class SQLiteConnection:
         now, self._now = self._now, None
         if now is not None:
             now.close()
-        await self.connection.close()
+        await self._worker.close()
 
 
 def _configure(db: sqlite3.Connection, wal: bool, busy_timeout: int) -> str:
@@ -377,8 +357,8 @@ def _create_tables(db: sqlite3.Connection, script: str) -> None:
         raise
 
 
-# The event-table work below runs in the driver's thread, each call one hop (`run`), except
-# `append_rows_now` (`run_now`).
+# The event-table reads below run in the driver's thread, each call one hop (`run`), or in the
+# loop's thread (`read_now`).
 
 
 def fetch(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
@@ -404,146 +384,3 @@ def fetch_with_first_type(
     return (first[0] if first else None), rows
 
 
-Also = Callable[[sqlite3.Connection, list[str]], None]
-
-
-def append_rows(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    also: Also | None = None,
-    tenant: UUID | None = None,
-    opened: OpenedFile | None = None,
-) -> tuple[int, int]:
-    """The whole append as one transaction: (new version, global position).
-
-    `also(db, event_ids)`, when given, writes more rows in the same transaction for the events
-    this call stored (the outbox); if it raises, nothing is written. With a bound `tenant`, the
-    stream must be that tenant's (checked in the same transaction). With `opened`, its path
-    must still name the file the connection writes to (checked under the write lock).
-    """
-    db.execute("BEGIN IMMEDIATE")  # take the write lock now: the version read stays true
-    done = _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
-    if done is None:  # some event ids are stored already: redo without them
-        db.execute("BEGIN IMMEDIATE")
-        done = _append(db, aggregate_id, rows, expected, True, also, tenant, opened)
-        if done is None:  # cannot happen: the write lock was held since the ids were read
-            raise EventStoreError("SQLite append found stored event ids twice")
-    return done
-
-
-def append_rows_now(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    also: Also | None = None,
-    tenant: UUID | None = None,
-    opened: OpenedFile | None = None,
-) -> tuple[int, int] | None:
-    """`append_rows` for the event loop's thread, on a connection that never waits for a lock
-    (`SQLiteConnection.run_now`): None, with nothing written, when SQLite answered busy at any
-    step (another connection holds a lock this one would have to wait for) or some event ids
-    are stored already; the caller then runs `append_rows` in the driver's thread, which waits
-    up to the busy timeout."""
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        return _append(db, aggregate_id, rows, expected, False, also, tenant, opened)
-    except sqlite3.OperationalError as exc:
-        if _is_busy(exc):  # `_append` rolled back: nothing was written
-            return None
-        raise
-
-
-def _append(
-    db: sqlite3.Connection,
-    aggregate_id: UUID,
-    rows: list[list[Any]],
-    expected: int,
-    skip_stored: bool,
-    also: Also | None,
-    tenant: UUID | None,
-    opened: OpenedFile | None,
-) -> tuple[int, int] | None:
-    """The rest of an append, in the `BEGIN IMMEDIATE` transaction just begun: check the file,
-    the version (and the tenant), insert, write `also`'s rows, commit. None (rolled back) when
-    some event ids are stored already."""
-    key = (rows[0][2], rows[0][3])
-    try:
-        if opened is not None:
-            opened.check()
-        current = _current_version(db, key, aggregate_id, tenant)
-        check_expected_version(aggregate_id, expected, current)
-        if skip_stored:
-            rows = _unstored(db, rows)
-        stored, position = _insert(db, rows, current)
-        if stored != len(rows):
-            db.execute("ROLLBACK")
-            return None
-        if also is not None and stored:
-            also(db, [row[0] for row in rows])
-        db.execute("COMMIT")
-    except sqlite3.IntegrityError as exc:
-        _rollback(db)
-        if "events.version" in str(exc):  # a writer that bypassed the lock took our version
-            actual = db.execute(VERSION_SQL, key).fetchone()[0] or 0
-            raise OptimisticLockError(aggregate_id, expected, actual) from exc
-        raise
-    except BaseException:
-        _rollback(db)
-        raise
-    return current + stored, position
-
-
-def _current_version(
-    db: sqlite3.Connection, key: tuple[str, str], aggregate_id: UUID, tenant: UUID | None
-) -> int:
-    """The stream's version; inside a tenant scope also checks the stream is the tenant's."""
-    if tenant is None:
-        return int(db.execute(VERSION_SQL, key).fetchone()[0] or 0)
-    head = db.execute(_HEAD_SQL, key).fetchone()
-    if head is None:
-        return 0
-    if head[1] != str(tenant):
-        owner = None if head[1] is None else UUID(head[1])
-        check_stream_owner(aggregate_id, key[1], tenant, owner)
-    return int(head[0])
-
-
-def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
-    """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
-    # executemany, not multi-row VALUES: those take fewer instructions but ~50% longer here.
-    for version, row in enumerate(rows, current + 1):
-        row[_VERSION_SLOT] = version
-    if len(rows) == 1:
-        cursor = db.execute(_INSERT, rows[0])
-        if cursor.rowcount == 1:
-            return 1, cursor.lastrowid or 0
-        stored = 0
-    else:
-        stored = db.executemany(_INSERT, rows).rowcount if rows else 0
-    last = "SELECT last_insert_rowid()" if stored else "SELECT COALESCE(MAX(id), 0) FROM events"
-    return stored, db.execute(last).fetchone()[0]
-
-
-def _unstored(db: sqlite3.Connection, rows: list[list[Any]]) -> list[list[Any]]:
-    """The rows whose event id is neither stored nor earlier in the batch (idempotency)."""
-    seen: set[str] = set()
-    ids = [row[0] for row in rows]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
-        seen.update(found for (found,) in db.execute(sql, chunk))
-    fresh = []
-    for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
-            fresh.append(row)
-    return fresh
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        db.execute("ROLLBACK")

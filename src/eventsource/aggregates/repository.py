@@ -21,8 +21,8 @@ from eventsource.observability.attributes import (
 from eventsource.observability.tracing import TracingMixin
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.snapshots.strategies import SnapshotMode, build_snapshot, create_snapshot_strategy
-from eventsource.stores._rules import bound_tenant, stamp_events
 from eventsource.stores.interface import EventPublisher, EventStore, EventStream
+from eventsource.tenancy import bound_tenant, stamp_events
 
 __all__ = ["AggregateRepository", "SnapshotMode"]
 

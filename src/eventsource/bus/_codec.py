@@ -7,8 +7,8 @@ from typing import Any
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import EventBusError
-from eventsource.stores._rules import CorruptEventError, decode_event, encode_payload
+from eventsource.exceptions import CorruptEventError, EventBusError
+from eventsource.stores.codec import decode_event, encode_payload
 
 __all__ = [
     "PAYLOAD",

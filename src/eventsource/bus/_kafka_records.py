@@ -8,7 +8,7 @@ from eventsource.bus._codec import event_headers
 from eventsource.bus._dead_letters import Failure, without_dead_letter_headers
 from eventsource.bus._dead_letters import dead_letter_headers as _dead_letter_headers
 from eventsource.events.base import DomainEvent
-from eventsource.stores._rules import encode_payload
+from eventsource.stores.codec import encode_payload
 
 __all__ = [
     "REPLAY_COUNT",

@@ -12,7 +12,7 @@ from eventsource.bus._nats_config import header_text
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError
-from eventsource.stores._rules import encode_payload
+from eventsource.stores.codec import encode_payload
 
 __all__ = [
     "DLQ_PREFIX",

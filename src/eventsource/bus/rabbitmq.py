@@ -53,7 +53,7 @@ from eventsource.bus._rabbitmq_messages import (
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventBusError, RabbitMQNotAvailableError
-from eventsource.stores._rules import encode_payload
+from eventsource.stores.codec import encode_payload
 
 if TYPE_CHECKING:
     import aio_pika

@@ -16,10 +16,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from eventsource._sql.common import tenant_clause
 from eventsource.cli._errors import CliUsageError
 from eventsource.repositories._sql import as_datetime as _time
 from eventsource.repositories._sql import as_uuid as _uuid
-from eventsource.stores._rules import bound_tenant, tenant_clause
+from eventsource.tenancy import bound_tenant
 
 if TYPE_CHECKING:
     from eventsource.cli._backend import Backend

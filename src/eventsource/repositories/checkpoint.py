@@ -22,7 +22,7 @@ from eventsource.observability.attributes import (
     ATTR_PROJECTION_NAME,
 )
 from eventsource.observability.tracing import TracingMixin, trace_methods, traced
-from eventsource.stores._rules import bound_tenant
+from eventsource.tenancy import bound_tenant
 
 __all__ = [
     "CheckpointData",

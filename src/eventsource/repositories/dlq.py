@@ -28,7 +28,7 @@ from eventsource.observability.attributes import (
 )
 from eventsource.observability.tracing import TracingMixin, trace_methods, traced
 from eventsource.repositories._dict_access import DeprecatedDictAccess
-from eventsource.stores._rules import bound_tenant
+from eventsource.tenancy import bound_tenant
 
 __all__ = [
     "DLQEntry",

@@ -21,7 +21,7 @@ from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, trace_methods, traced
 from eventsource.repositories._dict_access import DeprecatedDictAccess
-from eventsource.stores._rules import bound_tenant, stamp_events
+from eventsource.tenancy import bound_tenant, stamp_events
 
 __all__ = [
     "InMemoryOutboxRepository",

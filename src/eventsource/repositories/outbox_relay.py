@@ -29,7 +29,7 @@ from uuid import UUID
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import EventBusError
+from eventsource.exceptions import CorruptEventError, EventBusError
 from eventsource.repositories.outbox import (
     LocalRelayLock,
     OutboxEntry,
@@ -38,9 +38,9 @@ from eventsource.repositories.outbox import (
     RelayLock,
     RelayOutbox,
 )
-from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
-from eventsource.stores._rules import CorruptEventError, decode_event
+from eventsource.stores.codec import decode_event
 from eventsource.stores.interface import EventPublisher
+from eventsource.stores.type_converter import DefaultTypeConverter, TypeConverter
 from eventsource.subscriptions.retry import TRANSIENT_EXCEPTIONS, RetryConfig, calculate_backoff
 
 __all__ = ["OutboxRelay", "RelayPassResult", "RelayStats"]

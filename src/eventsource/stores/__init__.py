@@ -46,21 +46,21 @@ _LAZY = {
     "SQLiteEventStore": "eventsource.stores.sqlite",
     "SQLITE_AVAILABLE": "eventsource.stores.sqlite",
     "PostgreSQLEventStore": "eventsource.stores.postgresql",
-    "TypeConverter": "eventsource.stores._codec",
-    "DefaultTypeConverter": "eventsource.stores._codec",
-    "DEFAULT_UUID_FIELDS": "eventsource.stores._codec",
-    "DEFAULT_STRING_ID_FIELDS": "eventsource.stores._codec",
+    "TypeConverter": "eventsource.stores.type_converter",
+    "DefaultTypeConverter": "eventsource.stores.type_converter",
+    "DEFAULT_UUID_FIELDS": "eventsource.stores.type_converter",
+    "DEFAULT_STRING_ID_FIELDS": "eventsource.stores.type_converter",
 }
 
 
 if TYPE_CHECKING:
-    from eventsource.stores._codec import (
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+    from eventsource.stores.sqlite import SQLITE_AVAILABLE, SQLiteEventStore
+    from eventsource.stores.type_converter import (
         DEFAULT_STRING_ID_FIELDS,
         DEFAULT_UUID_FIELDS,
         DefaultTypeConverter,
         TypeConverter,
     )
-    from eventsource.stores.postgresql import PostgreSQLEventStore
-    from eventsource.stores.sqlite import SQLITE_AVAILABLE, SQLiteEventStore
 else:
     __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
-from eventsource.events.registry import EventRegistry, default_registry
-from eventsource.observability.tracing import NO_SPAN, TracingMixin
-from eventsource.stores._rules import (
-    bound_tenant,
-    check_append_args,
-    check_expected_version,
-    check_payloads,
-    check_stream_owner,
-    in_time_range,
-    stamp_events,
-)
-from eventsource.stores.interface import (
+from eventsource.events.registry import EventRegistry
+from eventsource.observability.tracing import TracingMixin
+from eventsource.stores.base import RowEventStore, StreamQuery, check_expected_version
+from eventsource.stores.codec import check_payloads
+from eventsource.stores.records import (
     AppendResult,
-    EventStore,
     EventStream,
-    ReadDirection,
     ReadOptions,
     ReadResult,
     StoredEvent,
@@ -33,15 +23,14 @@ from eventsource.stores.interface import (
     _set_stored_at,
     _set_stream_id,
     _set_stream_position,
-    coerce_timestamp,
-    parse_stream_id,
+    in_time_range,
     position_from_cursor,
+    select_stored,
     stream_id_of,
     successful_append,
 )
-from eventsource.stores.interface import (
-    _new_object as _new_stored,
-)
+from eventsource.stores.records import _new_object as _new_stored
+from eventsource.tenancy import bound_tenant, check_stream_owner
 
 if TYPE_CHECKING:
     from eventsource.repositories.outbox import InMemoryOutboxRepository
@@ -57,7 +46,7 @@ class _Stream:
         self.events: list[StoredEvent] = []
 
 
-class InMemoryEventStore(TracingMixin, EventStore):
+class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
     """Events held in process memory: for tests, development and prototypes.
 
     Every public call reads or changes the state in one synchronous step, with no `await` inside,
@@ -98,27 +87,13 @@ class InMemoryEventStore(TracingMixin, EventStore):
         self._all: list[StoredEvent] = []
         self._ids: set[int] = set()
 
-    async def append_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        events: Sequence[DomainEvent],
-        expected_version: int,
-    ) -> AppendResult:
-        check_append_args(aggregate_id, aggregate_type, events, expected_version)
-        if not events:
-            return AppendResult(True, expected_version)
-        tenant = bound_tenant()
-        if tenant is not None:
-            events = stamp_events(events, tenant)
+    def _encode(
+        self, aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent]
+    ) -> Sequence[DomainEvent]:
         check_payloads(events, self._registry)  # refuse what no durable store could keep
-        observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
-        if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
-            return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
-        with observed:
-            return self._append(aggregate_id, aggregate_type, events, expected_version, tenant)
+        return events  # kept as they are: no serialising in memory
 
-    def _append(
+    def _write(
         self,
         aggregate_id: UUID,
         aggregate_type: str,
@@ -168,11 +143,6 @@ class InMemoryEventStore(TracingMixin, EventStore):
         self._signal_commit()
         return successful_append(current, position)
 
-    @property
-    def event_registry(self) -> EventRegistry:
-        """The registry appended event types must resolve in (the default one as a fallback)."""
-        return self._registry if self._registry is not None else default_registry
-
     def _stream_events(
         self, aggregate_id: UUID, aggregate_type: str | None, tenant: UUID | None
     ) -> list[StoredEvent]:
@@ -190,28 +160,8 @@ class InMemoryEventStore(TracingMixin, EventStore):
             return [s for s in found if s.event.tenant_id == tenant]
         return found
 
-    async def get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None = None,
-        from_version: int = 0,
-        from_timestamp: datetime | None = None,
-        to_timestamp: datetime | None = None,
-    ) -> EventStream:
-        with self._read_span(aggregate_id, aggregate_type, from_version):
-            return self._get_events(
-                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-            )
-
-    def _get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-    ) -> EventStream:
-        tenant = bound_tenant()
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant = query
         stored = self._stream_events(aggregate_id, aggregate_type, tenant)
         if from_version > 0:
             stored = [s for s in stored if s.stream_position > from_version]
@@ -242,18 +192,9 @@ class InMemoryEventStore(TracingMixin, EventStore):
             0,
         )
 
-    async def get_events_by_type(
-        self,
-        aggregate_type: str,
-        tenant_id: UUID | None = None,
-        from_timestamp: datetime | float | None = None,
+    async def _select_type(
+        self, aggregate_type: str, tenant_id: UUID | None, start: datetime | None
     ) -> list[DomainEvent]:
-        start = coerce_timestamp(from_timestamp)
-        bound = bound_tenant()
-        if bound is not None:
-            if tenant_id is not None and tenant_id != bound:
-                return []  # another tenant's events do not exist inside this scope
-            tenant_id = bound
         found = [
             s.event for s in self._all
             if s.stream_id[37:] == aggregate_type  # "<36-char uuid>:<type>"
@@ -286,15 +227,14 @@ class InMemoryEventStore(TracingMixin, EventStore):
         start = position_from_cursor(after)
         return sum(1 for s in self._all[start:] if s.event.tenant_id == tenant)
 
-    def read_all(self, options: ReadOptions | None = None) -> ReadResult:
-        return ReadResult(
-            events=select_stored(self._all, options, by_global=True, tenant=bound_tenant())
-        )
+    def _select_all(self, options: ReadOptions, tenant: UUID | None) -> ReadResult:
+        return ReadResult(events=select_stored(self._all, options, by_global=True, tenant=tenant))
 
-    def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        uid, aggregate_type = parse_stream_id(stream_id)
-        events = self._stream_events(uid, aggregate_type, bound_tenant())
-        return ReadResult(events=select_stored(events, options, by_global=False))
+    def _select_stream_result(
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
+    ) -> ReadResult:
+        events = self._stream_events(aggregate_id, aggregate_type, tenant)
+        return ReadResult(events=select_stored(events, opts, by_global=False))
 
     async def clear(self) -> None:
         """Forget every event (of every tenant: refused inside a `tenant_scope`)."""
@@ -334,38 +274,3 @@ class InMemoryEventStore(TracingMixin, EventStore):
 def _key(aggregate_id: object, aggregate_type: str) -> tuple[int, str] | None:
     """A stream's dict key: the UUID's int. None for anything else, so a bad id finds nothing."""
     return (aggregate_id.int, aggregate_type) if isinstance(aggregate_id, UUID) else None
-
-
-def select_stored(
-    events: list[StoredEvent],
-    options: ReadOptions | None,
-    *,
-    by_global: bool,
-    tenant: UUID | None = None,
-) -> list[StoredEvent]:
-    """Apply ReadOptions to events in position order (-1 means "from the end"), keeping only
-    `tenant`'s events when one is given."""
-    if tenant is not None:
-        if options is not None and by_global and options.from_position > 0:
-            events = events[options.from_position :]  # gap-free: position p is at index p - 1
-            options = replace(options, from_position=0)
-        events = [s for s in events if s.event.tenant_id == tenant]
-    if options is None:
-        return events.copy()
-    start = options.from_position
-    if start == -1:
-        chosen = [] if options.direction is ReadDirection.FORWARD else events.copy()
-    elif by_global:  # global positions are gap-free: position p is at index p - 1
-        chosen = events[start:]
-    else:
-        chosen = [s for s in events if s.stream_position > start]
-    if options.from_timestamp is not None or options.to_timestamp is not None:
-        chosen = [
-            s for s in chosen
-            if in_time_range(s.event.occurred_at, options.from_timestamp, options.to_timestamp)
-        ]
-    if options.direction is ReadDirection.BACKWARD:
-        chosen.reverse()
-    if options.limit is not None:
-        chosen = chosen[: options.limit]
-    return chosen

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -15,45 +14,39 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsource._optional import optional
+from eventsource._sql.common import scope_filter
 from eventsource._sql.sqlite import (
     HOP,
     VERSION_SQL,
     SQLiteConnection,
-    append_rows,
-    append_rows_now,
     fetch,
     fetch_with_first_type,
-    now_utc_iso,
     utc_iso,
 )
 from eventsource.events.base import DomainEvent
-from eventsource.events.registry import EventRegistry, default_registry
+from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
-from eventsource.stores._codec import DefaultTypeConverter, TypeConverter
-from eventsource.stores._rules import (
-    RowLayout,
-    bound_tenant,
-    check_append_args,
-    decode_rows,
-    encode_payloads,
-    scope_filter,
-    stamp_events,
-    stored_prefix,
+from eventsource.stores._sqlite_append import (
+    Also,
+    AppendJob,
+    append_rows,
+    append_rows_now,
+    event_rows,
 )
-from eventsource.stores.interface import (
+from eventsource.stores.base import RowEventStore, StreamQuery
+from eventsource.stores.codec import RowLayout
+from eventsource.stores.records import (
     AppendResult,
-    EventStore,
     EventStream,
     ReadDirection,
     ReadOptions,
     ReadResult,
     StoredEvent,
-    coerce_timestamp,
-    parse_stream_id,
     position_from_cursor,
     successful_append,
 )
+from eventsource.stores.type_converter import DefaultTypeConverter, TypeConverter
 
 __all__ = ["SQLITE_AVAILABLE", "SQLiteEventStore"]
 
@@ -63,9 +56,8 @@ logger = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 # Builds the outbox rows of an append: (aggregate id, type, events) -> writer run in the append.
-OutboxWriter = Callable[
-    [UUID, str, Sequence[DomainEvent]], Callable[[sqlite3.Connection, list[str]], None]
-]
+OutboxWriter = Callable[[UUID, str, Sequence[DomainEvent]], Also]
+_Batch = tuple[list[list[Any]], Also | None]  # an append's event rows and its outbox writer
 
 _PAGE = 1000  # rows per query when iterating read_all / read_stream
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
@@ -114,7 +106,7 @@ def _int64(bound: int) -> int:
     return min(bound, _LAST_ID)
 
 
-class SQLiteEventStore(TracingMixin, EventStore):
+class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
     """Events in an SQLite database: a file for embedded apps and tests, or `":memory:"`.
 
     Every append is one `BEGIN IMMEDIATE` transaction run whole in the driver's thread: SQLite
@@ -139,6 +131,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
     """
 
     span_prefix = "sqlite_event_store"
+    _layout = _LAYOUT
 
     def __init__(
         self,
@@ -226,10 +219,6 @@ class SQLiteEventStore(TracingMixin, EventStore):
     def is_connected(self) -> bool:
         return self._link is not None
 
-    @property
-    def event_registry(self) -> EventRegistry:
-        return self._registry if self._registry is not None else default_registry
-
     async def __aenter__(self) -> Self:
         await self._open()
         return self
@@ -277,70 +266,35 @@ class SQLiteEventStore(TracingMixin, EventStore):
             )
         return link
 
-    async def append_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        events: Sequence[DomainEvent],
-        expected_version: int,
+    def _encode(
+        self, aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent]
+    ) -> _Batch:
+        self._connected()  # refuse before encoding anything
+        rows = event_rows(str(aggregate_id), aggregate_type, events, self._registry)
+        writer = self._outbox_writer
+        return rows, None if writer is None else writer(aggregate_id, aggregate_type, events)
+
+    async def _write(
+        self, aggregate_id: UUID, aggregate_type: str, batch: _Batch, expected_version: int,
+        tenant: UUID | None,
     ) -> AppendResult:
-        check_append_args(aggregate_id, aggregate_type, events, expected_version)
-        if not events:
-            return AppendResult(True, expected_version)
         link = self._connected()
-        tenant = bound_tenant()
-        if tenant is not None:  # stamp or refuse; the stream owner is checked in the append
-            events = stamp_events(events, tenant)
-        rows = _rows(str(aggregate_id), aggregate_type, events, self._registry)
-        with self._append_span(aggregate_id, aggregate_type, len(events), expected_version):
-            outbox = (
-                None
-                if self._outbox_writer is None
-                else self._outbox_writer(aggregate_id, aggregate_type, events)
-            )
-            done = None
-            gate = self._inline_gate
-            if (
-                self._inline
-                and len(rows) <= _INLINE_MAX_EVENTS
-                and link.can_run_now
-                and gate.is_open()
-            ):
-                started = perf_counter()
-                done = link.run_now(
-                    append_rows_now, aggregate_id, rows, expected_version, outbox, tenant,
-                    link.file,
-                )
-                gate.took(perf_counter() - started)
-            if done is None:
-                done = await link.run(
-                    append_rows, aggregate_id, rows, expected_version, outbox, tenant, link.file
-                )
-            version, position = done
+        rows, outbox = batch
+        job = AppendJob(aggregate_id, rows, expected_version, outbox, tenant, link.file)
+        done = None
+        gate = self._inline_gate
+        if self._inline and len(rows) <= _INLINE_MAX_EVENTS and link.can_run_now and gate.is_open():
+            started = perf_counter()
+            done = link.run_now(append_rows_now, job)
+            gate.took(perf_counter() - started)
+        if done is None:
+            done = await link.run(append_rows, job)
+        version, position = done
         self._signal_commit()  # wake live readers of this store object at once
         return successful_append(version, position)
 
-    async def get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None = None,
-        from_version: int = 0,
-        from_timestamp: datetime | None = None,
-        to_timestamp: datetime | None = None,
-    ) -> EventStream:
-        with self._read_span(aggregate_id, aggregate_type, from_version):
-            return await self._get_events(
-                aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-            )
-
-    async def _get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None,
-        from_version: int,
-        from_timestamp: datetime | None,
-        to_timestamp: datetime | None,
-    ) -> EventStream:
+    async def _select_stream(self, query: StreamQuery) -> EventStream:
+        aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant = query
         link = self._connected()
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         if from_version > 0:
@@ -350,7 +304,6 @@ class SQLiteEventStore(TracingMixin, EventStore):
         order = "version" if aggregate_type is not None else "id"
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
         if aggregate_type is None:
-            tenant = bound_tenant()
             stored_type, rows = await link.read(
                 fetch_with_first_type, sql, params, None if tenant is None else str(tenant)
             )
@@ -369,20 +322,11 @@ class SQLiteEventStore(TracingMixin, EventStore):
         rows = await self._connected().read(fetch, sql, params)
         return int(rows[0][0] or 0)
 
-    async def get_events_by_type(
-        self,
-        aggregate_type: str,
-        tenant_id: UUID | None = None,
-        from_timestamp: datetime | float | None = None,
+    async def _select_type(
+        self, aggregate_type: str, tenant_id: UUID | None, start: datetime | None
     ) -> list[DomainEvent]:
-        start = coerce_timestamp(from_timestamp)
         link = self._connected()
         clauses, params = ["aggregate_type = ?"], [aggregate_type]
-        bound = bound_tenant()
-        if bound is not None:
-            if tenant_id is not None and tenant_id != bound:
-                return []  # another tenant's events do not exist inside this scope
-            tenant_id = bound
         if tenant_id is not None:
             clauses.append("tenant_id = ?")
             params.append(str(tenant_id))
@@ -414,22 +358,21 @@ class SQLiteEventStore(TracingMixin, EventStore):
         sql = f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}"
         return int((await self._connected().read(fetch, sql, params))[0][0])
 
-    def read_all(self, options: ReadOptions | None = None) -> ReadResult:
+    def _select_all(self, options: ReadOptions, tenant: UUID | None) -> ReadResult:
         clauses: list[str] = []
         params: list[object] = []
-        scope_filter(clauses, params)  # bound when called, not when iterated
-        return ReadResult(
-            partial(self._pages, clauses, params, options or ReadOptions(), "id", "id")
-        )
+        if tenant is not None:
+            clauses.append("tenant_id = ?")
+            params.append(str(tenant))
+        return ReadResult(partial(self._pages, clauses, params, options, "id", "id"))
 
-    def read_stream(self, stream_id: str, options: ReadOptions | None = None) -> ReadResult:
-        uid, aggregate_type = parse_stream_id(stream_id)
-        clauses, params = _stream_filter(str(uid), aggregate_type)
+    def _select_stream_result(
+        self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
+    ) -> ReadResult:
+        clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
-        return ReadResult(
-            partial(self._pages, clauses, params, options or ReadOptions(), "version", page_by)
-        )
+        return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
 
     async def _pages(
         self,
@@ -456,7 +399,6 @@ class SQLiteEventStore(TracingMixin, EventStore):
         )
         key = 0 if page_by == "id" else 4
         remaining = options.limit
-        registry, converter = self._registry, self._converter
         link = self._connected()
 
         def request(after: object) -> asyncio.Future[list[Row]]:
@@ -485,9 +427,7 @@ class SQLiteEventStore(TracingMixin, EventStore):
                 more = more and remaining > 0
             if more:
                 pending = request(rows[-1][key])
-            page, corrupt = stored_prefix(
-                rows, _LAYOUT, registry, converter, datetime.fromisoformat, self._where
-            )
+            page, corrupt = self._stored(rows, datetime.fromisoformat)
             for stored in page:
                 yield stored
             if corrupt is not None:  # after the events before the bad row, in order
@@ -495,87 +435,15 @@ class SQLiteEventStore(TracingMixin, EventStore):
             if not more:
                 return
 
-    def _decode(self, rows: list[Row]) -> list[DomainEvent]:
-        return decode_rows(rows, _LAYOUT, self._registry, self._converter, self._where)
+    def _locate(self, layout: RowLayout) -> Callable[[Row], str]:
+        del layout
+        return self._where
 
     def _where(self, row: Row) -> str:
         return (
             f"at global position {row[0]}, stream version {row[4]}, "
             f"in SQLite database {self._database!r}"
         )
-
-
-def _rows(
-    aggregate_id: str,
-    aggregate_type: str,
-    events: Sequence[DomainEvent],
-    registry: EventRegistry | None,
-) -> list[list[Any]]:
-    """Insert parameters for each event; payloads are encoded here, before any write."""
-    stored_at = now_utc_iso()
-    rows: list[list[Any]] = []
-    add = rows.append
-    for event, payload in zip(events, encode_payloads(events, registry), strict=True):
-        event_id, occurred_at = _envelope_texts(event, payload)
-        add([
-            event_id,
-            event.event_type,
-            aggregate_id,
-            aggregate_type,
-            None if (tenant_id := event.tenant_id) is None else str(tenant_id),
-            event.actor_id,
-            0,
-            occurred_at,
-            payload,
-            stored_at,
-        ])
-    return rows
-
-
-# The event id and time columns hold the texts the JSON dump already spells out, so they are
-# cut from it instead of formatted a second time (a fifth of the Python work of a batch).
-_ID_KEY, _ID_END = '{"event_id":"', 49  # a UUID's text is 36 characters
-_AT_KEY = '"occurred_at":"'
-_ENVELOPE_LEAD = ("event_id", "event_type", "event_version", "occurred_at")
-_plain_dumps: dict[type[DomainEvent], bool] = {}
-
-
-def _envelope_texts(event: DomainEvent, payload: str) -> tuple[str, str]:
-    """`(str(event.event_id), utc_iso(event.occurred_at))`, read off the event's JSON dump
-    when its class dumps them plainly and the time is UTC with microseconds (almost always:
-    that is what `occurred_at` defaults to)."""
-    cls = type(event)
-    plain = _plain_dumps.get(cls)
-    if plain is None:
-        plain = _plain_dumps[cls] = _dumps_envelope_plainly(cls)
-    if plain:
-        at = payload.find(_AT_KEY, _ID_END) + len(_AT_KEY)
-        # "YYYY-MM-DDTHH:MM:SS.ffffffZ": UTC, microseconds present (else pydantic omits them).
-        if at >= len(_AT_KEY) and payload[at + 19 : at + 20] == "." and (
-            payload[at + 26 : at + 28] == 'Z"'
-        ):
-            return payload[len(_ID_KEY) : _ID_END], payload[at : at + 26] + "+00:00"
-    return str(event.event_id), utc_iso(event.occurred_at)
-
-
-def _dumps_envelope_plainly(cls: type[DomainEvent]) -> bool:
-    """True when the class's JSON dump starts with the event id, then two scalar fields, then
-    the occurred-at time, each in pydantic's own format (no alias, no custom serializer)."""
-    fields = cls.model_fields
-    decorators = cls.__pydantic_decorators__
-    return (
-        tuple(fields)[:4] == _ENVELOPE_LEAD
-        and fields["event_id"].annotation is UUID
-        and fields["occurred_at"].annotation is datetime
-        and not any(
-            fields[name].serialization_alias or fields[name].alias or fields[name].exclude
-            for name in _ENVELOPE_LEAD
-        )
-        and not cls.model_config.get("alias_generator")
-        and cls.model_config.get("ser_json_temporal", "iso8601") == "iso8601"
-        and not decorators.field_serializers
-        and not decorators.model_serializers
-    )
 
 
 def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[str], list[object]]:

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from eventsource.stores._rules import CorruptEventError
+from eventsource.exceptions import CorruptEventError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

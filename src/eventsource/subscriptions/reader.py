@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from eventsource.exceptions import CorruptEventError
 from eventsource.observability.attributes import (
     ATTR_EVENT_COUNT,
     ATTR_FROM_POSITION,
@@ -19,7 +20,6 @@ from eventsource.observability.attributes import (
     ATTR_TO_POSITION,
 )
 from eventsource.observability.tracing import spanned_method
-from eventsource.stores._rules import CorruptEventError
 from eventsource.subscriptions.checkpointing import Checkpointer, accepts_cursor
 from eventsource.subscriptions.config import CheckpointStrategy
 from eventsource.subscriptions.delivery import Delivery, deliver_each

@@ -16,8 +16,8 @@ from eventsource.subscriptions.error_handling import ErrorInfo
 from eventsource.subscriptions.retry import calculate_backoff
 
 if TYPE_CHECKING:
+    from eventsource.exceptions import CorruptEventError
     from eventsource.repositories.dlq import DLQRepository
-    from eventsource.stores._rules import CorruptEventError
     from eventsource.stores.interface import StoredEvent
     from eventsource.subscriptions.error_handling import (
         ErrorClassification,

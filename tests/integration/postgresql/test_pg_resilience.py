@@ -56,8 +56,8 @@ async def test_no_statement_of_the_store_is_jit_compiled(pg_url: str, pg_schema:
     cost wherever one remains (the outbox append sorts the rows of a CTE): far above
     `jit_above_cost`, so PostgreSQL JIT-compiled the outbox append at every execution, 400 ms
     each. The control shows the server does exactly that with the planner settings alone."""
-    from eventsource._sql.postgresql import _INDEX_PATHS_ONLY, _ONE_PLAN
-    from eventsource.stores.postgresql import _APPEND_OUTBOX_SQL, _APPEND_SCOPED_OUTBOX_SQL
+    from eventsource._sql.postgresql_pool import _INDEX_PATHS_ONLY, _ONE_PLAN
+    from eventsource.stores._postgresql_append import _APPEND_OUTBOX_SQL, _APPEND_SCOPED_OUTBOX_SQL
 
     types = "uuid, text, int, uuid[], text[], uuid[], text[], timestamptz[], text[]"
     values = (

@@ -21,13 +21,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from eventsource.events.registry import EventRegistry, default_registry
 from eventsource.exceptions import (
+    CorruptEventError,
     EventStoreError,
     OptimisticLockError,
     SerializationError,
     StoreNotConnectedError,
 )
 from eventsource.migrations import get_schema
-from eventsource.stores._rules import CorruptEventError
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import ExpectedVersion, ReadDirection, ReadOptions
 from eventsource.stores.postgresql import PostgreSQLEventStore
@@ -340,7 +340,7 @@ async def test_append_plan_stays_index_lookups_as_the_table_grows(
     """The append statement is planned once per connection, while `events` may be empty. Its
     connections must never turn that plan into sequential scans that every later append repeats
     (on a default connection the same plan does: the control below)."""
-    from eventsource.stores.postgresql import _APPEND_SQL
+    from eventsource.stores._postgresql_append import _APPEND_SQL
 
     cart = uuid4()
     await store.append_events(cart, "PgCart", [added(cart, 1)], 0)  # the table exists, tiny
@@ -368,7 +368,8 @@ async def test_reads_of_a_table_without_statistics_page_through_the_index(
     """A table filled faster than autovacuum analyzes it has no statistics. Paging it must
     still walk an index in page order: a default connection would read the whole table and
     sort it for a page (the control below)."""
-    from eventsource.stores.postgresql import _ALL_FORWARD, _COMMITTED
+    from eventsource._sql.postgresql_events import ALL_FORWARD as _ALL_FORWARD
+    from eventsource._sql.postgresql_events import COMMITTED as _COMMITTED
 
     control = await raw_connection(pg_url, pg_schema)
     try:
@@ -400,7 +401,7 @@ async def test_stream_version_reads_one_index_entry_however_long_the_stream(
 ) -> None:
     """The version of a 5,000-event stream in a table without statistics: the store's query
     reads the newest index entry only, where MAX(version) reads all 5,000 (the control)."""
-    from eventsource.stores.postgresql import _STREAM_VERSION
+    from eventsource._sql.postgresql_events import STREAM_VERSION as _STREAM_VERSION
 
     cart = uuid4()
     control = await raw_connection(pg_url, pg_schema)
@@ -437,7 +438,7 @@ async def test_read_plans_follow_the_table_as_it_grows(
     version lookup would go on reading every event of the type through the (aggregate_type,
     timestamp) index after the table has grown (the control, with PostgreSQL's default plan
     cache, does, from a 200-event stream on)."""
-    from eventsource.stores.postgresql import _STREAM_VERSION
+    from eventsource._sql.postgresql_events import STREAM_VERSION as _STREAM_VERSION
 
     cart = uuid4()
     await store.append_events(cart, "PgCart", [added(cart, i) for i in range(1, 201)], 0)

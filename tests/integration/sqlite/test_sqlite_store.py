@@ -19,12 +19,12 @@ from eventsource import (
     tenant_scope,
 )
 from eventsource.exceptions import (
+    CorruptEventError,
     EventStoreError,
     SerializationError,
     StoreNotConnectedError,
 )
 from eventsource.migrations import get_schema
-from eventsource.stores._rules import CorruptEventError
 from eventsource.stores.sqlite import SQLITE_AVAILABLE, SQLiteEventStore
 
 CART = "SqliteCart"

@@ -28,9 +28,9 @@ from subs_integration_helpers import fresh_schema, wait_until
 from subscription_crash_child import READ_MODEL, AppliedRows, SubsCrashTick, open_backend, register
 
 from eventsource import DomainEvent, register_event
+from eventsource.exceptions import CorruptEventError
 from eventsource.repositories.checkpoint import CheckpointRepository
 from eventsource.repositories.dlq import DLQEntry, DLQRepository
-from eventsource.stores._rules import CorruptEventError
 from eventsource.stores.interface import EventStore
 from eventsource.subscriptions import (
     Subscription,

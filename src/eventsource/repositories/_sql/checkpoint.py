@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from eventsource._sql.common import tenant_clause
 from eventsource.observability.tracing import TracingMixin, trace_methods
 from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
 from eventsource.repositories.checkpoint import (
@@ -16,7 +17,7 @@ from eventsource.repositories.checkpoint import (
     tenant_suffix,
     unscoped,
 )
-from eventsource.stores._rules import bound_tenant, tenant_clause
+from eventsource.tenancy import bound_tenant
 
 __all__ = ["SAVE_POSITION_SQL", "UPDATE_CHECKPOINT_SQL", "SQLCheckpointRepository"]
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource._storable_json import dumps_storable
 from eventsource.exceptions import SerializationError, TenantMismatchError
 from eventsource.observability.tracing import TracingMixin, trace_methods
@@ -19,7 +20,7 @@ from eventsource.repositories.dlq import (
     scoped_event_data,
     stacktrace_of,
 )
-from eventsource.stores._rules import bound_tenant, tenant_clause, tenant_variants
+from eventsource.tenancy import bound_tenant
 
 __all__ = ["SQLDLQRepository"]
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
+from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin, trace_methods
 from eventsource.repositories._json import json_loads
@@ -18,13 +19,8 @@ from eventsource.repositories.outbox import (
     OutboxStats,
     outbox_event_json,
 )
-from eventsource.stores._rules import (
-    bound_tenant,
-    encode_payload,
-    stamp_events,
-    tenant_clause,
-    tenant_variants,
-)
+from eventsource.stores.codec import encode_payload
+from eventsource.tenancy import bound_tenant, stamp_events
 
 __all__ = ["ADD_OUTBOX_SQL", "SQLOutboxRepository", "outbox_params"]
 

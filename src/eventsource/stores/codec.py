@@ -1,0 +1,293 @@
+"""The codec: events to stored rows and rows back to events, for every backend and broker.
+
+Encoding (`encode_payload(s)`, `check_payloads`) refuses, before any write, an event whose
+JSON its reader would not get back. Decoding (`decode_event`, and per page `decode_rows`,
+`decode_prefix`, `stored_prefix`) turns a row into its registered class. `_decoder` is the one
+place a row becomes an event: upcasting and field decryption plug in there, as encryption
+plugs in at `encode_payload`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any, NamedTuple, cast
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from eventsource._compat.pydantic import dump_json, json_validator, python_validator
+from eventsource._storable_json import json_problem, lone_surrogate
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, resolve_event_class
+from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
+from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
+from eventsource.stores.records import StoredEvent, make_stored_event
+from eventsource.stores.type_converter import TypeConverter
+
+__all__ = [
+    "RowLayout",
+    "check_payloads",
+    "decode_event",
+    "decode_prefix",
+    "decode_rows",
+    "encode_payload",
+    "encode_payloads",
+    "gc_paused",
+    "stored_prefix",
+]
+
+
+def encode_payload(event: DomainEvent) -> str:
+    """The event's full JSON dump; SerializationError (before any write) if it has none, or if
+    its reader would not get it back (see `eventsource._storable_json`)."""
+    try:
+        payload = dump_json(event)
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise SerializationError(event.event_type, str(exc), event.event_id) from exc
+    problem = json_problem(payload) or non_finite_field(event)
+    if problem is None and not payload.isascii() and "\ufffd" in payload:
+        # pydantic writes a lone surrogate in a dict key as U+FFFD: the key would come back
+        # changed. (The U+FFFD may as well be the event's own.)
+        problem = lone_surrogate(event.__dict__)
+    if problem is not None:
+        raise SerializationError(event.event_type, problem, event.event_id)
+    return payload
+
+
+def encode_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None) -> list[str]:
+    """What a store writes for a batch, all or nothing: each event's `encode_payload`, after
+    checking that its type resolves (in `registry`, then the default one) so reads can rebuild
+    it; SerializationError naming the event otherwise."""
+    _check_types(events, registry)
+    return [encode_payload(event) for event in events]
+
+
+def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:
+    """`encode_payloads`' verdict for a writer that keeps no dump (the in-memory store).
+
+    Dumping costs several times what the in-memory store's append does, so the events of a
+    class whose field values surely meet the rule are passed without one (see
+    `_payload_plans`); the others are dumped in order, so every refusal, and its message, is
+    the dump's."""
+    doubtful = doubtful_classes(events)
+    _check_types(events, registry)  # after the look above, which brought the events to cache
+    if doubtful:
+        for event in events:
+            if type(event) in doubtful:
+                encode_payload(event)
+
+
+def _check_types(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:
+    if len(events) == 1:  # the single append: no loop
+        _check_resolvable(events[0], registry)
+        return
+    resolved: str | None = None
+    for event in events:
+        if event.event_type != resolved:  # a batch is mostly one type: look each up once
+            _check_resolvable(event, registry)
+            resolved = event.event_type
+
+
+def _check_resolvable(event: DomainEvent, registry: EventRegistry | None) -> None:
+    try:
+        resolve_event_class(event.event_type, registry)
+    except EventTypeNotFoundError as exc:
+        raise SerializationError(
+            event.event_type,
+            f"reads could not rebuild it ({exc}): register {type(event).__qualname__} with "
+            "@register_event or in the store's event_registry",
+            event.event_id,
+        ) from exc
+
+
+def decode_event(
+    event_type: str,
+    payload: str | bytes | dict[str, Any],
+    registry: EventRegistry | None,
+    event_id: object = None,
+    converter: TypeConverter | None = None,
+) -> DomainEvent:
+    """Rebuild a stored event as its registered class (the registry, then the default one).
+
+    pydantic validates straight from the JSON text. Any failure raises `CorruptEventError`
+    naming the event id and type, so a bad row never surfaces as a bare error mid-iteration.
+    """
+    try:
+        cls = resolve_event_class(event_type, registry)
+    except EventTypeNotFoundError as exc:
+        raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+    try:
+        if converter is not None and converter.needs_conversion(cls):
+            data = json.loads(payload) if not isinstance(payload, dict) else payload
+            return cls.model_validate(converter.convert(cls, data))
+        if isinstance(payload, dict):
+            return cls.model_validate(payload)
+        return cls.model_validate_json(payload)
+    except (ValidationError, ValueError) as exc:
+        raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a page of rows becomes events.
+
+    Decoding allocates several container objects per event, none of them cyclic garbage; with
+    the collector on, its repeated passes over the growing page cost as much as the decoding
+    itself. Callers never await inside, so nothing else on the event loop runs meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class RowLayout(NamedTuple):
+    """Where a backend's SELECT puts each column a StoredEvent needs."""
+
+    position: int
+    event_id: int
+    event_type: int
+    payload: int
+    version: int
+    aggregate_id: int
+    aggregate_type: int
+    stored_at: int
+
+
+def decode_rows(
+    rows: Sequence[Any],
+    layout: RowLayout,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    where: Callable[[Any], str] | None = None,
+) -> list[DomainEvent]:
+    """A page of rows as events, for every backend; a bad row's error says where it lies."""
+    events, corrupt = decode_prefix(rows, layout, registry, converter, where)
+    if corrupt is not None:
+        raise corrupt
+    return events
+
+
+def decode_prefix(
+    rows: Sequence[Any],
+    layout: RowLayout,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    where: Callable[[Any], str] | None = None,
+) -> tuple[list[DomainEvent], CorruptEventError | None]:
+    """The events of the rows up to the first one that cannot be read, and that row's error
+    (None when every row was read), naming its position and keeping its raw payload.
+
+    The same rule as `decode_event`, with the class lookup done once per event type and page:
+    a page is mostly a few types, and the lookup costs as much as a small event's validation.
+    """
+    t, p, i = layout.event_type, layout.payload, layout.event_id
+    decoders: dict[str, Callable[[Any, Any], DomainEvent]] = {}
+    events: list[DomainEvent] = []
+    add = events.append
+    try:
+        with gc_paused():
+            for row in rows:
+                event_type = row[t]
+                decode = decoders.get(event_type)
+                if decode is None:
+                    decode = decoders[event_type] = _decoder(event_type, registry, converter)
+                add(decode(row[p], row[i]))
+    except CorruptEventError as exc:
+        return events, _located(exc, rows[len(events)], layout, where)  # one event per row
+    return events, None
+
+
+def _located(
+    error: CorruptEventError, row: Any, layout: RowLayout, where: Callable[[Any], str] | None
+) -> CorruptEventError:
+    """`error` again, with the row's global position (when the read selects it) in its message
+    and the row's raw payload."""
+    position = row[layout.position] if layout.position >= 0 else None
+    located = CorruptEventError(
+        error.event_id, error.event_type, error.reason, position, row[layout.payload]
+    )
+    located.__cause__ = error.__cause__
+    if where is not None:
+        located.add_note(where(row))
+    return located
+
+
+def _decoder(
+    event_type: str, registry: EventRegistry | None, converter: TypeConverter | None
+) -> Callable[[Any, Any], DomainEvent]:
+    """`decode_event` for rows of one event type: `(payload, event_id) -> event`."""
+    try:
+        cls = resolve_event_class(event_type, registry)
+    except EventTypeNotFoundError:
+        return partial(_decode_with, event_type, registry, converter)
+    if converter is not None and converter.needs_conversion(cls):
+        return partial(_decode_with, event_type, registry, converter)
+    validate_json = json_validator(cls)
+    validate = python_validator(cls)
+
+    def decode(payload: Any, event_id: Any) -> DomainEvent:
+        # `model_validate_json` / `model_validate` minus their keyword plumbing.
+        try:
+            if isinstance(payload, dict):
+                return cast(DomainEvent, validate(payload))
+            return cast(DomainEvent, validate_json(payload))
+        except (ValidationError, ValueError) as exc:
+            raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+    return decode
+
+
+def _decode_with(
+    event_type: str,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    payload: Any,
+    event_id: Any,
+) -> DomainEvent:
+    return decode_event(event_type, payload, registry, event_id, converter)
+
+
+def stored_prefix(
+    rows: Sequence[Any],
+    layout: RowLayout,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    stored_at: Callable[[Any], datetime] = lambda value: value,
+    where: Callable[[Any], str] | None = None,
+) -> tuple[list[StoredEvent], CorruptEventError | None]:
+    """A page of rows as StoredEvents up to the first one that cannot be read, and that row's
+    error (see `decode_prefix`); `stored_at` turns the column into a datetime.
+
+    Readers hand the events over, then raise the error: the rows before a bad one still arrive.
+    """
+    events, corrupt = decode_prefix(rows, layout, registry, converter, where)
+    if corrupt is not None:
+        rows = rows[: len(events)]
+    stream_ids: dict[tuple[Any, str], str] = {}
+    stamps: dict[Any, datetime] = {}
+    stored: list[StoredEvent] = []
+    a, k, v, g, s = (
+        layout.aggregate_id, layout.aggregate_type, layout.version, layout.position,
+        layout.stored_at,
+    )
+    with gc_paused():
+        for row, event in zip(rows, events, strict=True):
+            key = (row[a], row[k])
+            stream_id = stream_ids.get(key)
+            if stream_id is None:
+                stream_id = stream_ids[key] = f"{row[a]}:{row[k]}"
+            stamp = stamps.get(row[s])
+            if stamp is None:
+                stamp = stamps[row[s]] = stored_at(row[s])
+            stored.append(make_stored_event(event, stream_id, row[v], row[g], stamp))
+    return stored, corrupt
