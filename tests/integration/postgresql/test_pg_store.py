@@ -353,13 +353,27 @@ async def test_append_plan_stays_index_lookups_as_the_table_grows(
         " ARRAY['PgItemAdded'], ARRAY[NULL::uuid], ARRAY[NULL::text], ARRAY[now()],"
         " ARRAY['{}'])"
     )
-    plan, naive = await _plans_after_growth(
-        store, pg_url, pg_schema, stable_plans=True,
-        control_settings="SET plan_cache_mode = force_generic_plan",
-        prepare=prepare, execute=probe, runs=1, rows=20000,
-    )  # both planned while the table held one row
-    assert "Seq Scan on events" not in plan, plan
-    assert "Seq Scan on events" in naive, naive  # what the setting prevents
+    naives = []
+    for _attempt in range(3):
+        plan, naive = await _plans_after_growth(
+            store, pg_url, pg_schema, stable_plans=True,
+            control_settings="SET plan_cache_mode = force_generic_plan",
+            prepare=prepare, execute=probe, runs=1, rows=20000,
+        )  # both planned while the table held one row
+        assert "Seq Scan on events" not in plan, plan
+        naives.append(naive)
+        if "Seq Scan on events" in naive:
+            break
+        # Another session's DDL can overflow the server's invalidation queue, which replans
+        # every cached statement: the control then comes out right by chance. Start again small.
+        control = await raw_connection(pg_url, pg_schema)
+        try:
+            await control.execute("TRUNCATE events")
+        finally:
+            await control.close()
+        again = uuid4()
+        await store.append_events(again, "PgCart", [added(again, 1)], 0)
+    assert "Seq Scan on events" in naives[-1], naives  # what the setting prevents
 
 
 async def test_reads_of_a_table_without_statistics_page_through_the_index(
