@@ -15,7 +15,6 @@ on a fresh aggregate.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -105,17 +104,9 @@ class CountingEventStore(InMemoryEventStore):
         super().__init__()
         self.reads: list[int] = []
 
-    async def get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None = None,
-        from_version: int = 0,
-        from_timestamp: datetime | None = None,
-        to_timestamp: datetime | None = None,
-    ) -> EventStream:
-        stream = await super().get_events(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-        )
+    async def get_events(self, aggregate_id: UUID, *args: Any, **kwargs: Any) -> EventStream:
+        """The store's `get_events`, counted (its arguments pass through unchanged)."""
+        stream = await super().get_events(aggregate_id, *args, **kwargs)
         self.reads.append(len(stream.events))
         return stream
 
