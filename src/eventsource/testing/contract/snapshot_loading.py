@@ -25,7 +25,7 @@ from eventsource.aggregates.repository import AggregateRepository, SnapshotMode
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import register_event
 from eventsource.projections.decorators import handles
-from eventsource.snapshots.interface import SnapshotStore
+from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import EventStream
 
@@ -115,6 +115,13 @@ def _expected_state(amounts: list[int]) -> LedgerState:
     return LedgerState(balance=sum(amounts), deposits=len(amounts), last_amounts=amounts[-3:])
 
 
+async def _stored(snapshots: SnapshotStore, ledger: Ledger) -> Snapshot:
+    """The ledger's stored snapshot (there must be one)."""
+    snapshot = await snapshots.get_snapshot(ledger.aggregate_id, LEDGER)
+    assert snapshot is not None
+    return snapshot
+
+
 async def _deposit(repo: AggregateRepository[Any], ledger: Ledger, amounts: list[int]) -> None:
     for amount in amounts:
         ledger.deposit(amount)
@@ -168,16 +175,14 @@ class SnapshotLoadingContract:
         amounts = list(range(250))
         for start in (0, 100, 200):
             await _deposit(writer, ledger, amounts[start : start + 100])
-        old = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert old is not None
+        old = await _stored(snapshot_store, ledger)
         assert (old.version, old.schema_version) == (200, 1)
         reader = self.repo(events, snapshot_store, factory=LedgerV2, threshold=100)
         events.reads.clear()
         loaded = await reader.load(ledger.aggregate_id)
         assert events.reads == [250]  # full replay
         assert (loaded.version, loaded.state) == (250, _expected_state(amounts))
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.schema_version) == (250, 2)
         assert fresh.state == loaded._serialize_state()
         events.reads.clear()
@@ -195,8 +200,7 @@ class SnapshotLoadingContract:
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=10, mode="background")
         loaded = await reader.load(ledger.aggregate_id)
         assert await reader.await_pending_snapshots() == 1
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.schema_version) == (loaded.version, 2)
 
     async def test_below_the_threshold_the_next_crossing_save_replaces_it(
@@ -210,12 +214,10 @@ class SnapshotLoadingContract:
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=10)
         loaded = await reader.load(ledger.aggregate_id)
         assert loaded.state == _expected_state([5] * 5)
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
+        kept = await _stored(snapshot_store, ledger)
         assert (kept.version, kept.schema_version) == (5, 1)  # below the threshold: kept
         await _deposit(reader, loaded, [5] * 5)
-        replaced = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert replaced is not None
+        replaced = await _stored(snapshot_store, ledger)
         assert (replaced.version, replaced.schema_version) == (10, 2)
         events.reads.clear()
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([5] * 10)
@@ -228,8 +230,7 @@ class SnapshotLoadingContract:
         await _deposit(writer, ledger, [1, 2, 3, 4])
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=3, mode="manual")
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([1, 2, 3, 4])
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
+        kept = await _stored(snapshot_store, ledger)
         assert kept.schema_version == 1
 
     async def test_a_newer_schema_snapshot_is_ignored_but_left_alone(
@@ -244,8 +245,7 @@ class SnapshotLoadingContract:
         loaded = await older.load(ledger.aggregate_id)
         assert events.reads == [4]
         assert loaded.state == _expected_state([7] * 4)
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
+        kept = await _stored(snapshot_store, ledger)
         assert kept.schema_version == 2
 
     async def test_a_failing_restore_is_never_half_applied(
@@ -265,6 +265,5 @@ class SnapshotLoadingContract:
         assert loaded.leaked is False
         assert (loaded.version, loaded.state) == (7, _expected_state(amounts))
         assert loaded.uncommitted_events == []
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.state) == (7, loaded._serialize_state())
