@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource._optional import lazy_attributes
+from eventsource._optional import sql_backend_attributes
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -321,13 +321,8 @@ class InMemoryDLQRepository(TracingMixin):
 
 DLQRepositoryProtocol = DLQRepository
 
-_BACKENDS = {  # API.md §5.3 lists this module as an import path of the SQL repositories too
-    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
-    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
-}
-
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLDLQRepository
     from eventsource.repositories.sqlite import SQLiteDLQRepository
-else:
-    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver
+else:  # API.md §5.3 lists this module as an import path of the SQL repositories too
+    __getattr__ = sql_backend_attributes(__name__, "DLQRepository")
