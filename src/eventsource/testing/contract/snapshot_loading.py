@@ -230,8 +230,7 @@ class SnapshotLoadingContract:
         await _deposit(writer, ledger, [1, 2, 3, 4])
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=3, mode="manual")
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([1, 2, 3, 4])
-        kept = await _stored(snapshot_store, ledger)
-        assert kept.schema_version == 1
+        assert (await _stored(snapshot_store, ledger)).schema_version == 1
 
     async def test_a_newer_schema_snapshot_is_ignored_but_left_alone(
         self, snapshot_store: SnapshotStore
@@ -245,8 +244,7 @@ class SnapshotLoadingContract:
         loaded = await older.load(ledger.aggregate_id)
         assert events.reads == [4]
         assert loaded.state == _expected_state([7] * 4)
-        kept = await _stored(snapshot_store, ledger)
-        assert kept.schema_version == 2
+        assert (await _stored(snapshot_store, ledger)).schema_version == 2
 
     async def test_a_failing_restore_is_never_half_applied(
         self, snapshot_store: SnapshotStore
