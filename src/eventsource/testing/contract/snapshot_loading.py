@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
 from pydantic import BaseModel
 
 from eventsource.aggregates.base import DeclarativeAggregate
@@ -131,6 +132,11 @@ async def _deposit(repo: AggregateRepository[Any], ledger: Ledger, amounts: list
 class SnapshotLoadingContract:
     """The repository's snapshot loading and replacement over any snapshot store."""
 
+    @pytest.fixture
+    def events(self) -> CountingEventStore:
+        """The event store of each test: in memory, counting its reads."""
+        return CountingEventStore()
+
     @staticmethod
     def repo(
         events: CountingEventStore,
@@ -149,9 +155,8 @@ class SnapshotLoadingContract:
         )
 
     async def test_load_reads_only_the_events_after_the_snapshot(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         repo = self.repo(events, snapshot_store)
         amounts = [n % 97 for n in range(10_000)]
         ledger = repo.create_new(uuid4())
@@ -167,9 +172,8 @@ class SnapshotLoadingContract:
         assert loaded.uncommitted_events == []
 
     async def test_outdated_schema_is_ignored_and_replaced_by_the_load(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store, threshold=100)
         ledger = writer.create_new(uuid4())
         amounts = list(range(250))
@@ -191,9 +195,8 @@ class SnapshotLoadingContract:
         assert again.state == loaded.state
 
     async def test_background_mode_replaces_the_outdated_snapshot_in_a_task(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store, threshold=10)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [1] * 12)
@@ -204,9 +207,8 @@ class SnapshotLoadingContract:
         assert (fresh.version, fresh.schema_version) == (loaded.version, 2)
 
     async def test_below_the_threshold_the_next_crossing_save_replaces_it(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [5] * 5)
@@ -223,8 +225,9 @@ class SnapshotLoadingContract:
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([5] * 10)
         assert events.reads == [0]
 
-    async def test_manual_mode_never_replaces_on_load(self, snapshot_store: SnapshotStore) -> None:
-        events = CountingEventStore()
+    async def test_manual_mode_never_replaces_on_load(
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
+    ) -> None:
         writer = self.repo(events, snapshot_store, threshold=3)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [1, 2, 3, 4])
@@ -233,9 +236,8 @@ class SnapshotLoadingContract:
         assert (await _stored(snapshot_store, ledger)).schema_version == 1
 
     async def test_a_newer_schema_snapshot_is_ignored_but_left_alone(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         newer = self.repo(events, snapshot_store, LedgerV2, threshold=4)
         ledger = newer.create_new(uuid4())
         await _deposit(newer, ledger, [7] * 4)
@@ -247,9 +249,8 @@ class SnapshotLoadingContract:
         assert (await _stored(snapshot_store, ledger)).schema_version == 2
 
     async def test_a_failing_restore_is_never_half_applied(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store)
         ledger = writer.create_new(uuid4())
         amounts = [3, 1, 4, 1, 5, 9, 2]
