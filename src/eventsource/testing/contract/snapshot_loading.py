@@ -15,8 +15,9 @@ on a fresh aggregate.
 
 from __future__ import annotations
 
-from typing import Any
-from uuid import UUID, uuid4
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec
+from uuid import uuid4
 
 import pytest
 from pydantic import BaseModel
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 LEDGER = "ContractLedger"
+_P = ParamSpec("_P")
 
 
 @register_event
@@ -98,6 +100,22 @@ class HalfRestoringLedger(Ledger):
         raise ValueError("the stored state no longer fits")
 
 
+def _counted(
+    read: Callable[Concatenate[InMemoryEventStore, _P], Coroutine[Any, Any, EventStream]],
+) -> Callable[Concatenate[CountingEventStore, _P], Coroutine[Any, Any, EventStream]]:
+    """`read` (the store's `get_events`, whose signature it keeps), recording each result's
+    number of events in `reads`."""
+
+    async def counted(
+        store: CountingEventStore, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> EventStream:
+        stream = await read(store, *args, **kwargs)
+        store.reads.append(len(stream.events))
+        return stream
+
+    return counted
+
+
 class CountingEventStore(InMemoryEventStore):
     """An in-memory event store that records how many events each `get_events` returned."""
 
@@ -105,11 +123,7 @@ class CountingEventStore(InMemoryEventStore):
         super().__init__()
         self.reads: list[int] = []
 
-    async def get_events(self, aggregate_id: UUID, *args: Any, **kwargs: Any) -> EventStream:
-        """The store's `get_events`, counted (its arguments pass through unchanged)."""
-        stream = await super().get_events(aggregate_id, *args, **kwargs)
-        self.reads.append(len(stream.events))
-        return stream
+    get_events = _counted(InMemoryEventStore.get_events)
 
 
 def _expected_state(amounts: list[int]) -> LedgerState:
