@@ -31,3 +31,11 @@ def lazy_attributes(package: str, names: Mapping[str, str]) -> Callable[[str], A
         return getattr(import_module(module), name)
 
     return load
+
+
+def sql_backend_attributes(module: str, role: str) -> Callable[[str], Any]:
+    """`lazy_attributes` for a module that also offers the SQL backends of `role`, which live
+    beside it: `PostgreSQL<role>` and `SQLite<role>` from its package's `postgresql`/`sqlite`."""
+    package = module.rpartition(".")[0]
+    names = {f"PostgreSQL{role}": f"{package}.postgresql", f"SQLite{role}": f"{package}.sqlite"}
+    return lazy_attributes(module, names)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource._optional import lazy_attributes
+from eventsource._optional import sql_backend_attributes
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
     ATTR_EVENT_TYPE,
@@ -254,13 +254,8 @@ class InMemoryCheckpointRepository(TracingMixin):
             del self._rows[key]
 
 
-_BACKENDS = {  # API.md §5.2 lists this module as an import path of the SQL repositories too
-    "PostgreSQLCheckpointRepository": "eventsource.repositories.postgresql",
-    "SQLiteCheckpointRepository": "eventsource.repositories.sqlite",
-}
-
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
     from eventsource.repositories.sqlite import SQLiteCheckpointRepository
-else:
-    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver
+else:  # API.md §5.2 lists this module as an import path of the SQL repositories too
+    __getattr__ = sql_backend_attributes(__name__, "CheckpointRepository")

@@ -15,10 +15,10 @@ import json
 import traceback
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsource._optional import lazy_attributes
+from eventsource._optional import sql_backend_attributes
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.attributes import (
     ATTR_EVENT_ID,
@@ -140,8 +140,12 @@ def scoped_event_data(
     if given is None:
         return {**event_data, "tenant_id": str(tenant)}
     if str(given) != str(tenant):
-        raise TenantMismatchError(tenant, f"Dead letter of event {event_id} for {projection_name}")
+        raise _refused(tenant, event_id, projection_name)
     return event_data
+
+
+def _refused(tenant: UUID, event_id: UUID, projection_name: str) -> TenantMismatchError:
+    return TenantMismatchError(tenant, f"Dead letter of event {event_id} for {projection_name}")
 
 
 def tenant_of_event_data(event_data: object) -> str | None:
@@ -164,15 +168,21 @@ def stacktrace_of(error: BaseException) -> str | None:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
-@trace_methods(DLQ_SPANS)
-class InMemoryDLQRepository(TracingMixin):
-    """Dead letters in a dict, ids from 1; scoped by the event's tenant (see the module)."""
+class FailedEvent(NamedTuple):
+    """An event to dead-letter, as `add_failed_event` got it (its data scoped to the tenant)."""
 
-    def __init__(self, enable_tracing: bool = True) -> None:
-        self._init_tracing(__name__, enable_tracing)
-        self._entries: dict[int, DLQEntry] = {}
-        self._by_key: dict[tuple[UUID, str], int] = {}
-        self._next_id = 1
+    event_id: UUID
+    projection_name: str
+    event_type: str
+    event_data: dict[str, Any]
+    error: Exception
+    retry_count: int
+
+
+@trace_methods(DLQ_SPANS)
+class DeadLetterIntake(TracingMixin):
+    """`add_failed_event`, written once for the dead-letter repositories: inside a tenant scope
+    the event data is stamped with the tenant, and another tenant's dead letter is refused."""
 
     async def add_failed_event(
         self,
@@ -183,42 +193,63 @@ class InMemoryDLQRepository(TracingMixin):
         error: Exception,
         retry_count: int = 0,
     ) -> None:
-        now = datetime.now(UTC)
-        key = (event_id, projection_name)
-        existing = self._by_key.get(key)
+        """Dead-letter the event with `error`, or update its dead letter for this projection."""
         tenant = bound_tenant()
         if tenant is not None:
             event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
-            if existing is not None and not self._visible(self._entries[existing], tenant):
-                raise TenantMismatchError(
-                    tenant, f"Dead letter of event {event_id} for {projection_name}"
-                )
+        failed = FailedEvent(event_id, projection_name, event_type, event_data, error, retry_count)
+        if not await self._park(failed, tenant) and tenant is not None:
+            raise _refused(tenant, event_id, projection_name)
+
+    async def _park(self, failed: FailedEvent, tenant: UUID | None) -> bool:
+        """Insert the dead letter, or update the one of its event and projection; False (and
+        nothing written) if that one is not visible to `tenant`."""
+        raise NotImplementedError
+
+
+@trace_methods(DLQ_SPANS)
+class InMemoryDLQRepository(DeadLetterIntake):
+    """Dead letters in a dict, ids from 1; scoped by the event's tenant (see the module)."""
+
+    def __init__(self, enable_tracing: bool = True) -> None:
+        self._init_tracing(__name__, enable_tracing)
+        self._entries: dict[int, DLQEntry] = {}
+        self._by_key: dict[tuple[UUID, str], int] = {}
+        self._next_id = 1
+
+    async def _park(self, failed: FailedEvent, tenant: UUID | None) -> bool:
+        now = datetime.now(UTC)
+        key = (failed.event_id, failed.projection_name)
+        existing = self._by_key.get(key)
         if existing is not None:
             entry = self._entries[existing]
+            if not self._visible(entry, tenant):
+                return False
             self._entries[existing] = replace(
                 entry,
-                retry_count=retry_count,
-                error_message=str(error),
-                error_stacktrace=stacktrace_of(error),
+                retry_count=failed.retry_count,
+                error_message=str(failed.error),
+                error_stacktrace=stacktrace_of(failed.error),
                 last_failed_at=now,
                 status="failed",
             )
-            return
+            return True
         dlq_id = self._next_id
         self._next_id += 1
         self._by_key[key] = dlq_id
         self._entries[dlq_id] = DLQEntry(
             id=dlq_id,
-            event_id=event_id,
-            projection_name=projection_name,
-            event_type=event_type,
-            event_data=event_data,
-            error_message=str(error),
-            error_stacktrace=stacktrace_of(error),
-            retry_count=retry_count,
+            event_id=failed.event_id,
+            projection_name=failed.projection_name,
+            event_type=failed.event_type,
+            event_data=failed.event_data,
+            error_message=str(failed.error),
+            error_stacktrace=stacktrace_of(failed.error),
+            retry_count=failed.retry_count,
             first_failed_at=now,
             last_failed_at=now,
         )
+        return True
 
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100
@@ -321,13 +352,8 @@ class InMemoryDLQRepository(TracingMixin):
 
 DLQRepositoryProtocol = DLQRepository
 
-_BACKENDS = {  # API.md §5.3 lists this module as an import path of the SQL repositories too
-    "PostgreSQLDLQRepository": "eventsource.repositories.postgresql",
-    "SQLiteDLQRepository": "eventsource.repositories.sqlite",
-}
-
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLDLQRepository
     from eventsource.repositories.sqlite import SQLiteDLQRepository
-else:
-    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver
+else:  # API.md §5.3 lists this module as an import path of the SQL repositories too
+    __getattr__ = sql_backend_attributes(__name__, "DLQRepository")

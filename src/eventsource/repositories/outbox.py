@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsource._ids import new_uuid4
-from eventsource._optional import lazy_attributes
+from eventsource._optional import sql_backend_attributes
 from eventsource.events.base import DomainEvent
 from eventsource.observability.attributes import ATTR_BATCH_SIZE, ATTR_EVENT_ID, ATTR_EVENT_TYPE
 from eventsource.observability.tracing import TracingMixin, trace_methods, traced
@@ -342,13 +342,8 @@ class InMemoryOutboxRepository(TracingMixin):
             del self._rows[row.id]
 
 
-_BACKENDS = {  # API.md §10 lists this module as an import path of the SQL outboxes too
-    "PostgreSQLOutboxRepository": "eventsource.repositories.postgresql",
-    "SQLiteOutboxRepository": "eventsource.repositories.sqlite",
-}
-
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
     from eventsource.repositories.sqlite import SQLiteOutboxRepository
-else:
-    __getattr__ = lazy_attributes(__name__, _BACKENDS)  # loaded on first use: no driver
+else:  # API.md §10 lists this module as an import path of the SQL outboxes too
+    __getattr__ = sql_backend_attributes(__name__, "OutboxRepository")

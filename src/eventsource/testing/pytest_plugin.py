@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -30,6 +31,7 @@ from eventsource.stores.interface import EventStore
 
 PG_URL_ENV = "EVENTSOURCE_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -94,28 +96,19 @@ def any_event_store(request: pytest.FixtureRequest) -> EventStore:
     return store
 
 
-@pytest.fixture
-def event_bus() -> InMemoryEventBus:
-    return InMemoryEventBus(enable_tracing=False)
+def _untraced(factory: Callable[..., _T], name: str) -> Callable[[], _T]:
+    """The fixture `name`: a fresh in-memory `factory` instance, tracing off."""
+
+    def fixture() -> _T:
+        return factory(enable_tracing=False)
+
+    fixture.__name__ = fixture.__qualname__ = name
+    fixture.__doc__ = f"A fresh {factory.__name__} (tracing off)."
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest.fixture
-def checkpoint_repo() -> InMemoryCheckpointRepository:
-    return InMemoryCheckpointRepository(enable_tracing=False)
-
-
-@pytest.fixture
-def dlq_repo() -> InMemoryDLQRepository:
-    return InMemoryDLQRepository(enable_tracing=False)
-
-
-@pytest.fixture
-def outbox_repo() -> InMemoryOutboxRepository:
-    return InMemoryOutboxRepository(enable_tracing=False)
-
-
-@pytest.fixture
-def snapshot_store() -> InMemorySnapshotStore:
-    return InMemorySnapshotStore(enable_tracing=False)
-
-
+event_bus = _untraced(InMemoryEventBus, "event_bus")
+checkpoint_repo = _untraced(InMemoryCheckpointRepository, "checkpoint_repo")
+dlq_repo = _untraced(InMemoryDLQRepository, "dlq_repo")
+outbox_repo = _untraced(InMemoryOutboxRepository, "outbox_repo")
+snapshot_store = _untraced(InMemorySnapshotStore, "snapshot_store")

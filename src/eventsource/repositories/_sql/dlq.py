@@ -8,16 +8,17 @@ from uuid import UUID
 
 from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource._storable_json import dumps_storable
-from eventsource.exceptions import SerializationError, TenantMismatchError
-from eventsource.observability.tracing import TracingMixin, trace_methods
+from eventsource.exceptions import SerializationError
+from eventsource.observability.tracing import trace_methods
 from eventsource.repositories._json import EventSourceJSONEncoder
 from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
 from eventsource.repositories.dlq import (
     DLQ_SPANS,
+    DeadLetterIntake,
     DLQEntry,
     DLQStats,
+    FailedEvent,
     ProjectionFailureCount,
-    scoped_event_data,
     stacktrace_of,
 )
 from eventsource.tenancy import bound_tenant
@@ -90,7 +91,7 @@ def _event_data_json(event_id: UUID, event_type: str, event_data: dict[str, Any]
 
 
 @trace_methods(DLQ_SPANS)
-class SQLDLQRepository(TracingMixin):
+class SQLDLQRepository(DeadLetterIntake):
     """Dead letters in `dead_letter_queue` (API.md §5.3), over a backend's executor.
 
     Scoped by the tenant of each row's event, which `event_data` carries (the table has no
@@ -122,34 +123,20 @@ class SQLDLQRepository(TracingMixin):
             params["tenant"] = str(tenant)
         return tenant is not None
 
-    async def add_failed_event(
-        self,
-        event_id: UUID,
-        projection_name: str,
-        event_type: str,
-        event_data: dict[str, Any],
-        error: Exception,
-        retry_count: int = 0,
-    ) -> None:
-        tenant = bound_tenant()
-        if tenant is not None:
-            event_data = scoped_event_data(event_data, tenant, event_id, projection_name)
+    async def _park(self, failed: FailedEvent, tenant: UUID | None) -> bool:
         params: dict[str, object] = {
-            "event_id": event_id,
-            "projection_name": projection_name,
-            "event_type": event_type,
-            "event_data": _event_data_json(event_id, event_type, event_data),
-            "error_message": str(error),
-            "stacktrace": stacktrace_of(error),
-            "retry_count": retry_count,
+            "event_id": failed.event_id,
+            "projection_name": failed.projection_name,
+            "event_type": failed.event_type,
+            "event_data": _event_data_json(failed.event_id, failed.event_type, failed.event_data),
+            "error_message": str(failed.error),
+            "stacktrace": stacktrace_of(failed.error),
+            "retry_count": failed.retry_count,
             "now": utc_now(),
         }
-        scoped = self._scope(params)
-        if await self._db.execute(self._add[scoped], params) == 0 and tenant is not None:
-            # The upsert met another tenant's row for this (event, projection): untouched.
-            raise TenantMismatchError(
-                tenant, f"Dead letter of event {event_id} for {projection_name}"
-            )
+        # Inside a scope the upsert leaves another tenant's row for this (event, projection)
+        # untouched: no row changes.
+        return await self._db.execute(self._add[self._scope(params)], params) > 0
 
     async def get_failed_events(
         self, projection_name: str | None = None, status: str = "failed", limit: int = 100

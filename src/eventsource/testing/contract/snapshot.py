@@ -90,6 +90,14 @@ def make_snapshot(
     )
 
 
+async def _assert_out_of_reach(store: SnapshotStore, aggregate_id: UUID) -> None:
+    """In the bound scope, the Order snapshot of `aggregate_id` can be neither read nor deleted."""
+    assert await store.get_snapshot(aggregate_id, "Order") is None
+    assert await store.snapshot_exists(aggregate_id, "Order") is False
+    assert await store.delete_snapshot(aggregate_id, "Order") is False
+    assert await store.delete_snapshots_by_type("Order") == 0
+
+
 class SnapshotStoreContract:
     """Backend-agnostic snapshot store behaviour."""
 
@@ -202,10 +210,7 @@ class SnapshotStoreContract:
         with tenant_scope(TENANT_A):
             await snapshot_store.save_snapshot(saved)
         with tenant_scope(TENANT_B):
-            assert await snapshot_store.get_snapshot(*key) is None
-            assert await snapshot_store.snapshot_exists(*key) is False
-            assert await snapshot_store.delete_snapshot(*key) is False
-            assert await snapshot_store.delete_snapshots_by_type("Order") == 0
+            await _assert_out_of_reach(snapshot_store, saved.aggregate_id)
         with tenant_scope(TENANT_A):
             assert await snapshot_store.get_snapshot(*key) == saved
             assert await snapshot_store.snapshot_exists(*key) is True
@@ -234,10 +239,7 @@ class SnapshotStoreContract:
         key = (unowned.aggregate_id, "Order")
         await snapshot_store.save_snapshot(unowned)
         with tenant_scope(TENANT_A):
-            assert await snapshot_store.get_snapshot(*key) is None
-            assert await snapshot_store.snapshot_exists(*key) is False
-            assert await snapshot_store.delete_snapshot(*key) is False
-            assert await snapshot_store.delete_snapshots_by_type("Order") == 0
+            await _assert_out_of_reach(snapshot_store, unowned.aggregate_id)
             claimed = make_snapshot(unowned.aggregate_id, version=2)
             await snapshot_store.save_snapshot(claimed)
             assert await snapshot_store.get_snapshot(*key) == claimed

@@ -15,10 +15,11 @@ on a fresh aggregate.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-from uuid import UUID, uuid4
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec
+from uuid import uuid4
 
+import pytest
 from pydantic import BaseModel
 
 from eventsource.aggregates.base import DeclarativeAggregate
@@ -26,7 +27,7 @@ from eventsource.aggregates.repository import AggregateRepository, SnapshotMode
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import register_event
 from eventsource.projections.decorators import handles
-from eventsource.snapshots.interface import SnapshotStore
+from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.interface import EventStream
 
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 LEDGER = "ContractLedger"
+_P = ParamSpec("_P")
 
 
 @register_event
@@ -98,6 +100,22 @@ class HalfRestoringLedger(Ledger):
         raise ValueError("the stored state no longer fits")
 
 
+def _counted(
+    read: Callable[Concatenate[InMemoryEventStore, _P], Coroutine[Any, Any, EventStream]],
+) -> Callable[Concatenate[CountingEventStore, _P], Coroutine[Any, Any, EventStream]]:
+    """`read` (the store's `get_events`, whose signature it keeps), recording each result's
+    number of events in `reads`."""
+
+    async def counted(
+        store: CountingEventStore, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> EventStream:
+        stream = await read(store, *args, **kwargs)
+        store.reads.append(len(stream.events))
+        return stream
+
+    return counted
+
+
 class CountingEventStore(InMemoryEventStore):
     """An in-memory event store that records how many events each `get_events` returned."""
 
@@ -105,23 +123,18 @@ class CountingEventStore(InMemoryEventStore):
         super().__init__()
         self.reads: list[int] = []
 
-    async def get_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str | None = None,
-        from_version: int = 0,
-        from_timestamp: datetime | None = None,
-        to_timestamp: datetime | None = None,
-    ) -> EventStream:
-        stream = await super().get_events(
-            aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp
-        )
-        self.reads.append(len(stream.events))
-        return stream
+    get_events = _counted(InMemoryEventStore.get_events)
 
 
 def _expected_state(amounts: list[int]) -> LedgerState:
     return LedgerState(balance=sum(amounts), deposits=len(amounts), last_amounts=amounts[-3:])
+
+
+async def _stored(snapshots: SnapshotStore, ledger: Ledger) -> Snapshot:
+    """The ledger's stored snapshot (there must be one)."""
+    snapshot = await snapshots.get_snapshot(ledger.aggregate_id, LEDGER)
+    assert snapshot is not None
+    return snapshot
 
 
 async def _deposit(repo: AggregateRepository[Any], ledger: Ledger, amounts: list[int]) -> None:
@@ -132,6 +145,11 @@ async def _deposit(repo: AggregateRepository[Any], ledger: Ledger, amounts: list
 
 class SnapshotLoadingContract:
     """The repository's snapshot loading and replacement over any snapshot store."""
+
+    @pytest.fixture
+    def events(self) -> CountingEventStore:
+        """The event store of each test: in memory, counting its reads."""
+        return CountingEventStore()
 
     @staticmethod
     def repo(
@@ -151,9 +169,8 @@ class SnapshotLoadingContract:
         )
 
     async def test_load_reads_only_the_events_after_the_snapshot(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         repo = self.repo(events, snapshot_store)
         amounts = [n % 97 for n in range(10_000)]
         ledger = repo.create_new(uuid4())
@@ -169,24 +186,21 @@ class SnapshotLoadingContract:
         assert loaded.uncommitted_events == []
 
     async def test_outdated_schema_is_ignored_and_replaced_by_the_load(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store, threshold=100)
         ledger = writer.create_new(uuid4())
         amounts = list(range(250))
         for start in (0, 100, 200):
             await _deposit(writer, ledger, amounts[start : start + 100])
-        old = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert old is not None
+        old = await _stored(snapshot_store, ledger)
         assert (old.version, old.schema_version) == (200, 1)
         reader = self.repo(events, snapshot_store, factory=LedgerV2, threshold=100)
         events.reads.clear()
         loaded = await reader.load(ledger.aggregate_id)
         assert events.reads == [250]  # full replay
         assert (loaded.version, loaded.state) == (250, _expected_state(amounts))
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.schema_version) == (250, 2)
         assert fresh.state == loaded._serialize_state()
         events.reads.clear()
@@ -195,23 +209,20 @@ class SnapshotLoadingContract:
         assert again.state == loaded.state
 
     async def test_background_mode_replaces_the_outdated_snapshot_in_a_task(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store, threshold=10)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [1] * 12)
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=10, mode="background")
         loaded = await reader.load(ledger.aggregate_id)
         assert await reader.await_pending_snapshots() == 1
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.schema_version) == (loaded.version, 2)
 
     async def test_below_the_threshold_the_next_crossing_save_replaces_it(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [5] * 5)
@@ -219,32 +230,28 @@ class SnapshotLoadingContract:
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=10)
         loaded = await reader.load(ledger.aggregate_id)
         assert loaded.state == _expected_state([5] * 5)
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
+        kept = await _stored(snapshot_store, ledger)
         assert (kept.version, kept.schema_version) == (5, 1)  # below the threshold: kept
         await _deposit(reader, loaded, [5] * 5)
-        replaced = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert replaced is not None
+        replaced = await _stored(snapshot_store, ledger)
         assert (replaced.version, replaced.schema_version) == (10, 2)
         events.reads.clear()
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([5] * 10)
         assert events.reads == [0]
 
-    async def test_manual_mode_never_replaces_on_load(self, snapshot_store: SnapshotStore) -> None:
-        events = CountingEventStore()
+    async def test_manual_mode_never_replaces_on_load(
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
+    ) -> None:
         writer = self.repo(events, snapshot_store, threshold=3)
         ledger = writer.create_new(uuid4())
         await _deposit(writer, ledger, [1, 2, 3, 4])
         reader = self.repo(events, snapshot_store, LedgerV2, threshold=3, mode="manual")
         assert (await reader.load(ledger.aggregate_id)).state == _expected_state([1, 2, 3, 4])
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
-        assert kept.schema_version == 1
+        assert (await _stored(snapshot_store, ledger)).schema_version == 1
 
     async def test_a_newer_schema_snapshot_is_ignored_but_left_alone(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         newer = self.repo(events, snapshot_store, LedgerV2, threshold=4)
         ledger = newer.create_new(uuid4())
         await _deposit(newer, ledger, [7] * 4)
@@ -253,14 +260,11 @@ class SnapshotLoadingContract:
         loaded = await older.load(ledger.aggregate_id)
         assert events.reads == [4]
         assert loaded.state == _expected_state([7] * 4)
-        kept = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert kept is not None
-        assert kept.schema_version == 2
+        assert (await _stored(snapshot_store, ledger)).schema_version == 2
 
     async def test_a_failing_restore_is_never_half_applied(
-        self, snapshot_store: SnapshotStore
+        self, snapshot_store: SnapshotStore, events: CountingEventStore
     ) -> None:
-        events = CountingEventStore()
         writer = self.repo(events, snapshot_store)
         ledger = writer.create_new(uuid4())
         amounts = [3, 1, 4, 1, 5, 9, 2]
@@ -274,6 +278,5 @@ class SnapshotLoadingContract:
         assert loaded.leaked is False
         assert (loaded.version, loaded.state) == (7, _expected_state(amounts))
         assert loaded.uncommitted_events == []
-        fresh = await snapshot_store.get_snapshot(ledger.aggregate_id, LEDGER)
-        assert fresh is not None
+        fresh = await _stored(snapshot_store, ledger)
         assert (fresh.version, fresh.state) == (7, loaded._serialize_state())
