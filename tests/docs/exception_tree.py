@@ -41,12 +41,13 @@ def public_exceptions() -> dict[type[BaseException], str]:
 
 
 def render_tree() -> str:
-    """The tree: built-in bases at the top, each class under its first base, children by name."""
+    """The tree: built-in bases at the top, each class under its first public base (a private
+    intermediate is an implementation detail), children by name."""
     exported = public_exceptions()
     children: dict[type[BaseException], list[type[BaseException]]] = {}
     roots: set[type[BaseException]] = set()
     for cls in exported:
-        parent = cls.__bases__[0]
+        parent = next(base for base in cls.__mro__[1:] if not base.__name__.startswith("_"))
         children.setdefault(parent, []).append(cls)
         if parent not in exported:
             roots.add(parent)

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
+from eventsource._lifecycle import AsyncContext
 from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
 from eventsource.bus._spans import BusSpans, bus_span
 from eventsource.bus._stats import BrokerStats
@@ -52,7 +53,9 @@ def _publish_attributes(
     return {ATTR_EVENT_COUNT: len(events), **bus._messaging_attributes("publish")}
 
 
-class BrokerEventBus(SubscriptionMethods, BusSpans, EventBus, Generic[ConfigT, StatsT]):
+class BrokerEventBus(
+    AsyncContext, SubscriptionMethods, BusSpans, EventBus, Generic[ConfigT, StatsT]
+):
     """The broker-independent half of a distributed bus (API.md §11, shared contract)."""
 
     def __init__(
@@ -111,11 +114,10 @@ class BrokerEventBus(SubscriptionMethods, BusSpans, EventBus, Generic[ConfigT, S
             self._connected = False
             await self._disconnect()
 
-    async def __aenter__(self) -> BrokerEventBus[ConfigT, StatsT]:
+    async def _enter_context(self) -> None:
         await self.connect()
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def _exit_context(self) -> None:
         await self.shutdown()
 
     async def publish(self, events: Sequence[DomainEvent], background: bool = False) -> None:

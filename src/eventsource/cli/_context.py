@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
+import click
+
 from eventsource.cli._app import CliApp, load_app
 from eventsource.cli._backend import Backend, StoreURL, parse_url
 from eventsource.cli._errors import CliUsageError, ConflictError, NotFoundError
@@ -20,9 +22,12 @@ from eventsource.cli._output import Output
 from eventsource.cli._runner import run
 from eventsource.tenancy import tenant_scope
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "yes_option"]
 
 T = TypeVar("T")
+
+# The flag of every command that asks before it changes data (`Output.confirm`).
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 
 # The table each kind of data lives in, and what to tell an operator whose database lacks it.
 _TABLES = {

@@ -87,13 +87,6 @@ def id_range(prefix: str) -> tuple[UUID, UUID]:
     return UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
 
 
-def _scoped(conditions: list[str], params: dict[str, object], column: str) -> None:
-    tenant = bound_tenant()
-    if tenant is not None:
-        conditions.append(tenant_clause(":tenant", column))
-        params["tenant"] = tenant
-
-
 def _page(
     after: tuple[UUID, str] | None,
     aggregate_type: str | None,
@@ -115,7 +108,13 @@ def _page(
     return conditions, params
 
 
-def _where(conditions: list[str]) -> str:
+def _where(conditions: list[str], params: dict[str, object], tenant_column: str) -> str:
+    """The WHERE clause of `conditions`, narrowed to the bound tenant's rows (if one is bound:
+    `tenant_column` holds it), with the tenant added to `params`."""
+    tenant = bound_tenant()
+    if tenant is not None:
+        conditions = [*conditions, tenant_clause(":tenant", tenant_column)]
+        params["tenant"] = tenant
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
@@ -147,8 +146,8 @@ async def list_streams(
     if ids is not None:
         conditions.append("aggregate_id >= :low AND aggregate_id <= :high")
         params["low"], params["high"] = ids
-    _scoped(conditions, params, "tenant_id")
-    rows = await db.fetch(_STREAMS.format(where=_where(conditions)), params)
+    where = _where(conditions, params, "tenant_id")
+    rows = await db.fetch(_STREAMS.format(where=where), params)
     return [
         StreamRow(
             aggregate_id=_uuid(row[0]),  # type: ignore[arg-type]
@@ -166,13 +165,11 @@ async def list_streams(
 
 async def event_type_counts(db: Backend) -> list[tuple[str, int | None, int]]:
     """(event type, stored event_version, count), by type and version: a full scan."""
-    conditions: list[str] = []
     params: dict[str, object] = {}
-    _scoped(conditions, params, "tenant_id")
+    where = _where([], params, "tenant_id")
     version = db.json_text("payload", "event_version")
     sql = (
-        f"SELECT event_type, {version}, COUNT(*) FROM events{_where(conditions)} "
-        f"GROUP BY event_type, {version}"
+        f"SELECT event_type, {version}, COUNT(*) FROM events{where} GROUP BY event_type, {version}"
     )
     found = [
         (row[0], None if row[1] is None else int(row[1]), int(row[2]))
@@ -206,8 +203,8 @@ async def list_snapshots(
 ) -> list[SnapshotRow]:
     """Up to `limit` snapshots after the stream `after`, in (aggregate id, type) order."""
     conditions, params = _page(after, aggregate_type, limit, "s.", "s.aggregate_type")
-    _scoped(conditions, params, "s.tenant_id")
-    rows = await db.fetch(_SNAPSHOTS.format(where=_where(conditions)), params)
+    where = _where(conditions, params, "s.tenant_id")
+    rows = await db.fetch(_SNAPSHOTS.format(where=where), params)
     return [
         SnapshotRow(
             aggregate_id=_uuid(row[0]),  # type: ignore[arg-type]
@@ -229,8 +226,8 @@ async def snapshot_count(db: Backend, aggregate_type: str, below: int | None) ->
     if below is not None:
         conditions.append("schema_version < :below")
         params["below"] = below
-    _scoped(conditions, params, "tenant_id")
-    rows = await db.fetch(f"SELECT COUNT(*) FROM snapshots{_where(conditions)}", params)
+    where = _where(conditions, params, "tenant_id")
+    rows = await db.fetch(f"SELECT COUNT(*) FROM snapshots{where}", params)
     return int(rows[0][0])
 
 
@@ -252,4 +249,3 @@ async def table_columns(db: Backend, tables: list[str]) -> dict[str, set[str]]:
     for table, column in await db.fetch(sql, params):
         found.setdefault(table, set()).add(column)
     return found
-

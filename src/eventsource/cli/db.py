@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from eventsource.cli._backend import Backend, BackendName
-from eventsource.cli._context import Settings
+from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CheckFailedError, CliUsageError
 from eventsource.cli._schema import TableState, schema_names, table_states
 from eventsource.migrations import get_schema, list_schemas
@@ -61,7 +61,7 @@ def _summary(states: list[TableState]) -> str:
 
 
 @group.command("init")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def init(settings: Settings, yes: bool) -> None:
     """Create the missing tables and columns (idempotent; creates an SQLite file)."""

@@ -15,7 +15,7 @@ import click
 
 from eventsource.cli._app import CliApp
 from eventsource.cli._backend import Backend
-from eventsource.cli._context import Settings
+from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._schema import table_states
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -134,7 +134,7 @@ def sample_events() -> list[DomainEvent]:
 
 
 @click.command("demo")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def command(settings: Settings, yes: bool) -> None:
     """Seed the store with a small sample (creating the tables; a file if needed)."""

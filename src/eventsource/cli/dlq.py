@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from eventsource.cli._backend import Backend
-from eventsource.cli._context import Settings
+from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CheckFailedError, CliUsageError, ConflictError, NotFoundError
 from eventsource.repositories.dlq import DLQEntry
 
@@ -121,7 +121,7 @@ async def _show(settings: Settings, dlq_id: int) -> None:
 @group.command("resolve")
 @click.argument("dlq_id", type=int)
 @click.option("--by", "resolved_by", default=_BY, show_default=True, help="Kept as resolved_by.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def resolve(settings: Settings, dlq_id: int, resolved_by: str, yes: bool) -> None:
     """Mark an entry resolved without retrying it (exit 4 if it already is)."""
@@ -169,7 +169,7 @@ def _shown(pairs: list[tuple[int | str, str | None]]) -> Statuses:
 @click.option("--all", "every", is_flag=True, help="Every failed entry (of --projection).")
 @click.option("--projection", metavar="NAME", help="With --all: only this projection's.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def retry(
     settings: Settings,

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import click
 
-from eventsource.cli._context import Settings
+from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CliUsageError
 
 __all__ = ["group"]
@@ -64,7 +64,7 @@ async def _status(settings: Settings, limit: int) -> None:
 
 @group.command("retry-failed")
 @click.option("--id", "outbox_id", metavar="UUID", help="Only this row.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def retry_failed(settings: Settings, outbox_id: str | None, yes: bool) -> None:
     """Put failed rows back to pending (retry count reset), for the relay to publish."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eventsource.cli._context import Settings
+from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._queries import list_snapshots, snapshot_count
 from eventsource.cli.streams import parse_after
 
@@ -52,7 +52,7 @@ async def _list(
     "--schema-below", type=click.IntRange(1), metavar="N",
     help="Only snapshots with a schema_version below N.",
 )
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.pass_obj
 def invalidate(
     settings: Settings, aggregate_type: str, schema_below: int | None, yes: bool

@@ -23,10 +23,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Self
 from uuid import UUID
 
+from eventsource._lifecycle import AsyncContext
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import CorruptEventError, EventBusError
@@ -123,7 +122,7 @@ class _Failure:
         return _describe(self.error)
 
 
-class OutboxRelay:
+class OutboxRelay(AsyncContext):
     """Publishes outbox rows to `bus` (any `EventBus`, or anything with `publish(events)`).
 
     Args:
@@ -449,14 +448,8 @@ class OutboxRelay:
         async with self._pass_lock:
             await self._release()
 
-    async def __aenter__(self) -> Self:
+    async def _enter_context(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit_context(self) -> None:
         await self.stop()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
 
+from eventsource._lifecycle import AsyncContext
 from eventsource._storable_json import dumps_storable
 from eventsource.exceptions import TenantMismatchError
 from eventsource.observability.tracing import TracingMixin
@@ -110,7 +110,7 @@ def _snapshot(aggregate_id: UUID, aggregate_type: str, row: Any) -> Snapshot:
         raise SnapshotDeserializationError(aggregate_id, aggregate_type, exc) from exc
 
 
-class SQLSnapshotStore(TracingMixin, SnapshotStore):
+class SQLSnapshotStore(AsyncContext, TracingMixin, SnapshotStore):
     """Snapshots in the `snapshots` table (API.md §8.3), over a backend's executor."""
 
     def __init__(self, executor: Executor, enable_tracing: bool = True) -> None:
@@ -125,16 +125,10 @@ class SQLSnapshotStore(TracingMixin, SnapshotStore):
     async def close(self) -> None:
         """Release what the store holds (idempotent); the base holds nothing."""
 
-    async def __aenter__(self) -> Self:
+    async def _enter_context(self) -> None:
         await self.initialize()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit_context(self) -> None:
         await self.close()
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:

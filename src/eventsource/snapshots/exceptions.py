@@ -16,7 +16,16 @@ class SnapshotError(Exception):
     """Base of snapshot errors."""
 
 
-class SnapshotDeserializationError(SnapshotError):
+class _AggregateSnapshotError(SnapshotError):
+    """A snapshot error about one aggregate's snapshot: it owns the aggregate's id and type."""
+
+    def __init__(self, aggregate_id: UUID, aggregate_type: str, message: str) -> None:
+        self.aggregate_id = aggregate_id
+        self.aggregate_type = aggregate_type
+        super().__init__(message)
+
+
+class SnapshotDeserializationError(_AggregateSnapshotError):
     """A stored snapshot's state could not be turned back into the aggregate's state."""
 
     def __init__(
@@ -26,17 +35,15 @@ class SnapshotDeserializationError(SnapshotError):
         original_error: BaseException | None = None,
         message: str | None = None,
     ) -> None:
-        self.aggregate_id = aggregate_id
-        self.aggregate_type = aggregate_type
         self.original_error = original_error
         self.message = message or (
             f"Cannot deserialise the snapshot of {aggregate_type} {aggregate_id}"
             + (f": {original_error}" if original_error is not None else "")
         )
-        super().__init__(self.message)
+        super().__init__(aggregate_id, aggregate_type, self.message)
 
 
-class SnapshotSchemaVersionError(SnapshotError):
+class SnapshotSchemaVersionError(_AggregateSnapshotError):
     """A snapshot was taken with another schema version of the aggregate's state."""
 
     def __init__(
@@ -46,20 +53,20 @@ class SnapshotSchemaVersionError(SnapshotError):
         snapshot_schema_version: int,
         expected_schema_version: int,
     ) -> None:
-        self.aggregate_id = aggregate_id
-        self.aggregate_type = aggregate_type
         self.snapshot_schema_version = snapshot_schema_version
         self.expected_schema_version = expected_schema_version
         super().__init__(
+            aggregate_id,
+            aggregate_type,
             f"Snapshot of {aggregate_type} {aggregate_id} has schema version "
-            f"{snapshot_schema_version}, expected {expected_schema_version}"
+            f"{snapshot_schema_version}, expected {expected_schema_version}",
         )
 
 
-class SnapshotNotFoundError(SnapshotError):
+class SnapshotNotFoundError(_AggregateSnapshotError):
     """No snapshot exists for the aggregate."""
 
     def __init__(self, aggregate_id: UUID, aggregate_type: str) -> None:
-        self.aggregate_id = aggregate_id
-        self.aggregate_type = aggregate_type
-        super().__init__(f"No snapshot for {aggregate_type} {aggregate_id}")
+        super().__init__(
+            aggregate_id, aggregate_type, f"No snapshot for {aggregate_type} {aggregate_id}"
+        )

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from eventsource._lifecycle import AsyncContext
 from eventsource.observability.metrics import observe_subscription_lag
 from eventsource.observability.tracing import TracingMixin
 from eventsource.subscriptions.config import SubscriptionConfig
@@ -51,7 +51,7 @@ _PAUSABLE = (SubscriptionState.CATCHING_UP, SubscriptionState.LIVE)
 _LIVENESS_TIMEOUT = 5.0
 
 
-class SubscriptionManager(ManagerMonitoring, TracingMixin):
+class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
     """Catches subscribers up from the store, then keeps them live, with checkpoints.
 
     Every subscription reads only the store's commit-safe pages; the bus and the store's
@@ -356,16 +356,10 @@ class SubscriptionManager(ManagerMonitoring, TracingMixin):
     def _enter_phase(self, phase: ShutdownPhase) -> None:
         self._phase = phase
 
-    async def __aenter__(self) -> Self:
+    async def _enter_context(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit_context(self) -> None:
         await self.stop(timeout=self.shutdown_timeout)
 
     async def run_until_shutdown(self, shutdown_timeout: float | None = None) -> ShutdownResult:
