@@ -20,7 +20,7 @@ from eventsource.cli._backend import Backend
 from eventsource.cli._context import Settings
 from eventsource.cli._errors import CheckFailedError, NotFoundError
 from eventsource.cli._queries import event_position
-from eventsource.repositories.checkpoint import TENANT_MARK, CheckpointData
+from eventsource.repositories._checkpoint import TENANT_MARK, CheckpointData
 from eventsource.tenancy import tenant_scope
 from eventsource.types import JSON
 

@@ -29,11 +29,11 @@ from eventsource._optional import optional
 from eventsource._sql.postgresql import DDL_LOCK_KEY, database_of, map_error
 from eventsource.exceptions import CheckpointError, EventStoreError, PostgreSQLNotAvailableError
 from eventsource.migrations.upgrade import postgresql_probe, postgresql_upgrade, tables
+from eventsource.repositories._outbox import LocalRelayLock, RelayLock
 from eventsource.repositories._sql import Params, Row
 from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
 from eventsource.repositories._sql.dlq import SQLDLQRepository
 from eventsource.repositories._sql.outbox import SQLOutboxRepository
-from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 if TYPE_CHECKING:
     import sqlalchemy

@@ -19,11 +19,11 @@ from eventsource._sql.sqlite import SQLiteConnection, database_file, is_memory, 
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import SQLiteNotAvailableError
 from eventsource.migrations.upgrade import upgrade_sqlite
+from eventsource.repositories._outbox import LocalRelayLock, RelayLock
 from eventsource.repositories._sql import Params, Row
 from eventsource.repositories._sql.checkpoint import SQLCheckpointRepository
 from eventsource.repositories._sql.dlq import SQLDLQRepository
 from eventsource.repositories._sql.outbox import ADD_OUTBOX_SQL, SQLOutboxRepository, outbox_params
-from eventsource.repositories.outbox import LocalRelayLock, RelayLock
 
 try:
     import fcntl

@@ -7,8 +7,7 @@ from uuid import UUID
 
 from eventsource._sql.common import tenant_clause
 from eventsource.observability.tracing import TracingMixin, trace_methods
-from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
-from eventsource.repositories.checkpoint import (
+from eventsource.repositories._checkpoint import (
     CHECKPOINT_SPANS,
     CheckpointData,
     LagMetrics,
@@ -17,6 +16,7 @@ from eventsource.repositories.checkpoint import (
     tenant_suffix,
     unscoped,
 )
+from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
 from eventsource.tenancy import bound_tenant
 
 __all__ = ["SAVE_POSITION_SQL", "UPDATE_CHECKPOINT_SQL", "SQLCheckpointRepository"]

@@ -10,9 +10,7 @@ from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource._storable_json import dumps_storable
 from eventsource.exceptions import SerializationError
 from eventsource.observability.tracing import trace_methods
-from eventsource.repositories._json import EventSourceJSONEncoder
-from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
-from eventsource.repositories.dlq import (
+from eventsource.repositories._dlq import (
     DLQ_SPANS,
     DeadLetterIntake,
     DLQEntry,
@@ -21,6 +19,8 @@ from eventsource.repositories.dlq import (
     ProjectionFailureCount,
     stacktrace_of,
 )
+from eventsource.repositories._json import EventSourceJSONEncoder
+from eventsource.repositories._sql import Executor, Row, as_datetime, as_iso, as_uuid, utc_now
 from eventsource.tenancy import bound_tenant
 
 __all__ = ["SQLDLQRepository"]

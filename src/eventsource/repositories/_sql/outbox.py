@@ -12,13 +12,13 @@ from eventsource._sql.common import tenant_clause, tenant_variants
 from eventsource.events.base import DomainEvent
 from eventsource.observability.tracing import TracingMixin, trace_methods
 from eventsource.repositories._json import json_loads
-from eventsource.repositories._sql import Executor, Row, as_datetime, as_uuid, utc_now
-from eventsource.repositories.outbox import (
+from eventsource.repositories._outbox import (
     OUTBOX_SPANS,
     OutboxEntry,
     OutboxStats,
     outbox_event_json,
 )
+from eventsource.repositories._sql import Executor, Row, as_datetime, as_uuid, utc_now
 from eventsource.stores.codec import encode_payload
 from eventsource.tenancy import bound_tenant, stamp_events
 
