@@ -312,7 +312,9 @@ class OutboxRelay(AsyncContext):
         an aggregate that fails goes row by row up to its failing row, which holds back the
         rest of that aggregate. Rows published by a failed call are sent again (at least once).
         The bus looks down when nothing went out and a failure was a connection-like one: then
-        the pass stops early, and its failures do not count toward marking rows failed.
+        the pass stops early (after a few connection-like failures in a row), and its failures
+        do not count toward marking rows failed. A row the bus refuses for another reason
+        holds back only its own aggregate: the pass goes on with the others.
         """
         if not ready:
             return [], [], False
@@ -327,15 +329,15 @@ class OutboxRelay(AsyncContext):
             groups.setdefault((row.aggregate_id, row.aggregate_type), []).append((row, event))
         published: list[OutboxEntry] = []
         failed: list[_Failure] = []
-        attempts_failed = 1
+        outage_signs = int(isinstance(error, _TRANSIENT))  # connection-like failures so far
         for group in groups.values():
-            if not published and attempts_failed >= _ATTEMPTS_WHILE_DOWN:
+            if not published and outage_signs >= _ATTEMPTS_WHILE_DOWN:
                 break
             if len(groups) > 1:  # with one aggregate the batch call above was this one
                 try:
                     await self._bus.publish([event for _, event in group])
                 except Exception as exc:
-                    attempts_failed += 1
+                    outage_signs += isinstance(exc, _TRANSIENT)
                     error = exc
                 else:
                     published.extend(row for row, _ in group)
@@ -347,7 +349,7 @@ class OutboxRelay(AsyncContext):
                 try:
                     await self._bus.publish([event])
                 except Exception as exc:
-                    attempts_failed += 1
+                    outage_signs += isinstance(exc, _TRANSIENT)
                     failed.append(_Failure(row, exc))
                     break
                 published.append(row)

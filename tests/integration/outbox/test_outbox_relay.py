@@ -134,6 +134,24 @@ async def test_a_failure_mid_aggregate_holds_only_what_follows_it(env: Outboxed)
     ]
 
 
+async def test_rows_refused_at_the_head_hold_back_only_their_own_aggregates(env: Outboxed) -> None:
+    """A refusal is not an outage: however many refused rows come first in a batch, the pass
+    still publishes the other aggregates' rows."""
+    refused, healthy = [uuid4() for _ in range(4)], [uuid4() for _ in range(2)]
+    for account in [*refused, *healthy]:  # the refused ones first: the head of the batch
+        await env.store.append_events(account, "OutboxAccount", deposits(account, 1, 2), 0)
+    ids = {
+        stored.event_id
+        for account in refused
+        for stored in (await env.store.get_events(account, "OutboxAccount")).events
+    }
+    bus = _RefusingBus(ids)
+    relay = env.relay(bus, retry=NO_WAIT, batch_size=100)
+    result = await relay.run_once()
+    assert versions_by_aggregate(bus.published) == {a: [1, 2] for a in healthy}
+    assert result.published == 4
+
+
 class _RefusingBus(RecordingBus):
     """Refuses calls that contain one of the given event ids."""
 
