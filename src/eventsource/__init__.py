@@ -63,6 +63,10 @@ _EXPORTS: dict[str, str] = {
     "TenantMismatchError": "eventsource.exceptions",
     "StoreNotConnectedError": "eventsource.exceptions",
     "CorruptEventError": "eventsource.exceptions",
+    "EventStoreTimeoutError": "eventsource.exceptions",
+    "DatabaseLockedError": "eventsource.exceptions",
+    "DatabaseFileChangedError": "eventsource.exceptions",
+    "CheckpointError": "eventsource.exceptions",
     "MissingExtraError": "eventsource.exceptions",
     "SQLiteNotAvailableError": "eventsource.exceptions",
     "PostgreSQLNotAvailableError": "eventsource.exceptions",
@@ -88,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseProjection": "eventsource.projections.base",
     # subscriptions
     "SubscriptionManager": "eventsource.subscriptions.manager",
+    "SubscriptionConfig": "eventsource.subscriptions.config",
     "CheckpointRepository": "eventsource.repositories.checkpoint",
     "InMemoryCheckpointRepository": "eventsource.repositories.checkpoint",
     "CheckpointData": "eventsource.repositories.checkpoint",
@@ -226,11 +231,15 @@ if TYPE_CHECKING:
     )
     from eventsource.exceptions import (
         AggregateNotFoundError as AggregateNotFoundError,
+        CheckpointError as CheckpointError,
         CorruptEventError as CorruptEventError,
+        DatabaseFileChangedError as DatabaseFileChangedError,
+        DatabaseLockedError as DatabaseLockedError,
         DuplicateEventTypeError as DuplicateEventTypeError,
         EventNotFoundError as EventNotFoundError,
         EventSourceError as EventSourceError,
         EventStoreError as EventStoreError,
+        EventStoreTimeoutError as EventStoreTimeoutError,
         EventTypeNotFoundError as EventTypeNotFoundError,
         EventVersionError as EventVersionError,
         MissingExtraError as MissingExtraError,
@@ -317,6 +326,7 @@ if TYPE_CHECKING:
         SQLITE_AVAILABLE as SQLITE_AVAILABLE,
         SQLiteEventStore as SQLiteEventStore,
     )
+    from eventsource.subscriptions.config import SubscriptionConfig as SubscriptionConfig
     from eventsource.subscriptions.manager import SubscriptionManager as SubscriptionManager
     from eventsource.tenancy import (
         current_tenant as current_tenant,
