@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
-from test_public_docstrings import _exported, _public_modules  # noqa: E402
+from test_public_docstrings import _exported, _public_modules
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
 DIRECTIVE = re.compile(r"^:::\s*([\w.]+)((?:\n[ \t]+\S.*)*)", re.MULTILINE)
