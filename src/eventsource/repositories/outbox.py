@@ -9,18 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventsource._optional import sql_backend_attributes
-from eventsource.repositories._outbox import (
-    InMemoryOutboxRepository,
-    LocalRelayLock,
-    OutboxEntry,
-    OutboxRepository,
-    OutboxRepositoryProtocol,
-    OutboxStats,
-    RelayLock,
-    RelayOutbox,
-    outbox_event_data,
-    outbox_event_json,
-)
+from eventsource.repositories import _outbox
+from eventsource.repositories._outbox import *  # noqa: F403 - this module is its public path
 
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLOutboxRepository
@@ -28,17 +18,4 @@ if TYPE_CHECKING:
 else:  # the SQL backends are offered here too, as they always were
     __getattr__ = sql_backend_attributes(__name__, "OutboxRepository")
 
-__all__ = [
-    "InMemoryOutboxRepository",
-    "LocalRelayLock",
-    "OutboxEntry",
-    "OutboxRepository",
-    "OutboxRepositoryProtocol",
-    "OutboxStats",
-    "PostgreSQLOutboxRepository",
-    "RelayLock",
-    "RelayOutbox",
-    "SQLiteOutboxRepository",
-    "outbox_event_data",
-    "outbox_event_json",
-]
+__all__ = [*_outbox.__all__, "PostgreSQLOutboxRepository", "SQLiteOutboxRepository"]  # noqa: PLE0604
