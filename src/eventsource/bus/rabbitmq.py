@@ -89,7 +89,7 @@ _RESEND_BACKOFF = Backoff(0.05, 1.0)
 
 class RabbitMQEventBus(RabbitMQAdmin):
     """An `EventBus` over RabbitMQ: every group gets every event, a group's consumers share
-    them (API.md §11.3)."""
+    them."""
 
     def __init__(
         self,

@@ -110,7 +110,7 @@ class DLQRepository(Protocol):
 
 
 _DLQ_ID = {"dlq_id": "eventsource.dlq.id"}
-DLQ_SPANS = {  # every dead-letter repository's spans (API.md §12)
+DLQ_SPANS = {  # every dead-letter repository's spans
     "add_failed_event": traced(
         "eventsource.dlq.add",
         arguments={
@@ -355,5 +355,5 @@ DLQRepositoryProtocol = DLQRepository
 if TYPE_CHECKING:
     from eventsource.repositories.postgresql import PostgreSQLDLQRepository
     from eventsource.repositories.sqlite import SQLiteDLQRepository
-else:  # API.md §5.3 lists this module as an import path of the SQL repositories too
+else:  # the SQL repositories have always been importable from here too
     __getattr__ = sql_backend_attributes(__name__, "DLQRepository")
