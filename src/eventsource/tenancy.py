@@ -1,6 +1,6 @@
 """Binding a tenant to a unit of work, so tenant-scoped code cannot forget the tenant.
 
-Tenancy rides on `DomainEvent.tenant_id` (API.md §9). On top of that, code can bind the tenant
+Tenancy rides on `DomainEvent.tenant_id`. On top of that, code can bind the tenant
 for a unit of work (a request, a message, a job) with `tenant_scope`:
 
     with tenant_scope(tenant_id):
@@ -9,7 +9,7 @@ for a unit of work (a request, a message, a job) with `tenant_scope`:
 The binding is a context variable, so it follows the task that set it and every task created
 inside it, and never leaks into concurrent tasks. Inside a scope every bundled store,
 repository, snapshot store, checkpoint repository and outbox repository reads only the bound
-tenant's rows and stamps writes with it. Outside any scope they behave exactly as API.md says
+tenant's rows and stamps writes with it. Outside any scope they behave as without tenancy
 (all tenants visible): operators and cross-tenant subscriptions run unscoped.
 """
 

@@ -65,25 +65,25 @@ def _close_soon(conn: DriverConnection) -> None:
 # Without that, a table filled faster than autovacuum analyzes it (a fresh deployment, a bulk
 # import, the benchmarks) has no statistics, and the first executions of "id > $1 ORDER BY id
 # LIMIT 5000" on each connection were a sequential scan rendering every payload as text, then
-# a sort spilled to disk: 75 ms per page of 5,000 over 20,000 events instead of 12 ms (the
-# first read_all after filling a fresh table: 82,000 rows/s fetched instead of 230,000).
+# a sort spilled to disk: several times slower than the index scan (the first read_all after
+# filling a fresh table was the slowest).
 _INDEX_PATHS_ONLY = "SET enable_seqscan = off; SET enable_bitmapscan = off"
 # Reads are planned for their arguments at every execution. A plan cached by the sixth
 # execution was made for the table as it was then: made while `events` was nearly empty, the
 # stream-version lookup kept reading the (aggregate_type, timestamp) index, filtering every
-# event of the type and sorting, 3 ms for 7,000 events, while writers raced on one stream.
-# Planning these short statements costs tens of microseconds.
+# event of the type and sorting, while writers raced on one stream.
+# Planning these short statements anew costs little next to a stale plan.
 _FRESH_PLANS = "SET plan_cache_mode = force_custom_plan"
-# The append statement is planned once per connection and reused (planning it costs ~450 µs,
+# The append statement is planned once per connection and reused (planning it costs
 # more than running it). Its generic plan, made while `events` may be nearly empty, must stay
-# the right index lookups as the table grows: no sequential scans (W1 fell from 1,400 to 250
-# appends/s over 16,000 events when it anti-joined and looked up versions by them), and no
+# the right index lookups as the table grows: no sequential scans (single appends slowed
+# as the table grew when it anti-joined and looked up versions by them), and no
 # sort, which is what reading the stream's version through another index would need.
 _ONE_PLAN = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off"
 # Those settings disable a kind of plan node by adding 10^10 to its cost, and a plan keeps
 # that cost where no other node will do: the outbox append sorts the CTE of its new rows twice
 # (`ORDER BY ord`), 2 * 10^10, far above `jit_above_cost` (100,000 by default), so PostgreSQL
-# JIT-compiled that append at every execution: 380-490 ms instead of ~1 ms. No statement of
+# JIT-compiled that append at every execution, hundreds of times its cost. No statement of
 # the store runs long enough for JIT to pay off (index lookups, pages of at most 5,000 rows),
 # so its connections never JIT-compile, whatever the costs.
 _NO_JIT = "SET jit = off"

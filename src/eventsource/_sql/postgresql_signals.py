@@ -12,8 +12,8 @@ Telling. After an append commits, `notify()` sends `pg_notify` from a pooled con
 transaction of its own with `synchronous_commit` off; the append returns once it is sent. Not
 inside the append's transaction, on purpose: PostgreSQL serialises every committing transaction
 that has sent a NOTIFY on one cluster-wide lock held through its WAL flush, so notifying inside
-appends would make concurrent writers commit one at a time again (measured with raw asyncpg
-here: 8 writers fell from ~6,200 to ~2,700 appends/s). Sends are coalesced (at most one in
+appends would make concurrent writers commit one at a time again (they lose
+much of their throughput). Sends are coalesced (at most one in
 flight; appends that commit meanwhile share the next), so concurrent writers send fewer
 notifications than they append. An append waits for its notification on purpose: the NOTIFY
 transaction takes a transaction id, and while in flight it holds back the commit-safe horizon,

@@ -75,7 +75,7 @@ _second: list[tuple[int, str]] = [(0, "")]  # the last whole second `now_utc_iso
 
 
 def now_utc_iso() -> str:
-    """`utc_iso(datetime.now(UTC))` at a third of the cost: the date and time of day are
+    """`utc_iso(datetime.now(UTC))` at a fraction of the cost: the date and time of day are
     formatted once per second (every append stamps its rows with the time it is stored)."""
     second, micro = divmod(time.time_ns() // 1000, 1_000_000)
     known, text = _second[0]
@@ -127,7 +127,7 @@ class OpenedFile:
 
     SQLite keeps using the file it holds open after the file was deleted, moved or replaced;
     in WAL mode it never needs to open another one, so commits succeed into a file nobody can
-    open again. `check` costs one `os.stat` (about 2 µs here), run once per append, inside
+    open again. `check` costs one `os.stat`, run once per append, inside
     its transaction.
     """
 

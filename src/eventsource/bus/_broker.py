@@ -56,7 +56,7 @@ def _publish_attributes(
 class BrokerEventBus(
     AsyncContext, SubscriptionMethods, BusSpans, EventBus, Generic[ConfigT, StatsT]
 ):
-    """The broker-independent half of a distributed bus (API.md §11, shared contract)."""
+    """The broker-independent half of a distributed bus: the contract every broker shares."""
 
     def __init__(
         self,

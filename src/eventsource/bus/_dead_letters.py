@@ -10,8 +10,8 @@ A dead letter is the original message with its headers plus:
 - `dlq_original_<name>`: where it was, in the broker's terms (topic, partition and offset;
   queue and exchange; subject and sequence; message id)
 
-Every value is text. Redis, whose entry field names API.md fixes, renames some at its edge
-(`redis_fields`).
+Every value is text. Redis keeps the entry field names it has always used, so some are renamed
+at its edge (`redis_fields`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ TIMESTAMP = "dlq_timestamp"
 CONSUMER_GROUP = "dlq_consumer_group"
 ORIGINAL = "dlq_original_"
 
-# Redis entry fields as API.md names them; the timestamp there is Unix time in seconds.
+# The field names Redis entries have always used; the timestamp there is Unix time in seconds.
 _REDIS_NAMES = {ORIGINAL + "message_id": "original_message_id", RETRY_COUNT: "retry_count"}
 _REDIS_ONLY = frozenset(_REDIS_NAMES.values())
 
@@ -105,7 +105,7 @@ def without_dead_letter_headers(
 
 def redis_fields(failure: Failure, message_id: str) -> dict[str, str]:
     """The dead-letter fields of a Redis entry: `original_message_id`, `retry_count` and a
-    `dlq_timestamp` in Unix seconds, as API.md names them; the others as everywhere."""
+    `dlq_timestamp` in Unix seconds, as Redis has always named them; the others as everywhere."""
     fields = _fields(failure, {"message_id": message_id})
     stamp = datetime.fromisoformat(fields[TIMESTAMP]).timestamp()
     out = {_REDIS_NAMES.get(name, name): value for name, value in fields.items()}

@@ -1,4 +1,4 @@
-"""`KafkaEventBusConfig` and `KafkaEventBusStats` (API.md §11.2): driver-free, constructible and
+"""`KafkaEventBusConfig` and `KafkaEventBusStats`: driver-free, constructible and
 validated without aiokafka."""
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def dead_letter_headers(
     offset: int,
     consumer_group: str,
 ) -> dict[str, str]:
-    """The original headers plus the `dlq_*` ones of API.md §11.2."""
+    """The original headers plus the `dlq_*` ones every broker's dead letters carry."""
     failure = Failure(reason, error_type, retries, consumer_group, error_message)
     origin = {"topic": topic, "partition": partition, "offset": offset}
     return _dead_letter_headers(headers, failure, origin)

@@ -27,7 +27,7 @@ EXCHANGE_TYPES = frozenset({"topic", "direct", "fanout", "headers"})
 
 @dataclass
 class RabbitMQEventBusConfig:
-    """Settings of a `RabbitMQEventBus` (API.md §11.3); `consumer_name=None` gets a unique one."""
+    """Settings of a `RabbitMQEventBus`; `consumer_name=None` gets a unique one."""
 
     rabbitmq_url: str = "amqp://guest:guest@localhost:5672/"
     exchange_name: str = "events"
@@ -132,7 +132,7 @@ class _RabbitMQCounts(BrokerStats):
 
 @dataclass
 class RabbitMQEventBusStats(BrokerTimes, _RabbitMQCounts):
-    """Counters of one `RabbitMQEventBus` (API.md §11.3)."""
+    """Counters of one `RabbitMQEventBus`."""
 
 
 @dataclass

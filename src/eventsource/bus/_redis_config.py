@@ -12,7 +12,7 @@ __all__ = ["RedisEventBusConfig", "RedisEventBusStats"]
 
 @dataclass
 class RedisEventBusConfig:
-    """Settings of a `RedisEventBus` (API.md §11.1); `consumer_name=None` gets a unique one."""
+    """Settings of a `RedisEventBus`; `consumer_name=None` gets a unique one."""
 
     redis_url: str = "redis://localhost:6379"
     stream_prefix: str = "events"

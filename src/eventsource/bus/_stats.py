@@ -1,6 +1,6 @@
 """The counters every broker bus keeps, declared once; a broker's stats add only its extras.
 
-`get_stats_dict()` lists a broker's fields in the order API.md gives them. Dataclass fields are
+`get_stats_dict()` lists a broker's fields in the order they have always had. Dataclass fields are
 ordered base class first, so a broker's extras that belong between the delivery counts and the
 failure counts live in a small base of their own listed *after* `BrokerStats` among the bases
 (`class RedisEventBusStats(BrokerStats, _Recovered)`); extras after the failure counts derive

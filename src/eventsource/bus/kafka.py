@@ -1,4 +1,4 @@
-"""`KafkaEventBus` (API.md §11.2): one topic, consumer groups, keys = aggregate id, a DLQ topic.
+"""`KafkaEventBus`: one topic, consumer groups, keys = aggregate id, a DLQ topic.
 
 The partition key is the aggregate id, so one aggregate's events stay in order on one partition.
 Offsets are committed only after the handlers of every earlier message of the partition ran, so

@@ -218,7 +218,7 @@ class NATSEventBus(NATSAdmin):
             js = await self._live_jetstream()
             for subject, body, headers in messages:
                 # No wait_stall: with one, every publish yields to the loop and is flushed in a
-                # socket write of its own (measured: 5x slower). Chunks stay below the
+                # socket write of its own, several times slower. Chunks stay below the
                 # client's in-flight limit, so the wait never stalls.
                 futures.append(await js.publish_async(subject, body, headers=headers))
         except _TRANSIENT as exc:

@@ -89,7 +89,7 @@ _RESEND_BACKOFF = Backoff(0.05, 1.0)
 
 class RabbitMQEventBus(RabbitMQAdmin):
     """An `EventBus` over RabbitMQ: every group gets every event, a group's consumers share
-    them (API.md §11.3)."""
+    them."""
 
     def __init__(
         self,
@@ -159,7 +159,7 @@ class RabbitMQEventBus(RabbitMQAdmin):
     # -- publishing --------------------------------------------------------------------------
 
     def _outgoing(self, event: DomainEvent, trace: Mapping[str, str] | None = None) -> Outgoing:
-        # Properties built directly: an `aio_pika.Message` per event costs ~10% of publishing.
+        # Properties built directly: an `aio_pika.Message` per event is a cost publishing can skip.
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=self._delivery_mode,

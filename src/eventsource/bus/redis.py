@@ -71,7 +71,7 @@ _T = TypeVar("_T")
 
 class RedisEventBus(RedisAdmin):
     """An `EventBus` over Redis Streams: every group gets every event, a group's consumers
-    share them (API.md §11.1)."""
+    share them."""
 
     def __init__(
         self, config: RedisEventBusConfig | None = None, event_registry: EventRegistry | None = None

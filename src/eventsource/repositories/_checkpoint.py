@@ -1,7 +1,7 @@
 """Checkpoints: how far each projection or subscription has read.
 
-Tenancy. `projection_checkpoints` is keyed by `projection_name` alone (API.md §5.2 requires a
-table created beforehand with exactly the documented columns to work), so checkpoints are
+Tenancy. `projection_checkpoints` is keyed by `projection_name` alone (a table
+created beforehand with exactly the documented columns must keep working), so checkpoints are
 scoped by key: inside `tenant_scope(t)` every method reads and writes the row named
 `"<projection_name>@tenant:<t>"` (see `scoped_checkpoint_name`), and hands back the plain
 `projection_name`; `get_all_checkpoints` returns only t's rows. Outside a scope names are used
@@ -138,7 +138,7 @@ class ConnectionCheckpointWriter(Protocol):
 
 
 _NAME = {"projection_name": ATTR_PROJECTION_NAME}
-CHECKPOINT_SPANS = {  # every checkpoint repository's spans (API.md §12)
+CHECKPOINT_SPANS = {  # every checkpoint repository's spans
     "get_checkpoint": traced("eventsource.checkpoint.get_checkpoint", arguments=_NAME, once=True),
     "update_checkpoint": traced(
         "eventsource.checkpoint.update_checkpoint",

@@ -107,7 +107,7 @@ class DLQRepository(Protocol):
 
 
 _DLQ_ID = {"dlq_id": "eventsource.dlq.id"}
-DLQ_SPANS = {  # every dead-letter repository's spans (API.md §12)
+DLQ_SPANS = {  # every dead-letter repository's spans
     "add_failed_event": traced(
         "eventsource.dlq.add",
         arguments={

@@ -2,7 +2,7 @@
 
 A store with its outbox enabled writes one row per stored event in the append's transaction;
 `OutboxRelay` (`eventsource.repositories.outbox_relay`) publishes the rows. Besides the
-`OutboxRepository` protocol of API.md §10, the bundled repositories implement `RelayOutbox`:
+`OutboxRepository` protocol, the bundled repositories implement `RelayOutbox`:
 what a relay needs to publish in order, in batches, and with one relay at a time.
 """
 
@@ -64,7 +64,7 @@ class OutboxStats:
 
 
 def outbox_event_data(event: DomainEvent) -> dict[str, Any]:
-    """What an outbox row carries (API.md §10): envelope fields and the full JSON dump."""
+    """What an outbox row carries: envelope fields and the full JSON dump."""
     return {**_envelope(event, event.aggregate_id, event.aggregate_type),
             "payload": event.model_dump(mode="json")}
 
@@ -177,7 +177,7 @@ def _count_of_ids(
     return {"eventsource.outbox.count": len(ids)}
 
 
-OUTBOX_SPANS = {  # every outbox repository's spans (API.md §12)
+OUTBOX_SPANS = {  # every outbox repository's spans
     "add_event": traced(
         "eventsource.outbox.add",
         arguments={"event.event_id": ATTR_EVENT_ID, "event.event_type": ATTR_EVENT_TYPE},

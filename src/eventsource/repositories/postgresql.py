@@ -2,7 +2,7 @@
 
 The statements and the logic are shared with SQLite (`repositories/_sql/`); this module only
 runs them, with native UUID, TIMESTAMPTZ and JSONB values. `conn` may be an `AsyncEngine`, an
-`async_sessionmaker` or an `AsyncConnection` (API.md A10). With an engine or a session factory
+`async_sessionmaker` or an `AsyncConnection`. With an engine or a session factory
 each call is its own transaction. With a connection, a call joins the transaction the caller
 has open on it (the caller commits), or else runs in its own.
 

@@ -111,7 +111,7 @@ def _snapshot(aggregate_id: UUID, aggregate_type: str, row: Any) -> Snapshot:
 
 
 class SQLSnapshotStore(AsyncContext, TracingMixin, SnapshotStore):
-    """Snapshots in the `snapshots` table (API.md §8.3), over a backend's executor."""
+    """Snapshots in the `snapshots` table, over a backend's executor."""
 
     def __init__(self, executor: Executor, enable_tracing: bool = True) -> None:
         self._init_tracing(type(self).__module__, enable_tracing)

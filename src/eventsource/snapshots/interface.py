@@ -64,7 +64,7 @@ def _span_attributes(
     return found
 
 
-_SPANS = {  # method -> its span (API.md §8)
+_SPANS = {  # method -> its span
     method: traced(f"eventsource.snapshot.{kind}", attributes_of=_span_attributes, once=True)
     for method, kind in (
         ("save_snapshot", "save"),

@@ -6,7 +6,7 @@
 (`BackgroundSnapshotStrategy`), "manual" never by itself (`NoSnapshotStrategy`). Custom code may
 use them directly; anything with the two methods of `SnapshotStrategy` is one.
 
-The threshold rule is the tutorial's (API.md §8.4): a snapshot is due when the events of a save
+The threshold rule: a snapshot is due when the events of a save
 carried the version across a multiple of the threshold. For saves of one event that is "the
 version is a multiple", 0.2.0's rule; a save that jumps over a multiple (0 -> 16 with threshold
 10) snapshots here and did not there.

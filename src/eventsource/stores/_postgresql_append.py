@@ -47,7 +47,7 @@ _OUTBOX = """, box AS (
 # A stream's version is its newest row, read as `ORDER BY version DESC LIMIT 1`: the same
 # question as MAX(version), but PostgreSQL answers MAX by reading every index entry of the
 # stream whenever it estimates the stream to be one row (a generic plan, a table not yet
-# analyzed): 3.2 ms instead of 0.03 ms for a stream of 10,000.
+# analyzed), which costs more the longer the stream.
 _APPEND = """WITH cur AS (
     SELECT COALESCE((SELECT version FROM events
                      WHERE aggregate_id = $1::uuid AND aggregate_type = $2::text

@@ -71,7 +71,7 @@ def event_rows(
 
 
 # The event id and time columns hold the texts the JSON dump already spells out, so they are
-# cut from it instead of formatted a second time (a fifth of the Python work of a batch).
+# cut from it instead of formatted a second time (a large share of a batch's Python work).
 _ID_KEY, _ID_END = '{"event_id":"', 49  # a UUID's text is 36 characters
 _AT_KEY = '"occurred_at":"'
 _ENVELOPE_LEAD = ("event_id", "event_type", "event_version", "occurred_at")
@@ -207,7 +207,7 @@ def _current_version(
 
 def _insert(db: sqlite3.Connection, rows: list[list[Any]], current: int) -> tuple[int, int]:
     """Insert rows at versions current+1, ...: (how many were new, the last global position)."""
-    # executemany, not multi-row VALUES: those take fewer instructions but ~50% longer here.
+    # executemany, not multi-row VALUES: those take fewer instructions but longer to run.
     for version, row in enumerate(rows, current + 1):
         row[_VERSION_SLOT] = version
     if len(rows) == 1:

@@ -118,7 +118,7 @@ class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
         position = len(all_events)
         before = current
         # The hot loop: ids are kept as their 128-bit ints (hashed in C, unlike UUID objects)
-        # and StoredEvent slots are filled directly (its frozen __init__ costs 3x more).
+        # and StoredEvent slots are filled directly (its frozen __init__ costs several times more).
         for event in events:
             event_id = event.event_id.int
             if event_id in ids:  # idempotent: an event id is stored once, ever

@@ -118,9 +118,9 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
 
     Appends and reads run in the event loop's own thread by default (`inline=True`): an
     append then costs its SQLite work and the commit's fsync, without the hop's two thread
-    wake-ups (~65 µs here, a third of a single append), and a page of rows is fetched without
-    the driver's thread and the loop's thread taking turns at the GIL (a third of the CPU
-    time of `read_all` here). The loop waits for that work instead of running other tasks, so
+    wake-ups (a sizeable share of a single append), and a page of rows is fetched without
+    the driver's thread and the loop's thread taking turns at the GIL (a large share of the
+    CPU time of `read_all`). The loop waits for that work instead of running other tasks, so
     the library keeps it short: on a WAL file it uses a second connection of its own that
     never waits for a lock (when another connection holds the write lock the append takes the
     hop; a read never needs that lock), batches of more than 256 events take the hop, and when

@@ -96,7 +96,7 @@ class SubscriptionConfig:
     def _check_start(self) -> None:
         start = self.start_from
         if isinstance(start, bool) or not isinstance(start, int | str):
-            raise ValueError(  # noqa: TRY004 - API.md: invalid config values raise ValueError
+            raise ValueError(  # noqa: TRY004 - invalid config values raise ValueError, as documented
                 f"start_from must be {_NAMED_STARTS} or an int, got {start!r}"
             )
         if isinstance(start, str) and start not in _NAMED_STARTS:

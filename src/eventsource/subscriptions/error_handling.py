@@ -122,7 +122,7 @@ _DEFAULT_CLASSIFIER = _default_rules()
 
 
 def get_default_classifier() -> ErrorClassifier:
-    """The classifier with the default rules (API.md §7.4)."""
+    """The classifier with the default rules."""
     return _DEFAULT_CLASSIFIER
 
 

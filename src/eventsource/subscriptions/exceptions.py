@@ -1,4 +1,4 @@
-"""Errors raised by subscriptions and their manager (API.md §14)."""
+"""Errors raised by subscriptions and their manager."""
 
 from __future__ import annotations
 

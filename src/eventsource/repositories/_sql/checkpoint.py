@@ -86,7 +86,7 @@ def checkpoint_params(
 
 @trace_methods(CHECKPOINT_SPANS)
 class SQLCheckpointRepository(TracingMixin):
-    """Checkpoints in `projection_checkpoints` (API.md §5.2), over a backend's executor."""
+    """Checkpoints in `projection_checkpoints`, over a backend's executor."""
 
     def __init__(self, executor: Executor, enable_tracing: bool = True) -> None:
         self._init_tracing(type(self).__module__, enable_tracing)

@@ -92,7 +92,7 @@ def _event_data_json(event_id: UUID, event_type: str, event_data: dict[str, Any]
 
 @trace_methods(DLQ_SPANS)
 class SQLDLQRepository(DeadLetterIntake):
-    """Dead letters in `dead_letter_queue` (API.md §5.3), over a backend's executor.
+    """Dead letters in `dead_letter_queue`, over a backend's executor.
 
     Scoped by the tenant of each row's event, which `event_data` carries (the table has no
     tenant column): see `eventsource.repositories.dlq`.

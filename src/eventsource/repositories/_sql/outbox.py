@@ -147,7 +147,7 @@ def _outbox_entry(row: Row) -> OutboxEntry:
 
 @trace_methods(OUTBOX_SPANS)
 class SQLOutboxRepository(TracingMixin):
-    """Outbox rows in `event_outbox` (API.md §10), over a backend's executor.
+    """Outbox rows in `event_outbox`, over a backend's executor.
 
     Inside `tenant_scope(t)` every method reads and changes only t's rows (`tenant_id = t`;
     the ids of other tenants' rows are ignored like unknown ids), and `add_event` stamps a

@@ -1,4 +1,4 @@
-"""`EventBusContract`: the behaviour every broker `EventBus` must show (API.md §11, issue 6).
+"""`EventBusContract`: the behaviour every broker `EventBus` must show.
 
 Subclass it in a test module (name the subclass `Test...`) and provide an `open_bus` fixture: a
 `BusFactory` whose call opens a connected bus on the test's own fresh stream/topic, so a test can

@@ -1,4 +1,4 @@
-"""Contract every checkpoint repository satisfies (API.md §5.2). Subclass and provide a
+"""Contract every checkpoint repository satisfies. Subclass and provide a
 `checkpoint_repo` fixture."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract every dead-letter repository satisfies (API.md §5.3). Subclass and provide a
+"""Contract every dead-letter repository satisfies. Subclass and provide a
 `dlq_repo` fixture."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract every outbox repository satisfies (API.md §10), and what `OutboxRelay` needs of
+"""Contract every outbox repository satisfies, and what `OutboxRelay` needs of
 the bundled ones (`RelayOutboxContract`). Subclass and provide an `outbox_repo` fixture."""
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class OutboxRepositoryContract:
 
 
 class RelayOutboxContract(OutboxRepositoryContract):
-    """What `OutboxRelay` needs beyond API.md §10 (`RelayOutbox`): insertion order, one
+    """What `OutboxRelay` needs beyond `OutboxRepository` (`RelayOutbox`): insertion order, one
     statement per batch, failed rows holding back their aggregate, and the relay lock."""
 
     async def test_rows_come_out_in_insertion_order_even_at_one_instant(

@@ -1,4 +1,4 @@
-"""Contracts every snapshot store satisfies (API.md §8, plus tenant scoping).
+"""Contracts every snapshot store satisfies, tenant scoping included.
 
 Subclass in a test module (name the subclass `Test...`):
 
@@ -53,7 +53,7 @@ NESTED_STATE: dict[str, Any] = {
     'quote"and\\backslash': "line\nbreak\ttab",
 }
 
-# The table exactly as API.md §8.3 documents it (no `tenant_id`): what users may have created.
+# The table exactly as earlier releases documented it (no `tenant_id`): what users may have created.
 DOCUMENTED_TABLE = {
     "sqlite": """CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT, aggregate_id TEXT,
         aggregate_type TEXT, version INTEGER, schema_version INTEGER DEFAULT 1, state TEXT,

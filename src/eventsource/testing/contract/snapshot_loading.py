@@ -1,4 +1,4 @@
-"""`SnapshotLoadingContract`: `AggregateRepository` over a snapshot store (API.md §4, §8.4).
+"""`SnapshotLoadingContract`: `AggregateRepository` over a snapshot store.
 
 Subclass (name it `Test...`) and provide a `snapshot_store` fixture (a fresh, empty store). The
 events live in a `CountingEventStore` (in memory), which records how many events each read

@@ -1,4 +1,4 @@
-"""`EventStoreContract`: the behaviour every `EventStore` backend must show (API.md §3, §15).
+"""`EventStoreContract`: the behaviour every `EventStore` backend must show.
 
 Subclass it in a test module (name the subclass `Test...`) and provide two fixtures:
 
