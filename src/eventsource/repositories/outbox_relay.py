@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
 
+from eventsource._checks import at_least, greater_than
 from eventsource._lifecycle import AsyncContext
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -155,14 +156,11 @@ class OutboxRelay(AsyncContext):
         leader_lock: bool = True,
         type_converter: TypeConverter | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if cleanup_after_days is not None and cleanup_after_days < 0:
-            raise ValueError(f"cleanup_after_days must be >= 0, got {cleanup_after_days}")
-        if cleanup_interval <= 0:
-            raise ValueError(f"cleanup_interval must be > 0, got {cleanup_interval}")
+        at_least("batch_size", batch_size, 1)
+        greater_than("poll_interval", poll_interval, 0)
+        if cleanup_after_days is not None:
+            at_least("cleanup_after_days", cleanup_after_days, 0)
+        greater_than("cleanup_interval", cleanup_interval, 0)
         self._repository = outbox
         self._outbox: RelayOutbox | _PlainOutbox = (
             outbox if isinstance(outbox, RelayOutbox) else _PlainOutbox(outbox)

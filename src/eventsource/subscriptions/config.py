@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
+from eventsource._checks import at_least, greater_than, within_unit
 from eventsource.events.base import DomainEvent
 from eventsource.subscriptions.retry import CircuitBreakerConfig, RetryConfig
 
@@ -105,21 +106,17 @@ class SubscriptionConfig:
             raise ValueError(f"start_from must be >= 0, got {start}")
 
     def _check_limits(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        at_least("batch_size", self.batch_size, 1)
+        at_least("max_in_flight", self.max_in_flight, 1)
         for name in (
             "checkpoint_interval_seconds",
             "processing_timeout",
             "shutdown_timeout",
             "circuit_breaker_recovery_timeout",
         ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            greater_than(name, getattr(self, name), 0)
         for name in ("backpressure_threshold", "retry_jitter"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+            within_unit(name, getattr(self, name))
 
     def get_retry_config(self) -> RetryConfig:
         """The retry settings as a `RetryConfig`."""

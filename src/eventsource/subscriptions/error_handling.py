@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from uuid import UUID
 
+from eventsource._checks import at_least
 from eventsource.types import JSON
 
 __all__ = [
@@ -194,8 +195,7 @@ class ErrorHandlingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.strategy, str):
             object.__setattr__(self, "strategy", ErrorHandlingStrategy(self.strategy))
-        if self.max_recent_errors < 0:
-            raise ValueError(f"max_recent_errors must be >= 0, got {self.max_recent_errors}")
+        at_least("max_recent_errors", self.max_recent_errors, 0)
 
     @property
     def retries(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
 
+from eventsource._checks import at_least, greater_than, within_unit
 from eventsource._retry import Backoff, retry
 
 __all__ = [
@@ -50,19 +51,15 @@ class RetryConfig:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.initial_delay <= 0:
-            raise ValueError(f"initial_delay must be > 0, got {self.initial_delay}")
+        at_least("max_retries", self.max_retries, 0)
+        greater_than("initial_delay", self.initial_delay, 0)
         if self.max_delay <= 0 or self.max_delay < self.initial_delay:
             raise ValueError(
                 f"max_delay must be > 0 and >= initial_delay ({self.initial_delay}), "
                 f"got {self.max_delay}"
             )
-        if self.exponential_base <= 1:
-            raise ValueError(f"exponential_base must be > 1, got {self.exponential_base}")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"jitter must be within [0, 1], got {self.jitter}")
+        greater_than("exponential_base", self.exponential_base, 1)
+        within_unit("jitter", self.jitter)
 
     @property
     def backoff(self) -> Backoff:
@@ -173,12 +170,9 @@ class CircuitBreakerConfig:
     half_open_max_calls: int = 1
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError(f"failure_threshold must be >= 1, got {self.failure_threshold}")
-        if self.recovery_timeout <= 0:
-            raise ValueError(f"recovery_timeout must be > 0, got {self.recovery_timeout}")
-        if self.half_open_max_calls < 1:
-            raise ValueError(f"half_open_max_calls must be >= 1, got {self.half_open_max_calls}")
+        at_least("failure_threshold", self.failure_threshold, 1)
+        greater_than("recovery_timeout", self.recovery_timeout, 0)
+        at_least("half_open_max_calls", self.half_open_max_calls, 1)
 
 
 class CircuitBreakerOpenError(Exception):
