@@ -99,6 +99,11 @@ def services(needs: list[str]) -> Iterator[dict[str, str]]:
             provider.close()
 
 
+# The interpreter pages run in: this one, or (EVENTSOURCE_DOCS_PYTHON) a new user's virtualenv
+# holding only what the pages tell a reader to install.
+PAGE_PYTHON = os.environ.get("EVENTSOURCE_DOCS_PYTHON", sys.executable)
+
+
 def run_page(
     page: Page, workdir: Path, env: dict[str, str] | None = None, timeout: float = PAGE_TIMEOUT
 ) -> None:
@@ -115,7 +120,7 @@ def run_page(
         }))
         try:
             done = subprocess.run(
-                [sys.executable, str(RUN_PAGE), str(spec), str(result_file)],
+                [PAGE_PYTHON, str(RUN_PAGE), str(spec), str(result_file)],
                 cwd=workdir, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
                 capture_output=True, text=True, timeout=timeout, check=False,
             )
