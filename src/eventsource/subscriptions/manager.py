@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
 from eventsource.observability.metrics import observe_subscription_lag
 from eventsource.observability.tracing import TracingMixin
@@ -401,13 +402,10 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
         self._lock.release()
         return LivenessStatus(True, "Manager is alive and responsive", details)
 
-    @property
-    def shutdown_phase(self) -> ShutdownPhase:
-        return self._phase
-
-    @property
-    def last_shutdown_result(self) -> ShutdownResult | None:
-        return self._last_result
+    shutdown_phase: ReadOnly[ShutdownPhase] = ReadOnly("_phase")
+    """Where the manager is in its start/stop cycle."""
+    last_shutdown_result: ReadOnly[ShutdownResult | None] = ReadOnly("_last_result")
+    """What the last `stop()` did (None before any)."""
 
     @property
     def uptime_seconds(self) -> float:
