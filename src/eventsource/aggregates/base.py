@@ -46,14 +46,10 @@ class AggregateRoot(ABC, Generic[TState]):
     state: ReadOnly[TState | None] = ReadOnly("_state")
     """The current state (None before the first event)."""
 
-    @property
-    def uncommitted_events(self) -> list[DomainEvent]:
-        """A copy of the events applied as new and not yet committed."""
-        return list(self._uncommitted_events)
-
-    @property
-    def has_uncommitted_events(self) -> bool:
-        return bool(self._uncommitted_events)
+    uncommitted_events: ReadOnly[list[DomainEvent]] = ReadOnly("_uncommitted_events", list)
+    """A copy of the events applied as new and not yet committed."""
+    has_uncommitted_events: ReadOnly[bool] = ReadOnly("_uncommitted_events", bool)
+    """Whether any event applied as new is not yet committed."""
 
     def get_next_version(self) -> int:
         return self._version + 1

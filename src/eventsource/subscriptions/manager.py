@@ -155,13 +155,10 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
 
-    @property
-    def subscription_names(self) -> list[str]:
-        return list(self._subscriptions)
-
-    @property
-    def subscription_count(self) -> int:
-        return len(self._subscriptions)
+    subscription_names: ReadOnly[list[str]] = ReadOnly("_subscriptions", list)
+    """The names of the registered subscriptions, in the order they were added."""
+    subscription_count: ReadOnly[int] = ReadOnly("_subscriptions", len)
+    """How many subscriptions are registered."""
 
     def get_subscription(self, name: str) -> Subscription | None:
         return self._subscriptions.get(name)

@@ -322,15 +322,10 @@ class Subscription:
         """Report `log` (kept up to date by its error handler) as the recent errors."""
         self._recent_errors = log
 
-    @property
-    def recent_errors(self) -> list[ErrorInfo]:
-        """The last failures on events, oldest first (at most `max_recent_errors`)."""
-        return list(self._recent_errors)
-
-    @property
-    def recent_errors_count(self) -> int:
-        """How many failures `recent_errors` holds."""
-        return len(self._recent_errors)
+    recent_errors: ReadOnly[list[ErrorInfo]] = ReadOnly("_recent_errors", list)
+    """The last failures on events, oldest first (at most `max_recent_errors`)."""
+    recent_errors_count: ReadOnly[int] = ReadOnly("_recent_errors", len)
+    """How many failures `recent_errors` holds."""
 
     def touch(self) -> None:
         self._last_read_at = time.time()
