@@ -206,10 +206,8 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
         """Whether appends also write `event_outbox` rows (see docs/outbox.md)."""
         return self._outbox_writer is not None
 
-    @property
-    def inline(self) -> bool:
-        """Whether appends and reads may run in the event loop's thread (see the class docs)."""
-        return self._inline
+    inline: ReadOnly[bool] = ReadOnly("_inline")
+    """Whether appends and reads may run in the event loop's thread (see the class docs)."""
 
     @property
     def is_connected(self) -> bool:

@@ -384,9 +384,8 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
     def is_shutting_down(self) -> bool:
         return self._phase in _SHUTTING_DOWN
 
-    @property
-    def is_running(self) -> bool:
-        return self._running
+    is_running: ReadOnly[bool] = ReadOnly("_running")
+    """Whether the manager has started and not stopped since."""
 
     async def liveness_check(self) -> LivenessStatus:
         details: dict[str, Any] = {"running": self._running}
