@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+from eventsource._attributes import ReadOnly
 from eventsource.snapshots.strategies import SnapshotMode
 
 TStore = TypeVar("TStore")
@@ -27,25 +28,16 @@ class RepositorySettings(Generic[TStore, TSnapshots]):
         self._snapshot_threshold = snapshot_threshold
         self._snapshot_mode: SnapshotMode = snapshot_mode
 
-    @property
-    def aggregate_type(self) -> str:
-        return self._aggregate_type
-
-    @property
-    def event_store(self) -> TStore:
-        return self._event_store
-
-    @property
-    def snapshot_store(self) -> TSnapshots | None:
-        return self._snapshot_store
-
-    @property
-    def snapshot_threshold(self) -> int | None:
-        return self._snapshot_threshold
-
-    @property
-    def snapshot_mode(self) -> SnapshotMode:
-        return self._snapshot_mode
+    aggregate_type: ReadOnly[str] = ReadOnly("_aggregate_type")
+    """The aggregate type name the repository loads and saves."""
+    event_store: ReadOnly[TStore] = ReadOnly("_event_store")
+    """The event store the repository reads and appends through."""
+    snapshot_store: ReadOnly[TSnapshots | None] = ReadOnly("_snapshot_store")
+    """The snapshot store (None when the repository takes no snapshots)."""
+    snapshot_threshold: ReadOnly[int | None] = ReadOnly("_snapshot_threshold")
+    """A save that carries the version across a multiple of this snapshots (None: none)."""
+    snapshot_mode: ReadOnly[SnapshotMode] = ReadOnly("_snapshot_mode")
+    """How snapshots are written: "sync", "background" or "manual"."""
 
     @property
     def has_snapshot_support(self) -> bool:

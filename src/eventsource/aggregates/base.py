@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from eventsource._attributes import ReadOnly
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import EventVersionError, UnhandledEventError
 from eventsource.projections.decorators import get_handled_event_type, handles
@@ -38,26 +39,17 @@ class AggregateRoot(ABC, Generic[TState]):
         self._state: TState | None = None
         self._uncommitted_events: list[DomainEvent] = []
 
-    @property
-    def aggregate_id(self) -> UUID:
-        return self._aggregate_id
+    aggregate_id: ReadOnly[UUID] = ReadOnly("_aggregate_id")
+    """The id of this aggregate instance."""
+    version: ReadOnly[int] = ReadOnly("_version")
+    """The version of the last event applied (0 before any)."""
+    state: ReadOnly[TState | None] = ReadOnly("_state")
+    """The current state (None before the first event)."""
 
-    @property
-    def version(self) -> int:
-        return self._version
-
-    @property
-    def state(self) -> TState | None:
-        return self._state
-
-    @property
-    def uncommitted_events(self) -> list[DomainEvent]:
-        """A copy of the events applied as new and not yet committed."""
-        return list(self._uncommitted_events)
-
-    @property
-    def has_uncommitted_events(self) -> bool:
-        return bool(self._uncommitted_events)
+    uncommitted_events: ReadOnly[list[DomainEvent]] = ReadOnly("_uncommitted_events", list)
+    """A copy of the events applied as new and not yet committed."""
+    has_uncommitted_events: ReadOnly[bool] = ReadOnly("_uncommitted_events", bool)
+    """Whether any event applied as new is not yet committed."""
 
     def get_next_version(self) -> int:
         return self._version + 1

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
+from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
 from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
 from eventsource.bus._spans import BusSpans, bus_span
@@ -82,21 +83,14 @@ class BrokerEventBus(
         self._idle.set()
         self._subscribed = asyncio.Event()
 
-    @property
-    def config(self) -> ConfigT:
-        return self._config
-
-    @property
-    def stats(self) -> StatsT:
-        return self._stats
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected
-
-    @property
-    def is_consuming(self) -> bool:
-        return self._consuming
+    config: ReadOnly[ConfigT] = ReadOnly("_config")
+    """The settings the bus was made with."""
+    stats: ReadOnly[StatsT] = ReadOnly("_stats")
+    """The bus's running counters."""
+    is_connected: ReadOnly[bool] = ReadOnly("_connected")
+    """Whether the broker connection is open."""
+    is_consuming: ReadOnly[bool] = ReadOnly("_consuming")
+    """Whether the bus is consuming (between `start_consuming` and its stop)."""
 
     def get_stats_dict(self) -> dict[str, Any]:
         return self._stats.get_stats_dict()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any, ClassVar
 
+from eventsource._attributes import ReadOnly
 from eventsource.events.base import DomainEvent
 from eventsource.exceptions import ProjectionError
 from eventsource.observability.attributes import (
@@ -138,17 +139,12 @@ class CheckpointTrackingProjection(EventSubscriber, Projection, TracingMixin):
     def projection_name(self) -> str:
         return type(self).__name__
 
-    @property
-    def checkpoint_repo(self) -> CheckpointRepository:
-        return self._checkpoint_repo
-
-    @property
-    def dlq_repo(self) -> DLQRepository:
-        return self._dlq_repo
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return self._retry_policy
+    checkpoint_repo: ReadOnly[CheckpointRepository] = ReadOnly("_checkpoint_repo")
+    """Where the projection records its checkpoint after each event."""
+    dlq_repo: ReadOnly[DLQRepository] = ReadOnly("_dlq_repo")
+    """Where events that fail for good go."""
+    retry_policy: ReadOnly[RetryPolicy] = ReadOnly("_retry_policy")
+    """How failed events are retried."""
 
     @abstractmethod
     def subscribed_to(self) -> list[type[DomainEvent]]:

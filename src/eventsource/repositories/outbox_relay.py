@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
 
+from eventsource._attributes import ReadOnly
 from eventsource._checks import at_least, greater_than
 from eventsource._lifecycle import AsyncContext
 from eventsource.events.base import DomainEvent
@@ -182,13 +183,10 @@ class OutboxRelay(AsyncContext):
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
-    @property
-    def outbox(self) -> OutboxRepository:
-        return self._repository
-
-    @property
-    def stats(self) -> RelayStats:
-        return self._stats
+    outbox: ReadOnly[OutboxRepository] = ReadOnly("_repository")
+    """The outbox repository the relay publishes from."""
+    stats: ReadOnly[RelayStats] = ReadOnly("_stats")
+    """The relay's running counters."""
 
     @property
     def is_running(self) -> bool:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+from eventsource._attributes import ReadOnly
 from eventsource._optional import optional
 from eventsource._sql.common import scope_filter
 from eventsource._sql.sqlite import (
@@ -190,30 +191,23 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
             outbox_enabled=outbox_enabled,
         )
 
-    @property
-    def database(self) -> str:
-        return self._database
+    database: ReadOnly[str] = ReadOnly("_database")
+    """The database file path (or ":memory:")."""
+    wal_mode: ReadOnly[bool] = ReadOnly("_wal_mode")
+    """Whether the database uses write-ahead logging."""
+    busy_timeout: ReadOnly[int] = ReadOnly("_busy_timeout")
+    """How long (ms) SQLite waits for a lock before failing."""
 
     def _db_name(self) -> str | None:
         return self._database
-
-    @property
-    def wal_mode(self) -> bool:
-        return self._wal_mode
-
-    @property
-    def busy_timeout(self) -> int:
-        return self._busy_timeout
 
     @property
     def outbox_enabled(self) -> bool:
         """Whether appends also write `event_outbox` rows (see docs/outbox.md)."""
         return self._outbox_writer is not None
 
-    @property
-    def inline(self) -> bool:
-        """Whether appends and reads may run in the event loop's thread (see the class docs)."""
-        return self._inline
+    inline: ReadOnly[bool] = ReadOnly("_inline")
+    """Whether appends and reads may run in the event loop's thread (see the class docs)."""
 
     @property
     def is_connected(self) -> bool:

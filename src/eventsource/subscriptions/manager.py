@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
 from eventsource.observability.metrics import observe_subscription_lag
 from eventsource.observability.tracing import TracingMixin
@@ -154,13 +155,10 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
 
-    @property
-    def subscription_names(self) -> list[str]:
-        return list(self._subscriptions)
-
-    @property
-    def subscription_count(self) -> int:
-        return len(self._subscriptions)
+    subscription_names: ReadOnly[list[str]] = ReadOnly("_subscriptions", list)
+    """The names of the registered subscriptions, in the order they were added."""
+    subscription_count: ReadOnly[int] = ReadOnly("_subscriptions", len)
+    """How many subscriptions are registered."""
 
     def get_subscription(self, name: str) -> Subscription | None:
         return self._subscriptions.get(name)
@@ -386,9 +384,8 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
     def is_shutting_down(self) -> bool:
         return self._phase in _SHUTTING_DOWN
 
-    @property
-    def is_running(self) -> bool:
-        return self._running
+    is_running: ReadOnly[bool] = ReadOnly("_running")
+    """Whether the manager has started and not stopped since."""
 
     async def liveness_check(self) -> LivenessStatus:
         details: dict[str, Any] = {"running": self._running}
@@ -401,13 +398,10 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
         self._lock.release()
         return LivenessStatus(True, "Manager is alive and responsive", details)
 
-    @property
-    def shutdown_phase(self) -> ShutdownPhase:
-        return self._phase
-
-    @property
-    def last_shutdown_result(self) -> ShutdownResult | None:
-        return self._last_result
+    shutdown_phase: ReadOnly[ShutdownPhase] = ReadOnly("_phase")
+    """Where the manager is in its start/stop cycle."""
+    last_shutdown_result: ReadOnly[ShutdownResult | None] = ReadOnly("_last_result")
+    """What the last `stop()` did (None before any)."""
 
     @property
     def uptime_seconds(self) -> float:

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from eventsource._attributes import ReadOnly
 from eventsource.events.base import DomainEvent
 from eventsource.protocols import FlexibleEventSubscriber
 from eventsource.subscriptions.config import SubscriptionConfig
@@ -301,20 +302,12 @@ class Subscription:
         await self._not_paused.wait()
         return True
 
-    @property
-    def pause_reason(self) -> PauseReason | None:
-        """Why the subscription is paused (None when it is not)."""
-        return self._pause_reason
-
-    @property
-    def state_before_pause(self) -> SubscriptionState | None:
-        """The state the last pause started from (None before any pause)."""
-        return self._state_before_pause
-
-    @property
-    def paused_at(self) -> datetime | None:
-        """When the current pause began (None when not paused)."""
-        return self._paused_at
+    pause_reason: ReadOnly[PauseReason | None] = ReadOnly("_pause_reason")
+    """Why the subscription is paused (None when it is not)."""
+    state_before_pause: ReadOnly[SubscriptionState | None] = ReadOnly("_state_before_pause")
+    """The state the last pause started from (None before any pause)."""
+    paused_at: ReadOnly[datetime | None] = ReadOnly("_paused_at")
+    """When the current pause began (None when not paused)."""
 
     @property
     def pause_duration_seconds(self) -> float | None:
@@ -329,15 +322,10 @@ class Subscription:
         """Report `log` (kept up to date by its error handler) as the recent errors."""
         self._recent_errors = log
 
-    @property
-    def recent_errors(self) -> list[ErrorInfo]:
-        """The last failures on events, oldest first (at most `max_recent_errors`)."""
-        return list(self._recent_errors)
-
-    @property
-    def recent_errors_count(self) -> int:
-        """How many failures `recent_errors` holds."""
-        return len(self._recent_errors)
+    recent_errors: ReadOnly[list[ErrorInfo]] = ReadOnly("_recent_errors", list)
+    """The last failures on events, oldest first (at most `max_recent_errors`)."""
+    recent_errors_count: ReadOnly[int] = ReadOnly("_recent_errors", len)
+    """How many failures `recent_errors` holds."""
 
     def touch(self) -> None:
         self._last_read_at = time.time()

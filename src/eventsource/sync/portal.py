@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
+from eventsource._attributes import ReadOnly
 from eventsource.sync.exceptions import PortalThreadError, SyncClosedError
 
 __all__ = ["Portal", "default_portal"]
@@ -82,19 +83,13 @@ class Portal:
         self._jobs: set[asyncio.Task[Any]] = set()  # calls that suspended, until done
         _portals.add(self)
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def generation(self) -> int:
-        """Changes when a forked child starts using the portal: objects built on the loop of
-        an earlier generation belong to the parent process."""
-        return self._generation
+    name: ReadOnly[str] = ReadOnly("_name")
+    """The portal's name (also its thread's)."""
+    closed: ReadOnly[bool] = ReadOnly("_closed")
+    """Whether the portal is closed (it then refuses calls)."""
+    generation: ReadOnly[int] = ReadOnly("_generation")
+    """Changes when a forked child starts using the portal: objects built on the loop of an
+    earlier generation belong to the parent process."""
 
     def in_portal_thread(self) -> bool:
         """True when called on the portal's own loop thread (where sync calls are refused)."""
