@@ -34,34 +34,37 @@ _START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 PROJECTION = "AccountBalances"
 
 
-class AccountOpened(DomainEvent):
-    event_type: str = "AccountOpened"
+class _AccountEvent(DomainEvent):
     aggregate_type: str = "Account"
+
+
+class _OrderEvent(DomainEvent):
+    aggregate_type: str = "Order"
+
+
+class AccountOpened(_AccountEvent):
+    event_type: str = "AccountOpened"
     owner: str
 
 
-class MoneyDeposited(DomainEvent):
+class MoneyDeposited(_AccountEvent):
     event_type: str = "MoneyDeposited"
-    aggregate_type: str = "Account"
     amount: float
 
 
-class MoneyWithdrawn(DomainEvent):
+class MoneyWithdrawn(_AccountEvent):
     event_type: str = "MoneyWithdrawn"
-    aggregate_type: str = "Account"
     amount: float
 
 
-class OrderPlaced(DomainEvent):
+class OrderPlaced(_OrderEvent):
     event_type: str = "OrderPlaced"
-    aggregate_type: str = "Order"
     items: int
     total: float
 
 
-class OrderShipped(DomainEvent):
+class OrderShipped(_OrderEvent):
     event_type: str = "OrderShipped"
-    aggregate_type: str = "Order"
     carrier: str
 
 
