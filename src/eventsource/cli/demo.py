@@ -16,6 +16,7 @@ import click
 from eventsource.cli._app import CliApp
 from eventsource.cli._backend import Backend
 from eventsource.cli._context import Settings, yes_option
+from eventsource.cli._runner import runs_async
 from eventsource.cli._schema import table_states
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -139,12 +140,9 @@ def sample_events() -> list[DomainEvent]:
 @click.command("demo")
 @yes_option
 @click.pass_obj
-def command(settings: Settings, yes: bool) -> None:
+@runs_async
+async def command(settings: Settings, yes: bool) -> None:
     """Seed the store with a small sample (creating the tables; a file if needed)."""
-    settings.run(_demo(settings, yes))
-
-
-async def _demo(settings: Settings, yes: bool) -> None:
     from eventsource.cli.db import create_tables
 
     out = settings.out
