@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from eventsource.cli._errors import CliError, CliUsageError, NotFoundError
@@ -33,6 +33,7 @@ __all__ = ["Backend", "BackendName", "StoreURL", "parse_url"]
 
 BackendName = Literal["sqlite", "postgresql"]
 Row = Sequence[Any]
+T = TypeVar("T")
 
 _SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -105,6 +106,19 @@ def _require_file(url: StoreURL) -> None:
         )
 
 
+class _MadeOnFirstUse(Generic[T]):
+    """A `Backend` attribute: the repository its name is the kind of, made by `Backend._make`
+    on first read and kept in the instance from then on."""
+
+    def __set_name__(self, owner: type[Backend], name: str) -> None:
+        self.kind = name
+
+    def __get__(self, backend: Backend, owner: type[Backend]) -> T:
+        made: T = backend._make(self.kind)
+        backend.__dict__[self.kind] = made  # found there on later reads, before this
+        return made
+
+
 class Backend:
     """An open store (given the browsing registry), its repositories and raw reads."""
 
@@ -114,10 +128,6 @@ class Backend:
         self.store = store
         self._stack = stack
         self._engine: AsyncEngine | None = None
-        self._checkpoints: SQLCheckpointRepository | None = None
-        self._dlq: SQLDLQRepository | None = None
-        self._outbox: SQLOutboxRepository | None = None
-        self._snapshots: SQLSnapshotStore | None = None
 
     @classmethod
     async def open(cls, url: StoreURL, registry: EventRegistry, *, create: bool) -> Backend:
@@ -220,38 +230,22 @@ class Backend:
 
     def _make(self, kind: str) -> Any:
         """The backend's repository (or snapshot store) of `kind`, from `_REPOSITORIES`; on
-        SQLite they share the store's connection (snapshots open the file themselves)."""
+        SQLite they share the store's connection (snapshots open the file themselves, and are
+        closed with the backend)."""
         module, name = _REPOSITORIES[self.kind][kind].split(":")
         cls = getattr(importlib.import_module(module), name)
         if self.kind == "postgresql":
-            return cls(self.engine, False)
-        return cls(self.url.target if kind == "snapshots" else self.store, False)
+            made = cls(self.engine, False)
+        else:
+            made = cls(self.url.target if kind == "snapshots" else self.store, False)
+        if kind == "snapshots":
+            self._stack.push_async_callback(made.close)
+        return made
 
-    @property
-    def checkpoints(self) -> SQLCheckpointRepository:
-        if self._checkpoints is None:
-            self._checkpoints = self._make("checkpoints")
-        return self._checkpoints
-
-    @property
-    def dlq(self) -> SQLDLQRepository:
-        if self._dlq is None:
-            self._dlq = self._make("dlq")
-        return self._dlq
-
-    @property
-    def outbox(self) -> SQLOutboxRepository:
-        if self._outbox is None:
-            self._outbox = self._make("outbox")
-        return self._outbox
-
-    @property
-    def snapshots(self) -> SQLSnapshotStore:
-        if self._snapshots is None:
-            snapshots: SQLSnapshotStore = self._make("snapshots")
-            self._stack.push_async_callback(snapshots.close)
-            self._snapshots = snapshots
-        return self._snapshots
+    checkpoints: _MadeOnFirstUse[SQLCheckpointRepository] = _MadeOnFirstUse()
+    dlq: _MadeOnFirstUse[SQLDLQRepository] = _MadeOnFirstUse()
+    outbox: _MadeOnFirstUse[SQLOutboxRepository] = _MadeOnFirstUse()
+    snapshots: _MadeOnFirstUse[SQLSnapshotStore] = _MadeOnFirstUse()
 
 
 _REPOSITORIES = {

@@ -1,8 +1,9 @@
 """The global options, and what every command gets from them: output, the app, the store.
 
-Commands are synchronous Click callbacks that hand one coroutine to `Settings.run`; inside
-it, `async with settings.backend(needs=...)` opens the store (checking the tables the
-command reads exist, and the `--tenant`), binds the tenant, and closes everything after.
+Commands are coroutine functions made Click callbacks by `runs_async` (or synchronous
+callbacks that convert their arguments, then hand one coroutine to `Settings.run`); inside,
+`async with settings.backend(needs=...)` opens the store (checking the tables the command
+reads exist, and the `--tenant`), binds the tenant, and closes everything after.
 """
 
 from __future__ import annotations

@@ -9,13 +9,15 @@ a worker thread instead, and the caller's thread waits for it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["run"]
+__all__ = ["run", "runs_async"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -43,3 +45,14 @@ def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def runs_async(command: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """A Click callback written as a coroutine function: each call runs it to the end with
+    `run`, so Click, which calls callbacks synchronously, gets a plain function."""
+
+    @functools.wraps(command)
+    def callback(*args: P.args, **kwargs: P.kwargs) -> None:
+        run(command(*args, **kwargs))
+
+    return callback

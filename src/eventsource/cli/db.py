@@ -9,6 +9,7 @@ import click
 from eventsource.cli._backend import Backend, BackendName
 from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CheckFailedError, CliUsageError
+from eventsource.cli._runner import runs_async
 from eventsource.cli._schema import TableState, schema_names, table_states
 from eventsource.migrations import get_schema, list_schemas
 
@@ -22,12 +23,9 @@ def group() -> None:
 
 @group.command("check")
 @click.pass_obj
-def check(settings: Settings) -> None:
+@runs_async
+async def check(settings: Settings) -> None:
     """Check every table and column exists; exit 1 (saying what to run) if not."""
-    settings.run(_check(settings))
-
-
-async def _check(settings: Settings) -> None:
     url = settings.store_url()
     async with settings.backend(needs=(), create=url.backend == "sqlite") as db:
         states = await table_states(db)
@@ -63,12 +61,9 @@ def _summary(states: list[TableState]) -> str:
 @group.command("init")
 @yes_option
 @click.pass_obj
-def init(settings: Settings, yes: bool) -> None:
+@runs_async
+async def init(settings: Settings, yes: bool) -> None:
     """Create the missing tables and columns (idempotent; creates an SQLite file)."""
-    settings.run(_init(settings, yes))
-
-
-async def _init(settings: Settings, yes: bool) -> None:
     async with settings.backend(needs=(), create=True) as db:
         states = await table_states(db)
         todo = [state for state in states if not state.ok]

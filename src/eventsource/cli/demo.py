@@ -16,6 +16,7 @@ import click
 from eventsource.cli._app import CliApp
 from eventsource.cli._backend import Backend
 from eventsource.cli._context import Settings, yes_option
+from eventsource.cli._runner import runs_async
 from eventsource.cli._schema import table_states
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
@@ -34,34 +35,37 @@ _START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 PROJECTION = "AccountBalances"
 
 
-class AccountOpened(DomainEvent):
-    event_type: str = "AccountOpened"
+class _AccountEvent(DomainEvent):
     aggregate_type: str = "Account"
+
+
+class _OrderEvent(DomainEvent):
+    aggregate_type: str = "Order"
+
+
+class AccountOpened(_AccountEvent):
+    event_type: str = "AccountOpened"
     owner: str
 
 
-class MoneyDeposited(DomainEvent):
+class MoneyDeposited(_AccountEvent):
     event_type: str = "MoneyDeposited"
-    aggregate_type: str = "Account"
     amount: float
 
 
-class MoneyWithdrawn(DomainEvent):
+class MoneyWithdrawn(_AccountEvent):
     event_type: str = "MoneyWithdrawn"
-    aggregate_type: str = "Account"
     amount: float
 
 
-class OrderPlaced(DomainEvent):
+class OrderPlaced(_OrderEvent):
     event_type: str = "OrderPlaced"
-    aggregate_type: str = "Order"
     items: int
     total: float
 
 
-class OrderShipped(DomainEvent):
+class OrderShipped(_OrderEvent):
     event_type: str = "OrderShipped"
-    aggregate_type: str = "Order"
     carrier: str
 
 
@@ -136,12 +140,9 @@ def sample_events() -> list[DomainEvent]:
 @click.command("demo")
 @yes_option
 @click.pass_obj
-def command(settings: Settings, yes: bool) -> None:
+@runs_async
+async def command(settings: Settings, yes: bool) -> None:
     """Seed the store with a small sample (creating the tables; a file if needed)."""
-    settings.run(_demo(settings, yes))
-
-
-async def _demo(settings: Settings, yes: bool) -> None:
     from eventsource.cli.db import create_tables
 
     out = settings.out

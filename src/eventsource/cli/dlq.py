@@ -15,6 +15,7 @@ import click
 from eventsource.cli._backend import Backend
 from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CheckFailedError, CliUsageError, ConflictError, NotFoundError
+from eventsource.cli._runner import runs_async
 from eventsource.repositories.dlq import DLQEntry
 
 __all__ = ["group"]
@@ -66,12 +67,9 @@ async def _entry(db: Backend, dlq_id: int) -> DLQEntry:
 @click.option("--status", type=click.Choice(_STATUSES), default="failed", show_default=True)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.pass_obj
-def list_(settings: Settings, projection: str | None, status: str, limit: int) -> None:
+@runs_async
+async def list_(settings: Settings, projection: str | None, status: str, limit: int) -> None:
     """Entries, newest failure first."""
-    settings.run(_list(settings, projection, status, limit))
-
-
-async def _list(settings: Settings, projection: str | None, status: str, limit: int) -> None:
     async with settings.backend(needs=_NEEDS) as db:
         entries = await db.dlq.get_failed_events(projection, status, limit)
         stats = await db.dlq.get_failure_stats()
@@ -97,12 +95,9 @@ async def _list(settings: Settings, projection: str | None, status: str, limit: 
 @group.command("show")
 @click.argument("dlq_id", type=int)
 @click.pass_obj
-def show(settings: Settings, dlq_id: int) -> None:
+@runs_async
+async def show(settings: Settings, dlq_id: int) -> None:
     """One entry, with its error, stack trace and event (exit 3 if unknown)."""
-    settings.run(_show(settings, dlq_id))
-
-
-async def _show(settings: Settings, dlq_id: int) -> None:
     async with settings.backend(needs=_NEEDS) as db:
         detail = _detail(await _entry(db, dlq_id))
     out = settings.out
@@ -123,12 +118,9 @@ async def _show(settings: Settings, dlq_id: int) -> None:
 @click.option("--by", "resolved_by", default=_BY, show_default=True, help="Kept as resolved_by.")
 @yes_option
 @click.pass_obj
-def resolve(settings: Settings, dlq_id: int, resolved_by: str, yes: bool) -> None:
+@runs_async
+async def resolve(settings: Settings, dlq_id: int, resolved_by: str, yes: bool) -> None:
     """Mark an entry resolved without retrying it (exit 4 if it already is)."""
-    settings.run(_resolve(settings, dlq_id, resolved_by, yes))
-
-
-async def _resolve(settings: Settings, dlq_id: int, resolved_by: str, yes: bool) -> None:
     async with settings.backend(needs=_NEEDS) as db:
         entry = await _entry(db, dlq_id)
         if entry.status == "resolved":

@@ -16,6 +16,7 @@ import click
 from eventsource.cli._context import Settings
 from eventsource.cli._events import event_record, resolve_known
 from eventsource.cli._queries import event_type_counts
+from eventsource.cli._runner import runs_async
 from eventsource.cli.streams import event_line
 
 __all__ = ["group"]
@@ -100,15 +101,12 @@ def _stop_on_sigterm() -> None:
 
 @group.command("types")
 @click.pass_obj
-def types(settings: Settings) -> None:
+@runs_async
+async def types(settings: Settings) -> None:
     """Count the stored events per type and version; flag types no class is registered for.
 
     Counts every event: a full scan of the events table.
     """
-    settings.run(_types(settings))
-
-
-async def _types(settings: Settings) -> None:
     app = await settings.app()
     async with settings.backend() as db:
         counts = await event_type_counts(db)

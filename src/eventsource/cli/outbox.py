@@ -9,6 +9,7 @@ import click
 
 from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._errors import CliUsageError
+from eventsource.cli._runner import runs_async
 
 __all__ = ["group"]
 
@@ -24,12 +25,9 @@ def group() -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(0, 1000),
               help="Failed rows to list.")
 @click.pass_obj
-def status(settings: Settings, limit: int) -> None:
+@runs_async
+async def status(settings: Settings, limit: int) -> None:
     """Counts by status, the oldest pending row's age, and the failed rows."""
-    settings.run(_status(settings, limit))
-
-
-async def _status(settings: Settings, limit: int) -> None:
     async with settings.backend(needs=_NEEDS) as db:
         stats = await db.outbox.get_stats()
         failed = await db.outbox.get_failed_events(limit) if limit else []

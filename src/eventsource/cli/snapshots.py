@@ -6,6 +6,7 @@ import click
 
 from eventsource.cli._context import Settings, yes_option
 from eventsource.cli._queries import list_snapshots, snapshot_count
+from eventsource.cli._runner import runs_async
 from eventsource.cli.streams import parse_after
 
 __all__ = ["group"]
@@ -23,14 +24,11 @@ def group() -> None:
 @click.option("--after", metavar="STREAM_ID", help="Start after this stream (the `next` shown).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.pass_obj
-def list_(settings: Settings, aggregate_type: str | None, after: str | None, limit: int) -> None:
-    """Snapshots in aggregate-id order, with how many events their stream has gained since."""
-    settings.run(_list(settings, aggregate_type, after, limit))
-
-
-async def _list(
+@runs_async
+async def list_(
     settings: Settings, aggregate_type: str | None, after: str | None, limit: int
 ) -> None:
+    """Snapshots in aggregate-id order, with how many events their stream has gained since."""
     start = parse_after(after)
     async with settings.backend(needs=_NEEDS) as db:
         rows = await list_snapshots(db, after=start, aggregate_type=aggregate_type, limit=limit)

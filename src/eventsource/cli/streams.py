@@ -11,6 +11,7 @@ from eventsource.cli._context import Settings
 from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
 from eventsource.cli._queries import id_range, list_streams
+from eventsource.cli._runner import runs_async
 from eventsource.stores.interface import ReadOptions
 from eventsource.types import JSON
 
@@ -56,7 +57,8 @@ def parse_after(after: str | None) -> tuple[UUID, str] | None:
     help="Streams per page.",
 )
 @click.pass_obj
-def list_(
+@runs_async
+async def list_(
     settings: Settings,
     aggregate_type: str | None,
     prefix: str | None,
@@ -64,16 +66,6 @@ def list_(
     limit: int,
 ) -> None:
     """List streams in aggregate-id order, one page at a time (keyset paging)."""
-    settings.run(_list(settings, aggregate_type, prefix, after, limit))
-
-
-async def _list(
-    settings: Settings,
-    aggregate_type: str | None,
-    prefix: str | None,
-    after: str | None,
-    limit: int,
-) -> None:
     ids = id_range(prefix) if prefix is not None else None
     start = parse_after(after)
     async with settings.backend() as db:
@@ -100,15 +92,12 @@ async def _list(
 )
 @click.option("--limit", type=click.IntRange(1), help="At most this many events.")
 @click.pass_obj
-def show(settings: Settings, stream_id: str, from_version: int, limit: int | None) -> None:
+@runs_async
+async def show(settings: Settings, stream_id: str, from_version: int, limit: int | None) -> None:
     """Show a stream's events (STREAM_ID is <uuid>:<type>, or a bare uuid for every type).
 
     Exits 3 if the stream has no events.
     """
-    settings.run(_show(settings, stream_id, from_version, limit))
-
-
-async def _show(settings: Settings, stream_id: str, from_version: int, limit: int | None) -> None:
     aggregate_id, aggregate_type = parse_stream_id(stream_id, "STREAM_ID")
     key = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
     async with settings.backend() as db:

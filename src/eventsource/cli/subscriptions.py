@@ -20,6 +20,7 @@ from eventsource.cli._backend import Backend
 from eventsource.cli._context import Settings
 from eventsource.cli._errors import CheckFailedError, NotFoundError
 from eventsource.cli._queries import event_position
+from eventsource.cli._runner import runs_async
 from eventsource.repositories._checkpoint import TENANT_MARK, CheckpointData
 from eventsource.tenancy import tenant_scope
 from eventsource.types import JSON
@@ -83,12 +84,9 @@ def _row(item: dict[str, Any]) -> tuple[Any, ...]:
 
 @group.command("list")
 @click.pass_obj
-def list_(settings: Settings) -> None:
+@runs_async
+async def list_(settings: Settings) -> None:
     """Every checkpoint, with its lag."""
-    settings.run(_list(settings))
-
-
-async def _list(settings: Settings) -> None:
     async with settings.backend(needs=_NEEDS) as db:
         items = [await progress(db, data) for data in await db.checkpoints.get_all_checkpoints()]
     out = settings.out

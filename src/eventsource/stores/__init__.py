@@ -6,39 +6,20 @@ from typing import TYPE_CHECKING
 
 from eventsource._optional import lazy_attributes
 from eventsource.exceptions import CorruptEventError
+from eventsource.stores import interface
 from eventsource.stores.in_memory import InMemoryEventStore
-from eventsource.stores.interface import (
-    AppendResult,
-    CommittedPage,
-    EventPublisher,
-    EventStore,
-    EventStream,
-    ExpectedVersion,
-    ReadDirection,
-    ReadOptions,
-    ReadResult,
-    StoredEvent,
-)
+from eventsource.stores.interface import *  # noqa: F403 - re-exported whole
 
-__all__ = [
+__all__ = [  # noqa: PLE0604
+    *interface.__all__,
+    "CorruptEventError",
     "DEFAULT_STRING_ID_FIELDS",
     "DEFAULT_UUID_FIELDS",
     "SQLITE_AVAILABLE",
-    "AppendResult",
-    "CommittedPage",
-    "CorruptEventError",
     "DefaultTypeConverter",
-    "EventPublisher",
-    "EventStore",
-    "EventStream",
-    "ExpectedVersion",
     "InMemoryEventStore",
     "PostgreSQLEventStore",
-    "ReadDirection",
-    "ReadOptions",
-    "ReadResult",
     "SQLiteEventStore",
-    "StoredEvent",
     "TypeConverter",
 ]
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from functools import partial
 from time import perf_counter
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
 
 from eventsource._attributes import ReadOnly
+from eventsource._lifecycle import AsyncContext
 from eventsource._optional import optional
 from eventsource._sql.common import scope_filter
 from eventsource._sql.sqlite import (
@@ -107,7 +107,7 @@ def _int64(bound: int) -> int:
     return min(bound, _LAST_ID)
 
 
-class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
+class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
     """Events in an SQLite database: a file for embedded apps and tests, or `":memory:"`.
 
     Every append is one `BEGIN IMMEDIATE` transaction run whole in the driver's thread: SQLite
@@ -213,16 +213,10 @@ class SQLiteEventStore(TracingMixin, RowEventStore[_Batch]):
     def is_connected(self) -> bool:
         return self._link is not None
 
-    async def __aenter__(self) -> Self:
+    async def _enter_context(self) -> None:
         await self._open()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit_context(self) -> None:
         await self.close()
 
     async def initialize(self) -> None:

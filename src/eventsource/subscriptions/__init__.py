@@ -1,39 +1,24 @@
-"""Subscriptions: catch up from the store, then follow live events, with checkpoints."""
+"""Subscriptions: catch up from the store, then follow live events, with checkpoints.
 
-from eventsource.subscriptions.config import (
-    CheckpointStrategy,
-    CorruptEventPolicy,
-    StartPosition,
-    SubscriptionConfig,
-    create_catch_up_config,
-    create_live_only_config,
+Most modules' `__all__` is offered here whole; from `health` and `transactional` only the
+classes named below.
+"""
+
+from eventsource.subscriptions import (
+    config,
+    dead_letters,
+    error_handling,
+    exceptions,
+    manager,
+    rebuild,
+    retry,
+    shutdown,
+    subscription,
 )
-from eventsource.subscriptions.dead_letters import DeadLetterRetryResult, retry_dead_letters
-from eventsource.subscriptions.error_handling import (
-    ErrorCallback,
-    ErrorCategory,
-    ErrorClassification,
-    ErrorClassifier,
-    ErrorHandlerRegistry,
-    ErrorHandlingConfig,
-    ErrorHandlingStrategy,
-    ErrorInfo,
-    ErrorSeverity,
-    ErrorStats,
-    SubscriptionErrorHandler,
-    SyncErrorCallback,
-    get_default_classifier,
-)
-from eventsource.subscriptions.exceptions import (
-    CheckpointNotFoundError,
-    EventBusConnectionError,
-    EventStoreConnectionError,
-    SubscriptionAlreadyExistsError,
-    SubscriptionConfigError,
-    SubscriptionError,
-    SubscriptionStateError,
-    TransitionError,
-)
+from eventsource.subscriptions.config import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.dead_letters import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.error_handling import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.exceptions import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.health import (
     HealthCheckConfig,
     HealthCheckResult,
@@ -44,98 +29,30 @@ from eventsource.subscriptions.health import (
     ReadinessStatus,
     SubscriptionHealth,
 )
-from eventsource.subscriptions.manager import SubscriptionManager
-from eventsource.subscriptions.rebuild import RebuildProgress, rebuild_projection
-from eventsource.subscriptions.retry import (
-    TRANSIENT_EXCEPTIONS,
-    CircuitBreaker,
-    CircuitBreakerConfig,
-    CircuitBreakerOpenError,
-    CircuitState,
-    RetryableOperation,
-    RetryConfig,
-    RetryError,
-    RetryStats,
-    calculate_backoff,
-    is_retryable_exception,
-    retry_async,
-)
-from eventsource.subscriptions.shutdown import ShutdownCoordinator, ShutdownPhase, ShutdownResult
-from eventsource.subscriptions.subscription import (
-    VALID_TRANSITIONS,
-    BatchHandler,
-    EventHandler,
-    PauseReason,
-    Subscription,
-    SubscriptionState,
-    SubscriptionStatus,
-    is_valid_transition,
-)
+from eventsource.subscriptions.manager import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.rebuild import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.retry import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.shutdown import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.subscription import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.transactional import TransactionalSubscriber
 
-__all__ = [
-    "TRANSIENT_EXCEPTIONS",
-    "VALID_TRANSITIONS",
-    "BatchHandler",
-    "CheckpointNotFoundError",
-    "CheckpointStrategy",
-    "CircuitBreaker",
-    "CircuitBreakerConfig",
-    "CircuitBreakerOpenError",
-    "CircuitState",
-    "CorruptEventPolicy",
-    "DeadLetterRetryResult",
-    "ErrorCallback",
-    "ErrorCategory",
-    "ErrorClassification",
-    "ErrorClassifier",
-    "ErrorHandlerRegistry",
-    "ErrorHandlingConfig",
-    "ErrorHandlingStrategy",
-    "ErrorInfo",
-    "ErrorSeverity",
-    "ErrorStats",
-    "EventBusConnectionError",
-    "EventHandler",
-    "EventStoreConnectionError",
+__all__ = [  # noqa: PLE0604
+    *config.__all__,
+    *dead_letters.__all__,
+    *error_handling.__all__,
+    *exceptions.__all__,
     "HealthCheckConfig",
     "HealthCheckResult",
     "HealthIndicator",
     "HealthStatus",
     "LivenessStatus",
     "ManagerHealth",
-    "PauseReason",
     "ReadinessStatus",
-    "RebuildProgress",
-    "RetryConfig",
-    "RetryError",
-    "RetryStats",
-    "RetryableOperation",
-    "ShutdownCoordinator",
-    "ShutdownPhase",
-    "ShutdownResult",
-    "StartPosition",
-    "Subscription",
-    "SubscriptionAlreadyExistsError",
-    "SubscriptionConfig",
-    "SubscriptionConfigError",
-    "SubscriptionError",
-    "SubscriptionErrorHandler",
     "SubscriptionHealth",
-    "SubscriptionManager",
-    "SubscriptionState",
-    "SubscriptionStateError",
-    "SubscriptionStatus",
-    "SyncErrorCallback",
+    *manager.__all__,
+    *rebuild.__all__,
+    *retry.__all__,
+    *shutdown.__all__,
+    *subscription.__all__,
     "TransactionalSubscriber",
-    "TransitionError",
-    "calculate_backoff",
-    "create_catch_up_config",
-    "create_live_only_config",
-    "get_default_classifier",
-    "is_retryable_exception",
-    "is_valid_transition",
-    "rebuild_projection",
-    "retry_async",
-    "retry_dead_letters",
 ]

@@ -37,6 +37,10 @@ R = TypeVar("R")
 
 Factory: TypeAlias = Callable[[], T | Awaitable[T]]
 """Builds an async object (plain or async callable); run on the portal's loop."""
+Build: TypeAlias = Callable[[], Coroutine[Any, Any, T]]
+"""How a facade builds its object on the portal's loop (a factory, run and opened)."""
+Release: TypeAlias = Callable[[T], Awaitable[None]]
+"""How a facade closes or disposes of the object it built."""
 
 
 class PortalBound(Generic[T]):
@@ -60,11 +64,7 @@ class PortalBound(Generic[T]):
         self._setup(lambda: construct(factory, self.kind, name), close_if_closable, portal, what)
 
     def _setup(
-        self,
-        build: Callable[[], Coroutine[Any, Any, T]],
-        release: Callable[[T], Awaitable[None]] | None,
-        portal: Portal | None,
-        what: str,
+        self, build: Build[T], release: Release[T] | None, portal: Portal | None, what: str
     ) -> None:
         if portal is not None and not isinstance(portal, Portal):
             raise SyncConfigurationError(f"portal must be a Portal, got {type(portal).__name__}")
@@ -80,11 +80,7 @@ class PortalBound(Generic[T]):
 
     @classmethod
     def _over(
-        cls,
-        build: Callable[[], Coroutine[Any, Any, T]],
-        release: Callable[[T], Awaitable[None]] | None,
-        portal: Portal | None,
-        what: str,
+        cls, build: Build[T], release: Release[T] | None, portal: Portal | None, what: str
     ) -> Self:
         """A facade made from a build function (the classmethod constructors)."""
         facade = cls.__new__(cls)
@@ -220,7 +216,7 @@ def backend_of(store: EventStore, what: str) -> str:
 
 def postgresql_factory(
     url: str, engine_options: Mapping[str, object] | None
-) -> tuple[Callable[[], Coroutine[Any, Any, Any]], Callable[[Any], Awaitable[None]]]:
+) -> tuple[Build[Any], Release[Any]]:
     """How to build an `async_sessionmaker` over an engine of its own on the portal, and how
     to dispose of that engine. A `postgresql://` URL gets the asyncpg driver."""
     from eventsource._sql.postgresql import engine_of
