@@ -1,6 +1,10 @@
 """Checkpoint, dead-letter and outbox repositories: protocols, in-memory versions, and the
 SQLite and PostgreSQL ones (loaded on first use, so importing this needs no driver); and the
-`OutboxRelay` that publishes an outbox."""
+`OutboxRelay` that publishes an outbox.
+
+`checkpoint`, `dlq` and `outbox` are the public import paths; their code lives in the private
+`_checkpoint`, `_dlq` and `_outbox`, which the SQL backends import, so the public modules can
+also offer those backends (typed, loaded on first use) without an import cycle."""
 
 from typing import TYPE_CHECKING
 

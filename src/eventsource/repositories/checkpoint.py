@@ -1,8 +1,4 @@
-"""Checkpoints: how far each projection or subscription has read.
-
-The public import path; the code lives in `eventsource.repositories._checkpoint`, which the SQL
-backends import, so this module can name them (loaded on first use) without an import cycle.
-"""
+"""Checkpoints: how far each projection or subscription has read."""
 
 from __future__ import annotations
 

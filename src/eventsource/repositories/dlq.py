@@ -1,8 +1,4 @@
-"""The dead-letter queue: events a projection could not handle, kept with their error.
-
-The public import path; the code lives in `eventsource.repositories._dlq`, which the SQL
-backends import, so this module can name them (loaded on first use) without an import cycle.
-"""
+"""The dead-letter queue: events a projection could not handle, kept with their error."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The transactional outbox: events waiting to be published to other systems.
-
-The public import path; the code lives in `eventsource.repositories._outbox`, which the SQL
-backends import, so this module can name them (loaded on first use) without an import cycle.
-"""
+"""The transactional outbox: events waiting to be published to other systems."""
 
 from __future__ import annotations
 

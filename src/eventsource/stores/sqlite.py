@@ -314,13 +314,11 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         self, aggregate_type: str, tenant_id: UUID | None, start: datetime | None
     ) -> list[DomainEvent]:
         link = self._connected()
-        clauses, params = ["aggregate_type = ?"], [aggregate_type]
+        clauses, params = ["aggregate_type = ?"], list[object]([aggregate_type])
         if tenant_id is not None:
             clauses.append("tenant_id = ?")
             params.append(str(tenant_id))
-        if start is not None:
-            clauses.append("timestamp > ?")
-            params.append(utc_iso(start))
+        _time_filter(clauses, params, start, None, after_start=True)
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
         return self._decode(await link.read(fetch, sql, params))
 
@@ -445,11 +443,17 @@ def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[
 
 
 def _time_filter(
-    clauses: list[str], params: list[object], start: datetime | None, end: datetime | None
+    clauses: list[str],
+    params: list[object],
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    after_start: bool = False,
 ) -> None:
-    """Inclusive bounds on occurred_at (stored as fixed-width UTC text, so text order works)."""
+    """Bounds on occurred_at (stored as fixed-width UTC text, so text order works): inclusive,
+    or strictly after `start` with `after_start`."""
     if start is not None:
-        clauses.append("timestamp >= ?")
+        clauses.append("timestamp > ?" if after_start else "timestamp >= ?")
         params.append(utc_iso(start))
     if end is not None:
         clauses.append("timestamp <= ?")

@@ -9,6 +9,7 @@ from eventsource.subscriptions import (
     dead_letters,
     error_handling,
     exceptions,
+    health,
     manager,
     rebuild,
     retry,
@@ -19,16 +20,7 @@ from eventsource.subscriptions.config import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.dead_letters import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.error_handling import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.exceptions import *  # noqa: F403 - re-exported whole
-from eventsource.subscriptions.health import (
-    HealthCheckConfig,
-    HealthCheckResult,
-    HealthIndicator,
-    HealthStatus,
-    LivenessStatus,
-    ManagerHealth,
-    ReadinessStatus,
-    SubscriptionHealth,
-)
+from eventsource.subscriptions.health import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.manager import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.rebuild import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.retry import *  # noqa: F403 - re-exported whole
@@ -41,14 +33,7 @@ __all__ = [  # noqa: PLE0604
     *dead_letters.__all__,
     *error_handling.__all__,
     *exceptions.__all__,
-    "HealthCheckConfig",
-    "HealthCheckResult",
-    "HealthIndicator",
-    "HealthStatus",
-    "LivenessStatus",
-    "ManagerHealth",
-    "ReadinessStatus",
-    "SubscriptionHealth",
+    *health.__all__,
     *manager.__all__,
     *rebuild.__all__,
     *retry.__all__,
