@@ -245,3 +245,16 @@ def test_retry_config_validation_and_jitter_bounds() -> None:
     for attempt in range(6):
         base = min(2.0**attempt, 8.0)
         assert base * 0.5 <= calculate_backoff(attempt, config) <= base * 1.5
+
+
+def test_an_unannotated_handler_is_not_reported_as_misannotated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Plain(DeclarativeProjection):
+        @handles(TaskCreated)
+        async def _created(self, event):  # type: ignore[no-untyped-def]  # the case under test
+            pass
+
+    with caplog.at_level("WARNING"):
+        Plain()
+    assert "annotated" not in caplog.text

@@ -58,7 +58,8 @@ def check_handler(owner: object, name: str, method: Callable[..., Any], event_cl
             f"{where} must take (event) or (conn, event), not {len(params)} parameters"
         )
     annotation = params[-1].annotation
-    if isinstance(annotation, type) and annotation is not event_class:
+    unannotated = annotation is inspect.Parameter.empty  # itself a class: not a mistake
+    if isinstance(annotation, type) and annotation is not event_class and not unannotated:
         logger.warning(
             "%s is declared for %s but annotated %s",
             where,
