@@ -103,10 +103,11 @@ class RowEventStore(EventStore, Generic[Rows]):
     ) -> EventStream:
         """One stream's events after `from_version`, in version order (inclusive time bounds)."""
         with self._read_span(aggregate_id, aggregate_type, from_version):
-            return await self._select_stream(StreamQuery(
+            found = self._select_stream(StreamQuery(
                 aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp,
                 bound_tenant(),
             ))
+            return found if isinstance(found, EventStream) else await found
 
     async def get_events_by_type(
         self,
@@ -186,8 +187,9 @@ class RowEventStore(EventStore, Generic[Rows]):
         the single append a coroutine (a tenth of its cost)."""
 
     @abstractmethod
-    async def _select_stream(self, query: StreamQuery) -> EventStream:
-        """`get_events` for the query's bound tenant (None: every tenant)."""
+    def _select_stream(self, query: StreamQuery) -> EventStream | Awaitable[EventStream]:
+        """`get_events` for the query's bound tenant (None: every tenant). Like `_write`, a
+        backend without I/O may answer synchronously, sparing the read a coroutine."""
 
     @abstractmethod
     async def _select_type(

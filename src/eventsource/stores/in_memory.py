@@ -160,7 +160,7 @@ class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
             return [s for s in found if s.event.tenant_id == tenant]
         return found
 
-    async def _select_stream(self, query: StreamQuery) -> EventStream:
+    def _select_stream(self, query: StreamQuery) -> EventStream:
         aggregate_id, aggregate_type, from_version, from_timestamp, to_timestamp, tenant = query
         stored = self._stream_events(aggregate_id, aggregate_type, tenant)
         if from_version > 0:
