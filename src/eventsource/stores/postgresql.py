@@ -297,7 +297,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         async def source() -> AsyncIterator[StoredEvent]:
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
-            rows = await self._stream_rows(StreamQuery(
+            rows = await self._stream_rows((
                 aggregate_id, aggregate_type, max(opts.from_position, 0),
                 opts.from_timestamp, opts.to_timestamp, tenant,
             ))
