@@ -6,6 +6,7 @@ classes named below.
 
 from eventsource.subscriptions import (
     config,
+    coordination,
     dead_letters,
     error_handling,
     exceptions,
@@ -21,6 +22,7 @@ from eventsource.subscriptions import (
     subscription,
 )
 from eventsource.subscriptions.config import *  # noqa: F403 - re-exported whole
+from eventsource.subscriptions.coordination import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.dead_letters import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.error_handling import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.exceptions import *  # noqa: F403 - re-exported whole
@@ -38,6 +40,7 @@ from eventsource.subscriptions.transactional import TransactionalSubscriber
 
 __all__ = [  # noqa: PLE0604
     *config.__all__,
+    *coordination.__all__,
     *dead_letters.__all__,
     *error_handling.__all__,
     *exceptions.__all__,
