@@ -20,6 +20,7 @@ from eventsource.subscriptions import (
     shutdown,
     subscriber,
     subscription,
+    transition,
 )
 from eventsource.subscriptions.config import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.coordination import *  # noqa: F403 - re-exported whole
@@ -37,6 +38,7 @@ from eventsource.subscriptions.shutdown import *  # noqa: F403 - re-exported who
 from eventsource.subscriptions.subscriber import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.subscription import *  # noqa: F403 - re-exported whole
 from eventsource.subscriptions.transactional import TransactionalSubscriber
+from eventsource.subscriptions.transition import *  # noqa: F403 - re-exported whole
 
 __all__ = [  # noqa: PLE0604
     *config.__all__,
@@ -54,5 +56,6 @@ __all__ = [  # noqa: PLE0604
     *shutdown.__all__,
     *subscriber.__all__,
     *subscription.__all__,
+    *transition.__all__,
     "TransactionalSubscriber",
 ]

@@ -16,14 +16,24 @@ from subscription_crash_child import SubsCrashTick, open_backend, register
 from eventsource import DomainEvent
 from eventsource.repositories.checkpoint import CheckpointRepository
 from eventsource.stores.interface import EventStore
-from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager
+from eventsource.subscriptions import (
+    HealthCheckConfig,
+    HealthStatus,
+    StartPosition,
+    Subscription,
+    SubscriptionConfig,
+    SubscriptionManager,
+)
 from eventsource.subscriptions.filtering import EventFilter
+from eventsource.subscriptions.flow_control import FlowController
+from eventsource.subscriptions.health import ManagerHealthChecker, SubscriptionHealthChecker
 from eventsource.subscriptions.subscriber import (
     BaseSubscriber,
     FilteringSubscriber,
     Subscriber,
     SyncSubscriber,
 )
+from eventsource.subscriptions.transition import StartFromResolver
 
 Backend = tuple[EventStore, CheckpointRepository]
 
@@ -140,3 +150,70 @@ async def test_event_filter_passes_what_the_manager_hands_over(backend: Backend)
     assert selection.stats.to_dict() == {
         "events_evaluated": 10, "events_matched": 4, "events_skipped": 6, "match_rate": 0.4,
     }
+
+
+# -- StartFromResolver and the 0.2.0 health checkers ---------------------------------------
+
+
+class Refuses(BaseSubscriber):
+    def subscribed_to(self) -> list[type[DomainEvent]]:
+        return [UpTock]
+
+    async def handle(self, event: DomainEvent) -> None:
+        raise ValueError("refused")
+
+
+async def test_start_from_resolver_uses_the_readers_rule(backend: Backend) -> None:
+    store, checkpoints = backend
+    await _fill(store)
+    resolver = StartFromResolver(store, checkpoints)
+    every = EveryTick()
+
+    def sub(start: StartPosition) -> Subscription:
+        return Subscription("every", SubscriptionConfig(start_from=start), every)
+
+    assert await resolver.resolve(sub("beginning")) == 0
+    assert await resolver.resolve(sub("end")) == 10
+    assert await resolver.resolve(sub(3)) == 3
+    assert await resolver.resolve(sub("checkpoint")) == 0
+    manager = SubscriptionManager(store, None, checkpoints, enable_tracing=False)
+    manager.poll_interval = 0.05
+    running = await manager.subscribe(every, SubscriptionConfig(start_from="beginning"),
+                                      name="every")
+    async with manager:
+        await wait_until(lambda: len(every.seen) == 10, 30)
+    assert await resolver.resolve(sub("checkpoint")) == 10
+    assert running.last_processed_position == 10
+
+
+async def test_health_checkers_agree_with_the_manager(backend: Backend) -> None:
+    store, checkpoints = backend
+    await _fill(store)
+    manager = SubscriptionManager(
+        store, None, checkpoints, enable_tracing=False,
+        health_check_config=HealthCheckConfig(max_errors_warning=2),
+    )
+    manager.poll_interval = 0.05
+    config = SubscriptionConfig(start_from="beginning", max_retries=0,
+                                circuit_breaker_enabled=False)
+    refusing = await manager.subscribe(Refuses(), config, name="refuses")
+    fine = await manager.subscribe(EveryTick(), config, name="fine")
+    async with manager:
+        await wait_until(lambda: refusing.events_failed == 4 and fine.events_processed == 10, 30)
+        checker = SubscriptionHealthChecker(
+            refusing, HealthCheckConfig(max_errors_warning=2),
+            error_handler=manager.get_error_handler("refuses"),
+            flow_controller=FlowController(max_in_flight=1),
+        )
+        result = checker.check()
+        own = manager.check_health("refuses")
+        assert own is not None
+        assert result.overall_status is HealthStatus.DEGRADED
+        assert result.subscription_name == "refuses"
+        assert result.indicators[: len(own.indicators)] == own.indicators
+        assert result.indicators[-1].name == "backpressure"
+        overall = ManagerHealthChecker([refusing, fine], HealthCheckConfig(max_errors_warning=2),
+                                       {"refuses": checker}).check()
+    assert overall["status"] == "degraded"
+    assert (overall["healthy_count"], overall["degraded_count"]) == (1, 1)
+    assert overall["subscriptions"]["fine"]["status"] == "healthy"
