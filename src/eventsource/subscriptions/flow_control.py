@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass
-from types import TracebackType
 
 from eventsource._checks import at_least, within_unit
+from eventsource._lifecycle import AsyncContext
 from eventsource.types import JSON
 
 __all__ = ["FlowControlContext", "FlowControlStats", "FlowController"]
@@ -121,19 +121,14 @@ class FlowController:
             await self._released.wait()
 
 
-class FlowControlContext:
+class FlowControlContext(AsyncContext):
     """A held slot: `async with` gives it back on exit, whatever happened inside."""
 
     def __init__(self, controller: FlowController) -> None:
         self._controller = controller
 
-    async def __aenter__(self) -> FlowControlContext:
-        return self
+    async def _enter_context(self) -> None:
+        """The slot is already held."""
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit_context(self) -> None:
         await self._controller.release()

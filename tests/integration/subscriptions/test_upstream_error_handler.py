@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from subs_integration_helpers import fresh_schema
-from subscription_crash_child import SubsCrashTick, open_backend, register
+from subscription_crash_child import SubsCrashTick
+from upstream_backends import BACKENDS, upstream_backend
 
 from eventsource.repositories.dlq import DLQRepository
 from eventsource.stores.interface import EventStore
@@ -24,26 +23,16 @@ from eventsource.subscriptions import (
 Backend = tuple[EventStore, DLQRepository]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    register()
-    async with AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            from eventsource.repositories.postgresql import PostgreSQLDLQRepository
+    from eventsource.repositories.postgresql import PostgreSQLDLQRepository
+    from eventsource.repositories.sqlite import SQLiteDLQRepository
+    from eventsource.stores.sqlite import SQLiteEventStore
 
-            url = request.getfixturevalue("pg_url")
-            location = f"{url} {await stack.enter_async_context(fresh_schema(url))}"
-            store, sessions, _ = await stack.enter_async_context(
-                open_backend("postgresql", location)
-            )
+    async with upstream_backend(request, tmp_path) as (kind, store, sessions, _):
+        if kind == "postgresql":
             yield store, PostgreSQLDLQRepository(sessions)
         else:
-            from eventsource.repositories.sqlite import SQLiteDLQRepository
-            from eventsource.stores.sqlite import SQLiteEventStore
-
-            store, _, _ = await stack.enter_async_context(
-                open_backend("sqlite", str(tmp_path / "events.db"))
-            )
             assert isinstance(store, SQLiteEventStore)
             yield store, SQLiteDLQRepository(store)
 

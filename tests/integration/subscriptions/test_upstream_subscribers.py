@@ -5,15 +5,16 @@ the manager hands over."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from subs_integration_helpers import fresh_schema, wait_until
-from subscription_crash_child import SubsCrashTick, open_backend, register
+from subs_integration_helpers import wait_until
+from subscription_crash_child import SubsCrashTick
+from upstream_backends import BACKENDS, upstream_backend
 
 from eventsource import DomainEvent
+from eventsource.events.registry import default_registry
 from eventsource.repositories.checkpoint import CheckpointRepository
 from eventsource.stores.interface import EventStore
 from eventsource.subscriptions import (
@@ -44,22 +45,11 @@ class UpTock(DomainEvent):
     n: int
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    register()
-    from eventsource.events.registry import default_registry
-
     if default_registry.get_or_none("UpTock") is None:
         default_registry.register(UpTock)
-    async with AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            url = request.getfixturevalue("pg_url")
-            location = f"{url} {await stack.enter_async_context(fresh_schema(url))}"
-        else:
-            location = str(tmp_path / "events.db")
-        store, _sessions, checkpoints = await stack.enter_async_context(
-            open_backend(request.param, location)
-        )
+    async with upstream_backend(request, tmp_path) as (_kind, store, _sessions, checkpoints):
         yield store, checkpoints
 
 
