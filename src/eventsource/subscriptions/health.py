@@ -282,6 +282,8 @@ class SubscriptionHealthChecker:
     (`assess_subscription`), plus backpressure when given a `flow_controller` and the state
     of a `circuit_breaker` given here (the subscription's own is always checked). Pass the
     manager's `get_error_handler(name)` for the error rate; without it the rate is 0.
+    `retry_operation` is kept as an attribute for callers (0.2.0 took it and read nothing
+    from it either).
     """
 
     def __init__(

@@ -6,11 +6,14 @@ tests/integration/subscriptions/test_upstream_error_handler.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventsource.exceptions import InvalidHandlerError
 from eventsource.subscriptions import (
@@ -105,6 +108,33 @@ async def test_breaker_record_success_and_reset() -> None:
     breaker.reset()
     assert breaker.is_closed
     assert breaker.to_dict()["failure_count"] == 0
+
+
+@given(st.lists(st.booleans(), max_size=30), st.integers(1, 4))
+def test_breaker_follows_its_model(outcomes: list[bool], threshold: int) -> None:
+    """Closed until `threshold` consecutive failures, then every call is refused (the recovery
+    timeout is never reached here)."""
+    breaker = CircuitBreaker(CircuitBreakerConfig(failure_threshold=threshold,
+                                                  recovery_timeout=3600))
+    consecutive, opened, ran, expected_ran = 0, False, 0, 0
+
+    async def drive() -> None:
+        nonlocal consecutive, opened, ran, expected_ran
+        for succeeds in outcomes:
+            work = Flaky(0 if succeeds else 1)
+            with contextlib.suppress(ConnectionError, CircuitBreakerOpenError):
+                await breaker.execute(work)
+            ran += work.calls
+            expected_ran += not opened
+            if not opened:
+                consecutive = 0 if succeeds else consecutive + 1
+                opened = consecutive >= threshold
+            assert breaker.is_open is opened
+            assert breaker.failure_count == consecutive
+
+    asyncio.run(drive())
+    assert ran == expected_ran  # refused calls never ran
+    assert breaker.to_dict()["state"] == ("open" if opened else "closed")
 
 
 async def test_retryable_operation_retries_transient_failures() -> None:
