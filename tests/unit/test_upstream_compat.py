@@ -84,6 +84,155 @@ _FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+
+SUBS = "eventsource.subscriptions"
+FLOW = "eventsource.subscriptions.flow_control"
+FILTERING = "eventsource.subscriptions.filtering"
+SUBSCRIBER = "eventsource.subscriptions.subscriber"
+METRICS = "eventsource.subscriptions.metrics"
+COORDINATION = "eventsource.subscriptions.coordination"
+SHUTDOWN = "eventsource.subscriptions.shutdown"
+ERRORS = "eventsource.subscriptions.error_handling"
+RETRY = "eventsource.subscriptions.retry"
+HEALTH = "eventsource.subscriptions.health"
+TRANSITION = "eventsource.subscriptions.transition"
+ELECTOR = ("identity", "is_leader", "current_leader", "try_acquire", "release", "renew",
+           "on_leader_change", "remove_leader_change_callback")
+SUBSCRIBER_BASE = ("subscribed_to", "handle", "can_handle")
+MESSAGE = ("to_dict", "from_dict")
+
+# Groups 13-16: each class with its documented members, from its module and the package.
+_BY_MODULE: dict[str, dict[str, tuple[str, ...]]] = {
+    FLOW: {
+        "FlowController": (
+            "acquire", "release", "is_paused", "is_backpressured", "in_flight",
+            "available_capacity", "utilization", "stats", "reset_stats", "wait_for_capacity",
+        ),
+        "FlowControlStats": (
+            "events_in_flight", "peak_in_flight", "pause_count", "total_pause_time_seconds",
+            "total_acquisitions", "total_releases", "to_dict",
+        ),
+        "FlowControlContext": ("__aenter__", "__aexit__"),
+    },
+    FILTERING: {
+        "EventFilter": (
+            "event_types", "event_type_patterns", "aggregate_types", "tenant_id", "matches",
+            "stats", "is_configured", "event_type_names", "reset_stats", "from_config",
+            "from_subscriber", "from_config_and_subscriber", "from_patterns",
+        ),
+        "FilterStats": (
+            "events_evaluated", "events_matched", "events_skipped", "match_rate",
+            "record_match", "record_skip", "to_dict",
+        ),
+    },
+    SUBSCRIBER: {
+        "Subscriber": ("subscribed_to", "handle"),
+        "SyncSubscriber": ("subscribed_to", "handle"),
+        "BatchSubscriber": ("subscribed_to", "handle_batch"),
+        "BaseSubscriber": SUBSCRIBER_BASE,
+        "BatchAwareSubscriber": (
+            *SUBSCRIBER_BASE, "handle_batch", "handle_batch_with_error_tracking",
+        ),
+        "FilteringSubscriber": (*SUBSCRIBER_BASE, "handle_batch", "should_handle"),
+    },
+    METRICS: {
+        "SubscriptionMetrics": (
+            "record_event_processed", "record_event_failed", "record_lag", "record_state",
+            "time_processing", "get_snapshot", "metrics_enabled", "current_lag",
+            "current_state",
+        ),
+        "MetricSnapshot": (
+            "events_processed", "events_failed", "total_processing_time_ms", "current_lag",
+            "current_state", "current_state_name", "to_dict",
+        ),
+        "NoOpCounter": ("add",),
+        "NoOpHistogram": ("record",),
+        "NoOpGauge": (),
+        "StateValue": ("UNKNOWN", "STARTING", "CATCHING_UP", "LIVE", "PAUSED", "STOPPED",
+                       "ERROR"),
+    },
+    COORDINATION: {
+        "LeaderElector": ELECTOR,
+        "LeaderElectorWithLease": (
+            *ELECTOR, "lease_duration_seconds", "lease_remaining_seconds",
+            "wait_for_leadership",
+        ),
+        "InMemoryLeaderElector": (*ELECTOR, "force_lose_leadership"),
+        "SharedLeaderState": ("current_leader",),
+        "HeartbeatMessage": (
+            "instance_id", "timestamp", "subscriptions", "in_flight_count", "is_leader",
+            "load_factor", "is_stale", *MESSAGE,
+        ),
+        "ShutdownNotification": (
+            "instance_id", "intent", "initiated_at", "expected_completion_at",
+            "subscriptions", "in_flight_count", "metadata", "time_remaining_seconds",
+            "is_expired", *MESSAGE,
+        ),
+        "WorkAssignment": (
+            "target_instance_id", "subscriptions", "source_instance_id", "assigned_at",
+            "priority", *MESSAGE,
+        ),
+        "ShutdownIntent": ("GRACEFUL", "PREEMPTION", "HEALTH_FAILURE", "MAINTENANCE"),
+        "PeerInfo": ("instance_id", "last_heartbeat", "shutdown_notification", "status",
+                     "subscriptions"),
+        "WorkRedistributionCoordinator": (
+            "is_shutting_down", "shutdown_notification", "known_peers",
+            "healthy_peer_count", "draining_peers", "create_shutdown_notification",
+            "create_heartbeat", "handle_peer_shutdown", "handle_heartbeat",
+            "handle_work_assignment", "check_peer_timeouts", "remove_peer",
+            "get_orphaned_subscriptions", "initiate_leadership_handoff",
+            "on_peer_shutdown", "on_heartbeat", "on_peer_timeout", "on_work_assignment",
+            "remove_peer_shutdown_callback", "remove_heartbeat_callback",
+            "remove_peer_timeout_callback", "remove_work_assignment_callback",
+        ),
+    },
+    HEALTH: {
+        "SubscriptionHealthChecker": ("check",),
+        "ManagerHealthChecker": ("check",),
+        "HealthCheckResult": ("overall_status", "subscription_name", "indicators",
+                              "to_dict"),
+    },
+    TRANSITION: {"StartFromResolver": ("resolve",)},
+    SHUTDOWN: {
+        "ShutdownCoordinator": (
+            "register_signals", "unregister_signals", "on_shutdown", "remove_callback",
+            "on_pre_shutdown", "on_post_shutdown", "wait_for_shutdown",
+            "request_shutdown", "shutdown", "is_shutting_down", "phase", "is_forced",
+            "set_in_flight_count",
+        ),
+        "ShutdownReason": ("SIGNAL_SIGTERM", "SIGNAL_SIGINT", "PROGRAMMATIC",
+                           "HEALTH_CHECK", "TIMEOUT", "DOUBLE_SIGNAL"),
+        "ShutdownResult": ("phase", "duration_seconds", "forced", "reason",
+                           "events_not_drained", "to_dict"),
+    },
+    ERRORS: {
+        "SubscriptionErrorHandler": (
+            "handle_error", "on_error", "on_error_sync", "on_category", "on_severity",
+            "should_continue", "should_retry", "dlq_count",
+            "total_errors", "get_health_status", "clear_stats",
+        ),
+        "ErrorHandlerRegistry": ("register", "register_sync", "register_for_category",
+                                 "register_for_severity", "notify", "clear"),
+        "ErrorClassifier": ("classify", "register_classification",
+                            "register_pattern_rule", "is_retryable", "is_transient"),
+        "ErrorStats": ("total_errors", "transient_errors", "permanent_errors",
+                       "record_error", "to_dict"),
+    },
+    RETRY: {
+        "CircuitBreaker": ("execute", "reset", "is_open", "is_closed", "is_half_open",
+                           "to_dict", "record_success", "record_failure", "state",
+                           "failure_count"),
+        "RetryableOperation": ("execute",),
+        "RetryStats": ("attempts", "successes", "failures", "total_delay_seconds",
+                       "to_dict"),
+    },
+}
+_SUBSCRIPTION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    name: (module, members)
+    for module, classes in _BY_MODULE.items()
+    for name, members in classes.items()
+}
+
 CLASSES: dict[tuple[str, str], tuple[str, ...]] = {
     **{
         (module, name): members
@@ -125,6 +274,11 @@ CLASSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("eventsource.subscriptions.manager", "SubscriptionManager"): ("start", "get_health"),
     ("eventsource.subscriptions", "ManagerHealth"): (*DICT_STYLE, "__iter__", "__len__", "to_dict"),
     ("eventsource.subscriptions.health", "ManagerHealth"): (*DICT_STYLE, "to_dict"),
+    **{
+        (module, name): members
+        for name, (home, members) in _SUBSCRIPTION_GROUPS.items()
+        for module in (SUBS, home)
+    },
 }
 
 SCHEMAS = ("checkpoints", "dlq", "events", "outbox", "snapshots")
@@ -157,6 +311,19 @@ FUNCTIONS: dict[tuple[str, str], tuple[tuple[Any, ...], Callable[[Any], bool]]] 
         (), lambda c: (c.start_from, c.batch_size, c.checkpoint_strategy.value)
         == ("end", 100, "every_event"),
     ),
+    # Group 13: the helpers of the subscriber, filtering and metrics modules.
+    (SUBSCRIBER, "supports_batch_handling"): ((object(),), lambda found: found is False),
+    (SUBSCRIBER, "get_subscribed_event_types"): (
+        (type("Lists", (), {"subscribed_to": lambda self: []})(),), lambda found: found == [],
+    ),
+    (FILTERING, "matches_pattern"): (("OrderCreated", "Order*"), lambda found: found is True),
+    (FILTERING, "matches_event_type"): ((object(), None), lambda found: found is True),
+    (METRICS, "get_metrics"): (
+        ("compat-probe", False),
+        lambda found: type(found).__name__ == "SubscriptionMetrics"
+        and found.subscription_name == "compat-probe",
+    ),
+    (METRICS, "clear_metrics_registry"): ((), lambda found: found is None),
 }
 
 # Group 6: the schema-name constants.
@@ -165,8 +332,26 @@ CONSTANTS: dict[tuple[str, str], object] = {
     for name in (*SCHEMAS, "events_partitioned")
 }
 
+CONSTANTS.update({
+    (COORDINATION, "COORDINATION_TOPIC_PREFIX"): "__eventsource_coordination",
+    (COORDINATION, "SHUTDOWN_NOTIFICATIONS_TOPIC"): "__eventsource_coordination.shutdown",
+    (COORDINATION, "HEARTBEAT_TOPIC"): "__eventsource_coordination.heartbeat",
+    (COORDINATION, "WORK_ASSIGNMENT_TOPIC"): "__eventsource_coordination.work_assignment",
+    (METRICS, "STATE_MAPPING"): {
+        "starting": 1, "catching_up": 2, "live": 3, "paused": 4, "stopped": 5, "error": 6,
+    },
+    (METRICS, "OTEL_METRICS_AVAILABLE"): True,
+})
+
 # Type aliases that must import (they have no runtime behaviour to call).
-TYPE_ALIASES = [("eventsource.migrations", "SchemaName"), ("eventsource.migrations", "BackendName")]
+TYPE_ALIASES = [
+    ("eventsource.migrations", "SchemaName"),
+    ("eventsource.migrations", "BackendName"),
+    *((COORDINATION, name) for name in (
+        "LeaderChangeCallback", "PeerShutdownCallback", "HeartbeatCallback",
+        "WorkAssignmentCallback", "PeerTimeoutCallback",
+    )),
+]
 
 
 def _imported(module: str, name: str) -> Any:
@@ -228,3 +413,38 @@ def test_the_family_modules_give_the_package_root_objects() -> None:
     for module, names in _FAMILIES.items():
         for name in names:
             assert _imported(module, name) is getattr(package, name), (module, name)
+
+
+def test_documented_instance_attributes_and_defaults() -> None:
+    """Members set per instance, with 0.2.0's defaults (groups 14-16)."""
+    shutdown = _imported(SHUTDOWN, "ShutdownCoordinator")()
+    assert (shutdown.timeout, shutdown.drain_timeout, shutdown.checkpoint_timeout,
+            shutdown.checkpoint_interval) == (30.0, 10.0, 5.0, 5.0)
+    assert shutdown.phase.value == "running"
+    handler = _imported(ERRORS, "SubscriptionErrorHandler")("sub")
+    assert (handler.stats.total_errors, len(handler.recent_errors)) == (0, 0)
+    breaker = _imported(RETRY, "CircuitBreaker")()
+    operation = _imported(RETRY, "RetryableOperation")(circuit_breaker=breaker)
+    assert operation.circuit_breaker is breaker
+    assert operation.stats.total_delay_seconds == 0.0
+    assert operation.config.max_retries == 5
+    assert _imported(COORDINATION, "InMemoryLeaderElector")("w1").shared_state is None
+
+
+# Names 0.2.0 documents that this package leaves out on purpose (docs/compatibility.md says
+# why): they must not import, so that no stub stands in for machinery that is not there.
+LEFT_OUT = [
+    ("eventsource.subscriptions.runners", "CatchUpRunner"),
+    ("eventsource.subscriptions.runners", "LiveRunner"),
+    (TRANSITION, "TransitionCoordinator"),
+    (TRANSITION, "TransitionPhase"),
+    (TRANSITION, "TransitionResult"),
+    (SUBS, "CatchUpRunner"),
+    (SUBS, "TransitionCoordinator"),
+]
+
+
+@pytest.mark.parametrize("path", LEFT_OUT, ids=_ids(LEFT_OUT))
+def test_names_left_out_do_not_import(path: tuple[str, str]) -> None:
+    with pytest.raises(ImportError):
+        _imported(*path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from eventsource.types import JSON
 
 if TYPE_CHECKING:
     from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
+    from eventsource.subscriptions.flow_control import FlowController
+    from eventsource.subscriptions.retry import CircuitBreaker, RetryableOperation
     from eventsource.subscriptions.subscription import Subscription
 
 __all__ = [
@@ -22,8 +25,10 @@ __all__ = [
     "HealthStatus",
     "LivenessStatus",
     "ManagerHealth",
+    "ManagerHealthChecker",
     "ReadinessStatus",
     "SubscriptionHealth",
+    "SubscriptionHealthChecker",
     "assess_subscription",
     "worst_status",
 ]
@@ -85,6 +90,15 @@ class HealthCheckResult:
     status: str
     indicators: list[HealthIndicator] = field(default_factory=list)
     timestamp: datetime = field(default_factory=_now)
+
+    @property
+    def overall_status(self) -> HealthStatus:
+        """`status` as the enum (0.2.0's name)."""
+        return HealthStatus(self.status)
+
+    @property
+    def subscription_name(self) -> str:
+        return self.name
 
     def to_dict(self) -> JSON:
         return {
@@ -261,3 +275,86 @@ _STATE_STATUS = {
     SubscriptionState.STOPPED: "degraded",
     SubscriptionState.ERROR: "unhealthy",
 }
+
+
+class SubscriptionHealthChecker:
+    """0.2.0's checker of one subscription: the indicators the manager evaluates
+    (`assess_subscription`), plus backpressure when given a `flow_controller` and the state
+    of a `circuit_breaker` given here (the subscription's own is always checked). Pass the
+    manager's `get_error_handler(name)` for the error rate; without it the rate is 0.
+    `retry_operation` is kept as an attribute for callers (0.2.0 took it and read nothing
+    from it either).
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        config: HealthCheckConfig | None = None,
+        error_handler: SubscriptionErrorHandler | None = None,
+        flow_controller: FlowController | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+        retry_operation: RetryableOperation | None = None,
+    ) -> None:
+        self.subscription = subscription
+        self.config = config or HealthCheckConfig()
+        self.error_handler = error_handler
+        self.flow_controller = flow_controller
+        self.circuit_breaker = circuit_breaker
+        self.retry_operation = retry_operation
+
+    def check(self) -> HealthCheckResult:
+        """Evaluate the indicators now; the status is the worst of them."""
+        from eventsource.subscriptions.error_handling import SubscriptionErrorHandler
+
+        sub = self.subscription
+        errors = self.error_handler or SubscriptionErrorHandler(sub.name)
+        _, result = assess_subscription(sub, errors, self.config, time.monotonic())
+        indicators = list(result.indicators)
+        flow = self.flow_controller
+        if flow is not None:
+            indicators.append(HealthIndicator(
+                "backpressure", "degraded" if flow.is_backpressured else "healthy",
+                f"{flow.in_flight} in flight", float(flow.in_flight),
+            ))
+        breaker = self.circuit_breaker
+        if breaker is not None and breaker is not sub.circuit_breaker:
+            if breaker.is_open:
+                status = "unhealthy" if self.config.circuit_open_is_unhealthy else "degraded"
+            else:
+                status = "degraded" if breaker.is_half_open else "healthy"
+            indicators.append(HealthIndicator("circuit_breaker", status, breaker.state.value))
+        status = worst_status([i.status for i in indicators])
+        return HealthCheckResult(sub.name, status, indicators)
+
+
+class ManagerHealthChecker:
+    """0.2.0's checker of many subscriptions: each one's `SubscriptionHealthChecker` result
+    (one given in `subscription_checkers` under its name, else a plain one) and the worst."""
+
+    def __init__(
+        self,
+        subscriptions: list[Subscription],
+        config: HealthCheckConfig | None = None,
+        subscription_checkers: dict[str, SubscriptionHealthChecker] | None = None,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.config = config or HealthCheckConfig()
+        self.subscription_checkers = dict(subscription_checkers or {})
+
+    def check(self) -> JSON:
+        """`status`, the counts per status and each subscription's result as a dict."""
+        results = {
+            sub.name: (
+                self.subscription_checkers.get(sub.name)
+                or SubscriptionHealthChecker(sub, self.config)
+            ).check()
+            for sub in self.subscriptions
+        }
+        statuses = [result.status for result in results.values()]
+        return {
+            "status": worst_status(statuses),
+            "subscription_count": len(results),
+            **{f"{name}_count": statuses.count(name) for name in _RANK},
+            "subscriptions": {name: result.to_dict() for name, result in results.items()},
+            "timestamp": _now().isoformat(),
+        }

@@ -133,7 +133,7 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
             subscription = Subscription(name, config or SubscriptionConfig(), subscriber)
             self._subscriptions[name] = subscription
             self._errors[name] = SubscriptionErrorHandler(
-                name, self.error_handling_config, self._callbacks
+                name, self.error_handling_config, callbacks=self._callbacks
             )
             subscription.keep_errors_in(self._errors[name].recent_errors)
             if self._running:
@@ -375,7 +375,7 @@ class SubscriptionManager(AsyncContext, ManagerMonitoring, TracingMixin):
         self._shutdown.request(reason)
 
     def register_signals(self) -> None:
-        self._shutdown.register_signals()
+        self._shutdown.register_signals(self._shutdown.request)  # reason: the signal's name
 
     def unregister_signals(self) -> None:
         self._shutdown.unregister_signals()

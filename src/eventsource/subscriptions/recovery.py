@@ -86,7 +86,7 @@ class FailureRecovery:
                         break
                 else:
                     if sub.circuit_breaker is not None:
-                        sub.circuit_breaker.record_success()
+                        await sub.circuit_breaker.record_success()
                     return True
         return await self._give_up(stored, error, classification, attempts)
 
@@ -131,9 +131,9 @@ class FailureRecovery:
         breaker = sub.circuit_breaker
         if breaker is not None:
             if sub.events_processed > self._processed_at_failure:
-                breaker.record_success()  # the breaker counts consecutive failures only
+                await breaker.record_success()  # the breaker counts consecutive failures only
             self._processed_at_failure = sub.events_processed
-            breaker.record_failure()
+            await breaker.record_failure()
             if breaker.is_open:
                 # Give the failing dependency time to recover before the next event.
                 logger.warning("Subscription %s: circuit open, pausing %.1fs", sub.name,

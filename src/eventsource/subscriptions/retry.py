@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from eventsource._checks import at_least, greater_than, within_unit
 from eventsource._retry import Backoff, retry
+from eventsource.types import JSON
 
 __all__ = [
     "TRANSIENT_EXCEPTIONS",
@@ -91,13 +92,28 @@ class RetryError(Exception):
 
 @dataclass
 class RetryStats:
-    """Counters of one retrying operation."""
+    """Counters of one retrying operation: calls, outcomes, attempts, time spent waiting."""
 
     attempts: int = 0
     successes: int = 0
     failures: int = 0
     total_delay: float = 0.0
     last_error: str | None = None
+
+    @property
+    def total_delay_seconds(self) -> float:
+        """Seconds spent waiting between attempts, all calls together (0.2.0's name)."""
+        return self.total_delay
+
+    def to_dict(self) -> JSON:
+        """The counters as plain JSON values."""
+        return {
+            "attempts": self.attempts,
+            "successes": self.successes,
+            "failures": self.failures,
+            "total_delay_seconds": self.total_delay,
+            "last_error": self.last_error,
+        }
 
 
 async def retry_async(
@@ -135,23 +151,59 @@ async def retry_async(
 
 
 class RetryableOperation:
-    """`retry_async` bound to a config, with stats."""
+    """`retry_async` bound to a config, with stats and, optionally, a circuit breaker.
 
-    def __init__(self, config: RetryConfig | None = None, name: str = "operation") -> None:
+    Each attempt goes through `circuit_breaker` when one is given: an open breaker refuses the
+    call with `CircuitBreakerOpenError`, which is not retried.
+    """
+
+    def __init__(
+        self,
+        config: RetryConfig | None = None,
+        name: str = "operation",
+        circuit_breaker: CircuitBreaker | None = None,
+        retryable_exceptions: tuple[type[BaseException], ...] = TRANSIENT_EXCEPTIONS,
+    ) -> None:
         self.config = config or RetryConfig()
         self.name = name
+        self.circuit_breaker = circuit_breaker
+        self.retryable_exceptions = retryable_exceptions
         self.stats = RetryStats()
 
-    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
-        self.stats.attempts += 1
-        try:
-            result = await retry_async(operation, self.config, operation_name=self.name)
-        except RetryError as exc:
-            self.stats.failures += 1
-            self.stats.last_error = str(exc.last_error)
-            raise
-        self.stats.successes += 1
-        return result
+    async def execute(
+        self, operation: Callable[[], Awaitable[T]], operation_name: str | None = None
+    ) -> T:
+        """Run `operation` until it succeeds or attempts run out (RetryError, chained from the
+        last failure); a failure that is not transient is raised at once."""
+        name = operation_name or self.name
+        attempts = self.config.max_retries + 1
+        breaker = self.circuit_breaker
+        for attempt in range(attempts):
+            self.stats.attempts += 1
+            try:
+                result = await (breaker.execute(operation) if breaker else operation())
+            except self.retryable_exceptions as error:
+                self.stats.last_error = str(error)
+                if attempt + 1 == attempts:
+                    self.stats.failures += 1
+                    raise RetryError(
+                        f"{name} failed after {attempts} attempts: {error}", attempts, error
+                    ) from error
+                delay = self.config.backoff.delay(attempt)
+                logger.warning("%s failed (attempt %d/%d): %s; retrying in %.2fs",
+                               name, attempt + 1, attempts, error, delay)
+                self.stats.total_delay += delay
+                await asyncio.sleep(delay)
+            except Exception as error:
+                self.stats.failures += 1
+                self.stats.last_error = str(error)
+                raise
+            else:
+                self.stats.successes += 1
+                return result
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    run = execute
 
 
 class CircuitState(Enum):
@@ -198,6 +250,15 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._current_state() is CircuitState.OPEN
 
+    @property
+    def is_closed(self) -> bool:
+        return self._current_state() is CircuitState.CLOSED
+
+    @property
+    def is_half_open(self) -> bool:
+        """True once the recovery timeout has passed: the next call is a trial."""
+        return self._current_state() is CircuitState.HALF_OPEN
+
     def _current_state(self) -> CircuitState:
         if (
             self.state is CircuitState.OPEN
@@ -208,12 +269,12 @@ class CircuitBreaker:
             self.half_open_calls = 0
         return self.state
 
-    def record_success(self) -> None:
+    def _succeeded(self) -> None:
         self.state = CircuitState.CLOSED
         self.failure_count = 0
         self.opened_at = None
 
-    def record_failure(self) -> None:
+    def _failed(self) -> None:
         self.failure_count += 1
         if (
             self.state is CircuitState.HALF_OPEN
@@ -222,21 +283,63 @@ class CircuitBreaker:
             self.state = CircuitState.OPEN
             self.opened_at = time.monotonic()
 
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run `operation` through the breaker."""
+    async def record_success(self) -> None:
+        """A call succeeded: close the breaker and forget the failures."""
+        self._succeeded()
+
+    async def record_failure(self, error: BaseException | None = None) -> None:
+        """A call failed (`error`, if given, is only logged): open the breaker at the
+        threshold, or at once when the failing call was the half-open trial."""
+        self._failed()
+        if error is not None and self.state is CircuitState.OPEN:
+            logger.warning("Circuit breaker open after %d failures: %s", self.failure_count, error)
+
+    def reset(self) -> None:
+        """Back to closed with no failures counted, whatever the state."""
+        self._succeeded()
+        self.half_open_calls = 0
+
+    def to_dict(self) -> JSON:
+        """State, failure count and settings as plain JSON values."""
+        state = self._current_state()
+        return {
+            "state": state.value,
+            "failure_count": self.failure_count,
+            "failure_threshold": self.config.failure_threshold,
+            "recovery_timeout": self.config.recovery_timeout,
+            "half_open_max_calls": self.config.half_open_max_calls,
+            "time_until_retry": self._remaining() if state is CircuitState.OPEN else None,
+        }
+
+    def _remaining(self) -> float:
+        assert self.opened_at is not None
+        return max(0.0, self.config.recovery_timeout - (time.monotonic() - self.opened_at))
+
+    async def execute(
+        self, operation: Callable[[], Awaitable[T]], operation_name: str = "operation"
+    ) -> T:
+        """Run `operation` through the breaker: refused with `CircuitBreakerOpenError` while
+        open (or while the half-open trial is under way), its outcome recorded otherwise."""
         state = self._current_state()
         if state is CircuitState.OPEN:
-            assert self.opened_at is not None
-            remaining = self.config.recovery_timeout - (time.monotonic() - self.opened_at)
-            raise CircuitBreakerOpenError("Circuit breaker is open", max(0.0, remaining))
+            remaining = self._remaining()
+            raise CircuitBreakerOpenError(
+                f"Circuit breaker is open: {operation_name} refused for {remaining:.1f}s more",
+                remaining,
+            )
         if state is CircuitState.HALF_OPEN:
             if self.half_open_calls >= self.config.half_open_max_calls:
-                raise CircuitBreakerOpenError("Circuit breaker is half-open and busy", 0.0)
+                raise CircuitBreakerOpenError(
+                    f"Circuit breaker is half-open and its trial call is running: "
+                    f"{operation_name} refused", 0.0,
+                )
             self.half_open_calls += 1
         try:
             result = await operation()
         except Exception:
-            self.record_failure()
+            self._failed()
             raise
-        self.record_success()
+        self._succeeded()
         return result
+
+    call = execute

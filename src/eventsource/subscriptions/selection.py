@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from eventsource.events.base import DomainEvent
     from eventsource.stores.interface import StoredEvent
     from eventsource.subscriptions.subscription import Subscription
 
-__all__ = ["EventSelection"]
+__all__ = ["EventSelection", "declared_type_names"]
+
+
+def declared_type_names(types: Iterable[type[DomainEvent]]) -> set[str]:
+    """The `event_type` names the event classes declare (a stored event is matched by name
+    too, so a class registered under another module path still matches)."""
+    return {
+        field.default
+        for cls in types
+        if (field := getattr(cls, "model_fields", {}).get("event_type")) is not None
+        and isinstance(field.default, str)
+    }
 
 
 class EventSelection:
@@ -25,12 +36,7 @@ class EventSelection:
             types = tuple(subscription.subscriber.subscribed_to())
         # An empty list means "every event", as for `AsyncEventHandler.event_types()`.
         self._types = tuple(types) if types else None
-        self._type_names = {
-            field.default
-            for cls in types or ()
-            if (field := getattr(cls, "model_fields", {}).get("event_type")) is not None
-            and isinstance(field.default, str)
-        }
+        self._type_names = declared_type_names(types or ())
         self._aggregates = frozenset(config.aggregate_types) if config.aggregate_types else None
         self._accepted: dict[type[DomainEvent], bool] = {}
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from subs_integration_helpers import fresh_schema, wait_until
-from subscription_crash_child import SubsCrashTick, open_backend, register
+from subs_integration_helpers import wait_until
+from subscription_crash_child import SubsCrashTick
+from upstream_backends import BACKENDS, upstream_backend
 
 from eventsource import DomainEvent
 from eventsource.repositories.checkpoint import CheckpointRepository
@@ -28,18 +28,9 @@ from eventsource.subscriptions import (
 Backend = tuple[EventStore, CheckpointRepository]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    register()
-    async with AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            url = request.getfixturevalue("pg_url")
-            location = f"{url} {await stack.enter_async_context(fresh_schema(url))}"
-        else:
-            location = str(tmp_path / "events.db")
-        store, _sessions, checkpoints = await stack.enter_async_context(
-            open_backend(request.param, location)
-        )
+    async with upstream_backend(request, tmp_path) as (_kind, store, _sessions, checkpoints):
         yield store, checkpoints
 
 
