@@ -20,10 +20,11 @@ from eventsource.cli.dlq import _detail, _summary
 from eventsource.cli.streams import parse_stream_id
 from eventsource.cli.subscriptions import progress
 from eventsource.stores.interface import ReadOptions
-from eventsource.web._cursor import decode_cursor, encode_cursor
+from eventsource.web._cursor import decode_position, decode_stream_key, encode_cursor
 
 __all__ = [
     "COUNT_CAP",
+    "STREAM_COUNT_CAP",
     "Tables",
     "dashboard",
     "dlq_entry",
@@ -35,7 +36,10 @@ __all__ = [
     "subscriptions",
 ]
 
-COUNT_CAP = 100_000  # the dashboard counts events and streams up to this many, then says "+"
+# The dashboard counts events and streams up to these many, then says "+": a count costs an
+# index walk as long as the count, so it is kept short (the head position is always shown).
+COUNT_CAP = 10_000
+STREAM_COUNT_CAP = 1_000
 Tables = frozenset[str]  # the optional tables present: checkpoints, dlq, outbox, snapshots
 
 _BOUNDED_EVENTS = "SELECT COUNT(*) FROM (SELECT 1 FROM events{where} LIMIT :cap) t"
@@ -57,7 +61,7 @@ async def dashboard(db: Backend, tables: Tables) -> dict[str, Any]:
     result: dict[str, Any] = {
         "head_position": await db.store.get_global_position(),
         "events": await _bounded(db, _BOUNDED_EVENTS, COUNT_CAP),
-        "streams": await _bounded(db, _BOUNDED_STREAMS, COUNT_CAP // 10),
+        "streams": await _bounded(db, _BOUNDED_STREAMS, STREAM_COUNT_CAP),
         "newest_events": newest["events"],
         "subscriptions": (await subscriptions(db, tables))["subscriptions"],
         "dlq": plain(await db.dlq.get_failure_stats()) if "dlq" in tables else None,
@@ -78,8 +82,7 @@ async def streams_page(
     ids = id_range(prefix) if prefix else None
     after: tuple[UUID, str] | None = None
     if cursor:
-        after_id, after_type = decode_cursor("streams", cursor)
-        after = (UUID(after_id), after_type)
+        after = decode_stream_key(cursor)
     rows = await list_streams(
         db, after=after, aggregate_type=aggregate_type or None, ids=ids, limit=limit
     )
@@ -98,7 +101,7 @@ async def stream_detail(
     no events."""
     aggregate_id, aggregate_type = parse_stream_id(stream_id, "stream id")
     key = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
-    after = int(decode_cursor("stream", cursor)) if cursor else 0
+    after = decode_position("stream", cursor) if cursor else 0
     options = ReadOptions(from_position=after, limit=limit + 1)
     events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
     if not events and after == 0:
@@ -121,7 +124,7 @@ async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any
     params: dict[str, object] = {"limit": limit}
     if cursor:
         conditions.append("id < :before")
-        params["before"] = int(decode_cursor("log", cursor))
+        params["before"] = decode_position("log", cursor)
     keys = await db.fetch(_LOG_KEYS.format(where=_where(conditions, params, "tenant_id")), params)
     if not keys:
         return {"events": [], "next": None}

@@ -22,7 +22,7 @@ from eventsource.cli._app import CliApp
 from eventsource.cli._errors import CliError, CliUsageError, ConflictError, NotFoundError
 from eventsource.cli._events import event_record
 from eventsource.cli._output import to_json
-from eventsource.exceptions import MissingExtraError
+from eventsource.exceptions import EventSourceError, MissingExtraError
 from eventsource.stores.interface import EventStore
 from eventsource.web import _actions, _data
 from eventsource.web._state import WebState, open_state
@@ -121,11 +121,12 @@ _PAGES: list[tuple[str, str, str, Data]] = [
 _STATUS = {CliUsageError: 400, NotFoundError: 404, ConflictError: 409}
 
 
-def _status_of(exc: CliError) -> int:
+def _status_of(exc: EventSourceError) -> int:
     for kind, status in _STATUS.items():
         if isinstance(exc, kind):
             return status
-    return 503  # the store could not be read
+    # CliError: the store could not be read; any other (a corrupt row): the server's failure
+    return 503 if isinstance(exc, CliError) else 500
 
 
 def _pretty(value: Any) -> str:
@@ -187,7 +188,7 @@ class _Site:
         async def endpoint(request: Request) -> Response:
             try:
                 context = await self._read(request, data)
-            except CliError as exc:
+            except EventSourceError as exc:
                 return self._error(request, exc)
             return self._render(request, template, context)
 
@@ -197,12 +198,14 @@ class _Site:
         async def endpoint(request: Request) -> Response:
             try:
                 return _json(await self._read(request, data))
-            except CliError as exc:
+            except EventSourceError as exc:
                 return _json({"error": _message(exc)}, _status_of(exc))
 
         return endpoint
 
-    def _error(self, request: Request, exc: CliError, status: int | None = None) -> Response:
+    def _error(
+        self, request: Request, exc: EventSourceError, status: int | None = None
+    ) -> Response:
         code = status or _status_of(exc)
         return self._render(request, "error.html", {"message": _message(exc)}, code)
 
@@ -225,7 +228,7 @@ class _Site:
                     return self._error(request, refused, 403)
                 with state.scope():
                     plan, expect = await _actions.plan(state, action, key)
-            except CliError as exc:
+            except EventSourceError as exc:
                 return self._error(request, exc)
             context = {"plan": plan, "expect": expect, "action": action, "key": key,
                        "kind": kind}
@@ -251,7 +254,7 @@ class _Site:
                 with state.scope():
                     expect = form.get("expect") or (await _actions.plan(state, action, key))[1]
                     outcome = await _actions.apply(state, action, key, expect)
-            except CliError as exc:
+            except EventSourceError as exc:
                 status = 403 if exc is refused else _status_of(exc)
                 if api:
                     return _json({"error": _message(exc)}, status)
@@ -282,7 +285,7 @@ class _Site:
                 if after is None:
                     after = await state.db.store.get_global_position()
                 cursor = await state.db.store.cursor_for_position(after)
-        except CliError as exc:
+        except EventSourceError as exc:
             return _json({"error": _message(exc)}, _status_of(exc))
         return StreamingResponse(
             self._tail(state, cursor, until), media_type="text/event-stream",
@@ -315,7 +318,7 @@ def _int_param(request: Request, name: str) -> int | None:
     return int(text)
 
 
-def _message(exc: CliError) -> str:
+def _message(exc: EventSourceError) -> str:
     return " ".join(str(exc).split())
 
 

@@ -88,7 +88,8 @@ def test_search_a_stream_open_it_and_an_event(browser: Any, demo_url: str) -> No
         _wait(browser, 10).until(lambda d: "prefix=a1000000" in d.current_url)
         listed = [a.text for a in browser.find_elements(by.CSS_SELECTOR, "#streams td a")
                   if a.text.endswith(":Account")]
-        assert listed[0] == ACCOUNT_STREAM and len(listed) == 3
+        assert listed[0] == ACCOUNT_STREAM
+        assert len(listed) == 3
         assert not any(":Order" in a.text for a in browser.find_elements(by.TAG_NAME, "a"))
         _shot(browser, "streams", demo_url)
         browser.find_element(by.LINK_TEXT, ACCOUNT_STREAM).click()

@@ -251,3 +251,43 @@ async def test_create_app_over_an_open_store(tmp_path: Any) -> None:
         ):
             data = (await web.get(f"/api/streams/{ACCOUNT_1}:Note")).json()
         assert [e["data"]["text"] for e in data["events"]] == ["mine"]
+
+
+def test_mounted_under_a_prefix_its_links_follow(demo_url: str) -> None:
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from eventsource.web import create_app
+
+    admin = create_app(demo_url)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        async with admin.router.lifespan_context(admin):
+            yield
+
+    site = Starlette(routes=[Mount("/admin/events", app=admin)], lifespan=lifespan)
+    with TestClient(site) as web:
+        page = web.get("/admin/events/log").text
+        assert web.get("/admin/events/static/app.js").status_code == 200
+    assert 'href="/admin/events/streams"' in page
+    assert 'data-tail="/admin/events/api/log/tail?after=11"' in page
+    assert 'href="/admin/events/events/11"' in page
+
+
+def test_dashboard_counts_stop_at_their_cap(demo_url: str, monkeypatch: Any) -> None:
+    from eventsource.web import _data
+
+    monkeypatch.setattr(_data, "COUNT_CAP", 5)
+    monkeypatch.setattr(_data, "STREAM_COUNT_CAP", 3)
+    with client(demo_url) as web:
+        data = web.get("/api/dashboard").json()
+        page = web.get("/").text
+    assert data["events"] == {"count": 5, "more": True}
+    assert data["streams"] == {"count": 3, "more": True}
+    assert data["head_position"] == 11
+    assert '<p class="big">5+</p>' in page
+    assert '<p class="big">3+</p>' in page
