@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from uuid import UUID
 
 import pytest
 from web_support import (  # noqa: F401 - fixtures
@@ -291,3 +292,27 @@ def test_dashboard_counts_stop_at_their_cap(demo_url: str, monkeypatch: Any) -> 
     assert data["head_position"] == 11
     assert '<p class="big">5+</p>' in page
     assert '<p class="big">3+</p>' in page
+
+
+def test_a_tenants_app_shows_only_that_tenants_data(demo_url: str) -> None:
+    from eventsource.cli._errors import NotFoundError
+
+    tenant = UUID("7e000000-0000-4000-8000-000000000001")
+    stream = append_notes(demo_url, ["theirs", "also theirs"], tenant=tenant)
+    with client(demo_url, tenant=tenant) as web:
+        streams = web.get("/api/streams").json()["streams"]
+        log = web.get("/api/log").json()["events"]
+        dashboard = web.get("/api/dashboard").json()
+        other = web.get(f"/api/streams/{ACCOUNT_STREAM}")
+        page = web.get("/").text
+    assert [s["stream_id"] for s in streams] == [f"{stream}:Note"]
+    assert [e["data"]["text"] for e in log] == ["also theirs", "theirs"]
+    assert (dashboard["events"]["count"], dashboard["streams"]["count"]) == (2, 1)
+    assert other.status_code == 404
+    assert f"tenant {tenant}" in page
+    unknown = UUID("7e000000-0000-4000-8000-000000000009")
+    with (
+        pytest.raises(NotFoundError, match=f"tenant {unknown} has no events"),
+        client(demo_url, tenant=unknown),
+    ):
+        pass

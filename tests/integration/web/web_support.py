@@ -63,8 +63,11 @@ def client(url: str, **options: Any) -> Iterator[Any]:
         yield opened
 
 
-def append_notes(url: str, texts: list[str], aggregate_id: UUID | None = None) -> UUID:
-    """Append a `Note` per text to one stream, through the store's API; the stream's id."""
+def append_notes(
+    url: str, texts: list[str], aggregate_id: UUID | None = None, tenant: UUID | None = None
+) -> UUID:
+    """Append a `Note` per text to one stream (of `tenant`), through the store's API; the
+    stream's id."""
     stream = aggregate_id or uuid4()
 
     async def go() -> None:
@@ -72,7 +75,10 @@ def append_notes(url: str, texts: list[str], aggregate_id: UUID | None = None) -
         try:
             version = await db.store.get_stream_version(stream, "Note")
             notes = [
-                Note(aggregate_id=stream, aggregate_version=version + number, text=text)
+                Note(
+                    aggregate_id=stream, aggregate_version=version + number, text=text,
+                    tenant_id=tenant,
+                )
                 for number, text in enumerate(texts, start=1)
             ]
             await db.store.append_events(stream, "Note", notes, version)
