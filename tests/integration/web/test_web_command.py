@@ -4,11 +4,19 @@ served app answers over real HTTP (uvicorn in a thread, on a free port)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from web_support import demo_url_fixture, fails, store_url_fixture  # noqa: F401 - fixtures
+from web_support import (  # noqa: F401 - fixtures
+    console_script,
+    demo_url_fixture,
+    fails,
+    store_url_fixture,
+)
 
 _SERVE = ["web", "--port", "1"]  # never reached: every case fails before serving
 
@@ -54,3 +62,37 @@ def test_the_served_app_answers_over_http(demo_url: str) -> None:
             script = response.read().decode()
     assert dashboard["head_position"] == 11
     assert "EventSource" in script
+
+
+def test_the_console_script_serves_read_only_on_localhost(demo_url: str) -> None:
+    from web_server import _free_port
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [console_script(), "--url", demo_url, "web", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        dashboard = _poll(f"http://127.0.0.1:{port}/api/dashboard", server)
+        csrf = _poll(f"http://127.0.0.1:{port}/api/csrf", server)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert dashboard["head_position"] == 11
+    assert csrf["writes"] is False
+    assert f"on http://127.0.0.1:{port}/ (read-only)" in stderr
+    assert "Traceback" not in stderr
+
+
+def _poll(url: str, server: subprocess.Popen[str]) -> dict[str, object]:
+    """The JSON at `url` once the server answers (it has 30 s to start)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                found: dict[str, object] = json.loads(response.read())
+                return found
+        except (urllib.error.URLError, ConnectionError):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from cli_support import (
     ACCOUNT_1,
     DEMO_APP,
+    console_script,
     demo_url_fixture,
     fails,
     store_url_fixture,
@@ -35,6 +36,7 @@ __all__ = [
     "Note",
     "append_notes",
     "client",
+    "console_script",
     "demo_url_fixture",
     "fails",
     "store_url_fixture",
