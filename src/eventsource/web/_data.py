@@ -16,7 +16,7 @@ from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
 from eventsource.cli._output import plain
 from eventsource.cli._queries import _where, id_range, list_streams
-from eventsource.cli.dlq import _detail, _summary
+from eventsource.cli.dlq import _STATUSES, _detail, _summary
 from eventsource.cli.streams import parse_stream_id
 from eventsource.cli.subscriptions import progress
 from eventsource.stores.interface import ReadOptions
@@ -158,9 +158,6 @@ async def subscriptions(db: Backend, tables: Tables) -> dict[str, Any]:
         return {"subscriptions": [], "in_use": False}
     items = [await progress(db, data) for data in await db.checkpoints.get_all_checkpoints()]
     return {"subscriptions": plain(items), "in_use": True}
-
-
-_STATUSES = ("failed", "retrying", "resolved")
 
 
 async def dlq_page(

@@ -82,7 +82,8 @@ async def _stream(request: Request, state: WebState) -> dict[str, Any]:
 async def _log(request: Request, state: WebState) -> dict[str, Any]:
     cursor = _param(request, "cursor")
     found = await _data.log_page(state.db, cursor, _limit(request))
-    head = await state.db.store.get_global_position()
+    # The live tail goes on after the newest event shown: nothing committed in between is lost.
+    head = found["events"][0]["global_position"] if found["events"] else 0
     return {**found, "live": cursor is None, "head": head}
 
 
