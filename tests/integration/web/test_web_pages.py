@@ -230,28 +230,54 @@ def test_resolve_and_reset_through_the_api(demo_url: str) -> None:
     assert checkpoints == []  # gone: the projection starts from the beginning
 
 
-async def test_create_app_over_an_open_store(tmp_path: Any) -> None:
-    """`create_app(store)`: a store the caller opened (and closes) is read as it is."""
+async def _read_own_store(store: Any) -> dict[str, Any]:
+    """Append a note through `store`, then read its stream through `create_app(store)`,
+    in this event loop (where the caller's store lives)."""
     import httpx
 
-    from eventsource.events.registry import EventRegistry
-    from eventsource.stores.sqlite import SQLiteEventStore
     from eventsource.web import create_app
 
+    await store.initialize()
     note = Note(aggregate_id=ACCOUNT_1, aggregate_version=1, text="mine")
+    await store.append_events(note.aggregate_id, "Note", [note], 0)
+    web_app = create_app(store)
+    transport = httpx.ASGITransport(app=web_app)
+    async with (
+        web_app.router.lifespan_context(web_app),
+        httpx.AsyncClient(transport=transport, base_url="http://web") as web,
+    ):
+        found: dict[str, Any] = (await web.get(f"/api/streams/{ACCOUNT_1}:Note")).json()
+        return found
+
+
+def _registry() -> Any:
+    from eventsource.events.registry import EventRegistry
+
     registry = EventRegistry()
     registry.register(Note)
-    async with SQLiteEventStore(str(tmp_path / "own.db"), event_registry=registry) as store:
-        await store.initialize()
-        await store.append_events(note.aggregate_id, "Note", [note], 0)
-        web_app = create_app(store)
-        transport = httpx.ASGITransport(app=web_app)
-        async with (
-            web_app.router.lifespan_context(web_app),
-            httpx.AsyncClient(transport=transport, base_url="http://web") as web,
-        ):
-            data = (await web.get(f"/api/streams/{ACCOUNT_1}:Note")).json()
-        assert [e["data"]["text"] for e in data["events"]] == ["mine"]
+    return registry
+
+
+async def test_create_app_over_an_open_sqlite_store(tmp_path: Any) -> None:
+    """`create_app(store)`: a store the caller opened (and closes) is read as it is."""
+    from eventsource.stores.sqlite import SQLiteEventStore
+
+    path = str(tmp_path / "own.db")
+    async with SQLiteEventStore(path, event_registry=_registry()) as store:
+        data = await _read_own_store(store)
+    assert [e["data"]["text"] for e in data["events"]] == ["mine"]
+
+
+@pytest.mark.postgresql
+async def test_create_app_over_an_open_postgresql_store(pg_session_factory: Any) -> None:
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+
+    store = PostgreSQLEventStore(pg_session_factory, event_registry=_registry())
+    try:
+        data = await _read_own_store(store)
+    finally:
+        await store.close()
+    assert [e["data"]["text"] for e in data["events"]] == ["mine"]
 
 
 def test_mounted_under_a_prefix_its_links_follow(demo_url: str) -> None:
