@@ -27,6 +27,7 @@ _GROUPS = {
     "snapshots": "eventsource.cli.snapshots:group",
     "streams": "eventsource.cli.streams:group",
     "subscriptions": "eventsource.cli.subscriptions:group",
+    "web": "eventsource.cli.web:command",
 }
 
 _EPILOG = """Exit codes: 0 ok, 1 a check failed (or the command could not do its work),
