@@ -1,0 +1,97 @@
+"""`DCBStore`: reading by query and appending under a condition, written once over a backend.
+
+The public calls check their arguments here (query, tags, token) before any I/O; a backend
+implements `_read` (matching events and a token, in one consistent snapshot) and `_append`
+(check the condition and write the events with their tags, atomically).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsource.dcb.exceptions import InvalidQueryError
+from eventsource.dcb.query import (
+    AppendCondition,
+    ConsistencyToken,
+    Query,
+    Tagged,
+    TaggedEvents,
+    split,
+)
+from eventsource.events.base import DomainEvent
+
+__all__ = ["DCBReadResult", "DCBStore", "SequencedEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SequencedEvent:
+    """An event read by query: its global position and its tags."""
+
+    position: int
+    event: DomainEvent
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DCBReadResult:
+    """What `DCBStore.read` returns: the matching events and the token of what was seen."""
+
+    events: list[SequencedEvent]
+    token: ConsistencyToken
+
+
+class DCBStore(ABC):
+    """Tagged events in an event store's `events` table, read by `Query` and appended under an
+    `AppendCondition` (dynamic consistency boundaries). Events appended here are ordinary
+    events of their streams as well (ExpectedVersion.ANY): every other reader sees them."""
+
+    store_id: str  # what tokens carry: the identity of the data this store reads
+
+    async def read(self, query: Query) -> DCBReadResult:
+        """The events matching `query`, oldest first, and the token of this read."""
+        if not isinstance(query, Query):
+            raise InvalidQueryError(f"read needs a Query, got {query!r:.100}")
+        return await self._read(query)
+
+    async def append(
+        self,
+        events: Iterable[DomainEvent | Tagged],
+        condition: AppendCondition | None = None,
+    ) -> list[int]:
+        """Append `events` (tagged by their class's `dcb_tags` and any `Tagged` wrapper) in
+        one transaction; with a `condition`, only if no event matching its query was stored
+        that the read which returned `condition.after` had not seen, else
+        `DCBConflictError` listing those events' positions. Returns the new positions."""
+        pairs = split(events)
+        mark: str | None = None
+        if condition is not None:
+            if not isinstance(condition, AppendCondition):
+                raise InvalidQueryError(f"condition must be an AppendCondition, got {condition!r:.100}")
+            if condition.after is not None:
+                mark = condition.after.mark_for(self.store_id)
+        return await self._append(pairs, condition, mark)
+
+    def token(self, mark: str) -> ConsistencyToken:
+        """A token of this store."""
+        return ConsistencyToken(self.store_id, mark)
+
+    @abstractmethod
+    async def _read(self, query: Query) -> DCBReadResult:
+        """Matching events and a token, from one consistent view of the store."""
+
+    @abstractmethod
+    async def _append(
+        self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
+    ) -> list[int]:
+        """Check `condition` against what `mark` saw and write, in one transaction."""
+
+
+def streams_of(events: TaggedEvents) -> dict[tuple[UUID, str], list[DomainEvent]]:
+    """A batch's events by stream `(aggregate_id, aggregate_type)`, in batch order."""
+    streams: dict[tuple[UUID, str], list[DomainEvent]] = {}
+    for event, _ in events:
+        streams.setdefault((event.aggregate_id, event.aggregate_type), []).append(event)
+    return streams
