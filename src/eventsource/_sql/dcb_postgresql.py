@@ -9,7 +9,7 @@ index (`want_tags`, `want_items`), those items' event types likewise (`kind_type
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "DDL", "READ", "SCHEMA_READY"]
+__all__ = ["APPEND", "CALL", "DDL", "READ", "SCHEMA_READY"]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS event_tags (
@@ -141,3 +141,6 @@ BEGIN
     RETURN QUERY {_INSERT};
 END
 $fn$"""
+
+# The append, called with `eventsource.dcb.postgresql.append_args`.
+CALL = "SELECT * FROM eventsource_dcb_append(" + ", ".join(f"${n}" for n in range(1, 20)) + ")"

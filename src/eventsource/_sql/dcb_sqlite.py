@@ -40,7 +40,7 @@ def match_sql(items: list[Item], after: bool) -> tuple[str, list[object]]:
             params += types
         parts.append(f"{sql} GROUP BY position HAVING count(*) = {len(tags)}")
     if type_only:
-        parts.append(f"SELECT id FROM events WHERE event_type IN ({_marks(type_only)})")
+        parts.append(f"SELECT id AS position FROM events WHERE event_type IN ({_marks(type_only)})")
         params += type_only
     sql = " UNION ".join(parts)
     if after:

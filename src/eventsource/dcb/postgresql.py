@@ -48,14 +48,12 @@ from eventsource.dcb._keys import lock_keys, query_arrays
 from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent
 from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
+from eventsource.events.registry import EventRegistry
 from eventsource.stores.codec import encode_payloads
 from eventsource.stores.postgresql import PostgreSQLEventStore
 
-__all__ = ["PostgreSQLDCBStore"]
+__all__ = ["PostgreSQLDCBStore", "append_args"]
 
-_APPEND_CALL = "SELECT * FROM eventsource_dcb_append(" + ", ".join(
-    f"${n}" for n in range(1, 20)
-) + ")"
 _MAX_ATTEMPTS = 20
 
 
@@ -105,19 +103,7 @@ class PostgreSQLDCBStore(DCBStore):
         self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
     ) -> list[int]:
         await self._prepare()
-        plain = [event for event, _ in events]
-        payloads = encode_payloads(plain, self._store._registry)
-        keys, exclusive = lock_keys(events, condition)
-        arrays = query_arrays(condition.query) if condition is not None else ([],) * 5
-        tag_ids = [event.event_id for event, tags in events for _ in tags]
-        tags = [tag for _, tags in events for tag in sorted(tags)]
-        args: tuple[Any, ...] = (
-            keys, exclusive, mark, condition is not None, *arrays,
-            [e.event_id for e in plain], [e.aggregate_id for e in plain],
-            [e.aggregate_type for e in plain], [e.event_type for e in plain],
-            [e.tenant_id for e in plain], [e.actor_id for e in plain],
-            [e.occurred_at for e in plain], payloads, tag_ids, tags,
-        )
+        args = append_args(events, condition, mark, self._store._registry)
         rows = await self._store._run("dcb append", lambda conn: _call(conn, args))
         if rows and rows[0][0]:
             raise DCBConflictError([row[1] for row in rows])
@@ -125,12 +111,35 @@ class PostgreSQLDCBStore(DCBStore):
         return [row[1] for row in rows]
 
 
+def append_args(
+    events: TaggedEvents,
+    condition: AppendCondition | None,
+    mark: str | None,
+    registry: EventRegistry | None,
+) -> tuple[Any, ...]:
+    """The arguments of `eventsource_dcb_append` for a checked batch (payloads encoded here,
+    before any I/O)."""
+    plain = [event for event, _ in events]
+    payloads = encode_payloads(plain, registry)
+    keys, exclusive = lock_keys(events, condition)
+    arrays = query_arrays(condition.query) if condition is not None else ([],) * 5
+    return (
+        keys, exclusive, mark, condition is not None, *arrays,
+        [e.event_id for e in plain], [e.aggregate_id for e in plain],
+        [e.aggregate_type for e in plain], [e.event_type for e in plain],
+        [e.tenant_id for e in plain], [e.actor_id for e in plain],
+        [e.occurred_at for e in plain], payloads,
+        [event.event_id for event, tags in events for _ in tags],
+        [tag for _, tags in events for tag in sorted(tags)],
+    )
+
+
 async def _call(conn: DriverConnection, args: tuple[Any, ...]) -> list[Row]:
     """The append function; run again when a concurrent append to one of the same streams
     took the version it chose (it then reads the new head)."""
     for attempt in range(_MAX_ATTEMPTS):
         try:
-            return await conn.fetch(_APPEND_CALL, *args)
+            return await conn.fetch(sql.CALL, *args)
         except Exception as exc:
             if not is_unique_violation(exc) or attempt == _MAX_ATTEMPTS - 1:
                 raise
