@@ -33,15 +33,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE.parent / "src"), str(_HERE)]
 
-from run import PG_URL, es  # noqa: E402
-
 from eventsource.dcb import AppendCondition, Query, QueryItem  # noqa: E402
+from run import PG_URL, es  # noqa: E402
 
 TARGET_RATE = 2500.0
 TARGET_RATIO = 2.0
@@ -102,7 +102,8 @@ async def _ours(writers: int, ops: int, mode: str) -> float:
 
         async def writer(n: int) -> None:
             query = Query(QueryItem(tags=[f"writer:{n}"]))
-            idle = await dcb.read(Query(QueryItem(tags=[f"idle:{n}"]))) if mode == "append" else None
+            idle_query = Query(QueryItem(tags=[f"idle:{n}"]))
+            idle = await dcb.read(idle_query) if mode == "append" else None
             for i in range(ops):
                 event = BenchSeatTaken(aggregate_id=streams[n], writer=n)
                 if mode == "decide":
@@ -110,7 +111,6 @@ async def _ours(writers: int, ops: int, mode: str) -> float:
                     await dcb.append([event], AppendCondition(query, seen.token))
                 elif mode == "append":
                     assert idle is not None
-                    idle_query = Query(QueryItem(tags=[f"idle:{n}"]))
                     await dcb.append([event], AppendCondition(idle_query, idle.token))
                 else:
                     await store.append_events(streams[n], "BenchSeat", [event], i)
@@ -156,14 +156,13 @@ def _theirs(writers: int, ops: int) -> float:
                     DCBAppendCondition(fail_if_events_match=query, after=seen.head),
                 )
 
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-        for thread in threads:
-            thread.start()
-        barrier.wait()
-        started = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        return writers * ops / (time.perf_counter() - started)
+        with ThreadPoolExecutor(writers) as pool:
+            running = [pool.submit(writer, n) for n in range(writers)]
+            barrier.wait()
+            started = time.perf_counter()
+            for done in running:
+                done.result()
+            return writers * ops / (time.perf_counter() - started)
     finally:
         datastore.close()
         asyncio.run(_drop(schema))
@@ -211,8 +210,11 @@ def main() -> None:
     if "pyeventsourcing decide" in results:
         ratio = results["eventsource decide"] / results["pyeventsourcing decide"]
         results["ratio"] = ratio
-        verdicts[f"decide >= {TARGET_RATIO}x pyeventsourcing ({ratio:.2f}x)"] = ratio >= TARGET_RATIO
-    loss = 1 - results["plain append (DCB tables installed)"] / results["plain append (no DCB tables)"]
+        verdicts[f"decide >= {TARGET_RATIO}x pyeventsourcing ({ratio:.2f}x)"] = (
+            ratio >= TARGET_RATIO
+        )
+    plain = results["plain append (no DCB tables)"]
+    loss = 1 - results["plain append (DCB tables installed)"] / plain
     results["plain_loss"] = loss
     verdicts[f"plain append loss <= 5 % ({loss * 100:.1f} %)"] = loss <= MAX_PLAIN_LOSS
     if args.json:

@@ -69,7 +69,9 @@ class DCBStore(ABC):
         mark: str | None = None
         if condition is not None:
             if not isinstance(condition, AppendCondition):
-                raise InvalidQueryError(f"condition must be an AppendCondition, got {condition!r:.100}")
+                raise InvalidQueryError(
+                    f"condition must be an AppendCondition, got {condition!r:.100}"
+                )
             if condition.after is not None:
                 mark = condition.after.mark_for(self.store_id)
         return await self._append(pairs, condition, mark)

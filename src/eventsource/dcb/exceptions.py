@@ -7,7 +7,13 @@ from typing import Any
 
 from eventsource.exceptions import EventSourceError
 
-__all__ = ["DCBConflictError", "DCBError", "ForeignTokenError", "InvalidQueryError", "InvalidTagError"]
+__all__ = [
+    "DCBConflictError",
+    "DCBError",
+    "ForeignTokenError",
+    "InvalidQueryError",
+    "InvalidTagError",
+]
 
 
 class DCBError(EventSourceError):

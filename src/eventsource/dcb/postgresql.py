@@ -76,14 +76,18 @@ class PostgreSQLDCBStore(DCBStore):
             store = self._store
             await store._ensure_ready()
             if not await store._run("creating the DCB tables", _schema_ready):
-                async with store._driver_pool().connection("creating the DCB tables") as conn:
-                    async with conn.transaction():
-                        await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK_KEY)
-                        await conn.execute(sql.DDL)
-                        await conn.execute(sql.APPEND)
+                await self._create()
             home = await store._run("DCB store identity", _identity)
             self.store_id = f"postgresql:{home}"
             self._ready = True
+
+    async def _create(self) -> None:
+        """The tag table, the index and the append function, one process at a time."""
+        pool = self._store._driver_pool()
+        async with pool.connection("creating the DCB tables") as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK_KEY)
+            await conn.execute(sql.DDL)
+            await conn.execute(sql.APPEND)
 
     async def _read(self, query: Query) -> DCBReadResult:
         await self._prepare()

@@ -129,7 +129,9 @@ class AppendCondition:
 
     def __post_init__(self) -> None:
         if not isinstance(self.query, Query):
-            raise InvalidQueryError(f"AppendCondition.query must be a Query, got {self.query!r:.100}")
+            raise InvalidQueryError(
+                f"AppendCondition.query must be a Query, got {self.query!r:.100}"
+            )
         if self.after is not None and not isinstance(self.after, ConsistencyToken):
             raise ForeignTokenError(f"not a ConsistencyToken: {self.after!r:.100}")
 

@@ -59,7 +59,7 @@ class SQLiteDCBStore(DCBStore):
         rows, last = await self._store._connected().run(_select, statement, params)
         events = self._store._decode(rows)
         return DCBReadResult(
-            [SequencedEvent(row[0], event, frozenset(row[8].split("\x00")) if row[8] else frozenset())
+            [SequencedEvent(row[0], event, _tags(row[8]))
              for row, event in zip(rows, events, strict=True)],
             self.token(str(last)),
         )
@@ -82,6 +82,10 @@ class SQLiteDCBStore(DCBStore):
             raise DCBConflictError(conflicts)
         self._store._signal_commit()
         return positions
+
+
+def _tags(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split("\x00")) if joined else frozenset()
 
 
 def _create(db: sqlite3.Connection) -> None:

@@ -14,6 +14,7 @@ import pytest
 from eventsource import DomainEvent, register_event
 from eventsource.dcb import DCBStore, InMemoryDCBStore, Tagged
 from eventsource.stores.in_memory import InMemoryEventStore
+from eventsource.testing.contract.bus import ContractPing, ContractPong
 
 BACKENDS = ["memory", "sqlite", "postgresql"]
 
@@ -23,26 +24,14 @@ class Enrolled(DomainEvent):
     """Tagged by its class: `course:<id>` and `student:<id>`."""
 
     event_type: str = "DcbEnrolled"
-    aggregate_type: str = "DcbStudent"
     course_id: str
     student_id: str
+    aggregate_type: str = "DcbStudent"
     dcb_tags: ClassVar[tuple[str, ...]] = ("course:{course_id}", "student:{student_id}")
 
 
-@register_event
-class Noted(DomainEvent):
-    """No tags of its own: given with `Tagged`."""
-
-    event_type: str = "DcbNoted"
-    aggregate_type: str = "DcbNote"
-    n: int = 0
-
-
-@register_event
-class Closed(DomainEvent):
-    event_type: str = "DcbClosed"
-    aggregate_type: str = "DcbNote"
-    n: int = 0
+# Two event types without tags of their own (given with `Tagged`): the bus contract's.
+Noted, Closed = ContractPing, ContractPong
 
 
 def noted(*tags: str, kind: type[DomainEvent] = Noted, stream: uuid.UUID | None = None) -> Tagged:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-from _dcb_support import Backend, noted, open_backend, pg_url
+from _dcb_support import noted, open_backend, pg_url
 
 from eventsource.dcb import AppendCondition, DCBConflictError, DCBStore, Query, QueryItem
 from eventsource.dcb._keys import lock_keys
@@ -33,8 +32,9 @@ async def test_racers_on_a_shared_tag_one_commits(name: str, tmp_path: Path) -> 
             tag = f"round:{number}"
             query = Query(QueryItem(tags=[tag]))
             tokens = await asyncio.gather(*(racer.read(query) for racer in racers))
+            pairs = zip(racers, tokens, strict=True)
             outcomes = await asyncio.gather(*(
-                _append(racer, query, tag, seen.token) for racer, seen in zip(racers, tokens)
+                _append(racer, query, tag, seen.token) for racer, seen in pairs
             ))
             assert sorted(outcomes) == ["commit"] + ["conflict"] * 7, number
             assert len((await racers[0].read(query)).events) == 1

@@ -28,7 +28,7 @@ from eventsource.dcb import (
 __all__ = ["backend"]  # the fixture, imported for pytest
 
 TAGS = ["a", "b", "c", "d"]
-KINDS = {"DcbNoted": Noted, "DcbClosed": Closed}
+KINDS = {"ContractPing": Noted, "ContractPong": Closed}
 
 events_st = st.lists(
     st.tuples(st.sampled_from(sorted(KINDS)), st.frozensets(st.sampled_from(TAGS), max_size=3)),
@@ -87,55 +87,58 @@ async def test_tags_derive_from_the_event_class(backend: Backend) -> None:
     assert [e.event.event_id for e in course.events] == [event.event_id]
 
 
-async def test_a_type_only_condition_conflicts_with_an_append_of_that_type(
-    backend: Backend,
-) -> None:
+async def _refused_after(backend: Backend, query: Query, written: Tagged) -> None:
+    """A store reads `query`; another appends `written`; the first one's conditional append
+    fails naming that event's position, and writes nothing."""
     store, other = await backend.open(), await backend.open()
-    query = Query(QueryItem(types=["DcbClosed"]))
     seen = await store.read(query)
-    [position] = await other.append([noted("unrelated", kind=Closed)])
+    [position] = await other.append([written])
     with pytest.raises(DCBConflictError) as caught:
         await store.append([noted("x")], AppendCondition(query, seen.token))
     assert caught.value.positions == (position,)
-    assert (await store.read(Query(QueryItem(tags=["x"])))).events == []  # nothing written
+    assert (await store.read(Query(QueryItem(tags=["x"])))).events == []
+
+
+async def test_a_type_only_condition_conflicts_with_an_append_of_that_type(
+    backend: Backend,
+) -> None:
+    await _refused_after(backend, Query(QueryItem(types=["ContractPong"])),
+                         noted("unrelated", kind=Closed))
 
 
 async def test_a_condition_on_one_tag_conflicts_with_an_event_carrying_more(
     backend: Backend,
 ) -> None:
-    store, other = await backend.open(), await backend.open()
-    query = Query(QueryItem(tags=["a"]))
-    seen = await store.read(query)
-    [position] = await other.append([noted("a", "b")])
-    with pytest.raises(DCBConflictError) as caught:
-        await store.append([noted("a")], AppendCondition(query, seen.token))
-    assert caught.value.positions == (position,)
+    await _refused_after(backend, Query(QueryItem(tags=["a"])), noted("a", "b"))
+
+
+async def _read_a_and_b_then_append(
+    backend: Backend, writes: tuple[str, str]
+) -> list[list[int] | BaseException]:
+    """Two stores read tags a and b; then, at once, each appends an event tagged with its
+    entry of `writes`, on condition that its own tag did not change."""
+    first, second = await backend.open(), await backend.open()
+    query_a, query_b = Query(QueryItem(tags=["a"])), Query(QueryItem(tags=["b"]))
+    seen_a, seen_b = await first.read(query_a), await second.read(query_b)
+    return list(await asyncio.gather(
+        first.append([noted(writes[0])], AppendCondition(query_a, seen_a.token)),
+        second.append([noted(writes[1])], AppendCondition(query_b, seen_b.token)),
+        return_exceptions=True,
+    ))
 
 
 async def test_disjoint_tags_both_commit(backend: Backend) -> None:
-    first, second = await backend.open(), await backend.open()
-    query_a, query_b = Query(QueryItem(tags=["a"])), Query(QueryItem(tags=["b"]))
-    seen_a, seen_b = await first.read(query_a), await second.read(query_b)
-    done = await asyncio.gather(
-        first.append([noted("a")], AppendCondition(query_a, seen_a.token)),
-        second.append([noted("b")], AppendCondition(query_b, seen_b.token)),
-    )
-    assert [len(batch) for batch in done] == [1, 1]
-    assert len((await first.read(Query(QueryItem(tags=["a"]), QueryItem(tags=["b"])))).events) == 2
+    done = await _read_a_and_b_then_append(backend, ("a", "b"))
+    assert [len(batch) for batch in done] == [1, 1]  # type: ignore[arg-type]
+    store = await backend.open()
+    assert len((await store.read(Query(QueryItem(tags=["a"]), QueryItem(tags=["b"])))).events) == 2
 
 
 async def test_write_skew_is_refused(backend: Backend) -> None:
-    """Each append writes what the other's condition reads: exactly one of them commits."""
-    first, second = await backend.open(), await backend.open()
-    query_a, query_b = Query(QueryItem(tags=["a"])), Query(QueryItem(tags=["b"]))
-    seen_a, seen_b = await first.read(query_a), await second.read(query_b)
-    done = await asyncio.gather(
-        first.append([noted("b")], AppendCondition(query_a, seen_a.token)),
-        second.append([noted("a")], AppendCondition(query_b, seen_b.token)),
-        return_exceptions=True,
-    )
-    # Sequentially (memory, SQLite) the first wins and the second sees its event; racing on
-    # PostgreSQL, the locks order them the same way.
+    """Each append writes what the other's condition reads: exactly one of them commits.
+    Sequentially (memory, SQLite) the first wins and the second sees its event; racing on
+    PostgreSQL, the locks order them the same way."""
+    done = await _read_a_and_b_then_append(backend, ("b", "a"))
     assert sorted(type(d).__name__ for d in done) == ["DCBConflictError", "list"]
 
 
