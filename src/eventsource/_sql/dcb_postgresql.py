@@ -26,7 +26,7 @@ SCHEMA_READY = (
     "SELECT to_regclass('event_tags') IS NOT NULL AND to_regprocedure("
     "'eventsource_dcb_append(bigint[], boolean[], text, boolean, text[], int[], text[], int[],"
     " text[], uuid[], uuid[], text[], text[], uuid[], text[], timestamptz[], text[], uuid[],"
-    " text[])') IS NOT NULL"
+    " text[], int)') IS NOT NULL"
 )
 
 # Positions of the events matching a query, among the rows `{seen}` lets through (`t` a tag
@@ -97,13 +97,13 @@ _INSERT = """WITH t AS (
            h.v + row_number() OVER (PARTITION BY t.aggregate_id, t.aggregate_type ORDER BY t.ord),
            t.occurred_at, t.payload::jsonb
     FROM t JOIN heads h USING (aggregate_id, aggregate_type) ORDER BY t.ord
-    RETURNING id, event_id, event_type
+    RETURNING id, event_id, event_type, version
 ), tagged AS (
     INSERT INTO event_tags (tag, position, event_type)
     SELECT g.tag, ins.id, ins.event_type
     FROM unnest(p_tag_ids, p_tags) AS g(event_id, tag) JOIN ins USING (event_id)
 )
-SELECT false, ins.id FROM ins ORDER BY ins.id"""
+SELECT false, ins.id, ins.version FROM ins ORDER BY ins.id"""
 
 # The append, as one function call (one round trip). In READ COMMITTED every statement of a
 # volatile PL/pgSQL function takes a fresh snapshot, so the check, which runs after the locks
@@ -114,10 +114,12 @@ APPEND = f"""CREATE OR REPLACE FUNCTION eventsource_dcb_append(
     p_type_only text[],
     p_ids uuid[], p_aggregate_ids uuid[], p_aggregate_types text[], p_types text[],
     p_tenants uuid[], p_actors text[], p_times timestamptz[], p_payloads text[],
-    p_tag_ids uuid[], p_tags text[]
-) RETURNS TABLE (o_conflict boolean, o_position bigint)
+    p_tag_ids uuid[], p_tags text[], p_expected int
+) RETURNS TABLE (o_conflict boolean, o_position bigint, o_version int)
 LANGUAGE plpgsql VOLATILE AS $fn$
 #variable_conflict use_column
+DECLARE
+    v_current int;
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
         IF p_exclusive[i] THEN
@@ -129,12 +131,23 @@ BEGIN
     IF p_checked THEN
         IF p_snap IS NULL THEN
             RETURN QUERY {_match(_CHECK_NAMES, "true")}
-                SELECT true, position FROM hits ORDER BY position;
+                SELECT true, position, NULL::int FROM hits ORDER BY position;
         ELSE
             RETURN QUERY {_match(_CHECK_NAMES, _UNSEEN)}
-                SELECT true, position FROM hits ORDER BY position;
+                SELECT true, position, NULL::int FROM hits ORDER BY position;
         END IF;
         IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    IF p_expected IS NOT NULL THEN  -- append_stream: one stream, at an expected version
+        v_current := COALESCE((SELECT version FROM events
+                               WHERE aggregate_id = p_aggregate_ids[1]
+                                 AND aggregate_type = p_aggregate_types[1]
+                               ORDER BY version DESC LIMIT 1), 0);
+        IF NOT (p_expected = -1 OR (p_expected = -2 AND v_current > 0)
+                OR v_current = p_expected) THEN
+            RETURN QUERY SELECT NULL::boolean, NULL::bigint, v_current;
             RETURN;
         END IF;
     END IF;
@@ -143,4 +156,4 @@ END
 $fn$"""
 
 # The append, called with `eventsource.dcb.postgresql.append_args`.
-CALL = "SELECT * FROM eventsource_dcb_append(" + ", ".join(f"${n}" for n in range(1, 20)) + ")"
+CALL = "SELECT * FROM eventsource_dcb_append(" + ", ".join(f"${n}" for n in range(1, 21)) + ")"

@@ -8,7 +8,7 @@ if any event matching the query was stored that the read had not seen. Backends:
 (`eventsource.dcb.postgresql`), each over the matching event store. See docs/dcb.md.
 """
 
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent
+from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, StreamCheck
 from eventsource.dcb.decide import Projection, append_with_retry, decide
 from eventsource.dcb.exceptions import (
     DCBConflictError,
@@ -26,6 +26,7 @@ from eventsource.dcb.query import (
     Tagged,
     tags_of,
 )
+from eventsource.dcb.tagging import TaggingEventStore
 
 __all__ = [
     "AppendCondition",
@@ -42,7 +43,9 @@ __all__ = [
     "Query",
     "QueryItem",
     "SequencedEvent",
+    "StreamCheck",
     "Tagged",
+    "TaggingEventStore",
     "append_with_retry",
     "decide",
     "tags_of",

@@ -8,11 +8,12 @@ implements `_read` (matching events and a token, in one consistent snapshot) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
-from eventsource.dcb.exceptions import InvalidQueryError
+from eventsource.dcb.exceptions import DCBError, InvalidQueryError
 from eventsource.dcb.query import (
     AppendCondition,
     ConsistencyToken,
@@ -22,8 +23,12 @@ from eventsource.dcb.query import (
     split,
 )
 from eventsource.events.base import DomainEvent
+from eventsource.stores.base import check_append_args
+from eventsource.stores.interface import EventStore
+from eventsource.stores.records import AppendResult
+from eventsource.tenancy import bound_tenant
 
-__all__ = ["DCBReadResult", "DCBStore", "SequencedEvent"]
+__all__ = ["DCBReadResult", "DCBStore", "SequencedEvent", "StreamCheck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,17 @@ class SequencedEvent:
     position: int
     event: DomainEvent
     tags: frozenset[str]
+
+
+class StreamCheck(NamedTuple):
+    """`append_stream`'s expected version of its one stream, checked with the condition."""
+
+    aggregate_id: UUID
+    aggregate_type: str
+    expected: int
+
+
+Written = list[tuple[int, int]]  # (global position, stream version) of each stored event
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,7 @@ class DCBStore(ABC):
     events of their streams as well (ExpectedVersion.ANY): every other reader sees them."""
 
     store_id: str  # what tokens carry: the identity of the data this store reads
+    event_store: EventStore  # the event store whose events this store tags and appends
 
     async def read(self, query: Query) -> DCBReadResult:
         """The events matching `query`, oldest first, and the token of this read."""
@@ -74,7 +91,28 @@ class DCBStore(ABC):
                 )
             if condition.after is not None:
                 mark = condition.after.mark_for(self.store_id)
-        return await self._append(pairs, condition, mark)
+        return [position for position, _ in await self._append(pairs, condition, mark, None)]
+
+    async def append_stream(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        """`EventStore.append_events` through this store: the events of one stream at an
+        expected version (`OptimisticLockError` otherwise), tagged by their classes'
+        `dcb_tags`, under the same locks as `append` (see `TaggingEventStore`)."""
+        check_append_args(aggregate_id, aggregate_type, events, expected_version)
+        if not events:
+            return AppendResult(True, expected_version)
+        if bound_tenant() is not None:
+            raise DCBError("DCB appends do not apply tenant_scope: append outside of one")
+        check = StreamCheck(aggregate_id, aggregate_type, expected_version)
+        written = await self._append(split(events), None, None, check)
+        if not written:  # every event id was stored before: nothing new
+            return AppendResult(True, expected_version)
+        return AppendResult(True, written[-1][1], written[-1][0])
 
     def token(self, mark: str) -> ConsistencyToken:
         """A token of this store."""
@@ -86,9 +124,15 @@ class DCBStore(ABC):
 
     @abstractmethod
     async def _append(
-        self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
-    ) -> list[int]:
-        """Check `condition` against what `mark` saw and write, in one transaction."""
+        self,
+        events: TaggedEvents,
+        condition: AppendCondition | None,
+        mark: str | None,
+        stream: StreamCheck | None,
+    ) -> Written:
+        """Check `condition` against what `mark` saw (and `stream`'s version: raise
+        `OptimisticLockError`) and write, in one transaction; the stored events' positions
+        and versions, in position order."""
 
 
 def streams_of(events: TaggedEvents) -> dict[tuple[UUID, str], list[DomainEvent]]:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, streams_of
+from eventsource.dcb.base import (
+    DCBReadResult,
+    DCBStore,
+    SequencedEvent,
+    StreamCheck,
+    Written,
+    streams_of,
+)
 from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 from eventsource.stores.in_memory import InMemoryEventStore
@@ -26,6 +33,7 @@ class InMemoryDCBStore(DCBStore):
 
     def __init__(self, store: InMemoryEventStore) -> None:
         self._store = store
+        self.event_store = store
         self._tags: dict[int, frozenset[str]] = {}
         self.store_id = f"memory:{uuid4()}"
 
@@ -43,8 +51,12 @@ class InMemoryDCBStore(DCBStore):
         return DCBReadResult(self._matching(query, 0), self.token(str(seen)))
 
     async def _append(
-        self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
-    ) -> list[int]:
+        self,
+        events: TaggedEvents,
+        condition: AppendCondition | None,
+        mark: str | None,
+        stream: StreamCheck | None,
+    ) -> Written:
         store = self._store
         if condition is not None:
             conflicts = self._matching(condition.query, int(mark or 0))
@@ -54,11 +66,12 @@ class InMemoryDCBStore(DCBStore):
         for (aggregate_id, aggregate_type), batch in streams.items():
             store._encode(aggregate_id, aggregate_type, batch)  # refusals before any write
         start = len(store._all)
-        for (aggregate_id, aggregate_type), batch in streams.items():
-            store._write(aggregate_id, aggregate_type, batch, ExpectedVersion.ANY, None)
-        positions = []
+        expected = ExpectedVersion.ANY if stream is None else stream.expected
+        for (aggregate_id, aggregate_type), batch in streams.items():  # one, with `stream`
+            store._write(aggregate_id, aggregate_type, batch, expected, None)
+        written = []
         by_id = {event.event_id: tags for event, tags in events}
         for stored in store._all[start:]:
             self._tags[stored.global_position] = by_id[stored.event.event_id]
-            positions.append(stored.global_position)
-        return positions
+            written.append((stored.global_position, stored.stream_position))
+        return written

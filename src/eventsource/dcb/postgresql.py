@@ -45,10 +45,11 @@ from typing import Any
 from eventsource._sql import dcb_postgresql as sql
 from eventsource._sql.postgresql import DDL_LOCK_KEY, DriverConnection, Row, is_unique_violation
 from eventsource.dcb._keys import lock_keys, query_arrays
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent
+from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, StreamCheck, Written
 from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import OptimisticLockError
 from eventsource.stores.codec import encode_payloads
 from eventsource.stores.postgresql import PostgreSQLEventStore
 
@@ -63,6 +64,7 @@ class PostgreSQLDCBStore(DCBStore):
 
     def __init__(self, store: PostgreSQLEventStore) -> None:
         self._store = store
+        self.event_store = store
         self.store_id = ""
         self._ready = False
         self._lock = asyncio.Lock()
@@ -92,8 +94,9 @@ class PostgreSQLDCBStore(DCBStore):
     async def _read(self, query: Query) -> DCBReadResult:
         await self._prepare()
         args = query_arrays(query)
+        # A generic plan, planned once per connection: index lookups whatever the arrays.
         rows = await self._store._run(
-            "dcb read", lambda conn: conn.fetch(sql.READ, *args)
+            "dcb read", lambda conn: conn.fetch(sql.READ, *args), stable_plans=True
         )
         found = [row for row in rows if row[0] is not None]
         events = self._store._decode(found)
@@ -104,15 +107,26 @@ class PostgreSQLDCBStore(DCBStore):
         )
 
     async def _append(
-        self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
-    ) -> list[int]:
+        self,
+        events: TaggedEvents,
+        condition: AppendCondition | None,
+        mark: str | None,
+        stream: StreamCheck | None,
+    ) -> Written:
         await self._prepare()
         args = append_args(events, condition, mark, self._store._registry)
-        rows = await self._store._run("dcb append", lambda conn: _call(conn, args))
+        if stream is not None:
+            args = (*args[:-1], stream.expected)
+        rows = await self._store._run(
+            "dcb append", lambda conn: _call(conn, args), stable_plans=True
+        )
         if rows and rows[0][0]:
             raise DCBConflictError([row[1] for row in rows])
+        if rows and rows[0][0] is None:
+            assert stream is not None  # only `append_stream` checks a version
+            raise OptimisticLockError(stream.aggregate_id, stream.expected, rows[0][2])
         self._store._signal_commit()
-        return [row[1] for row in rows]
+        return [(row[1], row[2]) for row in rows]
 
 
 def append_args(
@@ -135,6 +149,7 @@ def append_args(
         [e.occurred_at for e in plain], payloads,
         [event.event_id for event, tags in events for _ in tags],
         [tag for _, tags in events for tag in sorted(tags)],
+        None,  # no expected version (`append_stream` sets one)
     )
 
 

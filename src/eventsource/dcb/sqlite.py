@@ -12,14 +12,22 @@ from __future__ import annotations
 import os
 import sqlite3
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsource._sql import dcb_sqlite as sql
 from eventsource._sql.sqlite import VERSION_SQL, is_memory
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, streams_of
+from eventsource.dcb.base import (
+    DCBReadResult,
+    DCBStore,
+    SequencedEvent,
+    StreamCheck,
+    Written,
+    streams_of,
+)
 from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 from eventsource.stores._sqlite_append import event_rows
+from eventsource.stores.base import check_expected_version
 from eventsource.stores.sqlite import SQLiteEventStore
 
 __all__ = ["SQLiteDCBStore"]
@@ -42,6 +50,7 @@ class SQLiteDCBStore(DCBStore):
 
     def __init__(self, store: SQLiteEventStore) -> None:
         self._store = store
+        self.event_store = store
         self._ready = False
         database = store.database
         # A private in-memory database is its connection's alone: one store's, this one's.
@@ -65,8 +74,12 @@ class SQLiteDCBStore(DCBStore):
         )
 
     async def _append(
-        self, events: TaggedEvents, condition: AppendCondition | None, mark: str | None
-    ) -> list[int]:
+        self,
+        events: TaggedEvents,
+        condition: AppendCondition | None,
+        mark: str | None,
+        stream: StreamCheck | None,
+    ) -> Written:
         await self._prepare()
         check: tuple[str, list[object]] | None = None
         if condition is not None:
@@ -77,11 +90,14 @@ class SQLiteDCBStore(DCBStore):
         for (aggregate_id, aggregate_type), batch in streams_of(events).items():
             rows = event_rows(str(aggregate_id), aggregate_type, batch, self._store._registry)
             streams.append((rows, [tags[event.event_id] for event in batch]))
-        conflicts, positions = await self._store._connected().run(_write, check, streams)
+        expected = None if stream is None else (stream.aggregate_id, stream.expected)
+        conflicts, written = await self._store._connected().run(
+            _write, check, streams, expected
+        )
         if conflicts:
             raise DCBConflictError(conflicts)
         self._store._signal_commit()
-        return positions
+        return written
 
 
 def _tags(joined: str | None) -> frozenset[str]:
@@ -103,9 +119,13 @@ def _select(db: sqlite3.Connection, statement: str, params: list[object]) -> tup
 
 
 def _write(
-    db: sqlite3.Connection, check: tuple[str, list[object]] | None, streams: _Rows
-) -> tuple[list[int], list[int]]:
-    """Check and write under the write lock: (conflicting positions, new positions)."""
+    db: sqlite3.Connection,
+    check: tuple[str, list[object]] | None,
+    streams: _Rows,
+    expected: tuple[UUID, int] | None,
+) -> tuple[list[int], Written]:
+    """Check and write under the write lock: (conflicting positions, what was stored); with
+    `expected`, the (one) stream must be at that version."""
     db.execute("BEGIN IMMEDIATE")
     try:
         if check is not None:
@@ -113,9 +133,11 @@ def _write(
             if conflicts:
                 db.execute("ROLLBACK")
                 return conflicts, []
-        positions = []
+        written: Written = []
         for rows, tag_sets in streams:
             version = db.execute(VERSION_SQL, (rows[0][2], rows[0][3])).fetchone()[0] or 0
+            if expected is not None:
+                check_expected_version(expected[0], expected[1], version)
             for row, tags in zip(rows, tag_sets, strict=True):
                 row[6] = version + 1
                 cursor = db.execute(_INSERT, row)
@@ -123,11 +145,11 @@ def _write(
                     continue
                 version += 1
                 position = cursor.lastrowid or 0
-                positions.append(position)
+                written.append((position, version))
                 db.executemany(sql.INSERT_TAG, [(tag, position, row[1]) for tag in tags])
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    return [], sorted(positions)
+    return [], sorted(written)

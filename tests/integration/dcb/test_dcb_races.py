@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _dcb_support import noted, open_backend, pg_url
@@ -50,6 +51,15 @@ async def _append(store: DCBStore, query: Query, tag: str, token: object) -> str
     return "commit"
 
 
+async def _append_x(conn: Any) -> int:
+    """An unconditional DCB append of one event tagged x, on a raw asyncpg connection (in
+    whatever transaction it has open): its position."""
+    from eventsource._sql.dcb_postgresql import CALL
+
+    [(_, position, _)] = await conn.fetch(CALL, *append_args(split([noted("x")]), None, None, None))
+    return int(position)
+
+
 @pytest.mark.postgresql
 async def test_a_lower_position_committed_after_the_read_conflicts(tmp_path: Path) -> None:
     """A takes a lower position and stays open; B takes a higher one and commits; the reader
@@ -64,12 +74,10 @@ async def test_a_lower_position_committed_after_the_read_conflicts(tmp_path: Pat
     a = await asyncpg.connect(pg_url(), server_settings=settings)
     b = await asyncpg.connect(pg_url(), server_settings=settings)
     try:
-        from eventsource._sql.dcb_postgresql import CALL
-
         transaction = a.transaction()
         await transaction.start()
-        [(_, position_a)] = await a.fetch(CALL, *append_args(split([noted("x")]), None, None, None))
-        [(_, position_b)] = await b.fetch(CALL, *append_args(split([noted("x")]), None, None, None))
+        position_a = await _append_x(a)
+        position_b = await _append_x(b)
         assert position_a < position_b
         query = Query(QueryItem(tags=["x"]))
         seen = await reader.read(query)
@@ -100,11 +108,9 @@ async def test_a_conditional_append_waits_for_a_writer_holding_its_tag(tmp_path:
     seen = await reader.read(query)
     a = await asyncpg.connect(pg_url(), server_settings={"search_path": backend.schema})
     try:
-        from eventsource._sql.dcb_postgresql import CALL
-
         transaction = a.transaction()
         await transaction.start()
-        [(_, position_a)] = await a.fetch(CALL, *append_args(split([noted("x")]), None, None, None))
+        position_a = await _append_x(a)
         waiting = asyncio.ensure_future(
             reader.append([noted("x")], AppendCondition(query, seen.token))
         )
