@@ -8,7 +8,7 @@ if any event matching the query was stored that the read had not seen. Backends:
 (`eventsource.dcb.postgresql`), each over the matching event store. See docs/dcb.md.
 """
 
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, StreamCheck
+from eventsource.dcb.base import AppendJob, DCBReadResult, DCBStore, SequencedEvent, StreamCheck
 from eventsource.dcb.decide import Projection, append_with_retry, decide
 from eventsource.dcb.exceptions import (
     DCBConflictError,
@@ -30,6 +30,7 @@ from eventsource.dcb.tagging import TaggingEventStore
 
 __all__ = [
     "AppendCondition",
+    "AppendJob",
     "ConsistencyToken",
     "DCBConflictError",
     "DCBError",

@@ -8,12 +8,12 @@ implements `_read` (matching events and a token, in one consistent snapshot) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
-from eventsource.dcb.exceptions import DCBError, InvalidQueryError
+from eventsource.dcb.exceptions import InvalidQueryError
 from eventsource.dcb.query import (
     AppendCondition,
     ConsistencyToken,
@@ -23,12 +23,9 @@ from eventsource.dcb.query import (
     split,
 )
 from eventsource.events.base import DomainEvent
-from eventsource.stores.base import check_append_args
 from eventsource.stores.interface import EventStore
-from eventsource.stores.records import AppendResult
-from eventsource.tenancy import bound_tenant
 
-__all__ = ["DCBReadResult", "DCBStore", "SequencedEvent", "StreamCheck"]
+__all__ = ["AppendJob", "DCBReadResult", "DCBStore", "SequencedEvent", "StreamCheck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +46,16 @@ class StreamCheck(NamedTuple):
 
 
 Written = list[tuple[int, int]]  # (global position, stream version) of each stored event
+
+
+class AppendJob(NamedTuple):
+    """A checked append: the events with their tags, the condition and its token's mark,
+    and (for `TaggingEventStore`) the one stream's expected version."""
+
+    events: TaggedEvents
+    condition: AppendCondition | None
+    mark: str | None
+    stream: StreamCheck | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,28 +98,12 @@ class DCBStore(ABC):
                 )
             if condition.after is not None:
                 mark = condition.after.mark_for(self.store_id)
-        return [position for position, _ in await self._append(pairs, condition, mark, None)]
+        job = AppendJob(pairs, condition, mark, None)
+        return [position for position, _ in await self._append(job)]
 
-    async def append_stream(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        events: Sequence[DomainEvent],
-        expected_version: int,
-    ) -> AppendResult:
-        """`EventStore.append_events` through this store: the events of one stream at an
-        expected version (`OptimisticLockError` otherwise), tagged by their classes'
-        `dcb_tags`, under the same locks as `append` (see `TaggingEventStore`)."""
-        check_append_args(aggregate_id, aggregate_type, events, expected_version)
-        if not events:
-            return AppendResult(True, expected_version)
-        if bound_tenant() is not None:
-            raise DCBError("DCB appends do not apply tenant_scope: append outside of one")
-        check = StreamCheck(aggregate_id, aggregate_type, expected_version)
-        written = await self._append(split(events), None, None, check)
-        if not written:  # every event id was stored before: nothing new
-            return AppendResult(True, expected_version)
-        return AppendResult(True, written[-1][1], written[-1][0])
+    async def write(self, job: AppendJob) -> Written:
+        """The checked append itself (`append` and `TaggingEventStore` build the job)."""
+        return await self._append(job)
 
     def token(self, mark: str) -> ConsistencyToken:
         """A token of this store."""
@@ -123,16 +114,10 @@ class DCBStore(ABC):
         """Matching events and a token, from one consistent view of the store."""
 
     @abstractmethod
-    async def _append(
-        self,
-        events: TaggedEvents,
-        condition: AppendCondition | None,
-        mark: str | None,
-        stream: StreamCheck | None,
-    ) -> Written:
-        """Check `condition` against what `mark` saw (and `stream`'s version: raise
-        `OptimisticLockError`) and write, in one transaction; the stored events' positions
-        and versions, in position order."""
+    async def _append(self, job: AppendJob) -> Written:
+        """Check the job's condition against what its mark saw (and its stream's version:
+        raise `OptimisticLockError`) and write, in one transaction; the stored events'
+        positions and versions, in position order."""
 
 
 def streams_of(events: TaggedEvents) -> dict[tuple[UUID, str], list[DomainEvent]]:

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from eventsource.dcb.base import (
-    DCBReadResult,
-    DCBStore,
-    SequencedEvent,
-    StreamCheck,
-    Written,
-    streams_of,
-)
+from eventsource.dcb.base import AppendJob, DCBReadResult, DCBStore, SequencedEvent, streams_of
 from eventsource.dcb.exceptions import DCBConflictError
-from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
+from eventsource.dcb.query import Query
 from eventsource.stores.in_memory import InMemoryEventStore
 from eventsource.stores.records import ExpectedVersion
 
@@ -50,13 +43,8 @@ class InMemoryDCBStore(DCBStore):
         seen = len(self._store._all)
         return DCBReadResult(self._matching(query, 0), self.token(str(seen)))
 
-    async def _append(
-        self,
-        events: TaggedEvents,
-        condition: AppendCondition | None,
-        mark: str | None,
-        stream: StreamCheck | None,
-    ) -> Written:
+    async def _append(self, job: AppendJob) -> list[tuple[int, int]]:
+        events, condition, mark, stream = job
         store = self._store
         if condition is not None:
             conflicts = self._matching(condition.query, int(mark or 0))

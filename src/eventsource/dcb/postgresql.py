@@ -45,7 +45,7 @@ from typing import Any
 from eventsource._sql import dcb_postgresql as sql
 from eventsource._sql.postgresql import DDL_LOCK_KEY, DriverConnection, Row, is_unique_violation
 from eventsource.dcb._keys import lock_keys, query_arrays
-from eventsource.dcb.base import DCBReadResult, DCBStore, SequencedEvent, StreamCheck, Written
+from eventsource.dcb.base import AppendJob, DCBReadResult, DCBStore, SequencedEvent, Written
 from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 from eventsource.events.registry import EventRegistry
@@ -106,13 +106,8 @@ class PostgreSQLDCBStore(DCBStore):
             self.token(str(rows[0][9])),
         )
 
-    async def _append(
-        self,
-        events: TaggedEvents,
-        condition: AppendCondition | None,
-        mark: str | None,
-        stream: StreamCheck | None,
-    ) -> Written:
+    async def _append(self, job: AppendJob) -> Written:
+        events, condition, mark, stream = job
         await self._prepare()
         args = append_args(events, condition, mark, self._store._registry)
         if stream is not None:

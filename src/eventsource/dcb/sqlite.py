@@ -17,15 +17,15 @@ from uuid import UUID, uuid4
 from eventsource._sql import dcb_sqlite as sql
 from eventsource._sql.sqlite import VERSION_SQL, is_memory
 from eventsource.dcb.base import (
+    AppendJob,
     DCBReadResult,
     DCBStore,
     SequencedEvent,
-    StreamCheck,
     Written,
     streams_of,
 )
 from eventsource.dcb.exceptions import DCBConflictError
-from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
+from eventsource.dcb.query import Query
 from eventsource.stores._sqlite_append import event_rows
 from eventsource.stores.base import check_expected_version
 from eventsource.stores.sqlite import SQLiteEventStore
@@ -73,13 +73,8 @@ class SQLiteDCBStore(DCBStore):
             self.token(str(last)),
         )
 
-    async def _append(
-        self,
-        events: TaggedEvents,
-        condition: AppendCondition | None,
-        mark: str | None,
-        stream: StreamCheck | None,
-    ) -> Written:
+    async def _append(self, job: AppendJob) -> Written:
+        events, condition, mark, stream = job
         await self._prepare()
         check: tuple[str, list[object]] | None = None
         if condition is not None:
