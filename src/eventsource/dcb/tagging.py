@@ -78,7 +78,7 @@ class TaggingEventStore(EventStore):
 
 
 for _name in (
-    "get_global_position", "get_stream_version", "read_all", "read_stream", "read_committed", "committed_lag",
-    "head_cursor", "cursor_for_position", "wait_for_new_events", "close",
+    "get_global_position", "get_stream_version", "read_all", "read_stream", "read_committed",
+    "committed_lag", "head_cursor", "cursor_for_position", "wait_for_new_events", "close",
 ):
     setattr(TaggingEventStore, _name, _underlying(getattr(EventStore, _name)))
