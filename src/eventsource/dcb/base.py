@@ -105,6 +105,16 @@ class DCBStore(ABC):
         """The checked append itself (`append` and `TaggingEventStore` build the job)."""
         return await self._append(job)
 
+    async def initialize(self) -> None:
+        """Open the underlying event store, if it opens (a SQLite store connects here)."""
+        initialize = getattr(self.event_store, "initialize", None)
+        if initialize is not None:
+            await initialize()
+
+    async def close(self) -> None:
+        """Close the underlying event store."""
+        await self.event_store.close()
+
     def token(self, mark: str) -> ConsistencyToken:
         """A token of this store."""
         return ConsistencyToken(self.store_id, mark)

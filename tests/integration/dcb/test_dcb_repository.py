@@ -4,6 +4,7 @@ keep the stream's expected-version check, and count for DCB conditions (every ba
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -105,3 +106,21 @@ async def test_tenant_scopes_are_refused(backend: Backend) -> None:
     flight.book("4D")
     with tenant_scope(uuid.uuid4()), pytest.raises(DCBError, match="tenant_scope"):
         await repository.save(flight)
+
+
+def test_the_synchronous_facade(tmp_path: Path) -> None:
+    from eventsource.dcb.sqlite import SQLiteDCBStore
+    from eventsource.dcb.sync import SyncDCBStore
+    from eventsource.stores.sqlite import SQLiteEventStore
+
+    path = tmp_path / "sync.db"
+    with SyncDCBStore(lambda: SQLiteDCBStore(SQLiteEventStore(str(path)))) as store:
+        query = Query(QueryItem(tags=["seat:5E"]))
+        seen = store.read(query)
+        flight = uuid.uuid4()
+        [position] = store.append([SeatBooked(aggregate_id=flight, seat="5E")],
+                                  AppendCondition(query, seen.token))
+        with pytest.raises(DCBConflictError) as caught:
+            store.append([SeatBooked(aggregate_id=flight, seat="5E")],
+                         AppendCondition(query, seen.token))
+        assert caught.value.positions == (position,)
