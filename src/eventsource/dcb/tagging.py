@@ -47,10 +47,7 @@ class TaggingEventStore(EventStore):
         self.event_store = dcb.event_store
 
     async def append_events(
-        self,
-        aggregate_id: UUID,
-        aggregate_type: str,
-        events: Sequence[DomainEvent],
+        self, aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent],
         expected_version: int,
     ) -> AppendResult:
         """Append at `expected_version` (`OptimisticLockError` otherwise), each event tagged
