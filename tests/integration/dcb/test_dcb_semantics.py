@@ -73,6 +73,41 @@ def test_read_matches_the_reference_matcher(name: str, tmp_path: Path) -> None:
             runner.run(opened.close())
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_condition_fails_exactly_on_unseen_matches(name: str, tmp_path: Path) -> None:
+    """Property: read(query), then another store appends a batch, then a conditional append
+    under the read's token: it conflicts iff the batch holds events matching the query, and
+    names exactly their positions (the model: the reference matcher over that batch)."""
+    with asyncio.Runner() as runner:
+        opened = runner.run(open_backend(name, tmp_path))
+        reader, writer = runner.run(opened.open()), runner.run(opened.open())
+
+        @settings(max_examples=30, deadline=None)
+        @given(before=events_st, between=events_st, items=query_st)
+        def check(before: list[tuple[str, frozenset[str]]],
+                  between: list[tuple[str, frozenset[str]]],
+                  items: list[tuple[frozenset[str], frozenset[str]]]) -> None:
+            query = Query(*(QueryItem(types, tags) for types, tags in items))
+            runner.run(writer.append([Tagged(KINDS[k](aggregate_id=uuid.uuid4()), t)
+                                      for k, t in before]))
+            seen = runner.run(reader.read(query))
+            new = runner.run(writer.append([Tagged(KINDS[k](aggregate_id=uuid.uuid4()), t)
+                                            for k, t in between]))
+            unseen = [p for p, (k, t) in zip(new, between, strict=True) if query.matches(k, t)]
+            condition = AppendCondition(query, seen.token)
+            if unseen:
+                with pytest.raises(DCBConflictError) as caught:
+                    runner.run(reader.append([noted("mine")], condition))
+                assert caught.value.positions == tuple(unseen)
+            else:
+                runner.run(reader.append([noted("mine")], condition))
+
+        try:
+            check()
+        finally:
+            runner.run(opened.close())
+
+
 async def test_tags_derive_from_the_event_class(backend: Backend) -> None:
     store = await backend.open()
     event = Enrolled(aggregate_id=uuid.uuid4(), course_id="c1", student_id="s1")
