@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
-from eventsource.dcb.exceptions import InvalidQueryError
+from eventsource.dcb.exceptions import DCBError, InvalidQueryError
 from eventsource.dcb.query import (
     AppendCondition,
     ConsistencyToken,
@@ -114,6 +114,15 @@ class DCBStore(ABC):
     async def close(self) -> None:
         """Close the underlying event store."""
         await self.event_store.close()
+
+    @staticmethod
+    def refuse_outbox(store: EventStore) -> None:
+        """Raise `DCBError` for a store that writes outbox rows: DCB appends do not (yet)."""
+        if getattr(store, "outbox_enabled", False):
+            raise DCBError(
+                f"{type(store).__name__} has outbox_enabled, and DCB appends write no outbox "
+                "rows yet: use a DCB store over an event store without the outbox"
+            )
 
     def token(self, mark: str) -> ConsistencyToken:
         """A token of this store."""

@@ -63,6 +63,7 @@ class PostgreSQLDCBStore(DCBStore):
     documentation for the design and why it is correct)."""
 
     def __init__(self, store: PostgreSQLEventStore) -> None:
+        self.refuse_outbox(store)
         self._store = store
         self.event_store = store
         self.store_id = ""

@@ -49,6 +49,7 @@ class SQLiteDCBStore(DCBStore):
     first)."""
 
     def __init__(self, store: SQLiteEventStore) -> None:
+        self.refuse_outbox(store)
         self._store = store
         self.event_store = store
         self._ready = False

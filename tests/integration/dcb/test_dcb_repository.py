@@ -108,6 +108,14 @@ async def test_tenant_scopes_are_refused(backend: Backend) -> None:
         await repository.save(flight)
 
 
+async def test_stores_with_an_outbox_are_refused(tmp_path: Path) -> None:
+    from eventsource.dcb.sqlite import SQLiteDCBStore
+    from eventsource.stores.sqlite import SQLiteEventStore
+
+    with pytest.raises(DCBError, match="outbox"):
+        SQLiteDCBStore(SQLiteEventStore(str(tmp_path / "o.db"), outbox_enabled=True))
+
+
 def test_the_synchronous_facade(tmp_path: Path) -> None:
     from eventsource.dcb.sqlite import SQLiteDCBStore
     from eventsource.dcb.sync import SyncDCBStore
