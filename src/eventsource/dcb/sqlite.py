@@ -130,6 +130,7 @@ def _write(
                 db.execute("ROLLBACK")
                 return conflicts, []
         written: Written = []
+        tag_rows: list[tuple[str, int, str]] = []
         for rows, tag_sets in streams:
             version = db.execute(VERSION_SQL, (rows[0][2], rows[0][3])).fetchone()[0] or 0
             if expected is not None:
@@ -142,7 +143,8 @@ def _write(
                 version += 1
                 position = cursor.lastrowid or 0
                 written.append((position, version))
-                db.executemany(sql.INSERT_TAG, [(tag, position, row[1]) for tag in tags])
+                tag_rows += [(tag, position, row[1]) for tag in tags]
+        db.executemany(sql.INSERT_TAG, tag_rows)  # the batch's tags in one statement
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
