@@ -24,6 +24,7 @@ from eventsource.dcb.query import (
 )
 from eventsource.events.base import DomainEvent
 from eventsource.stores.interface import EventStore
+from eventsource.tenancy import bound_tenant
 
 __all__ = ["AppendJob", "DCBReadResult", "DCBStore", "SequencedEvent", "StreamCheck"]
 
@@ -78,6 +79,7 @@ class DCBStore(ABC):
         """The events matching `query`, oldest first, and the token of this read."""
         if not isinstance(query, Query):
             raise InvalidQueryError(f"read needs a Query, got {query!r:.100}")
+        refuse_tenant_scope()
         return await self._read(query)
 
     async def append(
@@ -90,6 +92,7 @@ class DCBStore(ABC):
         that the read which returned `condition.after` had not seen, else
         `DCBConflictError` listing those events' positions. Returns the new positions."""
         pairs = split(events)
+        refuse_tenant_scope()
         mark: str | None = None
         if condition is not None:
             if not isinstance(condition, AppendCondition):
@@ -137,6 +140,13 @@ class DCBStore(ABC):
         """Check the job's condition against what its mark saw (and its stream's version:
         raise `OptimisticLockError`) and write, in one transaction; the stored events'
         positions and versions, in position order."""
+
+
+def refuse_tenant_scope() -> None:
+    """Raise `DCBError` inside `tenant_scope`: DCB reads would see other tenants' events and
+    appends would not stamp the tenant (scopes are not applied yet)."""
+    if bound_tenant() is not None:
+        raise DCBError("DCB reads and appends do not apply tenant_scope: call them outside one")
 
 
 def streams_of(events: TaggedEvents) -> dict[tuple[UUID, str], list[DomainEvent]]:

@@ -14,14 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsource.dcb.base import AppendJob, DCBStore, StreamCheck
-from eventsource.dcb.exceptions import DCBError
+from eventsource.dcb.base import AppendJob, DCBStore, StreamCheck, refuse_tenant_scope
 from eventsource.dcb.query import split
 from eventsource.events.base import DomainEvent
 from eventsource.stores.base import check_append_args
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import AppendResult
-from eventsource.tenancy import bound_tenant
 
 __all__ = ["TaggingEventStore"]
 
@@ -55,8 +53,7 @@ class TaggingEventStore(EventStore):
         check_append_args(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return AppendResult(True, expected_version)
-        if bound_tenant() is not None:
-            raise DCBError("DCB appends do not apply tenant_scope: save outside of one")
+        refuse_tenant_scope()
         check = StreamCheck(aggregate_id, aggregate_type, expected_version)
         written = await self.dcb.write(AppendJob(split(events), None, None, check))
         if not written:  # every event id was stored before: nothing new

@@ -106,6 +106,12 @@ async def test_tenant_scopes_are_refused(backend: Backend) -> None:
     flight.book("4D")
     with tenant_scope(uuid.uuid4()), pytest.raises(DCBError, match="tenant_scope"):
         await repository.save(flight)
+    dcb = await backend.open()
+    with tenant_scope(uuid.uuid4()), pytest.raises(DCBError, match="tenant_scope"):
+        await dcb.read(Query(QueryItem(tags=["seat:4D"])))  # it would see every tenant's
+    with tenant_scope(uuid.uuid4()), pytest.raises(DCBError, match="tenant_scope"):
+        await dcb.append([noted("seat:4D")])
+    assert (await dcb.read(Query(QueryItem(tags=["seat:4D"])))).events == []
 
 
 async def test_stores_with_an_outbox_are_refused(tmp_path: Path) -> None:
