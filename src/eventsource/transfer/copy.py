@@ -12,6 +12,9 @@ merge lets later streams go on) are in the map, and skipped when the job resumes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import ReadOptions, StoredEvent
 from eventsource.transfer._endpoint import endpoint_for
@@ -56,25 +59,45 @@ async def copy_events(
         return TransferProgress(job, read, written, total, cursor, meter.elapsed(), this_run,
                                 finished)
 
-    while True:
-        page = (await source.read_all(ReadOptions(from_position=cursor, limit=batch_size))).events
-        end = len(page) < batch_size
-        if page:
-            cursor = page[-1].global_position
-        fresh = [stored for stored in page if stored.global_position not in skip] if skip else page
-        window = Window(carried, fresh, end, writer.registry)
-        carried = window.run(transform)
-        consumed = len(window.mapping)
-        read, written, this_run = read + consumed, written + len(window.batch), this_run + consumed
-        done_to = min(q[0].global_position for q in carried.values()) - 1 if carried else cursor
-        if consumed or done_to != state.position:
-            state = JobState(done_to, read, written, end and not carried)
-            await writer.write_copy(job, window.batch, window.mapping, state)
-        if end and not carried:
-            final = progress(finished=True)
-            await meter.report(final, force=True)
-            return final
-        await meter.report(progress())
+    writing: asyncio.Task[None] | None = None  # the previous window's write, still running
+    try:
+        while True:
+            page = await source.read_all(ReadOptions(from_position=cursor, limit=batch_size))
+            end = len(page.events) < batch_size
+            if page.events:
+                cursor = page.events[-1].global_position
+            fresh = [s for s in page.events if s.global_position not in skip] if skip else (
+                page.events
+            )
+            window = Window(carried, fresh, end, writer.registry)
+            carried = window.run(transform)
+            batch = window.encode()
+            consumed = len(window.mapping)
+            read, written, this_run = read + consumed, written + len(batch), this_run + consumed
+            done_to = min(q[0].global_position for q in carried.values()) - 1 if carried else (
+                cursor
+            )
+            if writing is not None:  # one window written at a time, in order
+                await writing
+                writing = None
+            if consumed or done_to != state.position:
+                state = JobState(done_to, read, written, end and not carried)
+                # Runs while the next window is read and transformed.
+                writing = asyncio.ensure_future(
+                    writer.write_copy(job, batch, window.mapping, state)
+                )
+            if end and not carried:
+                if writing is not None:
+                    await writing
+                    writing = None
+                final = progress(finished=True)
+                await meter.report(final, force=True)
+                return final
+            await meter.report(progress())
+    finally:
+        if writing is not None:  # a failure while a window was being written: let it finish
+            with contextlib.suppress(Exception):
+                await writing
 
 
 async def translate_position(target: EventStore, source_position: int, job: str = "copy") -> int:

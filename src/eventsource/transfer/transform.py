@@ -94,12 +94,14 @@ class Window:
     page: Sequence[StoredEvent]
     end_of_source: bool
     registry: EventRegistry | None
-    batch: list[Outgoing] = field(default_factory=list)
     mapping: list[tuple[int, int | None]] = field(default_factory=list)
+    _made: list[DomainEvent] = field(default_factory=list)
+    _sources: list[StoredEvent] = field(default_factory=list)
 
     def run(self, transform: Transform | None) -> dict[str, list[StoredEvent]]:
-        """Transform every event it can; fill `batch` and `mapping`; return the events of the
-        streams stopped for the next window."""
+        """Transform every event it can (`encode` then gives what to write, `mapping` where
+        each consumed source event went); return the events of the streams stopped for the
+        next window."""
         chosen = transform or _identity
         queues = self.carried
         for stored in self.page:
@@ -133,18 +135,27 @@ class Window:
 
     def _add(self, stored: StoredEvent, made: object, consumed: Sequence[StoredEvent]) -> None:
         events = _events_of(stored, made)
-        aggregate_type = stored.stream_id.partition(":")[2]
-        try:
-            payloads = encode_payloads(events, self.registry)
-        except SerializationError as exc:
-            raise TransformError(stored.event_id, stored.global_position,
-                                 f"it returned an event that cannot be stored: {exc}") from exc
-        first = len(self.batch) if events else None
-        self.batch.extend(
-            Outgoing(event, aggregate_type, payload)
-            for event, payload in zip(events, payloads, strict=True)
-        )
+        first = len(self._made) if events else None
+        self._made.extend(events)
+        self._sources.extend([stored] * len(events))
         self.mapping.extend((each.global_position, first) for each in consumed)
+
+    def encode(self) -> list[Outgoing]:
+        """The window's events with their JSON dumps, made in one pass (a refusal names the
+        source event whose step returned the event)."""
+        try:
+            payloads = encode_payloads(self._made, self.registry)
+        except SerializationError as exc:
+            culprit = next(
+                (source for source, event in zip(self._sources, self._made, strict=True)
+                 if event.event_id == exc.event_id), self._sources[0],
+            )
+            raise TransformError(culprit.event_id, culprit.global_position,
+                                 f"it returned an event that cannot be stored: {exc}") from exc
+        return [
+            Outgoing(event, source.stream_id.partition(":")[2], payload)
+            for event, source, payload in zip(self._made, self._sources, payloads, strict=True)
+        ]
 
 
 def _events_of(stored: StoredEvent, made: object) -> list[DomainEvent]:
