@@ -72,7 +72,8 @@ def merge_priced(step: Step) -> TransformResult:
 
 
 def cli_app() -> CliApp:
-    return CliApp(registry=REGISTRY, projections=[CartTotals()])
+    """For `--app transfer_support:cli_app`: the registry, and `REBUILT` as `CartTotals`."""
+    return CliApp(registry=REGISTRY, projections=[REBUILT])
 
 
 class CartTotals:
@@ -98,6 +99,9 @@ class CartTotals:
         elif isinstance(event, PricedItemAdded):
             items, cents = items + 1, cents + event.cents
         self.carts[event.aggregate_id] = (items, cents)
+
+
+REBUILT = CartTotals()  # what `projections rebuild CartTotals` rebuilds, in this process
 
 
 def cart_events(cart: UUID, rng: random.Random) -> list[DomainEvent]:
