@@ -5,6 +5,8 @@ nothing of its batch."""
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -98,12 +100,21 @@ async def test_a_merge_copy_keeps_streams_in_order_and_the_read_model(
         assert await stream_types(target) == expected_types(await stream_types(source))
 
 
+@asynccontextmanager
+async def _copied(
+    tmp_path: Path, target: EventStore, count: int, batch_size: int
+) -> AsyncIterator[EventStore]:
+    """A SQLite source of about `count` events, copied into `target` through the merge rule."""
+    async with sqlite_store(tmp_path / "source.db") as source:
+        await seed(source, count)
+        await copy_events(source, target, merge_priced, batch_size=batch_size)
+        yield source
+
+
 async def test_events_appended_to_the_source_after_a_copy_are_copied_by_the_next_run(
     tmp_path: Path, target: EventStore
 ) -> None:
-    async with sqlite_store(tmp_path / "source.db") as source:
-        await seed(source, 200)
-        await copy_events(source, target, merge_priced, batch_size=50)
+    async with _copied(tmp_path, target, 200, 50) as source:
         await seed(source, 120, seed_value=8)
         await copy_events(source, target, merge_priced, batch_size=50)
         assert await stream_types(target) == expected_types(await stream_types(source))
@@ -112,9 +123,7 @@ async def test_events_appended_to_the_source_after_a_copy_are_copied_by_the_next
 async def test_translate_position_never_skips_a_copied_event(
     tmp_path: Path, target: EventStore
 ) -> None:
-    async with sqlite_store(tmp_path / "source.db") as source:
-        await seed(source, 300)
-        await copy_events(source, target, merge_priced, batch_size=23)
+    async with _copied(tmp_path, target, 300, 23) as source:
         head = await source.get_global_position()
         origin = {s.event_id: s.global_position async for s in source.read_all()}
         copied = [(s.global_position, origin[s.event_id]) async for s in target.read_all()

@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transfer_support import (
-    CartTotals,
-    expected_types,
-    fresh_pg_store,
-    merge_priced,
-    seed,
-    sqlite_store,
-    stream_types,
-)
+import transfer_support as shop
 
 from eventsource.subscriptions.rebuild import rebuild_projection
 from eventsource.transfer import copy_events
@@ -34,8 +26,8 @@ async def test_a_copy_killed_half_way_resumes_without_writing_anything_twice(
     tmp_path: Path, pg_url: str, pg_schema: str, pg_session_factory: Any
 ) -> None:
     source_path = tmp_path / "source.db"
-    async with sqlite_store(source_path) as source:
-        total = await seed(source, 50_000)
+    async with shop.sqlite_store(source_path) as source:
+        total = await shop.seed(source, 50_000)
         head = await source.get_global_position()
     assert head == total >= 50_000
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
@@ -44,23 +36,23 @@ async def test_a_copy_killed_half_way_resumes_without_writing_anything_twice(
     assert returncode == -signal.SIGKILL, failure
     assert head // 2 <= killed_at < head
 
-    target = fresh_pg_store(pg_session_factory)
+    target = shop.fresh_pg_store(pg_session_factory)
     try:
         copied_before = await target.get_global_position()
         assert copied_before > 0
-        async with sqlite_store(source_path) as source:
-            done = await copy_events(source, target, merge_priced, batch_size=1000)
+        async with shop.sqlite_store(source_path) as source:
+            done = await copy_events(source, target, shop.merge_priced, batch_size=1000)
             assert done.finished
             assert done.events_read == head  # every source event consumed exactly once
-            source_streams = await stream_types(source)
-            source_model = CartTotals()
+            source_streams = await shop.stream_types(source)
+            source_model = shop.CartTotals()
             await rebuild_projection(source_model, source, progress_interval=60)
-        copied = await stream_types(target)  # asserts per-stream positions 1, 2, 3, ...
-        assert copied == expected_types(source_streams)
+        copied = await shop.stream_types(target)  # asserts per-stream positions 1, 2, 3, ...
+        assert copied == shop.expected_types(source_streams)
         ids = [s.event_id async for s in target.read_all()]
         assert len(ids) == len(set(ids)) == done.events_written
         assert len(ids) == sum(len(types) for types in copied.values())
-        target_model = CartTotals()
+        target_model = shop.CartTotals()
         await rebuild_projection(target_model, target, progress_interval=60)
         assert target_model.carts == source_model.carts
     finally:
