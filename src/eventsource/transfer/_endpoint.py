@@ -11,7 +11,7 @@ from eventsource.exceptions import TransferError
 from eventsource.stores.interface import EventStore
 from eventsource.transfer.rows import JobState, Outgoing, RawEvent
 
-__all__ = ["Endpoint", "Mapping", "endpoint_for"]
+__all__ = ["Endpoint", "Mapping", "already_stored", "endpoint_for"]
 
 # (source position, index in the batch of the first event written for it, or None: dropped)
 Mapping = Sequence[tuple[int, int | None]]
@@ -65,6 +65,15 @@ class Endpoint(ABC):
     async def write_import(self, job: str, rows: Sequence[RawEvent], state: JobState) -> None:
         """Store `rows` as they are (positions, versions, times, payload text) and record
         `state`: one transaction."""
+
+
+def already_stored(detail: object) -> TransferError:
+    """The error of a batch the target refused because it holds some of its events."""
+    return TransferError(
+        "the target already holds an event of this batch (the same event id, position or "
+        f"stream version: {' '.join(str(detail).split())}); nothing of the batch was written. "
+        "Import into a store without these positions; copy into one without these event ids"
+    )
 
 
 def endpoint_for(store: EventStore) -> Endpoint:

@@ -9,10 +9,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsource._sql import transfer as sql
-from eventsource._sql.postgresql import DriverConnection, Operation
+from eventsource._sql.postgresql import DriverConnection, Operation, is_unique_violation
 from eventsource._sql.sqlite import utc_iso
 from eventsource.stores.postgresql import PostgreSQLEventStore
-from eventsource.transfer._endpoint import Endpoint, Mapping
+from eventsource.transfer._endpoint import Endpoint, Mapping, already_stored
 from eventsource.transfer.rows import JobState, Outgoing, RawEvent
 
 __all__ = ["PostgreSQLEndpoint"]
@@ -71,7 +71,13 @@ class PostgreSQLEndpoint(Endpoint):
 
     async def _run(self, operation: Operation[Any]) -> Any:
         await self.store._ensure_ready()
-        return await self.store._run("transfer", operation)
+        try:
+            return await self.store._run("transfer", operation)
+        except Exception as exc:
+            cause = exc if is_unique_violation(exc) else exc.__cause__
+            if cause is not None and is_unique_violation(cause):
+                raise already_stored(cause) from exc
+            raise
 
     async def prepare(self) -> None:
         async def create(conn: DriverConnection) -> None:

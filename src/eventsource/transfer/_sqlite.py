@@ -10,7 +10,7 @@ from typing import Any
 from eventsource._sql import transfer as sql
 from eventsource._sql.sqlite import VERSION_SQL, SQLiteConnection, now_utc_iso, utc_iso
 from eventsource.stores.sqlite import SQLiteEventStore
-from eventsource.transfer._endpoint import Endpoint, Mapping
+from eventsource.transfer._endpoint import Endpoint, Mapping, already_stored
 from eventsource.transfer.rows import JobState, Outgoing, RawEvent
 
 __all__ = ["SQLiteEndpoint"]
@@ -126,7 +126,9 @@ def _transaction(db: sqlite3.Connection, write: Any) -> None:
     try:
         write()
         db.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         if db.in_transaction:
             db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.IntegrityError):
+            raise already_stored(exc) from exc
         raise

@@ -3,19 +3,23 @@ and PostgreSQL, rows of an older shape exported as stored, resumable import, bad
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transfer_support import REGISTRY, ItemAdded, fresh_pg_store, seed, sqlite_store
 
 from eventsource import InMemoryEventStore
-from eventsource.exceptions import TransferFileError
+from eventsource.exceptions import TransferError, TransferFileError
 from eventsource.stores.interface import EventStore
-from eventsource.transfer import export_jsonl, import_jsonl
+from eventsource.transfer import copy_events, export_jsonl, import_jsonl
 
 # A row as an older version of ItemAdded wrote it: another key order, spacing, an old field.
 _OLD_PAYLOAD = (
@@ -159,3 +163,84 @@ async def test_memory_stores_export_and_import_too(tmp_path: Path) -> None:
     assert [(s.event_id, s.stream_position) async for s in target.read_all()] == [
         (s.event_id, s.stream_position) async for s in source.read_all()
     ]
+
+
+@pytest.fixture(
+    name="store_factory",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def store_factory_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Makes a durable store: a SQLite file, or a PostgreSQL store on a fresh schema."""
+    if request.param == "sqlite":
+        return lambda: sqlite_store(tmp_path / "target.db")
+    factory = request.getfixturevalue("pg_session_factory")
+
+    @asynccontextmanager
+    async def postgresql() -> AsyncIterator[EventStore]:
+        store = fresh_pg_store(factory)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    return postgresql
+
+
+async def test_importing_events_the_target_holds_is_a_typed_error_writing_nothing(
+    tmp_path: Path, store_factory: Any
+) -> None:
+    async with store_factory() as target:
+        await seed(target, 30)
+        await export_jsonl(target, tmp_path / "a.jsonl")
+        head = await target.get_global_position()
+        with pytest.raises(TransferError, match="already holds an event of this batch"):
+            await import_jsonl(tmp_path / "a.jsonl", target, job="again")
+        assert await target.get_global_position() == head
+        # A copy into a store holding the same event ids is refused the same way.
+        with pytest.raises(TransferError, match="already holds"):
+            await copy_events(target, target, job="onto-itself")
+        assert await target.get_global_position() == head
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.text(max_size=40), min_size=1, max_size=6),
+    ascii_only=st.booleans(),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_any_stored_payload_text_survives_export_and_import_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, texts: list[str], ascii_only: bool,
+    indent: int | None,
+) -> None:
+    import sqlite3
+
+    folder = tmp_path_factory.mktemp("prop")
+    rows = []
+    for number, text in enumerate(texts, start=1):
+        event_id, cart = uuid.uuid4(), uuid.uuid4()
+        payload = json.dumps({"event_id": str(event_id), "note": text, "n": number},
+                             ensure_ascii=ascii_only, indent=indent)
+        rows.append((str(event_id), str(cart), payload))
+
+    async def run() -> None:
+        async with sqlite_store(folder / "a.db"):
+            pass
+        with sqlite3.connect(folder / "a.db") as db:
+            db.executemany(
+                "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,"
+                " timestamp, payload, created_at) VALUES (?, 'Noted', ?, 'Cart', 1,"
+                " '2021-05-06T07:08:09.000010+00:00', ?, '2021-05-06T07:08:09.000011+00:00')",
+                rows,
+            )
+        async with sqlite_store(folder / "a.db") as first:
+            await export_jsonl(first, folder / "a.jsonl")
+        async with sqlite_store(folder / "b.db") as second:
+            await import_jsonl(folder / "a.jsonl", second)
+            await export_jsonl(second, folder / "b.jsonl")
+
+    asyncio.run(run())
+    exported = (folder / "a.jsonl").read_bytes()
+    assert (folder / "b.jsonl").read_bytes() == exported
+    lines = exported.decode("utf-8").split("\n")[:-1]
+    assert [json.loads(line)["payload"] for line in lines] == [row[2] for row in rows]
