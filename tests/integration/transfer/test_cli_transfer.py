@@ -206,3 +206,28 @@ def test_copy_from_postgresql_into_sqlite(
     asyncio.run(fill())
     ok(store_url, "--app", APP, "copy", "--to", _sqlite_url(tmp_path / "b.db"), "--yes")
     assert asyncio.run(_types(tmp_path / "b.db")) == asyncio.run(_target_types(store_url))
+
+
+@pytest.mark.postgresql
+def test_projections_rebuild_on_postgresql(
+    pg_session_factory: Any, pg_url: str, pg_schema: str
+) -> None:
+    url = f"{pg_url}?schema={pg_schema}"
+    ok(url, "db", "init", "--yes")
+
+    async def fill() -> dict[Any, tuple[int, int]]:
+        store = fresh_pg_store(pg_session_factory)
+        try:
+            await seed(store, 500)
+            expected = CartTotals()
+            for stored in (await store.read_all()).events:
+                await expected.handle(stored.event)
+            return expected.carts
+        finally:
+            await store.close()
+
+    expected = asyncio.run(fill())
+    ok(url, "--app", APP, "projections", "rebuild", "CartTotals", "--yes")
+    assert REBUILT.carts == expected
+    status = json.loads(ok(url, "--json", "subscriptions", "status", "CartTotals").stdout)
+    assert status["lag_events"] == 0
