@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +37,15 @@ def _job_option(default: str) -> Callable[[F], F]:
         "--job", default=default, show_default=True,
         help="The name the target records progress under: run again to resume it.",
     )
+
+
+def _whole_store(settings: Settings, **options: Any) -> AbstractAsyncContextManager[Backend]:
+    """`settings.backend`, refusing `--tenant`: these commands move whole stores."""
+    if settings.tenant is not None:
+        raise CliUsageError(
+            "export, import and copy move whole stores: --tenant is not supported with them"
+        )
+    return settings.backend(**options)
 
 
 def _shower(bar: ProgressBar) -> Any:
@@ -74,7 +84,7 @@ def export(settings: Settings, file: Path, yes: bool) -> None:
 async def _export(settings: Settings, file: Path, exists: bool, yes: bool) -> None:
     from eventsource.transfer import export_jsonl
 
-    async with settings.backend() as db:
+    async with _whole_store(settings) as db:
         head = await db.store.get_global_position()
         if exists:
             await settings.act(
@@ -109,7 +119,7 @@ async def _import_file(
     from eventsource.transfer import import_jsonl
     from eventsource.transfer._endpoint import endpoint_for
 
-    async with settings.backend(needs=(), create=True) as db:
+    async with _whole_store(settings, needs=(), create=True) as db:
         writer = endpoint_for(db.store)
         await writer.prepare()
         state = await _state(db, job)
@@ -151,7 +161,7 @@ async def copy(
 
     transform = _load_transform(transform_spec) if transform_spec else None
     target_url = parse_url(to_url)
-    async with settings.backend() as db:
+    async with _whole_store(settings) as db:
         app = await settings.app()
         target = await Backend.open(target_url, BrowsingRegistry(app.registry), create=True)
         try:

@@ -68,6 +68,10 @@ def test_export_then_import_round_trips_and_asks_before_replacing(tmp_path: Path
 def test_import_refuses_a_missing_file_and_names_a_bad_line(tmp_path: Path) -> None:
     target = _sqlite_url(tmp_path / "b.db")
     assert "no file" in fails(target, "import", str(tmp_path / "nope.jsonl"), "--yes", code=3)
+    assert "--tenant is not supported" in fails(
+        target, "--tenant", "a1000000-0000-4000-8000-000000000001", "export", "x.jsonl",
+        code=2,
+    )
     (tmp_path / "bad.jsonl").write_text("{}\n", encoding="utf-8")
     line = fails(target, "import", str(tmp_path / "bad.jsonl"), "--yes", code=1)
     assert "line 1: missing position" in line
