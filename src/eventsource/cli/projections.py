@@ -91,7 +91,7 @@ async def rebuild(settings: Settings, name: str, batch_size: int, yes: bool) -> 
 @click.argument("name")
 @click.option("--to-start", is_flag=True, help="Forget the checkpoint: read from the start.")
 @click.option("--to", "position", type=click.IntRange(1), metavar="POSITION",
-              help="Read on after the event at this global position.")
+              help="Read on after this global position (the event at it, or the last before).")
 @yes_option
 @click.pass_obj
 def reset(settings: Settings, name: str, to_start: bool, position: int | None, yes: bool) -> None:
@@ -102,8 +102,6 @@ def reset(settings: Settings, name: str, to_start: bool, position: int | None, y
 
 
 async def _reset(settings: Settings, name: str, position: int | None, yes: bool) -> None:
-    from eventsource.stores.records import ReadOptions
-
     async with settings.backend(needs=_NEEDS) as db:
         shown: CheckpointData | None = await _checkpoint(db, name)
         if shown is None:
@@ -113,12 +111,14 @@ async def _reset(settings: Settings, name: str, position: int | None, yes: bool)
             )
         event: Any = None
         if position is not None:
-            found = await db.store.read_all(ReadOptions(from_position=position - 1, limit=1))
-            if not found.events or found.events[0].global_position != position:
-                raise NotFoundError(f"no event at position {position} in {db.url.shown}")
-            event = found.events[0]
+            head = await db.store.get_global_position()
+            if position > head:
+                raise NotFoundError(
+                    f"position {position} is past the last event of {db.url.shown} ({head})"
+                )
+            event = await _at_or_before(db, position)
         where = "the start" if event is None else (
-            f"position {position} ({event.event_type} {event.event_id})"
+            f"position {event.global_position} ({event.event_type} {event.event_id})"
         )
         await settings.act(
             f"Will move {name}'s checkpoint ({_where(shown)}) to {where}", yes=yes,
@@ -133,4 +133,20 @@ async def _reset(settings: Settings, name: str, position: int | None, yes: bool)
             )
     settings.out.note(f"{name} now reads on after {where}")
     if settings.out.json_mode:
-        settings.out.json({"name": name, "position": position or 0})
+        settings.out.json({"name": name, "position": 0 if event is None else event.global_position})
+
+
+async def _at_or_before(db: Backend, position: int) -> Any:
+    """The stored event at `position`, or the last one before it (positions may have gaps:
+    PostgreSQL's are not reused after a rollback); None when there is none."""
+    from eventsource.stores.records import ReadOptions
+
+    upper = position
+    while upper > 0:
+        lower = max(0, upper - 1000)
+        page = await db.store.read_all(ReadOptions(from_position=lower, limit=upper - lower))
+        found = [stored for stored in page.events if stored.global_position <= position]
+        if found:
+            return found[-1]
+        upper = lower
+    return None
