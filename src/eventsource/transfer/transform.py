@@ -134,11 +134,19 @@ class Window:
                 if done[stream] < len(queue)}
 
     def _add(self, stored: StoredEvent, made: object, consumed: Sequence[StoredEvent]) -> None:
-        events = _events_of(stored, made)
-        first = len(self._made) if events else None
-        self._made.extend(events)
-        self._sources.extend([stored] * len(events))
-        self.mapping.extend((each.global_position, first) for each in consumed)
+        first: int | None = len(self._made)
+        if isinstance(made, DomainEvent) and made.aggregate_id == stored.event.aggregate_id:
+            self._made.append(made)  # the common case, checked at once
+            self._sources.append(stored)
+        else:
+            events = _events_of(stored, made)
+            first = first if events else None
+            self._made.extend(events)
+            self._sources.extend([stored] * len(events))
+        if len(consumed) == 1:
+            self.mapping.append((stored.global_position, first))
+        else:
+            self.mapping.extend((each.global_position, first) for each in consumed)
 
     def encode(self) -> list[Outgoing]:
         """The window's events with their JSON dumps, made in one pass (a refusal names the
@@ -152,10 +160,15 @@ class Window:
             )
             raise TransformError(culprit.event_id, culprit.global_position,
                                  f"it returned an event that cannot be stored: {exc}") from exc
-        return [
-            Outgoing(event, source.stream_id.partition(":")[2], payload)
-            for event, source, payload in zip(self._made, self._sources, payloads, strict=True)
-        ]
+        types: dict[str, str] = {}
+        batch = []
+        for event, source, payload in zip(self._made, self._sources, payloads, strict=True):
+            stream = source.stream_id
+            aggregate_type = types.get(stream)
+            if aggregate_type is None:
+                aggregate_type = types[stream] = stream.partition(":")[2]
+            batch.append(Outgoing(event, aggregate_type, payload))
+        return batch
 
 
 def _events_of(stored: StoredEvent, made: object) -> list[DomainEvent]:
