@@ -98,16 +98,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        median = report["median_events_per_s"]
-        print(
-            f"{report['workload']}: {report['events']:,} events, batch {report['batch']}: "
-            f"median {median:,.0f} events/s (min {report['min_events_per_s']:,.0f}, max "
-            f"{report['max_events_per_s']:,.0f}); target >= {TARGET:,.0f}: "
-            f"{'ok' if median >= TARGET else 'MISSED'}"
-        )
+    median = report["median_events_per_s"]
+    print(json.dumps(report, indent=2) if args.json else (
+        f"{report['workload']}: {report['events']:,} events, batch {report['batch']}: "
+        f"median {median:,.0f} events/s (min {report['min_events_per_s']:,.0f}, max "
+        f"{report['max_events_per_s']:,.0f}); target >= {TARGET:,.0f}: "
+        f"{'ok' if median >= TARGET else 'MISSED'}"
+    ))
     return 0 if report["median_events_per_s"] >= TARGET else 1
 
 

@@ -22,26 +22,27 @@ from eventsource.transfer import Step, TransformResult
 REGISTRY = EventRegistry()
 
 
+class _CartLine(DomainEvent):
+    """What the events about one line of a cart share (not registered itself)."""
+
+    aggregate_type: str = "Cart"
+    sku: str
+
+
 @REGISTRY.register
-class ItemAdded(DomainEvent):
+class ItemAdded(_CartLine):
     event_type: str = "ItemAdded"
-    aggregate_type: str = "Cart"
-    sku: str
 
 
 @REGISTRY.register
-class ItemPriced(DomainEvent):
+class ItemPriced(_CartLine):
     event_type: str = "ItemPriced"
-    aggregate_type: str = "Cart"
-    sku: str
     cents: int
 
 
 @REGISTRY.register
-class PricedItemAdded(DomainEvent):
+class PricedItemAdded(_CartLine):
     event_type: str = "PricedItemAdded"
-    aggregate_type: str = "Cart"
-    sku: str
     cents: int
 
 
