@@ -26,7 +26,11 @@ class _Books:
 
 class MemoryEndpoint(Endpoint):
     """An `InMemoryEventStore` as a transfer's source or target. Imported events get the
-    store's own gap-free positions (it has no other kind); their payloads are decoded."""
+    store's own gap-free positions (it has no other kind); their payloads are decoded.
+
+    A batch is one `append_events` per run of a stream's events, each atomic; a batch that
+    fails part-way keeps its earlier runs (nothing survives a crash here anyway, so there is
+    no resuming to protect)."""
 
     store: InMemoryEventStore
 
