@@ -36,6 +36,9 @@ __all__ = [
     "StoreNotConnectedError",
     "TenantMismatchError",
     "TenantRequiredError",
+    "TransferError",
+    "TransferFileError",
+    "TransformError",
     "UnhandledEventError",
 ]
 
@@ -329,3 +332,31 @@ class RabbitMQNotAvailableError(MissingExtraError):
 
     def __init__(self) -> None:
         super().__init__("The RabbitMQ event bus", "aio-pika", "rabbitmq")
+
+
+class TransferError(EventSourceError):
+    """A copy, export or import of events (`eventsource.transfer`) could not go on; what was
+    written before it is recorded as the job's progress, and a new run resumes from there."""
+
+
+class TransformError(TransferError):
+    """A copy's transform raised, or returned something that cannot be written, for one source
+    event; names that event's id and global position. Nothing of its batch was written."""
+
+    def __init__(self, event_id: UUID, position: int, reason: str) -> None:
+        self.event_id = event_id
+        self.position = position
+        self.reason = reason
+        super().__init__(
+            f"the transform failed on event {event_id} at source position {position}: {reason}"
+        )
+
+
+class TransferFileError(TransferError):
+    """A line of an export file is not an event as `export_jsonl` writes them; names the line."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}, line {line}: {reason}")

@@ -67,7 +67,8 @@ async def load_app(spec: str | None) -> CliApp:
     return _as_app(made, spec)
 
 
-def _import(module_name: str, spec: str) -> Any:
+def _import(module_name: str, spec: str, option: str = "--app") -> Any:
+    """Import `module_name` (of the option's value `spec`), the current directory first."""
     here = os.getcwd()
     if here not in sys.path:
         sys.path.insert(0, here)
@@ -77,7 +78,7 @@ def _import(module_name: str, spec: str) -> Any:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(f"{missing}.")):
             raise CliUsageError(
-                f"--app {spec!r}: no module named {missing!r} (the current directory and "
+                f"{option} {spec!r}: no module named {missing!r} (the current directory and "
                 "PYTHONPATH are searched)"
             ) from exc
         raise  # the user's module failed to import something it needs

@@ -19,11 +19,15 @@ __all__ = ["cli", "main"]
 
 # name -> "module:attribute" of a click command or group
 _GROUPS = {
+    "copy": "eventsource.cli.transfer:copy",
     "db": "eventsource.cli.db:group",
     "demo": "eventsource.cli.demo:command",
     "dlq": "eventsource.cli.dlq:group",
     "events": "eventsource.cli.events:group",
+    "export": "eventsource.cli.transfer:export",
+    "import": "eventsource.cli.transfer:import_",
     "outbox": "eventsource.cli.outbox:group",
+    "projections": "eventsource.cli.projections:group",
     "snapshots": "eventsource.cli.snapshots:group",
     "streams": "eventsource.cli.streams:group",
     "subscriptions": "eventsource.cli.subscriptions:group",
