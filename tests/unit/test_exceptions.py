@@ -199,10 +199,9 @@ def test_snapshot_and_subscription_errors_are_library_errors() -> None:
     for base, errors in families.items():
         for error in errors:
             for clause in (base, EventSourceError, Exception):
-                try:
+                with pytest.raises(clause) as caught:
                     raise error
-                except clause as caught:
-                    assert caught is error
+                assert caught.value is error
     assert issubclass(subscriptions.TransitionError, subscriptions.SubscriptionStateError)
 
 

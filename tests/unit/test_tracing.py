@@ -633,7 +633,8 @@ assert traces_live() and not metrics_live()
 # The store was built before the provider: its proxy tracer records now.
 assert store._append_span(aggregate_id, "T", 1, 0) is not NO_SPAN
 asyncio.run(store.get_events(aggregate_id, "T"))
-assert [s.name for s in exporter.get_finished_spans()] == ["eventsource.in_memory_event_store.get_events"]
+names = [s.name for s in exporter.get_finished_spans()]
+assert names == ["eventsource.in_memory_event_store.get_events"]
 assert "traceparent" in propagation_fields()
 """
 
