@@ -33,15 +33,17 @@ from eventsource.projections import (
 )
 
 
-class Opened(DomainEvent):
-    event_type: str = "CoordOpened"
+class _AccountEvent(DomainEvent):
     aggregate_type: str = "CoordAccount"
+
+
+class Opened(_AccountEvent):
+    event_type: str = "CoordOpened"
     owner: str = "ann"
 
 
-class Deposited(DomainEvent):
+class Deposited(_AccountEvent):
     event_type: str = "CoordDeposited"
-    aggregate_type: str = "CoordAccount"
     amount: int = 1
 
 
