@@ -150,8 +150,7 @@ def test_snapshot_errors() -> None:
 
     aggregate_id = uuid4()
     base = snapshots.SnapshotError
-    assert issubclass(base, Exception)
-    assert not issubclass(base, EventSourceError)
+    assert issubclass(base, EventSourceError)
     cause = ValueError("bad json")
     broken = snapshots.SnapshotDeserializationError(
         aggregate_id, "Task", original_error=cause
@@ -174,3 +173,55 @@ def test_snapshot_errors() -> None:
         "SnapshotNotFoundError",
     ):
         assert getattr(eventsource, name) is getattr(snapshots, name)
+
+
+def test_snapshot_and_subscription_errors_are_library_errors() -> None:
+    """Both families sit under `EventSourceError` and keep their own bases for old clauses."""
+    import eventsource.snapshots as snapshots
+    import eventsource.subscriptions as subscriptions
+
+    families = {
+        snapshots.SnapshotError: (
+            snapshots.SnapshotDeserializationError(uuid4(), "Task"),
+            snapshots.SnapshotSchemaVersionError(uuid4(), "Task", 1, 2),
+            snapshots.SnapshotNotFoundError(uuid4(), "Task"),
+        ),
+        subscriptions.SubscriptionError: (
+            subscriptions.SubscriptionConfigError("bad"),
+            subscriptions.SubscriptionStateError("bad"),
+            subscriptions.TransitionError("bad"),
+            subscriptions.EventStoreConnectionError("down"),
+            subscriptions.EventBusConnectionError("down"),
+            subscriptions.SubscriptionAlreadyExistsError("dashboard"),
+            subscriptions.CheckpointNotFoundError("dashboard"),
+        ),
+    }
+    for base, errors in families.items():
+        for error in errors:
+            for clause in (base, EventSourceError, Exception):
+                with pytest.raises(clause) as caught:
+                    raise error
+                assert caught.value is error
+    assert issubclass(subscriptions.TransitionError, subscriptions.SubscriptionStateError)
+
+
+async def test_a_refused_subscription_is_caught_as_a_library_error() -> None:
+    """What the manager raises reaches an `except EventSourceError` handler."""
+    from eventsource import InMemoryCheckpointRepository, InMemoryEventBus, InMemoryEventStore
+    from eventsource.projections import DeclarativeProjection
+    from eventsource.subscriptions import SubscriptionAlreadyExistsError, SubscriptionManager
+
+    class Dashboard(DeclarativeProjection):
+        pass
+
+    manager = SubscriptionManager(
+        InMemoryEventStore(enable_tracing=False),
+        InMemoryEventBus(enable_tracing=False),
+        InMemoryCheckpointRepository(enable_tracing=False),
+        enable_tracing=False,
+    )
+    await manager.subscribe(Dashboard(), name="dashboard")
+    with pytest.raises(EventSourceError) as caught:
+        await manager.subscribe(Dashboard(), name="dashboard")
+    assert isinstance(caught.value, SubscriptionAlreadyExistsError)
+    assert caught.value.name == "dashboard"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsource.exceptions import EventSourceError
+
 __all__ = [
     "SnapshotDeserializationError",
     "SnapshotError",
@@ -12,8 +14,8 @@ __all__ = [
 ]
 
 
-class SnapshotError(Exception):
-    """Base of snapshot errors."""
+class SnapshotError(EventSourceError):
+    """Base of snapshot errors; an `EventSourceError`, so `except EventSourceError` catches it."""
 
 
 class _AggregateSnapshotError(SnapshotError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from eventsource.exceptions import EventSourceError
+
 __all__ = [
     "CheckpointNotFoundError",
     "EventBusConnectionError",
@@ -16,8 +18,9 @@ __all__ = [
 ]
 
 
-class SubscriptionError(Exception):
-    """Base of every subscription error."""
+class SubscriptionError(EventSourceError):
+    """Base of every subscription error; an `EventSourceError`, so `except EventSourceError`
+    catches it."""
 
 
 class SubscriptionConfigError(SubscriptionError):

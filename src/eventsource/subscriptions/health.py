@@ -232,12 +232,16 @@ def assess_subscription(
               config.max_lag_events_critical)
     threshold("dlq_events", sub.events_dlq, config.max_dlq_events_warning,
               config.max_dlq_events_critical)
+
+    def any_degrades(name: str, count: int, message: str) -> None:
+        status = "degraded" if count else "healthy"
+        indicators.append(HealthIndicator(name, status, f"{count} {message}", float(count)))
+
     # One unreadable stored row already needs a person: its event never reached the subscriber.
-    corrupt = sub.events_corrupt
-    indicators.append(HealthIndicator(
-        "corrupt_events", "degraded" if corrupt else "healthy",
-        f"{corrupt} stored row(s) could not be read", float(corrupt),
-    ))
+    any_degrades("corrupt_events", sub.events_corrupt, "stored row(s) could not be read")
+    # So does one dead-lettered event: the read model lacks it until someone replays it.
+    any_degrades("dead_letters", sub.dead_letters_since_start,
+                 "event(s) dead-lettered since the subscription started")
     rate = errors.error_rate(now)
     indicators.append(HealthIndicator(
         "error_rate",

@@ -185,6 +185,7 @@ class Subscription:
         self._last_recorded: tuple[UUID, str] | None = None
         self._last_read_at: float | None = None
         self._started_monotonic: float | None = None
+        self._dlq_at_start = 0  # events_dlq when the current run started
 
     def __repr__(self) -> str:
         return f"Subscription(name={self.name!r}, state={self.state.value})"
@@ -262,6 +263,7 @@ class Subscription:
             self.transition_to(SubscriptionState.STARTING)
         self.started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
+        self._dlq_at_start = self.events_dlq
 
     # -- pause ----------------------------------------------------------------------------
 
@@ -381,6 +383,12 @@ class Subscription:
         if self._started_monotonic is None or not self.is_running:
             return 0.0
         return time.monotonic() - self._started_monotonic
+
+    @property
+    def dead_letters_since_start(self) -> int:
+        """Events this subscription sent to the dead-letter queue since its current run began
+        (`events_dlq` counts them over the subscription's whole life)."""
+        return self.events_dlq - self._dlq_at_start
 
     def get_status(self) -> SubscriptionStatus:
         return SubscriptionStatus(

@@ -227,3 +227,53 @@ async def test_a_transactional_subscriber_keeps_its_projection_name(
     subscription = await manager.subscribe(Ledger(sessions, checkpoints))
     assert subscription.name == "Ledger"
     await asyncio.sleep(0)
+
+
+async def test_one_dead_letter_degrades_health_for_the_rest_of_the_run(
+    backend: tuple[EventStore, Any, Any, DLQRepository],
+) -> None:
+    store, _sessions, checkpoints, dlq = backend
+    ids = await _append(store, 20)
+
+    class Picky:
+        def subscribed_to(self) -> list[type[DomainEvent]]:
+            return [SubsCrashTick]
+
+        async def handle(self, event: DomainEvent) -> None:
+            if event.event_id == ids[3]:
+                raise ValueError("tick 3 is malformed")
+
+    manager = SubscriptionManager(store, None, checkpoints, dlq_repo=dlq, enable_tracing=False)
+    # From its checkpoint (none yet: the beginning), so the second run does not read tick 3 again.
+    config = SubscriptionConfig(start_from="checkpoint", max_retries=0,
+                                circuit_breaker_enabled=False)
+    subscription = await manager.subscribe(Picky(), config, name="picky")
+
+    def indicator(name: str) -> tuple[str, float | None]:
+        check = manager.check_health("picky")
+        assert check is not None
+        [found] = [i for i in check.indicators if i.name == name]
+        return found.status, found.value
+
+    async with manager:
+        await wait_until(lambda: subscription.state is SubscriptionState.LIVE
+                         and subscription.last_processed_position >= 20, 30)
+        # One dead letter, far below max_dlq_events_warning (10): still degraded, and the
+        # manager's status with it, while every other indicator is healthy.
+        health = manager.get_subscription_health("picky")
+        assert health is not None
+        assert (health.status, health.state, health.lag_events) == ("degraded", "live", 0)
+        assert indicator("dead_letters") == ("degraded", 1.0)
+        assert indicator("dlq_events") == ("healthy", 1.0)
+        assert manager.get_health()["status"] == "degraded"
+    [entry] = await dlq.get_failed_events(projection_name="picky")
+    assert entry.event_id == ids[3]
+
+    # A new run starts clean: the dead letter is counted in events_dlq, not in its health.
+    async with manager:
+        await wait_until(lambda: subscription.state is SubscriptionState.LIVE, 30)
+        health = manager.get_subscription_health("picky")
+        assert health is not None
+        assert health.status == "healthy"
+        assert indicator("dead_letters") == ("healthy", 0.0)
+        assert (subscription.events_dlq, subscription.dead_letters_since_start) == (1, 0)
