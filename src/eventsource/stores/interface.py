@@ -69,8 +69,6 @@ class EventStore(ABC):
     `eventsource.testing.contract` checks them.
     """
 
-    # Spans are `eventsource.<span_prefix>.<operation>`; `db.system` is the prefix without
-    # `_event_store`.
     span_prefix: ClassVar[str] = "event_store"
 
     @abstractmethod
@@ -246,8 +244,8 @@ class EventStore(ABC):
         count: int,
         expected_version: int | None = None,
     ) -> AbstractContextManager[object]:
-        """Wraps an append: the `eventsource.<span_prefix>.append_events` span when tracing
-        records, the append metrics when a meter provider records; the shared no-op otherwise.
+        """Wraps an append: the `<span_prefix>.append_events` span when tracing records, the
+        append metrics when a meter provider records; the shared no-op otherwise.
 
         Every backend wraps its write in this, so names, attributes and instruments are set in
         one place. Nothing is built unless something records.
@@ -271,7 +269,7 @@ class EventStore(ABC):
     def _read_span(
         self, aggregate_id: UUID, aggregate_type: str | None, from_version: int
     ) -> AbstractContextManager[object]:
-        """The `eventsource.<span_prefix>.get_events` span, or the shared no-op when not tracing."""
+        """The `<span_prefix>.get_events` span, or the shared no-op when not tracing."""
         if getattr(self, "_tracer", None) is None or not (TRACES.live or TRACES.refresh()):
             return NO_SPAN
         return self._span(
@@ -298,9 +296,7 @@ class EventStore(ABC):
         }
         if extra:
             attributes.update(extra)
-        # Prefixed like the library's other spans (earlier releases left `eventsource.` out).
-        name = f"eventsource.{self.span_prefix}.{operation}"
-        return span(getattr(self, "_tracer", None), name, attributes)
+        return span(getattr(self, "_tracer", None), f"{self.span_prefix}.{operation}", attributes)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (no-op by default)."""
