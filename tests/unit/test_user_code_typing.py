@@ -57,16 +57,24 @@ from eventsource import SQLiteEventstore  # attr-defined
 
 
 def documentation_snippets() -> dict[str, str]:
-    """Every python block of the README and docs/*.md, and every example, by module name.
+    """The README's and docs/*.md's python blocks, and every example, by module name.
 
-    A block whose first line names its file (`# bank.py`) is that module, so that a later
-    block can import it, as the page tells the reader to save it."""
+    A page's blocks run in one interpreter, in order (tests/docs/doc_blocks.py), so they are
+    checked as one module, `doc_<page>`, as the reader types them along. A block whose first
+    line names its file (`# bank.py`) is that module instead, so that a later block can
+    import it, as the page tells the reader to save it."""
     snippets: dict[str, str] = {}
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S)
-        for number, block in enumerate(blocks, 1):
+        along: list[str] = []
+        for block in blocks:
             named = re.match(r"# (\w+)\.py\n", block)
-            snippets[named[1] if named else f"doc_{page.stem.lower()}_{number}"] = block
+            if named:
+                snippets[named[1]] = block
+            else:
+                along.append(block)
+        if along:
+            snippets[f"doc_{page.stem.lower().replace('-', '_')}"] = "\n".join(along)
     for example in sorted((ROOT / "examples").glob("*.py")):
         snippets[f"example_{example.stem}"] = example.read_text()
     return snippets
@@ -115,7 +123,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def test_documentation_and_examples_type_check(mypy_output: list[str]) -> None:
     snippets = documentation_snippets()
-    assert {"doc_readme_1", "example_demo"} <= set(snippets)
+    assert {"doc_readme", "example_demo"} <= set(snippets)
     errors = [line for line in mypy_output if not line.startswith(("negative.py", "public_names"))]
     assert errors == []
 
