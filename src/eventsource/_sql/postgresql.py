@@ -20,10 +20,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from eventsource._optional import optional
+from eventsource._sql.retention import TOMBSTONE_MARK
 from eventsource.exceptions import (
     EventSourceError,
     EventStoreError,
     PostgreSQLNotAvailableError,
+    StreamTombstonedError,
 )
 from eventsource.migrations import get_schema
 
@@ -224,6 +226,8 @@ def map_error(
     if isinstance(exc, EventSourceError) or not _is_database_error(exc):  # mapped, or not ours
         return exc
     cause = driver_error(exc)
+    if cause is not None and TOMBSTONE_MARK in str(cause):  # the store names the stream
+        return StreamTombstonedError()
     if cause is not None:
         reason = str(cause) or type(cause).__name__
     else:  # SQLAlchemy's own error: its message, without the statement it appends

@@ -15,7 +15,9 @@ from uuid import UUID
 from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
 from eventsource._optional import optional
+from eventsource._retention_view import view
 from eventsource._sql.common import scope_filter
+from eventsource._sql.retention import MARKER, STREAM_VISIBLE, bind
 from eventsource._sql.sqlite import (
     HOP,
     VERSION_SQL,
@@ -28,6 +30,7 @@ from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._retention_reads import split_marker
 from eventsource.stores._sqlite_append import (
     Also,
     AppendJob,
@@ -64,6 +67,10 @@ _PAGE = 1000  # rows per query when iterating read_all / read_stream
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
 _STORED = f"{_EVENT}, aggregate_id, aggregate_type, created_at"  # and what StoredEvent needs
 _LAST_ID = 2**63 - 1
+# A typed stream read applies the stream's retention metadata in its own query (see
+# `eventsource._sql.retention`): a marker row first, then the visible events.
+_MARKER, _MARKER_NAMES = bind(MARKER, "sqlite")
+_VISIBLE, _VISIBLE_NAMES = bind(STREAM_VISIBLE, "sqlite")
 _LAYOUT = RowLayout(
     position=0, event_id=1, event_type=2, payload=3, version=4, aggregate_id=5,
     aggregate_type=6, stored_at=7,
@@ -289,17 +296,25 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             clauses.append("version > ?")
             params.append(_int64(from_version))
         _time_filter(clauses, params, from_timestamp, to_timestamp)
-        order = "version" if aggregate_type is not None else "id"
-        sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
+        head = 0
         if aggregate_type is None:
+            sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY id"
             stored_type, rows = await link.read(
                 fetch_with_first_type, sql, params, None if tenant is None else str(tenant)
             )
             aggregate_type = stored_type or "Unknown"
         else:
-            rows = await link.read(fetch, sql, params)
+            shown = _retention_values(params[0], aggregate_type)
+            sql = (
+                f"{_MARKER} UNION ALL SELECT * FROM (SELECT {_EVENT} FROM events WHERE "
+                f"{' AND '.join(clauses)} AND {_VISIBLE} ORDER BY version)"
+            )
+            params = [shown[name] for name in _MARKER_NAMES] + params
+            params += [shown[name] for name in _VISIBLE_NAMES]
+            rows, head = split_marker(await link.read(fetch, sql, params), aggregate_id,
+                                      aggregate_type, 4)
         events = self._decode(rows)
-        version = rows[-1][4] if rows else max(from_version, 0)
+        version = rows[-1][4] if rows else max(from_version, head)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
@@ -356,6 +371,10 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
+        if aggregate_type is not None:  # the events its retention metadata leaves visible
+            shown = _retention_values(params[0], aggregate_type)
+            clauses.append(_VISIBLE)
+            params.extend(shown[name] for name in _VISIBLE_NAMES)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
         return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
@@ -440,6 +459,12 @@ def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[
         params.append(aggregate_type)
     scope_filter(clauses, params)
     return clauses, params
+
+
+def _retention_values(aggregate_id: object, aggregate_type: str) -> dict[str, object]:
+    """The parameters of the retention parts of a stream read, for the calling context."""
+    now, archived = view()
+    return {"id": aggregate_id, "type": aggregate_type, "now": utc_iso(now), "archived": archived}
 
 
 def _time_filter(
