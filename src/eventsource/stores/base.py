@@ -40,6 +40,7 @@ from eventsource.tenancy import bound_tenant, stamp_events
 __all__ = ["RowEventStore", "StreamQuery", "check_append_args", "check_expected_version"]
 
 Rows = TypeVar("Rows")
+_PAST_THE_END = 2**31 - 1  # a version no stream reaches
 
 
 # What `get_events` asks a backend for: (aggregate_id, aggregate_type, from_version,
@@ -90,6 +91,11 @@ class RowEventStore(EventStore, Generic[Rows]):
                 return done if isinstance(done, AppendResult) else await done
         except StreamTombstonedError as refused:  # the database's refusal names no stream
             raise StreamTombstonedError(aggregate_id, aggregate_type) from refused
+        except OptimisticLockError:
+            # The version check comes before the tombstone check: a read past the stream's end
+            # (no events) raises StreamTombstonedError for a tombstoned stream. Conflicts only.
+            await self.get_events(aggregate_id, aggregate_type, from_version=_PAST_THE_END)
+            raise
 
     async def get_events(
         self,
