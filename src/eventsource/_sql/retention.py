@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Literal
 
 __all__ = [
-    "CANDIDATES",
     "DELETE_EVENTS",
     "DELETE_OUTBOX",
     "DELETE_SNAPSHOTS",
@@ -23,6 +22,7 @@ __all__ = [
     "MARKER",
     "METADATA",
     "RELEASE",
+    "STREAMS",
     "STREAM_VISIBLE",
     "TOMBSTONE_MARK",
     "UPSERT",
@@ -46,7 +46,11 @@ _PIECES: dict[Dialect, dict[str, str]] = {
         "archived": "{archived}",
         "marker": "NULL, NULL, m.state, NULL",
         "marker_tail": "",
-        "processed": "id <= {guard_position}",
+        "processed": "e.id <= {guard_position}",
+        "least": "MIN",
+        "fence": "LIMIT -1 OFFSET 0",  # not merged into the outer query: heads once a stream
+        "aged": "strftime('%Y-%m-%dT%H:%M:%f', {now}, '-' || p.max_age_seconds || ' seconds')"
+        " || '000+00:00'",
     },
     "postgresql": {
         "greatest": "GREATEST",
@@ -56,7 +60,10 @@ _PIECES: dict[Dialect, dict[str, str]] = {
         "archived": "{archived}::boolean",
         "marker": "NULL::bigint, NULL::uuid, m.state, NULL::uuid, NULL",
         "marker_tail": ", NULL::timestamptz, NULL",
-        "processed": "(tx_id, id) <= ({guard_tx}::text::xid8, {guard_position}::bigint)",
+        "processed": "(e.tx_id, e.id) <= ({guard_tx}::text::xid8, {guard_position}::bigint)",
+        "least": "LEAST",
+        "fence": "OFFSET 0",
+        "aged": "{now}::timestamptz - make_interval(secs => p.max_age_seconds)",
     },
 }
 _HEAD = (
@@ -141,31 +148,41 @@ LEASE = (
     " WHERE purge_lease.holder = excluded.holder OR purge_lease.expires_at < {now}"
 )
 RELEASE = "DELETE FROM purge_lease WHERE name = {name} AND holder = {holder}"
-# Streams the purge may have work in (archived streams are kept whole).
-CANDIDATES = (
-    "SELECT m.aggregate_id, m.aggregate_type, m.state, m.max_age_seconds, m.max_count,"
-    f" m.truncate_before, COALESCE({_HEAD}, 0) FROM stream_metadata m"
+# The streams the purge may have work in (archived ones are kept whole), each with the
+# version below which its events go (`below`) and its head version: a tombstoned stream goes
+# whole; any other keeps its newest event, so its next append continues its versions.
+_PURGEABLE = (
+    "SELECT m.aggregate_id, m.aggregate_type, m.max_age_seconds,"
+    f" CASE WHEN m.state = 'tombstoned' THEN {NEVER} ELSE <least>(<greatest>(m.truncate_before,"
+    " COALESCE(m.head - m.max_count + 1, 0)), m.head) END AS below,"
+    f" CASE WHEN m.state = 'tombstoned' THEN {NEVER} ELSE m.head END AS head"
+    f" FROM (SELECT m.*, COALESCE({_HEAD}, 0) AS head FROM stream_metadata m"
     " WHERE m.state <> 'archived' AND (m.state <> 'live' OR m.max_age_seconds IS NOT NULL"
-    " OR m.max_count IS NOT NULL OR m.truncate_before > 0)"
+    " OR m.max_count IS NOT NULL OR m.truncate_before > 0) <fence>) m"
 )
-# One short batch of a stream's purgeable events: below `below`, or aged out (never the head,
-# whose version the next append continues from), and either processed by every guarded
-# subscription (`<processed>`) or, with `overdue`, unprocessed but older than the maximum delay.
+# One short batch of purgeable events across streams: below their stream's `below`, or aged
+# out (never the head), and either read by every guarded subscription (`<processed>`) or, as
+# "overdue", unread but stored before `overdue` (older than the maximum delay).
 _DELETE_EVENTS = (
-    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE aggregate_id = {id}"
-    " AND aggregate_type = {type} AND (version < {below} OR (version < {head} AND <ts> < {aged}))"
-    " AND id < {keep} AND {condition} ORDER BY id LIMIT {batch})"
+    f"DELETE FROM events WHERE id IN (SELECT e.id FROM ({_PURGEABLE}) p JOIN events e"
+    " ON e.aggregate_id = p.aggregate_id AND e.aggregate_type = p.aggregate_type"
+    " WHERE (e.version < p.below OR (e.version < p.head AND p.max_age_seconds IS NOT NULL"
+    " AND e.<ts> < <aged>)) AND e.id < {keep} AND {condition} LIMIT {batch})"
 )
 DELETE_EVENTS = {
     "processed": _DELETE_EVENTS.replace("{condition}", "<processed>"),
     "overdue": _DELETE_EVENTS.replace(
-        "{condition}", "NOT (<processed>) AND created_at < {overdue}"
+        "{condition}", "NOT (<processed>) AND e.created_at < {overdue}"
     ),
 }
+# Snapshots that can no longer be used: taken before the version just below the cut (all of
+# a tombstoned stream's).
 DELETE_SNAPSHOTS = (
-    "DELETE FROM snapshots WHERE aggregate_id = {id} AND aggregate_type = {type}"
-    " AND version < {below}"
+    f"DELETE FROM snapshots WHERE id IN (SELECT n.id FROM ({_PURGEABLE}) p JOIN snapshots n"
+    " ON n.aggregate_id = p.aggregate_id AND n.aggregate_type = p.aggregate_type"
+    " WHERE n.version < p.below - 1 LIMIT {batch})"
 )
+STREAMS = f"SELECT COUNT(*) FROM ({_PURGEABLE}) p"
 DELETE_OUTBOX = (
     "DELETE FROM event_outbox WHERE id IN (SELECT id FROM event_outbox"
     " WHERE status = 'published' LIMIT {batch})"

@@ -1,9 +1,10 @@
 """`PurgeJob`: physically deletes what retention hides, in short batches, guarded.
 
-What it deletes, per stream with metadata (archived streams are kept whole): events below the
-stream's cut (its `truncate_before`, or beyond its newest `max_count`), events older than its
-`max_age`, every event of a tombstoned stream; then the stream's snapshots that can no longer
-be used (below the cut, or all of a tombstoned stream's); then published outbox rows. A live or
+What it deletes, in batches across the streams with metadata (archived streams are kept
+whole): events below a stream's cut (its `truncate_before`, or beyond its newest
+`max_count`), events older than its `max_age`, every event of a tombstoned stream; then
+snapshots that can no longer be used (taken before the cut, or all of a tombstoned stream's);
+then published outbox rows. A live or
 soft-deleted stream keeps its newest event, so the next append continues its versions.
 
 Guards: an event is deleted only once every guarded subscription (its checkpoint, by name)
@@ -24,13 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsource._sql.retention import (
-    CANDIDATES,
     DELETE_EVENTS,
     DELETE_OUTBOX,
     DELETE_SNAPSHOTS,
     LEASE,
-    NEVER,
     RELEASE,
+    STREAMS,
 )
 from eventsource.retention._backend import Backend, backend_for
 from eventsource.retention.exceptions import PurgeAlreadyRunningError, RetentionRuleError
@@ -140,37 +140,29 @@ class PurgeJob:
 
     async def _purge(self) -> PurgeReport:
         now = self._clock()
-        guard = await self._guard()
-        keep = await self._db.keep_below()
-        snapshots = await self._db.has_table("snapshots")
-        streams = await self._db.fetch("purge", CANDIDATES, {})
-        events = overdue = dropped = 0
-        for stream_id, stream_type, state, max_age, max_count, truncate, head in streams:
-            below, head_kept = _cut(state, max_count, truncate, int(head))
-            aged = None if max_age is None else self._db.time(now - timedelta(seconds=max_age))
-            values: dict[str, object] = {
-                "id": stream_id, "type": stream_type, "below": below, "head": head_kept,
-                "aged": aged, "keep": keep, "batch": self._batch, **guard,
-            }
-            events += await self._batches(DELETE_EVENTS["processed"], values)
-            if self._max_delay is not None:
-                values["overdue"] = self._db.time(now - self._max_delay)
-                late = await self._batches(DELETE_EVENTS["overdue"], values)
-                if late:
-                    logger.error(
-                        "Purge deleted %d events of stream %s:%s that guarded subscriptions %s "
-                        "had not processed: they waited longer than max_delay=%s",
-                        late, stream_id, stream_type, ", ".join(self._guarded), self._max_delay,
-                    )
-                overdue += late
-            if snapshots:
-                dropped += await self._db.execute("purge snapshots", DELETE_SNAPSHOTS, {
-                    "id": stream_id, "type": stream_type, "below": below - 1,
-                })
+        values: dict[str, object] = {
+            "now": self._db.time(now), "keep": await self._db.keep_below(),
+            "batch": self._batch, **await self._guard(),
+        }
+        streams = (await self._db.fetch("purge", STREAMS, {}))[0][0]
+        events = await self._batches(DELETE_EVENTS["processed"], values)
+        overdue = 0
+        if self._max_delay is not None:
+            values["overdue"] = self._db.time(now - self._max_delay)
+            overdue = await self._batches(DELETE_EVENTS["overdue"], values)
+            if overdue:
+                logger.error(
+                    "Purge deleted %d events that guarded subscriptions %s had not processed: "
+                    "they waited longer than max_delay=%s", overdue,
+                    ", ".join(self._guarded), self._max_delay,
+                )
+        snapshots = 0
+        if await self._db.has_table("snapshots"):
+            snapshots = await self._batches(DELETE_SNAPSHOTS, {"batch": self._batch})
         outbox = 0
         if await self._db.has_table("event_outbox"):
             outbox = await self._batches(DELETE_OUTBOX, {"batch": self._batch})
-        return PurgeReport(events + overdue, overdue, dropped, outbox, len(streams))
+        return PurgeReport(events + overdue, overdue, snapshots, outbox, int(streams))
 
     async def _batches(self, template: str, values: dict[str, object]) -> int:
         """Run a batched delete until a batch comes back short; renews the lease per batch."""
@@ -182,11 +174,3 @@ class PurgeJob:
                 return total
             await self._acquire()
 
-
-def _cut(state: str, max_count: int | None, truncate: int, head: int) -> tuple[int, int]:
-    """(delete versions below this, and aged events below this): a tombstoned stream goes
-    whole; any other keeps its head, so its next version stays known."""
-    if state == "tombstoned":
-        return NEVER, NEVER
-    below = max(truncate, head - max_count + 1 if max_count is not None else 0)
-    return min(below, head), head
