@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from pydantic import BaseModel
+from test_retention import Noted, append, postgresql_store, read
 
 from eventsource import AggregateRepository, DeclarativeAggregate, DomainEvent, handles
 from eventsource.repositories.checkpoint import InMemoryCheckpointRepository
@@ -26,10 +27,10 @@ from eventsource.retention import (
 )
 from eventsource.retention._backend import backend_for
 from eventsource.snapshots import InMemorySnapshotStore
+from eventsource.stores.base import RowEventStore
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import ExpectedVersion
 from eventsource.stores.sqlite import SQLiteEventStore
-from test_retention import Noted, append, postgresql_store, read
 
 WRITERS = 8
 
@@ -122,7 +123,8 @@ async def test_guarded_events_wait_until_the_maximum_delay(
     with caplog.at_level(logging.ERROR, logger="eventsource.retention.purge"):
         done = await later.run()
     assert (done.events, done.overdue) == (3, 3)
-    assert "had not processed" in caplog.text and "slow" in caplog.text
+    assert "had not processed" in caplog.text
+    assert "slow" in caplog.text
 
 
 async def test_one_runner_at_a_time(store: EventStore) -> None:
@@ -199,6 +201,7 @@ class Counter(DeclarativeAggregate[Total]):
 async def test_truncating_an_aggregate_needs_a_snapshot_and_it_loads_the_same(
     store: EventStore,
 ) -> None:
+    assert isinstance(store, RowEventStore)
     store.event_registry.register(Added)
     snapshots = InMemorySnapshotStore()
     repository: AggregateRepository[Any] = AggregateRepository(
