@@ -32,6 +32,9 @@ _HERE = Path(__file__).resolve().parent
 
 def _setup(src: str | None) -> None:
     sys.path[:0] = [src or str(_HERE.parent / "src"), str(_HERE)]
+    import eventsource  # now, from `src`: run.py puts this checkout's src/ first
+
+    del eventsource
 
 
 EVENTS_PER_STREAM = 100

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 
 __all__ = ["reading", "view"]
 
@@ -18,16 +18,17 @@ _VIEW: ContextVar[tuple[Clock | None, bool]] = ContextVar(
 )
 
 
-def view() -> tuple[datetime, bool]:
-    """(now, include archived streams) for a stream read made in this context."""
+def view() -> tuple[datetime | None, bool]:
+    """(now by the clock `reading` set, None for the database's clock; include archived
+    streams) for a stream read made in this context."""
     clock, archived = _VIEW.get()
-    return (datetime.now(UTC) if clock is None else clock()), archived
+    return (None if clock is None else clock()), archived
 
 
 @contextmanager
 def reading(*, include_archived: bool = False, clock: Clock | None = None) -> Iterator[None]:
     """Stream reads inside the block show archived streams too (`include_archived`) and age
-    events by `clock` instead of the wall clock (for tests and replays).
+    events by `clock` instead of the database's clock (for tests and replays).
 
     ```python
     with reading(include_archived=True):

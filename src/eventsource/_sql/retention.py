@@ -5,7 +5,8 @@ the retention API and the purge job.
 Templates name their parameters `{name}` and their dialect-specific pieces `<piece>`;
 `bind(template, dialect)` gives the statement and its parameter names in binding order (SQLite
 binds `?` in order of appearance; PostgreSQL numbers each name once, in order of first use,
-unless the caller fixes numbers with `numbers`).
+unless the caller fixes numbers with `numbers`). A stream read's `{now}` is NULL for the
+database's clock.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ _PIECES: dict[Dialect, dict[str, str]] = {
     "sqlite": {
         "greatest": "MAX",
         "ts": "timestamp",
-        "age": "strftime('%Y-%m-%dT%H:%M:%f', {now}, '-' || m.max_age_seconds || ' seconds')"
-        " || '000+00:00'",
+        "age": "strftime('%Y-%m-%dT%H:%M:%f', COALESCE({now}, 'now'), '-' || m.max_age_seconds"
+        " || ' seconds') || '000+00:00'",
         "no_age": "''",
         "archived": "{archived}",
         "marker": "NULL, NULL, m.state, NULL",
@@ -55,7 +56,7 @@ _PIECES: dict[Dialect, dict[str, str]] = {
     "postgresql": {
         "greatest": "GREATEST",
         "ts": '"timestamp"',
-        "age": "{now}::timestamptz - make_interval(secs => m.max_age_seconds)",
+        "age": "COALESCE({now}::timestamptz, now()) - make_interval(secs => m.max_age_seconds)",
         "no_age": "'-infinity'::timestamptz",
         "archived": "{archived}::boolean",
         "marker": "NULL::bigint, NULL::uuid, m.state, NULL::uuid, NULL",
@@ -116,10 +117,11 @@ MARKER = f"SELECT <marker>, COALESCE({_HEAD}, 0)<marker_tail> {_META}"
 
 
 # A condition on a stream's event rows: visible under the stream's metadata row, if any.
-# Each subquery names only parameters, so it runs once per read.
+# Each subquery names only parameters, so it runs once per read; without a metadata row (the
+# common case) only the first one runs.
 STREAM_VISIBLE = (
-    f"version >= COALESCE((SELECT {_CUT} {_META}), 0)"
-    f" AND <ts> >= COALESCE((SELECT <age> {_META}), <no_age>)"
+    f"(NOT EXISTS (SELECT 1 {_META}) OR (version >= (SELECT {_CUT} {_META})"
+    f" AND <ts> >= COALESCE((SELECT <age> {_META}), <no_age>)))"
 )
 
 

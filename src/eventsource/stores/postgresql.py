@@ -274,8 +274,11 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
             args += view()
         if tenant is not None:
             args += (tenant,)
+        # A typed read's plan is the same index lookups whatever the values: one generic plan
+        # per connection spares planning its retention parts at every read.
         rows = await self._run(
-            "get_events", lambda conn: conn.fetch(statements[tenant is not None], *args)
+            "get_events", lambda conn: conn.fetch(statements[tenant is not None], *args),
+            stable_plans=aggregate_type is not None,
         )
         if aggregate_type is None:
             return rows, 0

@@ -7,7 +7,8 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
+from operator import itemgetter
 from time import perf_counter
 from typing import Any
 from uuid import UUID
@@ -71,6 +72,9 @@ _LAST_ID = 2**63 - 1
 # `eventsource._sql.retention`): a marker row first, then the visible events.
 _MARKER, _MARKER_NAMES = bind(MARKER, "sqlite")
 _VISIBLE, _VISIBLE_NAMES = bind(STREAM_VISIBLE, "sqlite")
+_SHOWN = ("id", "type", "now", "archived")  # the tuple `_retention_values` returns
+_marker_values = itemgetter(*(_SHOWN.index(name) for name in _MARKER_NAMES))
+_visible_values = itemgetter(*(_SHOWN.index(name) for name in _VISIBLE_NAMES))
 _LAYOUT = RowLayout(
     position=0, event_id=1, event_type=2, payload=3, version=4, aggregate_id=5,
     aggregate_type=6, stored_at=7,
@@ -305,12 +309,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             aggregate_type = stored_type or "Unknown"
         else:
             shown = _retention_values(params[0], aggregate_type)
-            sql = (
-                f"{_MARKER} UNION ALL SELECT * FROM (SELECT {_EVENT} FROM events WHERE "
-                f"{' AND '.join(clauses)} AND {_VISIBLE} ORDER BY version)"
-            )
-            params = [shown[name] for name in _MARKER_NAMES] + params
-            params += [shown[name] for name in _VISIBLE_NAMES]
+            sql = _typed_stream_sql(tuple(clauses))
+            params = [*_marker_values(shown), *params, *_visible_values(shown)]
             rows, head = split_marker(await link.read(fetch, sql, params), aggregate_id,
                                       aggregate_type, 4)
         events = self._decode(rows)
@@ -372,9 +372,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
     ) -> ReadResult:
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         if aggregate_type is not None:  # the events its retention metadata leaves visible
-            shown = _retention_values(params[0], aggregate_type)
             clauses.append(_VISIBLE)
-            params.extend(shown[name] for name in _VISIBLE_NAMES)
+            params.extend(_visible_values(_retention_values(params[0], aggregate_type)))
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
         return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
@@ -461,10 +460,21 @@ def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[
     return clauses, params
 
 
-def _retention_values(aggregate_id: object, aggregate_type: str) -> dict[str, object]:
-    """The parameters of the retention parts of a stream read, for the calling context."""
+@cache
+def _typed_stream_sql(clauses: tuple[str, ...]) -> str:
+    """A typed stream read's statement: made once per set of conditions, so the driver's
+    statement cache finds the same (long) string object, its hash already known."""
+    return (
+        f"{_MARKER} UNION ALL SELECT * FROM (SELECT {_EVENT} FROM events WHERE "
+        f"{' AND '.join(clauses)} AND {_VISIBLE} ORDER BY version)"
+    )
+
+
+def _retention_values(aggregate_id: object, aggregate_type: str) -> tuple[object, ...]:
+    """The parameters of the retention parts of a stream read (named by `_SHOWN`), for the
+    calling context."""
     now, archived = view()
-    return {"id": aggregate_id, "type": aggregate_type, "now": utc_iso(now), "archived": archived}
+    return aggregate_id, aggregate_type, None if now is None else utc_iso(now), archived
 
 
 def _time_filter(
