@@ -12,6 +12,7 @@ from uuid import UUID
 
 from eventsource._sql.retention import Dialect, bind
 from eventsource._sql.sqlite import utc_iso
+from eventsource.migrations.upgrade import upgrade_sqlite
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import position_from_cursor
 
@@ -65,7 +66,11 @@ class _SQLite:
 
     async def _call(self, fn: Any, template: str, values: Mapping[str, object]) -> Any:
         sql, names = _statement(template, "sqlite")
-        return await self._store._connected().run(fn, sql, [values[name] for name in names])
+        link = self._store._connected()
+        if not self._store._retention:  # opened without initialize(): make the tables now
+            await link.run(upgrade_sqlite, "retention")
+            self._store._retention = True
+        return await link.run(fn, sql, [values[name] for name in names])
 
     async def execute(self, what: str, template: str, values: Mapping[str, object]) -> int:
         del what

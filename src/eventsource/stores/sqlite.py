@@ -7,8 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from functools import cache, partial
-from operator import itemgetter
+from functools import partial
 from time import perf_counter
 from typing import Any
 from uuid import UUID
@@ -16,9 +15,7 @@ from uuid import UUID
 from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
 from eventsource._optional import optional
-from eventsource._retention_view import view
 from eventsource._sql.common import scope_filter
-from eventsource._sql.retention import MARKER, STREAM_VISIBLE, bind
 from eventsource._sql.sqlite import (
     HOP,
     VERSION_SQL,
@@ -39,6 +36,7 @@ from eventsource.stores._sqlite_append import (
     append_rows_now,
     event_rows,
 )
+from eventsource.stores._sqlite_retention import has_retention_table, typed_stream, visible_clause
 from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout
 from eventsource.stores.records import (
@@ -68,13 +66,6 @@ _PAGE = 1000  # rows per query when iterating read_all / read_stream
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs
 _STORED = f"{_EVENT}, aggregate_id, aggregate_type, created_at"  # and what StoredEvent needs
 _LAST_ID = 2**63 - 1
-# A typed stream read applies the stream's retention metadata in its own query (see
-# `eventsource._sql.retention`): a marker row first, then the visible events.
-_MARKER, _MARKER_NAMES = bind(MARKER, "sqlite")
-_VISIBLE, _VISIBLE_NAMES = bind(STREAM_VISIBLE, "sqlite")
-_SHOWN = ("id", "type", "now", "archived")  # the tuple `_retention_values` returns
-_marker_values = itemgetter(*(_SHOWN.index(name) for name in _MARKER_NAMES))
-_visible_values = itemgetter(*(_SHOWN.index(name) for name in _VISIBLE_NAMES))
 _LAYOUT = RowLayout(
     position=0, event_id=1, event_type=2, payload=3, version=4, aggregate_id=5,
     aggregate_type=6, stored_at=7,
@@ -178,6 +169,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             self._outbox_writer = outbox_writer
         self._inline = inline
         self._inline_gate = _InlineGate()
+        self._retention = False  # whether stream reads apply `stream_metadata` (it exists)
 
     @classmethod
     def with_strict_uuid_detection(
@@ -233,6 +225,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
     async def initialize(self) -> None:
         """Connect if needed and create every table the SQLite components use (idempotent)."""
         await (await self._open()).create_tables()
+        self._retention = True
 
     async def close(self) -> None:
         """Close the connection (idempotent); `":memory:"` data goes with it."""
@@ -251,6 +244,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             )
             if self._link is None:
                 self._link = link
+                self._retention = await link.run(has_retention_table)
                 logger.debug("Opened SQLite event store %s", self._database)
             else:  # another task connected meanwhile
                 await link.close()
@@ -308,9 +302,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             )
             aggregate_type = stored_type or "Unknown"
         else:
-            shown = _retention_values(params[0], aggregate_type)
-            sql = _typed_stream_sql(tuple(clauses))
-            params = [*_marker_values(shown), *params, *_visible_values(shown)]
+            sql, params = typed_stream(clauses, params, aggregate_type, self._retention)
             rows, head = split_marker(await link.read(fetch, sql, params), aggregate_id,
                                       aggregate_type, 4)
         events = self._decode(rows)
@@ -371,9 +363,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
-        if aggregate_type is not None:  # the events its retention metadata leaves visible
-            clauses.append(_VISIBLE)
-            params.extend(_visible_values(_retention_values(params[0], aggregate_type)))
+        if aggregate_type is not None and self._retention:  # what its metadata shows
+            visible_clause(clauses, params, aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
         return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
@@ -458,23 +449,6 @@ def _stream_filter(aggregate_id: str, aggregate_type: str | None) -> tuple[list[
         params.append(aggregate_type)
     scope_filter(clauses, params)
     return clauses, params
-
-
-@cache
-def _typed_stream_sql(clauses: tuple[str, ...]) -> str:
-    """A typed stream read's statement: made once per set of conditions, so the driver's
-    statement cache finds the same (long) string object, its hash already known."""
-    return (
-        f"{_MARKER} UNION ALL SELECT * FROM (SELECT {_EVENT} FROM events WHERE "
-        f"{' AND '.join(clauses)} AND {_VISIBLE} ORDER BY version)"
-    )
-
-
-def _retention_values(aggregate_id: object, aggregate_type: str) -> tuple[object, ...]:
-    """The parameters of the retention parts of a stream read (named by `_SHOWN`), for the
-    calling context."""
-    now, archived = view()
-    return aggregate_id, aggregate_type, None if now is None else utc_iso(now), archived
 
 
 def _time_filter(

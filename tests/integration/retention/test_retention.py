@@ -253,3 +253,24 @@ async def test_unknown_streams_and_bad_arguments_are_refused(store: EventStore) 
     with pytest.raises(RetentionRuleError):
         PurgeJob(store, guarded=["projection"])  # no checkpoints to read the guard from
     assert await read(store, stream) == ([1, 2], 2)  # nothing was changed
+
+
+async def test_a_store_opened_without_initialize_gets_the_tables_from_the_api(
+    tmp_path: Path,
+) -> None:
+    """A file made from the shipped `events` schema alone reads as before; the retention API
+    creates its tables, and reads apply them from then on."""
+    import sqlite3
+
+    from eventsource.migrations import get_schema
+
+    path = tmp_path / "events.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(get_schema("events", "sqlite"))
+    async with SQLiteEventStore(str(path)) as store:
+        store.event_registry.register(Noted)
+        stream = uuid4()
+        await append(store, stream, 3)
+        assert await read(store, stream) == ([1, 2, 3], 3)
+        await StreamRetention(store).set_rule(stream, "Note", RetentionRule(max_count=1))
+        assert await read(store, stream) == ([3], 3)
