@@ -1,14 +1,14 @@
 """Benchmark retention: the purge job's rate while writers append, and what the retention
 part of a stream read costs.
 
-    .venv/bin/python benchmarks/purge.py purge --backend postgres|sqlite [--streams N]
+    .venv/bin/python benchmarks/purge.py purge --backend postgres|sqlite [--streams N] [--batch N]
     .venv/bin/python benchmarks/purge.py reads --backend postgres|sqlite [--src DIR]
 
 `purge`: seeds N streams of 100 events (run.py's events), gives each the rule max_count=1,
 then measures the p99 latency of single-event appends by 4 concurrent writers for 3 s without
-a purge, and again while `PurgeJob(batch_size=5000)` deletes the 99 * N hidden events. Prints
-the purge rate (target >= 50,000 events/s on PostgreSQL) and both p99s (target: a rise of
-< 20 ms).
+a purge, and again while `PurgeJob(batch_size=5000)` (or `--batch`) deletes the 99 * N hidden
+events. Prints the purge rate (target >= 50,000 events/s on PostgreSQL) and both p99s
+(target: a rise of < 20 ms).
 
 `reads`: median time of `get_events` of a 20-event stream in a store without metadata rows
 (the common case), over 2,000 reads after 200 warm-up ones. `--src DIR` imports the library
@@ -66,7 +66,7 @@ async def _appends(store: Any, make_event: Any, seconds: float, stop: asyncio.Ev
     return latencies
 
 
-async def purge(backend: str, streams: int) -> None:
+async def purge(backend: str, streams: int, batch_size: int) -> None:
     from eventsource.retention import PurgeJob, RetentionRule, StreamRetention
     from run import PG_URL, make_event, open_store
 
@@ -81,7 +81,7 @@ async def purge(backend: str, streams: int) -> None:
             await retention.set_rule(stream, "BenchCart", RetentionRule(max_count=1))
         quiet = await _appends(store, make_event, 3.0, asyncio.Event())
         stop = asyncio.Event()
-        job = PurgeJob(store, batch_size=5000)
+        job = PurgeJob(store, batch_size=batch_size)
 
         async def timed_purge() -> tuple[int, float]:
             started = time.perf_counter()
@@ -93,8 +93,8 @@ async def purge(backend: str, streams: int) -> None:
         (deleted, elapsed), busy = await asyncio.gather(
             timed_purge(), _appends(store, make_event, 600.0, stop)
         )
-        print(f"backend={backend} streams={streams} deleted={deleted} in {elapsed:.2f} s: "
-              f"{deleted / elapsed:,.0f} events/s")
+        print(f"backend={backend} streams={streams} batch={batch_size} deleted={deleted} in "
+              f"{elapsed:.2f} s: {deleted / elapsed:,.0f} events/s")
         print(f"append p99 without purge {_p99(quiet):.2f} ms ({len(quiet)} appends), "
               f"during purge {_p99(busy):.2f} ms ({len(busy)} appends): "
               f"rise {_p99(busy) - _p99(quiet):+.2f} ms")
@@ -127,11 +127,12 @@ def main() -> None:
     parser.add_argument("what", choices=["purge", "reads"])
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=5000, help="the purge's batch_size")
     parser.add_argument("--src", default=None, help="import eventsource from this src/ dir")
     args = parser.parse_args()
     _setup(args.src)
     if args.what == "purge":
-        asyncio.run(purge(args.backend, args.streams))
+        asyncio.run(purge(args.backend, args.streams, args.batch))
     else:
         asyncio.run(reads(args.backend))
 
