@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from _retention_support import (
+    Noted,
+    append,
+    next_position,
+    read,
+    sqlite_store,
+    store_fixture,  # noqa: F401  (the `store` fixture)
+)
 from pydantic import BaseModel
-from test_retention import Noted, append, postgresql_store, read
 
 from eventsource import AggregateRepository, DeclarativeAggregate, DomainEvent, handles
 from eventsource.repositories.checkpoint import InMemoryCheckpointRepository
@@ -30,22 +36,8 @@ from eventsource.snapshots import InMemorySnapshotStore
 from eventsource.stores.base import RowEventStore
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import ExpectedVersion
-from eventsource.stores.sqlite import SQLiteEventStore
 
 WRITERS = 8
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
-    if request.param == "sqlite":
-        sqlite = SQLiteEventStore(str(tmp_path / "events.db"))
-        async with sqlite:
-            await sqlite.initialize()
-            sqlite.event_registry.register(Noted)
-            yield sqlite
-        return
-    async with postgresql_store() as pg:
-        yield pg
 
 
 async def test_a_lagging_guarded_subscription_receives_every_event_once(
@@ -138,17 +130,12 @@ async def test_one_runner_at_a_time(store: EventStore) -> None:
 
 async def test_sqlite_never_reuses_a_deleted_newest_position(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    async with SQLiteEventStore(str(path)) as store:
-        await store.initialize()
-        store.event_registry.register(Noted)
-        stream = uuid4()
-        await append(store, stream, 3)
+    async with sqlite_store(path) as store:
+        await append(store, uuid4(), 3)
         newest = await store.get_global_position()
         with sqlite3.connect(path) as db:
             db.execute("DELETE FROM events WHERE id = ?", (newest,))
-        other = uuid4()
-        result = await store.append_events(other, "Note", [Noted(aggregate_id=other)], 0)
-        assert result.global_position > newest
+        assert await next_position(store) > newest
 
 
 async def test_sqlite_table_without_autoincrement_keeps_its_newest_row(tmp_path: Path) -> None:
@@ -159,9 +146,7 @@ async def test_sqlite_table_without_autoincrement_keeps_its_newest_row(tmp_path:
 
     with sqlite3.connect(path) as db:
         db.executescript(get_schema("events", "sqlite").replace(" AUTOINCREMENT", ""))
-    async with SQLiteEventStore(str(path)) as store:
-        await store.initialize()
-        store.event_registry.register(Noted)
+    async with sqlite_store(path) as store:
         stream = uuid4()
         await append(store, stream, 3)
         newest = await store.get_global_position()
@@ -172,9 +157,7 @@ async def test_sqlite_table_without_autoincrement_keeps_its_newest_row(tmp_path:
             )
         assert await backend_for(store).keep_below() == newest
         assert (await PurgeJob(store).run()).events == 2
-        other = uuid4()
-        result = await store.append_events(other, "Note", [Noted(aggregate_id=other)], 0)
-        assert result.global_position > newest
+        assert await next_position(store) > newest
 
 
 class Added(DomainEvent):

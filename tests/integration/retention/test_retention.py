@@ -3,17 +3,20 @@ soft delete, tombstones, archiving, the system events, and bad input (issue 18, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
+from _retention_support import (
+    T0,
+    Noted,
+    append,
+    read,
+    store_fixture,  # noqa: F401  (the `store` fixture)
+)
 
-from conftest import require_postgres
-from eventsource import DomainEvent
 from eventsource.exceptions import AggregateNotFoundError, StreamTombstonedError
 from eventsource.retention import (
     PurgeJob,
@@ -28,75 +31,6 @@ from eventsource.retention import (
 from eventsource.stores.interface import EventStore
 from eventsource.stores.records import ExpectedVersion
 from eventsource.stores.sqlite import SQLiteEventStore
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Noted(DomainEvent):
-    event_type: str = "Noted"
-    aggregate_type: str = "Note"
-    text: str = ""
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
-    if request.param == "sqlite":
-        sqlite = SQLiteEventStore(str(tmp_path / "events.db"))
-        async with sqlite:
-            await sqlite.initialize()
-            sqlite.event_registry.register(Noted)
-            yield sqlite
-        return
-    async with postgresql_store() as pg:
-        yield pg
-
-
-@asynccontextmanager
-async def postgresql_store(**options: Any) -> AsyncIterator[EventStore]:
-    """A PostgreSQLEventStore over a fresh schema, dropped afterwards."""
-    import asyncpg
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-    from eventsource.stores.postgresql import PostgreSQLEventStore
-
-    url = require_postgres()
-    schema = f"r_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url)
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    engine = create_async_engine(
-        url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=12,
-        connect_args={"server_settings": {"search_path": schema}},
-    )
-    pg = PostgreSQLEventStore(async_sessionmaker(engine), **options)
-    try:
-        await pg.initialize()
-        pg.event_registry.register(Noted)
-        yield pg
-    finally:
-        await pg.close()
-        await engine.dispose()
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
-
-
-async def append(store: EventStore, stream: UUID, count: int, *, start: int = 0,
-                 at: datetime | None = None, step: timedelta = timedelta(minutes=1)) -> None:
-    """`count` events at versions after `start`, occurring `step` apart from `at`."""
-    events = [
-        Noted(aggregate_id=stream, text=str(start + n + 1),
-              **({} if at is None else {"occurred_at": at + step * n}))
-        for n in range(count)
-    ]
-    await store.append_events(stream, "Note", events, start)
-
-
-def versions(events: list[DomainEvent]) -> list[int]:
-    return [int(getattr(event, "text", "0")) for event in events]
-
-
-async def read(store: EventStore, stream: UUID) -> tuple[list[int], int]:
-    found = await store.get_events(stream, "Note")
-    return versions(found.events), found.version
 
 
 async def test_max_count_keeps_the_newest_and_appends_continue(store: EventStore) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from _retention_support import Noted, append, read
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_retention import Noted, append, read
 
 from eventsource.exceptions import StreamTombstonedError
 from eventsource.retention import PurgeJob, RetentionRule, StreamRetention, reading
