@@ -15,11 +15,16 @@ from eventsource._retention_view import view
 from eventsource._sql.retention import MARKER, STREAM_VISIBLE, bind
 from eventsource._sql.sqlite import utc_iso
 
-__all__ = ["has_retention_table", "typed_stream", "visible_clause"]
+__all__ = ["TOMBSTONED", "has_retention_table", "typed_stream", "visible_clause"]
 
 _EVENT = "id, event_id, event_type, payload, version"  # what get_events needs (as the store)
 _MARKER, _MARKER_NAMES = bind(MARKER, "sqlite")
 _VISIBLE, _VISIBLE_NAMES = bind(STREAM_VISIBLE, "sqlite")
+# One row when the stream (aggregate id, type) is tombstoned (paged reads check it first).
+TOMBSTONED = (
+    "SELECT 1 FROM stream_metadata WHERE aggregate_id = ? AND aggregate_type = ?"
+    " AND state = 'tombstoned'"
+)
 _SHOWN = ("id", "type", "now", "archived")  # the tuple `_values` returns
 _marker_values = itemgetter(*(_SHOWN.index(name) for name in _MARKER_NAMES))
 _visible_values = itemgetter(*(_SHOWN.index(name) for name in _VISIBLE_NAMES))

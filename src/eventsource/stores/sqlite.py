@@ -26,7 +26,11 @@ from eventsource._sql.sqlite import (
 )
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
+from eventsource.exceptions import (
+    SQLiteNotAvailableError,
+    StoreNotConnectedError,
+    StreamTombstonedError,
+)
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores._retention_reads import split_marker
 from eventsource.stores._sqlite_append import (
@@ -36,7 +40,12 @@ from eventsource.stores._sqlite_append import (
     append_rows_now,
     event_rows,
 )
-from eventsource.stores._sqlite_retention import has_retention_table, typed_stream, visible_clause
+from eventsource.stores._sqlite_retention import (
+    TOMBSTONED,
+    has_retention_table,
+    typed_stream,
+    visible_clause,
+)
 from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout
 from eventsource.stores.records import (
@@ -363,11 +372,24 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         self, aggregate_id: UUID, aggregate_type: str | None, opts: ReadOptions, tenant: UUID | None
     ) -> ReadResult:
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
-        if aggregate_type is not None and self._retention:  # what its metadata shows
-            visible_clause(clauses, params, aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
+        if aggregate_type is not None and self._retention:  # what its metadata shows
+            visible_clause(clauses, params, aggregate_type)
+            return ReadResult(partial(
+                self._retained_pages, aggregate_id, aggregate_type, clauses, params, opts
+            ))
         return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
+
+    async def _retained_pages(
+        self, aggregate_id: UUID, aggregate_type: str, clauses: list[str], params: list[object],
+        options: ReadOptions,
+    ) -> AsyncIterator[StoredEvent]:
+        """`_pages` of a typed stream, after refusing a tombstoned one."""
+        if await self._connected().read(fetch, TOMBSTONED, (str(aggregate_id), aggregate_type)):
+            raise StreamTombstonedError(aggregate_id, aggregate_type)
+        async for stored in self._pages(clauses, params, options, "version", "version"):
+            yield stored
 
     async def _pages(
         self,

@@ -88,6 +88,8 @@ async def test_tombstone_refuses_reads_and_appends_forever(store: EventStore) ->
                 stream, "Note", [Noted(aggregate_id=stream)], ExpectedVersion.ANY
             )
         with pytest.raises(StreamTombstonedError):
+            await store.read_stream(f"{stream}:Note")
+        with pytest.raises(StreamTombstonedError):
             await retention.archive(stream, "Note")
         await PurgeJob(store).run()  # gone from the table: still refused
     assert [e async for e in store.read_all() if e.aggregate_id == stream and
