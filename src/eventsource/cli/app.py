@@ -24,6 +24,7 @@ _GROUPS = {
     "dlq": "eventsource.cli.dlq:group",
     "events": "eventsource.cli.events:group",
     "outbox": "eventsource.cli.outbox:group",
+    "purge": "eventsource.cli.purge:command",
     "snapshots": "eventsource.cli.snapshots:group",
     "streams": "eventsource.cli.streams:group",
     "subscriptions": "eventsource.cli.subscriptions:group",
