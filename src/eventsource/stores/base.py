@@ -93,8 +93,12 @@ class RowEventStore(EventStore, Generic[Rows]):
             raise StreamTombstonedError(aggregate_id, aggregate_type) from refused
         except OptimisticLockError:
             # The version check comes before the tombstone check: a read past the stream's end
-            # (no events) raises StreamTombstonedError for a tombstoned stream. Conflicts only.
-            await self.get_events(aggregate_id, aggregate_type, from_version=_PAST_THE_END)
+            # (no events, no span) raises StreamTombstonedError for a tombstoned stream.
+            found = self._select_stream(
+                (aggregate_id, aggregate_type, _PAST_THE_END, None, None, tenant)
+            )
+            if not isinstance(found, EventStream):
+                await found
             raise
 
     async def get_events(
