@@ -25,6 +25,7 @@ __all__ = [
     "RELEASE",
     "STREAMS",
     "STREAM_VISIBLE",
+    "TOMBSTONE_GUARD",
     "TOMBSTONE_MARK",
     "UPSERT",
     "Dialect",
@@ -126,6 +127,25 @@ STREAM_VISIBLE = (
 
 
 # -- the retention API -------------------------------------------------------------------------
+
+# The check that refuses appends to tombstoned streams, created by the first tombstone (so a
+# database without one pays nothing on appends): SQLite checks each inserted row, PostgreSQL
+# each INSERT statement's rows at once (`eventsource_refuse_tombstoned`, in the schema).
+TOMBSTONE_GUARD: dict[Dialect, str] = {
+    "sqlite": (
+        "CREATE TRIGGER IF NOT EXISTS events_refuse_tombstoned BEFORE INSERT ON events"
+        " WHEN EXISTS (SELECT 1 FROM stream_metadata m WHERE m.aggregate_id = NEW.aggregate_id"
+        " AND m.aggregate_type = NEW.aggregate_type AND m.state = 'tombstoned')"
+        f" BEGIN SELECT RAISE(ABORT, '{TOMBSTONE_MARK}'); END"
+    ),
+    "postgresql": (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname ="
+        " 'events_refuse_tombstoned' AND tgrelid = 'events'::regclass) THEN"
+        " CREATE TRIGGER events_refuse_tombstoned AFTER INSERT ON events"
+        " REFERENCING NEW TABLE AS fresh_events FOR EACH STATEMENT"
+        " EXECUTE FUNCTION eventsource_refuse_tombstoned(); END IF; END $$"
+    ),
+}
 
 METADATA = (
     "SELECT COALESCE((SELECT version FROM events WHERE aggregate_id = {id} AND aggregate_type ="

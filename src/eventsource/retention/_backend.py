@@ -132,8 +132,9 @@ class _PostgreSQL:
         return await self._store._run(what, lambda conn: getattr(conn, method)(sql, *args))
 
     async def execute(self, what: str, template: str, values: Mapping[str, object]) -> int:
-        status = await self._call(what, "execute", template, values)
-        return int(str(status).rsplit(" ", 1)[-1])
+        status = str(await self._call(what, "execute", template, values))
+        count = status.rsplit(" ", 1)[-1]  # "DELETE 12", "INSERT 0 1"; "DO" counts nothing
+        return int(count) if count.isdigit() else 0
 
     async def fetch(
         self, what: str, template: str, values: Mapping[str, object]

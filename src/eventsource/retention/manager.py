@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsource._sql.retention import METADATA, UPSERT
+from eventsource._sql.retention import METADATA, TOMBSTONE_GUARD, UPSERT
 from eventsource.exceptions import AggregateNotFoundError, StreamTombstonedError
 from eventsource.retention._backend import backend_for
 from eventsource.retention.events import StreamMetadataChanged, system_stream_type
@@ -157,6 +157,8 @@ class StreamRetention:
         await self._store.append_events(
             aggregate_id, event.aggregate_type, [event], ExpectedVersion.ANY
         )
+        if state is StreamState.TOMBSTONED:
+            await self._db.execute("tombstone check", TOMBSTONE_GUARD[self._db.dialect], {})
         await self._db.execute("retention change", UPSERT, {
             "id": self._db.uuid(aggregate_id), "type": aggregate_type, "state": state.value,
             "max_age": rule.max_age_seconds, "max_count": rule.max_count,

@@ -210,3 +210,24 @@ async def test_a_store_opened_without_initialize_gets_the_tables_from_the_api(
         assert await read(store, stream) == ([1, 2, 3], 3)
         await StreamRetention(store).set_rule(stream, "Note", RetentionRule(max_count=1))
         assert await read(store, stream) == ([3], 3)
+
+
+async def test_the_append_check_exists_from_the_first_tombstone_on(tmp_path: Path) -> None:
+    """Appends pay for the tombstone check only once a stream was tombstoned."""
+    import sqlite3
+
+    path = tmp_path / "events.db"
+
+    def triggers() -> list[str]:
+        with sqlite3.connect(path) as db:
+            return [name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )]
+
+    async with sqlite_store(path) as store:
+        stream = uuid4()
+        await append(store, stream, 1)
+        await StreamRetention(store).soft_delete(stream, "Note")
+        assert triggers() == []
+        await StreamRetention(store).tombstone(stream, "Note")
+        assert triggers() == ["events_refuse_tombstoned"]

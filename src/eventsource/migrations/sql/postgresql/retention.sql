@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS purge_lease (
 );
 
 -- A tombstoned stream refuses every append, forever: checked once per INSERT statement over
--- the rows it inserted (the store maps the error to StreamTombstonedError).
+-- the rows it inserted (the store maps the error to StreamTombstonedError). The trigger that
+-- runs it is created by the first tombstone (`eventsource._sql.retention.TOMBSTONE_GUARD`),
+-- so a database without tombstones pays nothing on appends.
 CREATE OR REPLACE FUNCTION eventsource_refuse_tombstoned() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -34,16 +36,4 @@ BEGIN
         RAISE EXCEPTION 'eventsource: stream is tombstoned';
     END IF;
     RETURN NULL;
-END $$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_trigger
-        WHERE tgname = 'events_refuse_tombstoned' AND tgrelid = 'events'::regclass
-    ) THEN
-        CREATE TRIGGER events_refuse_tombstoned AFTER INSERT ON events
-            REFERENCING NEW TABLE AS fresh_events
-            FOR EACH STATEMENT EXECUTE FUNCTION eventsource_refuse_tombstoned();
-    END IF;
 END $$;

@@ -20,7 +20,3 @@ CREATE TABLE IF NOT EXISTS purge_lease (
     holder TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
-
--- A tombstoned stream refuses every append, forever (the store maps the error to
--- StreamTombstonedError).
-CREATE TRIGGER IF NOT EXISTS events_refuse_tombstoned BEFORE INSERT ON events WHEN EXISTS (SELECT 1 FROM stream_metadata m WHERE m.aggregate_id = NEW.aggregate_id AND m.aggregate_type = NEW.aggregate_type AND m.state = 'tombstoned') BEGIN SELECT RAISE(ABORT, 'eventsource: stream is tombstoned'); END;
