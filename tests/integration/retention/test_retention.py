@@ -14,6 +14,7 @@ from _retention_support import (
     Noted,
     append,
     read,
+    sqlite_store,
     store_fixture,  # noqa: F401  (the `store` fixture)
 )
 
