@@ -34,6 +34,7 @@ __all__ = [
     "SQLiteNotAvailableError",
     "SerializationError",
     "StoreNotConnectedError",
+    "StreamTombstonedError",
     "TenantMismatchError",
     "TenantRequiredError",
     "TransferError",
@@ -181,6 +182,20 @@ class CorruptEventError(EventStoreError):
 
 class StoreNotConnectedError(EventStoreError, RuntimeError):
     """A durable store was used before `initialize()` / `async with`, or after `close()`."""
+
+
+class StreamTombstonedError(EventStoreError):
+    """The stream was hard-deleted (tombstoned, see docs/retention.md): every append to it and
+    every read of it raise this, forever. `aggregate_id` / `aggregate_type` name it (None only
+    while the driver's error is being mapped, before the store names the stream)."""
+
+    def __init__(self, aggregate_id: UUID | None = None, aggregate_type: str | None = None) -> None:
+        self.aggregate_id = aggregate_id
+        self.aggregate_type = aggregate_type
+        stream = "a stream" if aggregate_id is None else f"stream {aggregate_id}:{aggregate_type}"
+        super().__init__(
+            f"{stream} is tombstoned (hard-deleted): it can never be read or appended to again"
+        )
 
 
 class DatabaseLockedError(EventStoreError):

@@ -299,7 +299,7 @@ FUNCTIONS: dict[tuple[str, str], tuple[tuple[Any, ...], Callable[[Any], bool]]] 
         ("events", "sqlite"), lambda path: isinstance(path, Path) and path.is_file(),
     ),
     ("eventsource.migrations", "list_schemas"): (
-        (), lambda names: names == sorted((*SCHEMAS, "events_partitioned")),
+        (), lambda names: names == sorted((*SCHEMAS, "events_partitioned", "retention")),
     ),
     ("eventsource.migrations", "list_backends"): ((), lambda b: b == ["postgresql", "sqlite"]),
     # Group 11: the config helpers' documented shapes.

@@ -20,10 +20,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from eventsource._optional import optional
+from eventsource._sql.retention import TOMBSTONE_MARK
 from eventsource.exceptions import (
     EventSourceError,
     EventStoreError,
     PostgreSQLNotAvailableError,
+    StreamTombstonedError,
 )
 from eventsource.migrations import get_schema
 
@@ -224,6 +226,8 @@ def map_error(
     if isinstance(exc, EventSourceError) or not _is_database_error(exc):  # mapped, or not ours
         return exc
     cause = driver_error(exc)
+    if cause is not None and TOMBSTONE_MARK in str(cause):  # the store names the stream
+        return StreamTombstonedError()
     if cause is not None:
         reason = str(cause) or type(cause).__name__
     else:  # SQLAlchemy's own error: its message, without the statement it appends
@@ -288,15 +292,20 @@ async def driver_connection(engine: AsyncEngine, what: str) -> AsyncIterator[Dri
 
 async def schema_is_current(conn: DriverConnection, names: Sequence[str]) -> bool:
     """True if the tables exist and have the columns the store needs (`events.id`, `tx_id`;
-    the outbox's `seq`, which orders its rows)."""
+    the outbox's `seq`, which orders its rows; retention's tables)."""
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('events') "
         "AND attname IN ('id', 'tx_id') AND NOT attisdropped) = 2, "
         "EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('event_outbox') "
-        "AND attname = 'seq' AND NOT attisdropped)"
+        "AND attname = 'seq' AND NOT attisdropped), "
+        "to_regclass('stream_metadata') IS NOT NULL AND to_regclass('purge_lease') IS NOT NULL"
     )
     assert row is not None  # a SELECT without FROM returns one row
-    return bool(row[0]) and ("outbox" not in names or bool(row[1]))
+    return (
+        bool(row[0])
+        and ("outbox" not in names or bool(row[1]))
+        and ("retention" not in names or bool(row[2]))
+    )
 
 
 async def apply_schema(conn: DriverConnection, names: Sequence[str]) -> None:

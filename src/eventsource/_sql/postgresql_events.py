@@ -7,6 +7,7 @@ bound by `tenant_scope` (index a pair with `tenant is not None`).
 from __future__ import annotations
 
 from eventsource._sql.common import tenant_variants
+from eventsource._sql.retention import MARKER, STREAM_VISIBLE, bind
 
 __all__ = [
     "ALL_BACKWARD",
@@ -34,11 +35,19 @@ _TIME_BOUNDS = (
     '($2::timestamptz IS NULL OR "timestamp" >= $2) '
     'AND ($3::timestamptz IS NULL OR "timestamp" <= $3)'
 )
+# A typed stream read applies the stream's retention metadata in its own query
+# (`eventsource._sql.retention`): a marker row first, then the visible events; $6 is the time
+# events are aged at, $7 whether archived streams are shown.
+_RETENTION = {"id": 1, "type": 4, "now": 6, "archived": 7}
+_MARKER = bind(MARKER, "postgresql", _RETENTION)[0]
+_VISIBLE = bind(STREAM_VISIBLE, "postgresql", _RETENTION)[0]
 STREAM = tenant_variants(
-    f"""SELECT {COLUMNS} FROM events
-    WHERE aggregate_id = $1 AND aggregate_type = $4 AND version > $5 AND {_TIME_BOUNDS}{{tenant}}
-    ORDER BY version""",
-    "$6",
+    f"""{_MARKER}
+    UNION ALL (SELECT {COLUMNS} FROM events
+    WHERE aggregate_id = $1 AND aggregate_type = $4 AND version > $5 AND {_TIME_BOUNDS}
+      AND {_VISIBLE}{{tenant}}
+    ORDER BY version)""",
+    "$8",
 )
 STREAM_ANY_TYPE = tenant_variants(
     f"""SELECT {COLUMNS} FROM events

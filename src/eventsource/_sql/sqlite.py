@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, TypeVarTuple, cast
 from eventsource._compat.aiosqlite import Worker, worker_of
 from eventsource._compat.aiosqlite import connect as connect_worker
 from eventsource._sql.common import tenant_clause
+from eventsource._sql.retention import TOMBSTONE_MARK
 from eventsource.exceptions import (
     DatabaseFileChangedError,
     DatabaseLockedError,
     EventStoreError,
     StoreNotConnectedError,
+    StreamTombstonedError,
 )
 from eventsource.migrations import get_all_schemas
 
@@ -104,6 +106,8 @@ def map_error(
             f"SQLite database {database!r} is locked: another connection kept it busy for "
             f"longer than busy_timeout={busy_timeout} ms ({exc})"
         )
+    if TOMBSTONE_MARK in str(exc):  # the store names the stream
+        return StreamTombstonedError()
     if "no such table" in str(exc):
         return StoreNotConnectedError(
             f"SQLite database {database!r} has no event tables ({exc}): call "

@@ -28,6 +28,7 @@ _GROUPS = {
     "import": "eventsource.cli.transfer:import_",
     "outbox": "eventsource.cli.outbox:group",
     "projections": "eventsource.cli.projections:group",
+    "purge": "eventsource.cli.purge:command",
     "snapshots": "eventsource.cli.snapshots:group",
     "streams": "eventsource.cli.streams:group",
     "subscriptions": "eventsource.cli.subscriptions:group",

@@ -19,6 +19,7 @@ __all__ = [
     "EVENTS_PARTITIONED_SCHEMA",
     "EVENTS_SCHEMA",
     "OUTBOX_SCHEMA",
+    "RETENTION_SCHEMA",
     "SCHEMA_NAMES",
     "SNAPSHOTS_SCHEMA",
     "BackendName",
@@ -34,7 +35,8 @@ __all__ = [
 Backend = Literal["postgresql", "sqlite"]
 BackendName = Backend
 SchemaName = Literal[
-    "events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots", "all"
+    "events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots", "retention",
+    "all",
 ]
 
 EVENTS_SCHEMA = "events"
@@ -43,15 +45,18 @@ OUTBOX_SCHEMA = "outbox"
 CHECKPOINTS_SCHEMA = "checkpoints"
 DLQ_SCHEMA = "dlq"
 SNAPSHOTS_SCHEMA = "snapshots"
+RETENTION_SCHEMA = "retention"  # stream metadata, the purge lease, the tombstone trigger
 
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
-    "postgresql": ("events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots"),
-    "sqlite": ("events", "outbox", "checkpoints", "dlq", "snapshots"),
+    "postgresql": (
+        "events", "events_partitioned", "outbox", "checkpoints", "dlq", "snapshots", "retention"
+    ),
+    "sqlite": ("events", "outbox", "checkpoints", "dlq", "snapshots", "retention"),
 }
 # What "all" means: every table a store needs (the partitioned events table is an alternative).
 _ALL: dict[str, tuple[str, ...]] = {
-    "postgresql": ("events", "outbox", "checkpoints", "dlq", "snapshots"),
-    "sqlite": ("events", "outbox", "checkpoints", "dlq", "snapshots"),
+    "postgresql": ("events", "outbox", "checkpoints", "dlq", "snapshots", "retention"),
+    "sqlite": ("events", "outbox", "checkpoints", "dlq", "snapshots", "retention"),
 }
 
 

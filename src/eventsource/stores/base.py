@@ -20,7 +20,7 @@ from uuid import UUID
 from eventsource._storable_json import has_lone_surrogate
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, default_registry
-from eventsource.exceptions import CorruptEventError, OptimisticLockError
+from eventsource.exceptions import CorruptEventError, OptimisticLockError, StreamTombstonedError
 from eventsource.observability.tracing import NO_SPAN
 from eventsource.stores.codec import RowLayout, decode_rows, stored_prefix
 from eventsource.stores.interface import EventStore
@@ -40,6 +40,7 @@ from eventsource.tenancy import bound_tenant, stamp_events
 __all__ = ["RowEventStore", "StreamQuery", "check_append_args", "check_expected_version"]
 
 Rows = TypeVar("Rows")
+_PAST_THE_END = 2**31 - 1  # a version no stream reaches
 
 
 # What `get_events` asks a backend for: (aggregate_id, aggregate_type, from_version,
@@ -81,12 +82,24 @@ class RowEventStore(EventStore, Generic[Rows]):
             events = stamp_events(events, tenant)
         rows = self._encode(aggregate_id, aggregate_type, events)  # refusals before any write
         observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
-        if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
-            done = self._write(aggregate_id, aggregate_type, rows, expected_version, tenant)
-            return done if isinstance(done, AppendResult) else await done
-        with observed:
-            done = self._write(aggregate_id, aggregate_type, rows, expected_version, tenant)
-            return done if isinstance(done, AppendResult) else await done
+        try:
+            if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
+                done = self._write(aggregate_id, aggregate_type, rows, expected_version, tenant)
+                return done if isinstance(done, AppendResult) else await done
+            with observed:
+                done = self._write(aggregate_id, aggregate_type, rows, expected_version, tenant)
+                return done if isinstance(done, AppendResult) else await done
+        except StreamTombstonedError as refused:  # the database's refusal names no stream
+            raise StreamTombstonedError(aggregate_id, aggregate_type) from refused
+        except OptimisticLockError:
+            # The version check comes before the tombstone check: a read past the stream's end
+            # (no events, no span) raises StreamTombstonedError for a tombstoned stream.
+            found = self._select_stream(
+                (aggregate_id, aggregate_type, _PAST_THE_END, None, None, tenant)
+            )
+            if not isinstance(found, EventStream):
+                await found
+            raise
 
     async def get_events(
         self,

@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
+from eventsource._retention_view import view
 from eventsource._sql import postgresql_events as queries
 from eventsource._sql.postgresql import (
     Operation,
@@ -62,6 +63,7 @@ from eventsource.stores._postgresql_tailing import (
     cursor_of,
     parse_cursor,
 )
+from eventsource.stores._retention_reads import split_marker
 from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout, encode_payloads
 from eventsource.stores.records import (
@@ -129,7 +131,9 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
             uuid_fields, string_id_fields, auto_detect_uuid
         )
         self._append_statements = append_statements(outbox_enabled)
-        self._tables = ("events", "outbox") if outbox_enabled else ("events",)
+        self._tables = ("events", "outbox", "retention") if outbox_enabled else (
+            "events", "retention"
+        )
         self._timeout = timeout
         self._ready = False
         self._closed = False
@@ -251,25 +255,34 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
 
     async def _select_stream(self, query: StreamQuery) -> EventStream:
         aggregate_id, aggregate_type, from_version, _, _, tenant = query
-        rows = await self._stream_rows(query)
+        rows, head = await self._stream_rows(query)
         events = self._decode(rows)
         if aggregate_type is None:
             aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id, tenant)
-        version = rows[-1][5] if rows else max(from_version, 0)
+        version = rows[-1][5] if rows else max(from_version, head)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
-    async def _stream_rows(self, query: StreamQuery) -> list[Row]:
+    async def _stream_rows(self, query: StreamQuery) -> tuple[list[Row], int]:
+        """The stream's visible rows, and its head version when it has retention metadata."""
         aggregate_id, aggregate_type, after_version, from_timestamp, to_timestamp, tenant = query
         await self._ensure_ready()
         statements = queries.STREAM if aggregate_type is not None else queries.STREAM_ANY_TYPE
         args: tuple[object, ...] = (
             aggregate_id, from_timestamp, to_timestamp, aggregate_type, after_version
         )
+        if aggregate_type is not None:
+            args += view()
         if tenant is not None:
             args += (tenant,)
-        return await self._run(
-            "get_events", lambda conn: conn.fetch(statements[tenant is not None], *args)
+        # A typed read's plan is the same index lookups whatever the values: one generic plan
+        # per connection spares planning its retention parts at every read.
+        rows = await self._run(
+            "get_events", lambda conn: conn.fetch(statements[tenant is not None], *args),
+            stable_plans=aggregate_type is not None,
         )
+        if aggregate_type is None:
+            return rows, 0
+        return split_marker(rows, aggregate_id, aggregate_type, 5)
 
     async def _first_type(self, aggregate_id: UUID, tenant: UUID | None) -> str:
         found = await self._value("get_events", queries.FIRST_TYPE, tenant, aggregate_id)
@@ -297,7 +310,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         async def source() -> AsyncIterator[StoredEvent]:
             if opts.from_position == -1 and opts.direction is ReadDirection.FORWARD:
                 return
-            rows = await self._stream_rows((
+            rows, _ = await self._stream_rows((
                 aggregate_id, aggregate_type, max(opts.from_position, 0),
                 opts.from_timestamp, opts.to_timestamp, tenant,
             ))

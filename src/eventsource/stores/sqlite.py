@@ -26,14 +26,25 @@ from eventsource._sql.sqlite import (
 )
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import SQLiteNotAvailableError, StoreNotConnectedError
+from eventsource.exceptions import (
+    SQLiteNotAvailableError,
+    StoreNotConnectedError,
+    StreamTombstonedError,
+)
 from eventsource.observability.tracing import TracingMixin
+from eventsource.stores._retention_reads import split_marker
 from eventsource.stores._sqlite_append import (
     Also,
     AppendJob,
     append_rows,
     append_rows_now,
     event_rows,
+)
+from eventsource.stores._sqlite_retention import (
+    TOMBSTONED,
+    has_retention_table,
+    typed_stream,
+    visible_clause,
 )
 from eventsource.stores.base import RowEventStore, StreamQuery
 from eventsource.stores.codec import RowLayout
@@ -167,6 +178,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             self._outbox_writer = outbox_writer
         self._inline = inline
         self._inline_gate = _InlineGate()
+        self._retention = False  # whether stream reads apply `stream_metadata` (it exists)
 
     @classmethod
     def with_strict_uuid_detection(
@@ -222,6 +234,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
     async def initialize(self) -> None:
         """Connect if needed and create every table the SQLite components use (idempotent)."""
         await (await self._open()).create_tables()
+        self._retention = True
 
     async def close(self) -> None:
         """Close the connection (idempotent); `":memory:"` data goes with it."""
@@ -240,6 +253,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             )
             if self._link is None:
                 self._link = link
+                self._retention = await link.run(has_retention_table)
                 logger.debug("Opened SQLite event store %s", self._database)
             else:  # another task connected meanwhile
                 await link.close()
@@ -289,17 +303,19 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             clauses.append("version > ?")
             params.append(_int64(from_version))
         _time_filter(clauses, params, from_timestamp, to_timestamp)
-        order = "version" if aggregate_type is not None else "id"
-        sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY {order}"
+        head = 0
         if aggregate_type is None:
+            sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY id"
             stored_type, rows = await link.read(
                 fetch_with_first_type, sql, params, None if tenant is None else str(tenant)
             )
             aggregate_type = stored_type or "Unknown"
         else:
-            rows = await link.read(fetch, sql, params)
+            sql, params = typed_stream(clauses, params, aggregate_type, self._retention)
+            rows, head = split_marker(await link.read(fetch, sql, params), aggregate_id,
+                                      aggregate_type, 4)
         events = self._decode(rows)
-        version = rows[-1][4] if rows else max(from_version, 0)
+        version = rows[-1][4] if rows else max(from_version, head)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
     async def get_stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
@@ -358,7 +374,22 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         clauses, params = _stream_filter(str(aggregate_id), aggregate_type)
         # One stream is paged by version along its unique index; several (a bare UUID) by id.
         page_by = "version" if aggregate_type else "id"
+        if aggregate_type is not None and self._retention:  # what its metadata shows
+            visible_clause(clauses, params, aggregate_type)
+            return ReadResult(partial(
+                self._retained_pages, aggregate_id, aggregate_type, clauses, params, opts
+            ))
         return ReadResult(partial(self._pages, clauses, params, opts, "version", page_by))
+
+    async def _retained_pages(
+        self, aggregate_id: UUID, aggregate_type: str, clauses: list[str], params: list[object],
+        options: ReadOptions,
+    ) -> AsyncIterator[StoredEvent]:
+        """`_pages` of a typed stream, after refusing a tombstoned one."""
+        if await self._connected().read(fetch, TOMBSTONED, (str(aggregate_id), aggregate_type)):
+            raise StreamTombstonedError(aggregate_id, aggregate_type)
+        async for stored in self._pages(clauses, params, options, "version", "version"):
+            yield stored
 
     async def _pages(
         self,

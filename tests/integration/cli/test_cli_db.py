@@ -53,7 +53,8 @@ def test_check_json_names_every_missing_table(store_url: str) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert {t["table"] for t in report["tables"] if not t["exists"]} == {
-        "events", "event_outbox", "projection_checkpoints", "dead_letter_queue", "snapshots"
+        "events", "event_outbox", "projection_checkpoints", "dead_letter_queue", "snapshots",
+        "stream_metadata", "purge_lease",
     }
     assert report["fix"].endswith("db init")
 
