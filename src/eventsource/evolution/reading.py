@@ -1,0 +1,234 @@
+"""Read plans: how the codec turns rows of one stored type name into current-shape events.
+
+`read_plan` answers None for a type that takes no part in evolution (no upcasters, not read
+under an old name, no declared `event_version`): the codec then keeps its plain decoder. Else
+a `ReadPlan` decodes a payload: parse it, look up the route of its stored version (once per
+version per plan; the codec builds one plan per type per page), run the route's upcasters and
+validate the result as the class. A split answers `Parts`, the derived events in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+from pydantic import ValidationError
+from pydantic_core import from_json
+
+from eventsource._compat.pydantic import python_validator
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, event_type_name, resolve_event_class
+from eventsource.evolution.errors import UnknownEventVersionError, UpcasterFailedError
+from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
+from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError
+
+__all__ = ["Parts", "ReadPlan", "current_version", "peek_version", "read_plan"]
+
+Convert = Callable[[type[DomainEvent], dict[str, Any]], dict[str, Any]]
+
+# The envelope a split's parts take from the stored event unless the split sets them.
+_ENVELOPE = (
+    "aggregate_id", "aggregate_type", "aggregate_version", "occurred_at", "tenant_id",
+    "actor_id", "correlation_id", "causation_id", "metadata",
+)
+_PARTS_NAMESPACE = uuid.UUID("6f1d4c8e-3a0b-5e8f-9c71-2b6d0e4a9f13")
+_DECLARED: dict[type[DomainEvent], bool] = {}
+
+
+class Parts(tuple[DomainEvent, ...]):
+    """The events a split derives from one stored event, in order."""
+
+    __slots__ = ()
+
+
+def peek_version(payload: Any) -> int | None:
+    """The `event_version` of a JSON text as the codec writes it (compact, the field near the
+    start), without parsing it; None when it is not found there."""
+    if not isinstance(payload, str):
+        return None
+    at = payload.find('"event_version":', 0, 200)
+    if at < 0:
+        return None
+    digits = payload[at + 16 : at + 26].split(",", 1)[0].split("}", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def current_version(cls: type[DomainEvent]) -> int:
+    """The `event_version` a class writes (its field default)."""
+    default = cls.model_fields["event_version"].default
+    return default if isinstance(default, int) else 1
+
+
+def declares_version(cls: type[DomainEvent]) -> bool:
+    """True if the class (or a base below DomainEvent) declares its own `event_version`."""
+    found = _DECLARED.get(cls)
+    if found is None:
+        found = _DECLARED[cls] = any(
+            "event_version" in vars(base).get("__annotations__", {})
+            for base in cls.__mro__
+            if base is not DomainEvent and isinstance(base, type) and issubclass(base, DomainEvent)
+        )
+    return found
+
+
+def read_plan(
+    stored_name: str,
+    cls: type[DomainEvent],
+    registry: EventRegistry | None,
+    convert: Convert | None = None,
+) -> ReadPlan | None:
+    """The plan for rows stored as `stored_name` (resolved to `cls`), or None when the plain
+    decoder reads them as they are."""
+    upcasters = upcasters_for(registry)
+    live = event_type_name(cls)
+    steps = upcasters.has_steps_for(stored_name) or (
+        live != stored_name and upcasters.has_steps_for(live)
+    )
+    if not steps and live == stored_name and not declares_version(cls):
+        return None
+    return ReadPlan(stored_name, cls, live, registry, upcasters, convert)
+
+
+class ReadPlan:
+    """Reads the rows of one stored type name; routes are cached per stored version."""
+
+    def __init__(
+        self,
+        stored_name: str,
+        cls: type[DomainEvent],
+        live: str,
+        registry: EventRegistry | None,
+        upcasters: Upcasters,
+        convert: Convert | None,
+    ) -> None:
+        self.stored_name = stored_name
+        self.cls = cls
+        self.live = live
+        self.current = current_version(cls)
+        self._registry = registry
+        self._upcasters = upcasters
+        self._convert = convert
+        self._validate = python_validator(cls)
+        self._routes: dict[int, tuple[Upcaster, ...]] = {}
+        self._targets: dict[str, ReadPlan] = {}
+        #: No step reads this type: rows need only the newer-version check.
+        self.plain = live == stored_name and not upcasters.has_steps_for(live)
+        #: Rows stored at the current version need nothing either.
+        self.current_is_final = live == stored_name and not self._route(self.current)
+
+    def decode(self, payload: Any, event_id: Any) -> DomainEvent | Parts:
+        """The row's event at the class's current shape (or a split's parts)."""
+        if isinstance(payload, dict):
+            data = dict(payload)  # the caller's dict stays as it was
+        else:
+            try:
+                data = from_json(payload)
+            except ValueError as exc:
+                raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
+            if not isinstance(data, dict):
+                raise CorruptEventError(event_id, self.stored_name, "payload is not an object")
+        return self.upgrade(data, event_id)
+
+    def upgrade(self, data: dict[str, Any], event_id: Any) -> DomainEvent | Parts:
+        """`decode` for a parsed payload the plan may change."""
+        version = data.get("event_version", 1)
+        if type(version) is not int:
+            raise CorruptEventError(event_id, self.stored_name, f"event_version {version!r}")
+        route = self._routes.get(version)
+        if route is None:
+            route = self._routes[version] = self._route(version)
+        for step in route:
+            if step.into:
+                return self._split(step, data, event_id)
+            data = _call(step, data, event_id)
+            data["event_version"] = version = step.from_version + 1
+        if version > self.current:
+            if not self._upcasters.accept_newer_versions:
+                error = UnknownEventVersionError(
+                    event_id, self.stored_name,
+                    f"stored event_version {version} is newer than {self.cls.__qualname__}'s "
+                    f"{self.current} (written by newer code; Upcasters(accept_newer_versions="
+                    "True) loads it ignoring unknown fields)",
+                )
+                error.stored_version = version
+                raise error
+            data["event_version"] = self.current
+        data["event_type"] = self.live
+        if self._convert is not None:
+            data = self._convert(self.cls, data)
+        try:
+            return cast(DomainEvent, self._validate(data))
+        except (ValidationError, ValueError) as exc:
+            raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
+
+    def _route(self, version: int) -> tuple[Upcaster, ...]:
+        """The steps from `version` on: under the stored name, else under the live one."""
+        steps: list[Upcaster] = []
+        find = self._upcasters.step
+        while True:
+            step = find(self.stored_name, version)
+            if step is None and self.live != self.stored_name:
+                step = find(self.live, version)
+            if step is None:
+                return tuple(steps)
+            steps.append(step)
+            if step.into:
+                return tuple(steps)
+            version += 1
+
+    def _split(self, step: Upcaster, data: dict[str, Any], event_id: Any) -> Parts:
+        produced = _invoke(step, data, event_id)
+        if not isinstance(produced, list | tuple) or not all(isinstance(p, dict) for p in produced):
+            raise _failed(step, event_id, f"returned {type(produced).__name__}, not a list of dicts")
+        events: list[DomainEvent] = []
+        for index, part in enumerate(produced):
+            part = dict(part)
+            target = part.get("event_type")
+            if target not in step.into:
+                raise _failed(
+                    step, event_id, f"part {index} has event_type {target!r}, not one of "
+                    f"{list(step.into)}"
+                )
+            for name in _ENVELOPE:
+                if name not in part and name in data:
+                    part[name] = data[name]
+            if "event_id" not in part:
+                part["event_id"] = str(uuid.uuid5(_PARTS_NAMESPACE, f"{event_id}/{index}"))
+            plan = self._target(cast(str, target), event_id)
+            part.setdefault("event_version", plan.current)
+            made = plan.upgrade(part, event_id)
+            events.extend(made if isinstance(made, Parts) else (made,))
+        return Parts(events)
+
+    def _target(self, name: str, event_id: Any) -> ReadPlan:
+        plan = self._targets.get(name)
+        if plan is None:
+            try:
+                cls = resolve_event_class(name, self._registry)
+            except EventTypeNotFoundError as exc:
+                raise CorruptEventError(event_id, name, f"split target unknown ({exc})") from exc
+            plan = self._targets[name] = ReadPlan(
+                name, cls, event_type_name(cls), self._registry, self._upcasters, self._convert
+            )
+        return plan
+
+
+def _invoke(step: Upcaster, data: dict[str, Any], event_id: Any) -> Any:
+    try:
+        return step.function(data)
+    except Exception as exc:
+        raise _failed(step, event_id, f"raised {type(exc).__name__}: {exc}") from exc
+
+
+def _call(step: Upcaster, data: dict[str, Any], event_id: Any) -> dict[str, Any]:
+    produced = _invoke(step, data, event_id)
+    if not isinstance(produced, dict):
+        raise _failed(step, event_id, f"returned {type(produced).__name__}, not a dict")
+    return produced
+
+
+def _failed(step: Upcaster, event_id: Any, what: str) -> UpcasterFailedError:
+    error = UpcasterFailedError(event_id, step.event_type, f"upcaster {step.describe()} {what}")
+    error.upcaster = step.name
+    return error

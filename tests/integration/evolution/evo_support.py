@@ -1,0 +1,224 @@
+"""Shared by the evolution tests: a customer event renamed and reshaped twice, its upcasters
+in a registry of their own, and stores on a real SQLite file, PostgreSQL and memory, with a
+way to write rows the way an older release did (raw SQL) and to hash the stored rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsource import DomainEvent, EventRegistry
+from eventsource.evolution import Upcasters
+from eventsource.stores.interface import EventStore
+
+CUSTOMER = "Customer"
+
+
+class CustomerSignedUp(DomainEvent):
+    """Version 3, stored as `CustomerRegistered` v1 ({name}) by the first release."""
+
+    event_type: str = "CustomerSignedUp"
+    aggregate_type: str = CUSTOMER
+    renamed_from = ("CustomerRegistered",)
+    event_version: int = 3
+    full_name: str
+    tier: str
+
+
+class CustomerMoved(DomainEvent):
+    event_type: str = "CustomerMoved"
+    aggregate_type: str = CUSTOMER
+    city: str
+
+
+class CustomerRenamed(DomainEvent):
+    event_type: str = "CustomerRenamed"
+    aggregate_type: str = CUSTOMER
+    full_name: str
+
+
+def evolution() -> tuple[EventRegistry, Upcasters]:
+    """A registry with the three classes and its upcasters: the two-step chain of the
+    customer event (under its old name) and the split of the retired `CustomerEdited`."""
+    registry = EventRegistry()
+    for cls in (CustomerSignedUp, CustomerMoved, CustomerRenamed):
+        registry.register(cls)
+    upcasters = Upcasters(registry=registry)
+
+    @upcasters.upcaster("CustomerRegistered", 1)
+    def name_to_full_name(data: dict[str, Any]) -> dict[str, Any]:
+        data["full_name"] = data.pop("name")
+        return data
+
+    @upcasters.upcaster("CustomerRegistered", 2)
+    def add_tier(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "tier": "basic"}
+
+    @upcasters.split("CustomerEdited", 1, into=("CustomerRenamed", "CustomerMoved"))
+    def split_edit(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"event_type": "CustomerRenamed", "full_name": data["name"]},
+            {"event_type": "CustomerMoved", "city": data["city"]},
+        ]
+
+    return registry, upcasters
+
+
+def v1_payload(
+    aggregate_id: UUID, version: int, event_type: str = "CustomerRegistered", **fields: Any
+) -> tuple[str, str]:
+    """(event id, payload JSON) of a row as the first release wrote it."""
+    event_id = str(uuid4())
+    payload = {
+        "event_id": event_id, "event_type": event_type, "event_version": 1,
+        "occurred_at": "2024-01-01T00:00:00Z", "aggregate_id": str(aggregate_id),
+        "aggregate_type": CUSTOMER, "aggregate_version": version, "tenant_id": None,
+        "actor_id": None, "correlation_id": str(uuid4()), "causation_id": None,
+        "metadata": {}, **fields,
+    }
+    return event_id, json.dumps(payload)
+
+
+@dataclass
+class OldRow:
+    aggregate_id: UUID
+    version: int
+    event_type: str
+    event_id: str
+    payload: str
+
+
+def old_rows(count: int, per_stream: int = 1) -> list[OldRow]:
+    """`count` CustomerRegistered v1 rows, `per_stream` per aggregate."""
+    rows: list[OldRow] = []
+    aggregate = uuid4()
+    for n in range(count):
+        if n % per_stream == 0:
+            aggregate = uuid4()
+        version = n % per_stream + 1
+        event_id, payload = v1_payload(aggregate, version, name=f"customer {n}")
+        rows.append(OldRow(aggregate, version, "CustomerRegistered", event_id, payload))
+    return rows
+
+
+InsertRows = Callable[[Sequence[OldRow]], Awaitable[None]]
+HashRows = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class Backend:
+    name: str
+    store: EventStore
+    insert: InsertRows  # rows as an older release wrote them, by raw SQL
+    digest: HashRows  # a hash of every stored row, to prove reads changed nothing
+    sessions: Any
+
+
+_STAMP = datetime(2024, 1, 1, tzinfo=UTC).isoformat(timespec="microseconds")
+
+
+@asynccontextmanager
+async def sqlite_backend(path: str, registry: EventRegistry) -> AsyncIterator[Backend]:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from eventsource.stores.sqlite import SQLiteEventStore
+
+    async def insert(rows: Sequence[OldRow]) -> None:
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.executemany(
+                "INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,"
+                " timestamp, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.event_id, r.event_type, str(r.aggregate_id), CUSTOMER, r.version, _STAMP,
+                  r.payload) for r in rows],
+            )
+        conn.close()
+
+    async def digest() -> str:
+        conn = sqlite3.connect(path)
+        try:
+            rows = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
+        finally:
+            conn.close()
+        return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with SQLiteEventStore(path, event_registry=registry) as store:
+            await store.initialize()
+            yield Backend("sqlite", store, insert, digest,
+                          async_sessionmaker(engine, expire_on_commit=False))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def fresh_schema(url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL schema, dropped afterwards."""
+    import asyncpg
+
+    name = f"t_{uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+        yield name
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await conn.close()
+
+
+@asynccontextmanager
+async def postgresql_backend(url: str, registry: EventRegistry) -> AsyncIterator[Backend]:
+    async with fresh_schema(url) as schema, _postgresql(url, schema, registry) as found:
+        yield found
+
+
+@asynccontextmanager
+async def _postgresql(url: str, schema: str, registry: EventRegistry) -> AsyncIterator[Backend]:
+    import asyncpg
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from eventsource.stores.postgresql import PostgreSQLEventStore
+
+    async def connect() -> Any:
+        return await asyncpg.connect(url, server_settings={"search_path": schema})
+
+    async def insert(rows: Sequence[OldRow]) -> None:
+        conn = await connect()
+        try:
+            await conn.executemany(
+                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version,"
+                ' "timestamp", payload) VALUES ($1, $2, $3, $4, $5, now(), $6::jsonb)',
+                [(UUID(r.event_id), r.aggregate_id, CUSTOMER, r.event_type, r.version, r.payload)
+                 for r in rows],
+            )
+        finally:
+            await conn.close()
+
+    async def digest() -> str:
+        conn = await connect()
+        try:
+            rows = await conn.fetch("SELECT *, payload::text AS t FROM events ORDER BY id")
+        finally:
+            await conn.close()
+        return hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
+
+    engine = create_async_engine(
+        url.replace("postgresql://", "postgresql+asyncpg://", 1),
+        connect_args={"server_settings": {"search_path": schema}},
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    store = PostgreSQLEventStore(sessions, event_registry=registry)
+    try:
+        await store.initialize()
+        yield Backend("postgresql", store, insert, digest, sessions)
+    finally:
+        await store.close()
+        await engine.dispose()

@@ -1,0 +1,62 @@
+"""Issue 15, acceptance 1: rows an older release wrote (raw SQL, type `CustomerRegistered`
+v1) read as `CustomerSignedUp` v3 through a two-step chain on every store read path, on a
+SQLite file and on PostgreSQL; the stored rows are byte-for-byte unchanged afterwards."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from evo_support import CUSTOMER, Backend, CustomerSignedUp, old_rows
+
+from eventsource import AggregateRepository, DeclarativeAggregate, DomainEvent, handles
+from eventsource.stores.interface import ReadOptions
+
+
+class Customer(DeclarativeAggregate[dict[str, str]]):
+    aggregate_type = CUSTOMER
+
+    def _get_initial_state(self) -> dict[str, str]:
+        return {}
+
+    @handles(CustomerSignedUp)
+    def _signed_up(self, event: CustomerSignedUp) -> None:
+        self._state = {"name": event.full_name, "tier": event.tier}
+
+
+def _is_v3(event: DomainEvent, n: int | None = None) -> bool:
+    return (
+        isinstance(event, CustomerSignedUp)
+        and event.event_version == 3
+        and event.event_type == "CustomerSignedUp"
+        and event.tier == "basic"
+        and (n is None or event.full_name == f"customer {n}")
+    )
+
+
+async def test_every_store_read_path_upcasts_and_leaves_the_rows_alone(backend: Backend) -> None:
+    rows = old_rows(6, per_stream=2)
+    await backend.insert(rows)
+    before = await backend.digest()
+    store = backend.store
+    first: UUID = rows[0].aggregate_id
+
+    stream = await store.get_events(first, CUSTOMER)
+    assert [_is_v3(e, n) for n, e in enumerate(stream.events)] == [True, True]
+    assert stream.version == 2
+    by_type = await store.get_events_by_type(CUSTOMER)
+    assert len(by_type) == 6 and all(_is_v3(e) for e in by_type)
+    everything = [s async for s in store.read_all()]
+    assert [s.event.full_name for s in everything] == [f"customer {n}" for n in range(6)]
+    assert all(_is_v3(s.event) for s in everything)
+    streamed = await store.read_stream(f"{first}:{CUSTOMER}", ReadOptions())
+    assert all(_is_v3(s.event) for s in streamed.events) and len(streamed.events) == 2
+    page = await store.read_committed(None)
+    assert [str(s.event_id) for s in page.events] == [r.event_id for r in rows]
+    assert all(_is_v3(s.event) for s in page.events)
+
+    repository = AggregateRepository(store, Customer, CUSTOMER)
+    customer = await repository.load(first)
+    assert customer.state == {"name": "customer 1", "tier": "basic"}
+    assert customer.version == 2
+
+    assert await backend.digest() == before
