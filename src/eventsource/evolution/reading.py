@@ -23,7 +23,9 @@ from eventsource.evolution.errors import UnknownEventVersionError, UpcasterFaile
 from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError
 
-__all__ = ["Parts", "ReadPlan", "current_version", "peek_version", "read_plan"]
+__all__ = [
+    "Parts", "ReadPlan", "current_version", "peek_version", "read_plan", "retired_plan",
+]
 
 Convert = Callable[[type[DomainEvent], dict[str, Any]], dict[str, Any]]
 
@@ -90,13 +92,24 @@ def read_plan(
     return ReadPlan(stored_name, cls, live, registry, upcasters, convert)
 
 
+def retired_plan(
+    stored_name: str, registry: EventRegistry | None, convert: Convert | None = None
+) -> ReadPlan | None:
+    """The plan for rows of a type no class is registered under any more, when upcasters
+    read it (a split retires its source type); None otherwise."""
+    upcasters = upcasters_for(registry)
+    if not upcasters.has_steps_for(stored_name):
+        return None
+    return ReadPlan(stored_name, None, stored_name, registry, upcasters, convert)
+
+
 class ReadPlan:
     """Reads the rows of one stored type name; routes are cached per stored version."""
 
     def __init__(
         self,
         stored_name: str,
-        cls: type[DomainEvent],
+        cls: type[DomainEvent] | None,
         live: str,
         registry: EventRegistry | None,
         upcasters: Upcasters,
@@ -105,11 +118,11 @@ class ReadPlan:
         self.stored_name = stored_name
         self.cls = cls
         self.live = live
-        self.current = current_version(cls)
+        self.current = current_version(cls) if cls is not None else 0
         self._registry = registry
         self._upcasters = upcasters
         self._convert = convert
-        self._validate = python_validator(cls)
+        self._validate = python_validator(cls) if cls is not None else None
         self._routes: dict[int, tuple[Upcaster, ...]] = {}
         self._targets: dict[str, ReadPlan] = {}
         #: No step reads this type: rows need only the newer-version check.
@@ -143,6 +156,10 @@ class ReadPlan:
                 return self._split(step, data, event_id)
             data = _call(step, data, event_id)
             data["event_version"] = version = step.from_version + 1
+        if self.cls is None or self._validate is None:
+            raise CorruptEventError(
+                event_id, self.stored_name, f"unknown event type, and no split reads v{version}"
+            )
         if version > self.current:
             if not self._upcasters.accept_newer_versions:
                 error = UnknownEventVersionError(

@@ -24,7 +24,13 @@ from eventsource._compat.pydantic import dump_json, json_validator, python_valid
 from eventsource._storable_json import json_problem, lone_surrogate
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
-from eventsource.evolution.reading import Parts, ReadPlan, peek_version, read_plan
+from eventsource.evolution.reading import (
+    Parts,
+    ReadPlan,
+    peek_version,
+    read_plan,
+    retired_plan,
+)
 from eventsource.evolution.upcasting import splits_registered
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
 from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
@@ -124,8 +130,13 @@ def decode_event(
     try:
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError as exc:
-        raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
-    plan = read_plan(event_type, cls, registry, _conversion(cls, converter))
+        if retired_plan(event_type, registry) is None:
+            raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+        cls = None
+    plan = (
+        read_plan(event_type, cls, registry, _conversion(cls, converter)) if cls is not None
+        else retired_plan(event_type, registry)
+    )
     if plan is not None:
         made = plan.decode(payload, event_id)
         if isinstance(made, Parts):
@@ -272,7 +283,8 @@ def _decoder(
     try:
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError:
-        return partial(_decode_with, event_type, registry, converter)
+        retired = retired_plan(event_type, registry)  # a split's source, say
+        return retired.decode if retired else partial(_decode_with, event_type, registry, converter)
     convert = _conversion(cls, converter)
     plan = read_plan(event_type, cls, registry, convert)
     if plan is not None:
