@@ -176,12 +176,12 @@ async def fresh_schema(url: str) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def postgresql_backend(url: str, registry: EventRegistry) -> AsyncIterator[Backend]:
-    async with fresh_schema(url) as schema, _postgresql(url, schema, registry) as found:
+    async with fresh_schema(url) as schema, postgresql_at(url, schema, registry) as found:
         yield found
 
 
 @asynccontextmanager
-async def _postgresql(url: str, schema: str, registry: EventRegistry) -> AsyncIterator[Backend]:
+async def postgresql_at(url: str, schema: str, registry: EventRegistry) -> AsyncIterator[Backend]:
     import asyncpg
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
