@@ -154,7 +154,12 @@ class ReadPlan:
         for step in route:
             if step.into:
                 return self._split(step, data, event_id)
-            data = _call(step, data, event_id)
+            try:
+                data = step.function(data)
+            except Exception as exc:
+                raise _failed(step, event_id, f"raised {type(exc).__name__}: {exc}") from exc
+            if type(data) is not dict:
+                raise _failed(step, event_id, f"returned {type(data).__name__}, not a dict")
             data["event_version"] = version = step.from_version + 1
         if self.cls is None or self._validate is None:
             raise CorruptEventError(
@@ -236,13 +241,6 @@ def _invoke(step: Upcaster, data: dict[str, Any], event_id: Any) -> Any:
         return step.function(data)
     except Exception as exc:
         raise _failed(step, event_id, f"raised {type(exc).__name__}: {exc}") from exc
-
-
-def _call(step: Upcaster, data: dict[str, Any], event_id: Any) -> dict[str, Any]:
-    produced = _invoke(step, data, event_id)
-    if not isinstance(produced, dict):
-        raise _failed(step, event_id, f"returned {type(produced).__name__}, not a dict")
-    return produced
 
 
 def _failed(step: Upcaster, event_id: Any, what: str) -> UpcasterFailedError:
