@@ -19,6 +19,8 @@ from eventsource.observability.attributes import (
     ATTR_VERSION,
 )
 from eventsource.observability.tracing import TracingMixin
+from eventsource.evolution.snapshots import record_discarded, upgrade_snapshot
+from eventsource.evolution.upcasting import upcasters_for
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.snapshots.strategies import SnapshotMode, build_snapshot, create_snapshot_strategy
 from eventsource.stores.interface import EventPublisher, EventStore, EventStream
@@ -165,11 +167,17 @@ class AggregateRepository(
         expected = getattr(type(aggregate), "schema_version", 1)
         if snapshot.schema_version == expected:
             return snapshot, False
+        if snapshot.schema_version < expected:
+            registry = getattr(self._event_store, "event_registry", None)
+            upgraded = upgrade_snapshot(snapshot, expected, upcasters_for(registry))
+            if upgraded is not None:
+                return upgraded, False
         overrides = (
             type(aggregate)._restore_from_snapshot is not AggregateRoot._restore_from_snapshot
         )
         if snapshot.schema_version < expected and overrides:
             return snapshot, False
+        record_discarded(self._aggregate_type)
         logger.info(
             "Ignoring snapshot of %s %s: schema version %d, aggregate expects %d",
             self._aggregate_type, aggregate_id, snapshot.schema_version, expected,
