@@ -27,9 +27,8 @@ _HERE = Path(__file__).resolve().parent
 # This checkout's src/ first (as run.py does), so whatever import comes first measures it.
 sys.path[:0] = [str(_HERE.parent / "src"), str(_HERE)]
 
-from run import PG_URL, es, open_store  # noqa: E402
-
 from eventsource.evolution import default_upcasters  # noqa: E402
+from run import PG_URL, es, open_store  # noqa: E402
 
 TARGET_RATIO = 1.25
 STREAMS = 100
@@ -100,7 +99,9 @@ async def read_seconds(store: Any, events: int) -> float:
         count += 1
         last = stored.event
     elapsed = time.perf_counter() - started
-    assert count == events and isinstance(last, CustomerJoined) and last.tier == "basic"
+    assert count == events, count
+    assert isinstance(last, CustomerJoined), last
+    assert last.tier == "basic", last
     return elapsed
 
 

@@ -10,6 +10,8 @@ from uuid import UUID
 from eventsource.aggregates._settings import RepositorySettings
 from eventsource.aggregates.base import AggregateRoot
 from eventsource.events.base import DomainEvent
+from eventsource.evolution.snapshots import record_discarded, upgrade_snapshot
+from eventsource.evolution.upcasting import upcasters_for
 from eventsource.exceptions import AggregateNotFoundError
 from eventsource.observability.attributes import (
     ATTR_AGGREGATE_ID,
@@ -19,8 +21,6 @@ from eventsource.observability.attributes import (
     ATTR_VERSION,
 )
 from eventsource.observability.tracing import TracingMixin
-from eventsource.evolution.snapshots import record_discarded, upgrade_snapshot
-from eventsource.evolution.upcasting import upcasters_for
 from eventsource.snapshots.interface import Snapshot, SnapshotStore
 from eventsource.snapshots.strategies import SnapshotMode, build_snapshot, create_snapshot_strategy
 from eventsource.stores.interface import EventPublisher, EventStore, EventStream
@@ -167,6 +167,14 @@ class AggregateRepository(
         expected = getattr(type(aggregate), "schema_version", 1)
         if snapshot.schema_version == expected:
             return snapshot, False
+        return self._other_schema(aggregate, aggregate_id, snapshot, expected)
+
+    def _other_schema(
+        self, aggregate: TAggregate, aggregate_id: UUID, snapshot: Snapshot, expected: int
+    ) -> tuple[Snapshot | None, bool]:
+        """`_usable_snapshot` for a snapshot of another schema version: upgraded by snapshot
+        upcasters, else restored by the aggregate's own `_restore_from_snapshot`, else
+        discarded (and counted)."""
         if snapshot.schema_version < expected:
             registry = getattr(self._event_store, "event_registry", None)
             upgraded = upgrade_snapshot(snapshot, expected, upcasters_for(registry))

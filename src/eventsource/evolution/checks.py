@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import (
     EventRegistry,
@@ -77,7 +79,7 @@ def _check_chain(
     registry: EventRegistry | None,
 ) -> None:
     versions = sorted(chain)
-    for before, after in zip(versions, versions[1:], strict=False):
+    for before, after in pairwise(versions):
         if after != before + 1:
             raise UpcasterChainError(
                 f"gap in the upcasters of {name}: {chain[before].describe()} is followed by "

@@ -202,10 +202,11 @@ class ReadPlan:
     def _split(self, step: Upcaster, data: dict[str, Any], event_id: Any) -> Parts:
         produced = _invoke(step, data, event_id)
         if not isinstance(produced, list | tuple) or not all(isinstance(p, dict) for p in produced):
-            raise _failed(step, event_id, f"returned {type(produced).__name__}, not a list of dicts")
+            what = f"returned {type(produced).__name__}, not a list of dicts"
+            raise _failed(step, event_id, what)
         events: list[DomainEvent] = []
-        for index, part in enumerate(produced):
-            part = dict(part)
+        for index, made_part in enumerate(produced):
+            part = dict(made_part)
             target = part.get("event_type")
             if target not in step.into:
                 raise _failed(

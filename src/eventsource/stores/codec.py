@@ -130,21 +130,13 @@ def decode_event(
     try:
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError as exc:
-        if retired_plan(event_type, registry) is None:
+        retired = retired_plan(event_type, registry)  # a split's source, say
+        if retired is None:
             raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
-        cls = None
-    plan = (
-        read_plan(event_type, cls, registry, _conversion(cls, converter)) if cls is not None
-        else retired_plan(event_type, registry)
-    )
+        return _one(retired, payload, event_id)
+    plan = read_plan(event_type, cls, registry, _conversion(cls, converter))
     if plan is not None:
-        made = plan.decode(payload, event_id)
-        if isinstance(made, Parts):
-            raise CorruptEventError(
-                event_id, event_type, "a split upcaster makes several events of it: read it "
-                "from the event store, which delivers the parts"
-            )
-        return made
+        return _one(plan, payload, event_id)
     try:
         if converter is not None and converter.needs_conversion(cls):
             data = json.loads(payload) if not isinstance(payload, dict) else payload
@@ -154,6 +146,17 @@ def decode_event(
         return cls.model_validate_json(payload)
     except (ValidationError, ValueError) as exc:
         raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+
+def _one(plan: ReadPlan, payload: Any, event_id: Any) -> DomainEvent:
+    """`plan`'s event of a payload that must make one (a message, an outbox row)."""
+    made = plan.decode(payload, event_id)
+    if isinstance(made, Parts):
+        raise CorruptEventError(
+            event_id, plan.stored_name, "a split upcaster makes several events of it: read "
+            "it from the event store, which delivers the parts"
+        )
+    return made
 
 
 @contextmanager

@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
+
+import pytest
 
 from eventsource import DomainEvent, EventRegistry
 from eventsource.evolution import Upcasters
@@ -222,3 +225,24 @@ async def postgresql_at(url: str, schema: str, registry: EventRegistry) -> Async
     finally:
         await store.close()
         await engine.dispose()
+
+
+# -- fixtures (test modules import them and name them in __all__) -----------------------------
+
+
+@pytest.fixture
+def evolved() -> tuple[EventRegistry, Upcasters]:
+    return evolution()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, evolved: tuple[EventRegistry, Upcasters]
+) -> AsyncIterator[Backend]:
+    registry = evolved[0]
+    if request.param == "postgresql":
+        async with postgresql_backend(request.getfixturevalue("pg_url"), registry) as opened:
+            yield opened
+    else:
+        async with sqlite_backend(str(tmp_path / "events.db"), registry) as opened:
+            yield opened

@@ -55,7 +55,7 @@ class PartsApplied(DatabaseProjection):
     async def _moved(self, conn: Any, event: CustomerMoved) -> None:
         await self._apply(conn, event)
         if event.city == "GATE" and not self.gate.exists():
-            Path(f"{self.gate}.stuck").write_text("mid-split")
+            await asyncio.to_thread(Path(f"{self.gate}.stuck").write_text, "mid-split")
             await asyncio.Event().wait()
 
 

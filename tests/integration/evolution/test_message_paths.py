@@ -9,12 +9,19 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from evo_support import CUSTOMER, CustomerSignedUp, v1_payload
+from evo_support import (
+    CUSTOMER,
+    CustomerSignedUp,
+    evolved,
+    v1_payload,
+)
 
 from eventsource import DomainEvent, EventRegistry, InMemoryEventBus, OutboxRelay
 from eventsource.bus._codec import decode_message
 from eventsource.evolution import Upcasters
 from eventsource.repositories.outbox import InMemoryOutboxRepository, OutboxEntry
+
+__all__ = ["evolved"]  # fixtures
 
 
 def test_a_bus_message_of_the_old_shape_decodes_as_the_class(

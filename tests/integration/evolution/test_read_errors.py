@@ -11,11 +11,21 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from evo_support import CUSTOMER, Backend, CustomerSignedUp, OldRow, v1_payload
+from evo_support import (
+    CUSTOMER,
+    Backend,
+    CustomerSignedUp,
+    OldRow,
+    backend,
+    evolved,
+    v1_payload,
+)
 
 from eventsource import DomainEvent, EventRegistry
-from eventsource.evolution import UnknownEventVersionError, Upcasters, UpcasterFailedError
+from eventsource.evolution import UnknownEventVersionError, UpcasterFailedError, Upcasters
 from eventsource.stores.interface import ReadOptions
+
+__all__ = ["backend", "evolved"]  # fixtures
 
 
 class Audited(DomainEvent):
@@ -53,7 +63,8 @@ async def test_a_newer_stored_version_is_refused_unless_accepted(
     with pytest.raises(UnknownEventVersionError) as raised:
         [s async for s in backend.store.read_all()]
     message = str(raised.value)
-    assert "'CustomerSignedUp'" in message and "event_version 4" in message
+    assert "'CustomerSignedUp'" in message
+    assert "event_version 4" in message
     assert re.search(r"at global position \d+", message)
 
     evolved[1].accept_newer_versions = True
@@ -77,16 +88,21 @@ async def test_a_failing_upcaster_is_named_with_event_and_position(
     bad = _row("Audited", text="x")
     await backend.insert([good, bad])
     handed: list[DomainEvent] = []
-    with pytest.raises(UpcasterFailedError) as raised:
+
+    async def read_all() -> None:
         async for stored in backend.store.read_all():
             handed.append(stored.event)
+
+    with pytest.raises(UpcasterFailedError) as raised:
+        await read_all()
     error = raised.value
     assert [str(e.event_id) for e in handed] == [good.event_id]  # the good row came first
     assert str(error.event_id) == bad.event_id
     assert error.upcaster.endswith(f".{function.__qualname__}")
     assert error.position == await _first_position(backend) + 1
     message = str(error)
-    assert function.__qualname__ in message and bad.event_id in message and says in message
+    for named in (function.__qualname__, bad.event_id, says):
+        assert named in message
     assert f"at global position {error.position}" in message
 
 

@@ -8,12 +8,22 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID, uuid4
 
-from evo_support import CUSTOMER, Backend, CustomerMoved, CustomerSignedUp, old_rows
+from evo_support import (
+    CUSTOMER,
+    Backend,
+    CustomerMoved,
+    CustomerSignedUp,
+    backend,
+    evolved,
+    old_rows,
+)
 
 from eventsource import DomainEvent, InMemoryCheckpointRepository, handles
 from eventsource.projections.base import DeclarativeProjection
 from eventsource.stores.interface import EventStore
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager, SubscriptionState
+
+__all__ = ["backend", "evolved"]  # fixtures
 
 
 class SignUps:
@@ -24,7 +34,8 @@ class SignUps:
         return [CustomerSignedUp]
 
     async def handle(self, event: DomainEvent) -> None:
-        assert isinstance(event, CustomerSignedUp) and event.tier == "basic"
+        assert isinstance(event, CustomerSignedUp)
+        assert event.tier == "basic"
         self.seen.append(event.event_id)
 
 
@@ -72,7 +83,7 @@ async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Back
     ]
     async with manager:
         async with asyncio.timeout(60):
-            while len(subscriber.seen) < 1000 or len(projection.seen) < 1000 or any(
+            while len(subscriber.seen) < 1000 or len(projection.seen) < 1000 or any(  # noqa: ASYNC110 - polls plain state
                 s.state is not SubscriptionState.LIVE for s in subscriptions
             ):
                 await asyncio.sleep(0.02)

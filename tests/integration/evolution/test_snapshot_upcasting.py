@@ -9,8 +9,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import uuid4
 
-from evo_support import CUSTOMER, Backend, CustomerMoved
-
+from evo_support import (
+    CUSTOMER,
+    Backend,
+    CustomerMoved,
+    backend,
+    evolved,
+)
 from pydantic import BaseModel
 
 from eventsource import AggregateRepository, DeclarativeAggregate, EventRegistry, handles
@@ -18,6 +23,8 @@ from eventsource.evolution import Upcasters
 from eventsource.evolution.snapshots import discarded_snapshots
 from eventsource.snapshots.in_memory import InMemorySnapshotStore
 from eventsource.snapshots.interface import Snapshot
+
+__all__ = ["backend", "evolved"]  # fixtures
 
 
 class Moves(BaseModel):

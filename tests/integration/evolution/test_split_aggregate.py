@@ -14,29 +14,40 @@ from evo_support import (
     CustomerRenamed,
     CustomerSignedUp,
     OldRow,
+    backend,
+    evolved,
     v1_payload,
 )
+from pydantic import BaseModel
 
 from eventsource import AggregateRepository, DeclarativeAggregate, handles
 
+__all__ = ["backend", "evolved"]  # fixtures
 
-class Customer(DeclarativeAggregate[dict[str, str]]):
+
+class Profile(BaseModel):
+    name: str = ""
+    tier: str = ""
+    city: str = ""
+
+
+class Customer(DeclarativeAggregate[Profile]):
     aggregate_type = CUSTOMER
 
-    def _get_initial_state(self) -> dict[str, str]:
-        return {}
+    def _get_initial_state(self) -> Profile:
+        return Profile()
 
     @handles(CustomerSignedUp)
     def _signed_up(self, event: CustomerSignedUp) -> None:
-        self._state = {"name": event.full_name, "tier": event.tier}
+        self._state = Profile(name=event.full_name, tier=event.tier)
 
     @handles(CustomerRenamed)
     def _renamed(self, event: CustomerRenamed) -> None:
-        self._state = {**self._state, "name": event.full_name}
+        self._state = (self._state or Profile()).model_copy(update={"name": event.full_name})
 
     @handles(CustomerMoved)
     def _moved(self, event: CustomerMoved) -> None:
-        self._state = {**self._state, "city": event.city}
+        self._state = (self._state or Profile()).model_copy(update={"city": event.city})
 
     def move(self, city: str) -> None:
         self.apply_event(CustomerMoved(
@@ -74,11 +85,11 @@ async def test_a_split_history_loads_and_saves_at_the_stored_version(backend: Ba
     repository = AggregateRepository(backend.store, Customer, CUSTOMER)
     customer = await repository.load(customer_id)
     assert await backend.digest() == before  # reads wrote nothing
-    assert customer.state == {"name": "Ann Lee", "tier": "basic", "city": "Oslo"}
+    assert customer.state == Profile(name="Ann Lee", tier="basic", city="Oslo")
     assert customer.version == 2
     customer.move("Bergen")
     await repository.save(customer)  # expected version 2: the stored one
     reloaded = await repository.load(customer_id)
     assert reloaded.version == 3
-    assert reloaded.state["city"] == "Bergen"
+    assert reloaded.state == Profile(name="Ann Lee", tier="basic", city="Bergen")
     assert (await backend.store.get_events(customer_id, CUSTOMER, from_version=2)).version == 3

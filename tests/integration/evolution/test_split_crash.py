@@ -83,7 +83,7 @@ async def test_killed_mid_split_resumes_without_losing_or_repeating_a_part(
                 return {str(k): int(v) for k, v in found.all()}
 
         async def stuck() -> bool:
-            return Path(f"{gate}.stuck").exists()
+            return await asyncio.to_thread(Path(f"{gate}.stuck").exists)
 
         async def complete() -> bool:
             position = await checkpoints.get_position(PartsApplied.__name__)

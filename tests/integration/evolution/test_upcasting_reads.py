@@ -6,21 +6,37 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from evo_support import CUSTOMER, Backend, CustomerSignedUp, old_rows
+from evo_support import (
+    CUSTOMER,
+    Backend,
+    CustomerSignedUp,
+    backend,
+    evolved,
+    old_rows,
+)
+from pydantic import BaseModel
 
 from eventsource import AggregateRepository, DeclarativeAggregate, DomainEvent, handles
 from eventsource.stores.interface import ReadOptions
 
+__all__ = ["backend", "evolved"]  # fixtures
 
-class Customer(DeclarativeAggregate[dict[str, str]]):
+
+class Profile(BaseModel):
+    name: str = ""
+    tier: str = ""
+    city: str = ""
+
+
+class Customer(DeclarativeAggregate[Profile]):
     aggregate_type = CUSTOMER
 
-    def _get_initial_state(self) -> dict[str, str]:
-        return {}
+    def _get_initial_state(self) -> Profile:
+        return Profile()
 
     @handles(CustomerSignedUp)
     def _signed_up(self, event: CustomerSignedUp) -> None:
-        self._state = {"name": event.full_name, "tier": event.tier}
+        self._state = Profile(name=event.full_name, tier=event.tier)
 
 
 def _is_v3(event: DomainEvent, n: int | None = None) -> bool:
@@ -44,19 +60,21 @@ async def test_every_store_read_path_upcasts_and_leaves_the_rows_alone(backend: 
     assert [_is_v3(e, n) for n, e in enumerate(stream.events)] == [True, True]
     assert stream.version == 2
     by_type = await store.get_events_by_type(CUSTOMER)
-    assert len(by_type) == 6 and all(_is_v3(e) for e in by_type)
+    assert len(by_type) == 6
+    assert all(_is_v3(e) for e in by_type)
     everything = [s async for s in store.read_all()]
     assert [s.event.full_name for s in everything] == [f"customer {n}" for n in range(6)]
     assert all(_is_v3(s.event) for s in everything)
     streamed = await store.read_stream(f"{first}:{CUSTOMER}", ReadOptions())
-    assert all(_is_v3(s.event) for s in streamed.events) and len(streamed.events) == 2
+    assert len(streamed.events) == 2
+    assert all(_is_v3(s.event) for s in streamed.events)
     page = await store.read_committed(None)
     assert [str(s.event_id) for s in page.events] == [r.event_id for r in rows]
     assert all(_is_v3(s.event) for s in page.events)
 
     repository = AggregateRepository(store, Customer, CUSTOMER)
     customer = await repository.load(first)
-    assert customer.state == {"name": "customer 1", "tier": "basic"}
+    assert customer.state == Profile(name="customer 1", tier="basic")
     assert customer.version == 2
 
     assert await backend.digest() == before
