@@ -17,7 +17,7 @@ from eventsource.evolution.errors import (
     UpcasterChainError,
     UpcasterTargetError,
 )
-from eventsource.evolution.reading import current_version
+from eventsource.evolution._reading import current_version
 from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
 from eventsource.exceptions import EventTypeNotFoundError
 

@@ -4,7 +4,7 @@ An upcaster is keyed by the *stored* type name and `event_version` of the rows i
 plain one turns version v into v + 1 (one dict in, one dict out); a split turns one stored
 event into several events of other registered types. Chains compose: rows of v1 pass through
 v1→v2 then v2→v3. Nothing is ever written back: reads apply the chain each time (see
-`eventsource.evolution.reading` and docs/evolution.md).
+`eventsource.evolution._reading` and docs/evolution.md).
 """
 
 from __future__ import annotations

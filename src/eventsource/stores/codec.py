@@ -24,7 +24,7 @@ from eventsource._compat.pydantic import dump_json, json_validator, python_valid
 from eventsource._storable_json import json_problem, lone_surrogate
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
-from eventsource.evolution.reading import (
+from eventsource.evolution._reading import (
     Parts,
     ReadPlan,
     peek_version,
