@@ -46,11 +46,12 @@ class Parts(tuple[DomainEvent, ...]):
 
 def peek_version(payload: Any) -> int | None:
     """The `event_version` of a JSON text as the codec writes it (compact, the field near the
-    start), without parsing it; None when it is not found there."""
+    start), without parsing it; None when it is not found there, or might not be the top-level
+    field (an object opens before it): the caller then parses the text."""
     if not isinstance(payload, str):
         return None
     at = payload.find('"event_version":', 0, 200)
-    if at < 0:
+    if at < 0 or payload.rfind("{", 0, at) != 0:  # not found, or perhaps inside a nested object
         return None
     digits = payload[at + 16 : at + 26].split(",", 1)[0].split("}", 1)[0]
     return int(digits) if digits.isdigit() else None

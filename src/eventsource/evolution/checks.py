@@ -11,13 +11,13 @@ from eventsource.events.registry import (
     event_type_name,
     resolve_event_class,
 )
+from eventsource.evolution._reading import current_version
 from eventsource.evolution.errors import (
     AliasConflictError,
     DuplicateUpcasterError,
     UpcasterChainError,
     UpcasterTargetError,
 )
-from eventsource.evolution._reading import current_version
 from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
 from eventsource.exceptions import EventTypeNotFoundError
 

@@ -70,6 +70,7 @@ async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Back
         await backend.store.append_events(
             mover, CUSTOMER, [CustomerMoved(aggregate_id=mover, city="Lyon")], 0
         )
+    before = await backend.digest()
     manager = SubscriptionManager(
         backend.store, None, InMemoryCheckpointRepository(enable_tracing=False),
         enable_tracing=False,
@@ -94,3 +95,4 @@ async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Back
     assert subscriber.seen == expected
     assert projection.seen == expected
     assert projection.names[:2] == ["customer 0", "customer 1"]
+    assert await backend.digest() == before  # reading changed no stored byte
