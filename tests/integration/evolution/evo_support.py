@@ -16,12 +16,17 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import BaseModel
 
-from eventsource import DomainEvent, EventRegistry
+from eventsource import DeclarativeAggregate, DomainEvent, EventRegistry, handles
 from eventsource.evolution import Upcasters
 from eventsource.stores.interface import EventStore
 
 CUSTOMER = "Customer"
+PARTS_READ_MODEL = (
+    "CREATE TABLE IF NOT EXISTS rm_parts (event_id TEXT PRIMARY KEY, applications INT)"
+)
+"""The read model of split_crash_child.py's projection `PartsApplied`."""
 
 
 class CustomerSignedUp(DomainEvent):
@@ -47,13 +52,51 @@ class CustomerRenamed(DomainEvent):
     full_name: str
 
 
-def evolution() -> tuple[EventRegistry, Upcasters]:
+class Profile(BaseModel):
+    """The state of `Customer`."""
+
+    name: str = ""
+    tier: str = ""
+    city: str = ""
+
+
+class Customer(DeclarativeAggregate[Profile]):
+    """Folds the customer events (the parts of a split included)."""
+
+    aggregate_type = CUSTOMER
+
+    def _get_initial_state(self) -> Profile:
+        return Profile()
+
+    @handles(CustomerSignedUp)
+    def _signed_up(self, event: CustomerSignedUp) -> None:
+        self._state = Profile(name=event.full_name, tier=event.tier)
+
+    @handles(CustomerRenamed)
+    def _renamed(self, event: CustomerRenamed) -> None:
+        self._state = (self._state or Profile()).model_copy(update={"name": event.full_name})
+
+    @handles(CustomerMoved)
+    def _moved(self, event: CustomerMoved) -> None:
+        self._state = (self._state or Profile()).model_copy(update={"city": event.city})
+
+    def move(self, city: str) -> None:
+        self.apply_event(CustomerMoved(
+            aggregate_id=self.aggregate_id, aggregate_version=self.get_next_version(), city=city
+        ))
+
+
+def evolution(
+    registry: EventRegistry | None = None, upcasters: Upcasters | None = None
+) -> tuple[EventRegistry, Upcasters]:
     """A registry with the three classes and its upcasters: the two-step chain of the
-    customer event (under its old name) and the split of the retired `CustomerEdited`."""
-    registry = EventRegistry()
+    customer event (under its old name) and the split of the retired `CustomerEdited`. A new
+    registry with upcasters of its own unless both are given (a child process: the defaults)."""
+    if registry is None or upcasters is None:
+        registry = EventRegistry()
+        upcasters = Upcasters(registry=registry)
     for cls in (CustomerSignedUp, CustomerMoved, CustomerRenamed):
         registry.register(cls)
-    upcasters = Upcasters(registry=registry)
 
     @upcasters.upcaster("CustomerRegistered", 1)
     def name_to_full_name(data: dict[str, Any]) -> dict[str, Any]:
@@ -163,27 +206,6 @@ async def sqlite_backend(path: str, registry: EventRegistry) -> AsyncIterator[Ba
 
 
 @asynccontextmanager
-async def fresh_schema(url: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL schema, dropped afterwards."""
-    import asyncpg
-
-    name = f"t_{uuid4().hex[:12]}"
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{name}"')
-        yield name
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await conn.close()
-
-
-@asynccontextmanager
-async def postgresql_backend(url: str, registry: EventRegistry) -> AsyncIterator[Backend]:
-    async with fresh_schema(url) as schema, postgresql_at(url, schema, registry) as found:
-        yield found
-
-
-@asynccontextmanager
 async def postgresql_at(url: str, schema: str, registry: EventRegistry) -> AsyncIterator[Backend]:
     import asyncpg
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -236,13 +258,29 @@ def evolved() -> tuple[EventRegistry, Upcasters]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, evolved: tuple[EventRegistry, Upcasters]
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The backend of the parameter (a fresh SQLite file or PostgreSQL schema)."""
+    found: Backend = request.getfixturevalue(
+        "sqlite_backend_" if request.param == "sqlite" else "postgresql_backend"
+    )
+    return found
+
+
+@pytest.fixture
+async def sqlite_backend_(
+    tmp_path: Path, evolved: tuple[EventRegistry, Upcasters]
 ) -> AsyncIterator[Backend]:
-    registry = evolved[0]
-    if request.param == "postgresql":
-        async with postgresql_backend(request.getfixturevalue("pg_url"), registry) as opened:
-            yield opened
-    else:
-        async with sqlite_backend(str(tmp_path / "events.db"), registry) as opened:
-            yield opened
+    async with sqlite_backend(str(tmp_path / "events.db"), evolved[0]) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def postgresql_backend(
+    pg_url: str, pg_schema: str, evolved: tuple[EventRegistry, Upcasters]
+) -> AsyncIterator[Backend]:
+    async with postgresql_at(pg_url, pg_schema, evolved[0]) as opened:
+        yield opened
+
+
+FIXTURES = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]
+"""What a test module using `backend` imports (and names in `__all__`)."""

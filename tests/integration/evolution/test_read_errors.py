@@ -18,6 +18,8 @@ from evo_support import (
     OldRow,
     backend,
     evolved,
+    postgresql_backend,
+    sqlite_backend_,
     v1_payload,
 )
 
@@ -25,7 +27,7 @@ from eventsource import DomainEvent, EventRegistry
 from eventsource.evolution import UnknownEventVersionError, UpcasterFailedError, Upcasters
 from eventsource.stores.interface import ReadOptions
 
-__all__ = ["backend", "evolved"]  # fixtures
+__all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
 
 
 class Audited(DomainEvent):

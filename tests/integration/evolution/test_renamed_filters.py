@@ -16,6 +16,8 @@ from evo_support import (
     backend,
     evolved,
     old_rows,
+    postgresql_backend,
+    sqlite_backend_,
 )
 
 from eventsource import DomainEvent, InMemoryCheckpointRepository, handles
@@ -23,7 +25,7 @@ from eventsource.projections.base import DeclarativeProjection
 from eventsource.stores.interface import EventStore
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager, SubscriptionState
 
-__all__ = ["backend", "evolved"]  # fixtures
+__all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
 
 
 class SignUps:

@@ -10,49 +10,22 @@ from uuid import uuid4
 from evo_support import (
     CUSTOMER,
     Backend,
+    Customer,
     CustomerMoved,
     CustomerRenamed,
     CustomerSignedUp,
     OldRow,
+    Profile,
     backend,
     evolved,
+    postgresql_backend,
+    sqlite_backend_,
     v1_payload,
 )
-from pydantic import BaseModel
 
-from eventsource import AggregateRepository, DeclarativeAggregate, handles
+from eventsource import AggregateRepository
 
-__all__ = ["backend", "evolved"]  # fixtures
-
-
-class Profile(BaseModel):
-    name: str = ""
-    tier: str = ""
-    city: str = ""
-
-
-class Customer(DeclarativeAggregate[Profile]):
-    aggregate_type = CUSTOMER
-
-    def _get_initial_state(self) -> Profile:
-        return Profile()
-
-    @handles(CustomerSignedUp)
-    def _signed_up(self, event: CustomerSignedUp) -> None:
-        self._state = Profile(name=event.full_name, tier=event.tier)
-
-    @handles(CustomerRenamed)
-    def _renamed(self, event: CustomerRenamed) -> None:
-        self._state = (self._state or Profile()).model_copy(update={"name": event.full_name})
-
-    @handles(CustomerMoved)
-    def _moved(self, event: CustomerMoved) -> None:
-        self._state = (self._state or Profile()).model_copy(update={"city": event.city})
-
-    def move(self, city: str) -> None:
-        self.apply_event(CustomerMoved(
-            aggregate_id=self.aggregate_id, aggregate_version=self.get_next_version(), city=city
-        ))
+__all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
 
 
 async def test_a_split_history_loads_and_saves_at_the_stored_version(backend: Backend) -> None:

@@ -9,15 +9,24 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from evo_support import OldRow, evolution, fresh_schema, postgresql_at, sqlite_backend, v1_payload
-from split_crash_child import READ_MODEL, PartsApplied, open_backend
+from evo_support import (
+    PARTS_READ_MODEL,
+    Backend,
+    OldRow,
+    evolution,
+    postgresql_at,
+    sqlite_backend,
+    v1_payload,
+)
 from sqlalchemy import text
+
+from eventsource.repositories.checkpoint import CheckpointRepository
 
 CHILD = Path(__file__).with_name("split_crash_child.py")
 SRC = Path(__file__).resolve().parents[3] / "src"
@@ -38,15 +47,13 @@ def _rows() -> list[OldRow]:
     return rows
 
 
-@asynccontextmanager
-async def _location(backend: str, tmp_path: Path, request: pytest.FixtureRequest
-                    ) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield str(tmp_path / "events.db")
-        return
-    url = request.getfixturevalue("pg_url")
-    async with fresh_schema(url) as schema:
-        yield f"{url} {schema}"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(backend, location) as the child takes them: a SQLite file, or "url schema"."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "events.db")
+    url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+    return "postgresql", f"{url} {schema}"
 
 
 async def _wait(child: asyncio.subprocess.Process, done: Callable[[], Awaitable[bool]]) -> None:
@@ -58,22 +65,20 @@ async def _wait(child: asyncio.subprocess.Process, done: Callable[[], Awaitable[
     assert await asyncio.wait_for(child.wait(), timeout=30) == -signal.SIGKILL
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
-)
 async def test_killed_mid_split_resumes_without_losing_or_repeating_a_part(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    place: tuple[str, str], tmp_path: Path
 ) -> None:
-    registry, _ = evolution()
+    backend, location = place
     gate = tmp_path / "gate"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(CHILD.parent)])}
-    async with _location(backend, tmp_path, request) as location, open_backend(
-        backend, location, registry
-    ) as (store, sessions, checkpoints):
+    paths = [str(SRC), str(CHILD.parent), str(CHILD.parent.parent / "subscriptions")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    rows = _rows()
+    async with _opened(backend, location) as opened:
+        store, sessions = opened.store, opened.sessions
+        checkpoints = _checkpoints(opened)
         async with sessions() as session, session.begin():
-            await session.execute(text(READ_MODEL))
-        rows = _rows()
-        await _insert(backend, location, rows)
+            await session.execute(text(PARTS_READ_MODEL))
+        await opened.insert(rows)
         expected = [str(s.event_id) async for s in store.read_all()]
         assert len(expected) == len(rows) + 10  # ten edits, two parts each
 
@@ -86,7 +91,7 @@ async def test_killed_mid_split_resumes_without_losing_or_repeating_a_part(
             return await asyncio.to_thread(Path(f"{gate}.stuck").exists)
 
         async def complete() -> bool:
-            position = await checkpoints.get_position(PartsApplied.__name__)
+            position = await checkpoints.get_position("PartsApplied")
             return position == await store.get_global_position()
 
         first = await asyncio.create_subprocess_exec(
@@ -105,14 +110,20 @@ async def test_killed_mid_split_resumes_without_losing_or_repeating_a_part(
         assert set(counts.values()) == {1}  # none repeated
 
 
-async def _insert(backend: str, location: str, rows: list[OldRow]) -> None:
-    """The rows through the evolution tests' raw-SQL insert of the same backend."""
-
+def _opened(backend: str, location: str) -> AbstractAsyncContextManager[Backend]:
+    """The evolution tests' backend on the child's database (its own registry)."""
     registry, _ = evolution()
     if backend == "sqlite":
-        async with sqlite_backend(location, registry) as found:
-            await found.insert(rows)
-    else:
-        url, schema = location.split()
-        async with postgresql_at(url, schema, registry) as found:
-            await found.insert(rows)
+        return sqlite_backend(location, registry)
+    url, schema = location.split()
+    return postgresql_at(url, schema, registry)
+
+
+def _checkpoints(opened: Backend) -> CheckpointRepository:
+    if opened.name == "sqlite":
+        from eventsource.repositories.sqlite import SQLiteCheckpointRepository
+
+        return SQLiteCheckpointRepository(opened.store)  # type: ignore[arg-type]
+    from eventsource.repositories.postgresql import PostgreSQLCheckpointRepository
+
+    return PostgreSQLCheckpointRepository(opened.sessions)

@@ -9,34 +9,20 @@ from uuid import UUID
 from evo_support import (
     CUSTOMER,
     Backend,
+    Customer,
     CustomerSignedUp,
+    Profile,
     backend,
     evolved,
     old_rows,
+    postgresql_backend,
+    sqlite_backend_,
 )
-from pydantic import BaseModel
 
-from eventsource import AggregateRepository, DeclarativeAggregate, DomainEvent, handles
+from eventsource import AggregateRepository, DomainEvent
 from eventsource.stores.interface import ReadOptions
 
-__all__ = ["backend", "evolved"]  # fixtures
-
-
-class Profile(BaseModel):
-    name: str = ""
-    tier: str = ""
-    city: str = ""
-
-
-class Customer(DeclarativeAggregate[Profile]):
-    aggregate_type = CUSTOMER
-
-    def _get_initial_state(self) -> Profile:
-        return Profile()
-
-    @handles(CustomerSignedUp)
-    def _signed_up(self, event: CustomerSignedUp) -> None:
-        self._state = Profile(name=event.full_name, tier=event.tier)
+__all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
 
 
 def _is_v3(event: DomainEvent, n: int | None = None) -> bool:
