@@ -4,6 +4,7 @@ way to write rows the way an older release did (raw SQL) and to hash the stored 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -152,6 +153,21 @@ def old_rows(count: int, per_stream: int = 1) -> list[OldRow]:
         event_id, payload = v1_payload(aggregate, version, name=f"customer {n}")
         rows.append(OldRow(aggregate, version, "CustomerRegistered", event_id, payload))
     return rows
+
+
+async def committed_events(store: EventStore, count: int) -> list[DomainEvent]:
+    """The first `count` events of the store's commit-safe order. On PostgreSQL other sessions
+    of the shared cluster may hold the horizon back for a moment: read on until they come."""
+    found: list[DomainEvent] = []
+    cursor: str | None = None
+    async with asyncio.timeout(30):
+        while len(found) < count:
+            page = await store.read_committed(cursor, 300)
+            found.extend(stored.event for stored in page.events)
+            cursor = page.cursor
+            if not page.events:
+                await asyncio.sleep(0.05)
+    return found
 
 
 InsertRows = Callable[[Sequence[OldRow]], Awaitable[None]]

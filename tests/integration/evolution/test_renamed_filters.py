@@ -14,6 +14,7 @@ from evo_support import (
     CustomerMoved,
     CustomerSignedUp,
     backend,
+    committed_events,
     evolved,
     old_rows,
     postgresql_backend,
@@ -22,7 +23,6 @@ from evo_support import (
 
 from eventsource import DomainEvent, InMemoryCheckpointRepository, handles
 from eventsource.projections.base import DeclarativeProjection
-from eventsource.stores.interface import EventStore
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager, SubscriptionState
 
 __all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
@@ -53,17 +53,6 @@ class SignUpNames(DeclarativeProjection):
         self.seen.append(event.event_id)
 
 
-async def _committed(store: EventStore) -> list[DomainEvent]:
-    found: list[DomainEvent] = []
-    cursor: str | None = None
-    while True:
-        page = await store.read_committed(cursor, 300)
-        if not page.events:
-            return found
-        found.extend(stored.event for stored in page.events)
-        cursor = page.cursor
-
-
 async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Backend) -> None:
     rows = old_rows(1000, per_stream=10)
     for start in range(0, 1000, 250):  # other events between the old rows
@@ -91,7 +80,7 @@ async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Back
             ):
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # anything more would arrive now
-    expected = [e.event_id for e in await _committed(backend.store)
+    expected = [e.event_id for e in await committed_events(backend.store, 1004)
                 if isinstance(e, CustomerSignedUp)]
     assert [str(i) for i in expected] == [r.event_id for r in rows]
     assert subscriber.seen == expected

@@ -13,6 +13,7 @@ from evo_support import (
     CustomerSignedUp,
     Profile,
     backend,
+    committed_events,
     evolved,
     old_rows,
     postgresql_backend,
@@ -54,9 +55,9 @@ async def test_every_store_read_path_upcasts_and_leaves_the_rows_alone(backend: 
     streamed = await store.read_stream(f"{first}:{CUSTOMER}", ReadOptions())
     assert len(streamed.events) == 2
     assert all(_is_v3(s.event) for s in streamed.events)
-    page = await store.read_committed(None)
-    assert [str(s.event_id) for s in page.events] == [r.event_id for r in rows]
-    assert all(_is_v3(s.event) for s in page.events)
+    committed = await committed_events(store, len(rows))
+    assert [str(e.event_id) for e in committed] == [r.event_id for r in rows]
+    assert all(_is_v3(e) for e in committed)
 
     repository = AggregateRepository(store, Customer, CUSTOMER)
     customer = await repository.load(first)
