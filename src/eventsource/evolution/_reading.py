@@ -24,7 +24,8 @@ from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError
 
 __all__ = [
-    "Parts", "ReadPlan", "current_version", "peek_version", "read_plan", "retired_plan",
+    "Parts", "ReadPlan", "at_version", "current_version", "read_plan", "retired_plan",
+    "version_needle",
 ]
 
 Convert = Callable[[type[DomainEvent], dict[str, Any]], dict[str, Any]]
@@ -44,17 +45,19 @@ class Parts(tuple[DomainEvent, ...]):
     __slots__ = ()
 
 
-def peek_version(payload: Any) -> int | None:
-    """The `event_version` of a JSON text as the codec writes it (compact, the field near the
-    start), without parsing it; None when it is not found there, or might not be the top-level
-    field (an object opens before it): the caller then parses the text."""
-    if not isinstance(payload, str):
-        return None
-    at = payload.find('"event_version":', 0, 200)
-    if at < 0 or payload.rfind("{", 0, at) != 0:  # not found, or perhaps inside a nested object
-        return None
-    digits = payload[at + 16 : at + 26].split(",", 1)[0].split("}", 1)[0]
-    return int(digits) if digits.isdigit() else None
+def version_needle(version: int) -> str:
+    """What `at_version` looks for: the field as the codec writes it (compact, a comma after)."""
+    return f'"event_version":{version},'
+
+
+def at_version(payload: Any, needle: str) -> bool:
+    """True if a JSON text is surely at the version of `needle` (`version_needle`), without
+    parsing it: the field as the codec writes it, near the start, with no object opened before
+    it (so it is the top-level field). False says "parse it and see"."""
+    if type(payload) is not str:
+        return False
+    at = payload.find(needle, 0, 200)
+    return at > 0 and payload.rfind("{", 0, at) == 0
 
 
 def current_version(cls: type[DomainEvent]) -> int:

@@ -27,9 +27,10 @@ from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.evolution._reading import (
     Parts,
     ReadPlan,
-    peek_version,
+    at_version,
     read_plan,
     retired_plan,
+    version_needle,
 )
 from eventsource.evolution.upcasting import splits_registered
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
@@ -320,9 +321,10 @@ def _evolving(
 
         return checked
     if plan.current_is_final:
+        needle = version_needle(current)
 
         def peeked(payload: Any, event_id: Any) -> DomainEvent | Parts:
-            if peek_version(payload) == current:
+            if at_version(payload, needle):
                 return plain(payload, event_id)
             return upgrade(payload, event_id)
 
