@@ -140,12 +140,63 @@ class ReadPlan:
             data = dict(payload)  # the caller's dict stays as it was
         else:
             try:
-                data = from_json(payload)
+                data = from_json(payload, cache_strings="keys")
             except ValueError as exc:
                 raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
             if not isinstance(data, dict):
                 raise CorruptEventError(event_id, self.stored_name, "payload is not an object")
         return self.upgrade(data, event_id)
+
+    def fast_decoder(
+        self, plain: Callable[[Any, Any], DomainEvent]
+    ) -> Callable[[Any, Any], DomainEvent | Parts]:
+        """`decode` for a page's rows, written for speed: a row at the current version goes
+        to `plain` (pydantic from the text) after one substring search; a row whose version's
+        steps are all v → v+1 up to the current version runs them inline; any other row (a
+        split, a newer version, a bad payload) takes `decode`, which says what is wrong."""
+        needle = version_needle(self.current) if self.current_is_final else None
+        chains = {
+            version: tuple((step.function, step.from_version + 1) for step in route)
+            for version in range(1, self.current)
+            if (route := self._route(version))
+            and not any(step.into for step in route)
+            and route[-1].from_version + 1 == self.current
+        }
+        if self.current_is_final:  # (a text the search missed: jsonb's, say)
+            chains[self.current] = ()
+        validate, live, slow = self._validate, self.live, self.decode
+        if self._convert is not None or validate is None:
+            return slow
+
+        def decode(payload: Any, event_id: Any) -> DomainEvent | Parts:
+            if type(payload) is not str:
+                return slow(payload, event_id)
+            if needle is not None:
+                at = payload.find(needle, 0, 200)
+                if at > 0 and payload.rfind("{", 0, at) == 0:
+                    return plain(payload, event_id)
+            try:
+                data = from_json(payload, cache_strings="keys")
+                chain = chains.get(data.get("event_version", 1))
+            except (ValueError, AttributeError, TypeError):  # not JSON, not an object...
+                return slow(payload, event_id)
+            if chain is None:
+                return slow(payload, event_id)
+            try:
+                for function, version in chain:
+                    data = function(data)
+                    if type(data) is not dict:
+                        raise TypeError
+                    data["event_version"] = version
+            except Exception:  # raised, or did not return a dict: the slow path names it
+                return slow(payload, event_id)
+            data["event_type"] = live
+            try:
+                return cast(DomainEvent, validate(data))
+            except (ValidationError, ValueError) as exc:
+                raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
+
+        return decode
 
     def upgrade(self, data: dict[str, Any], event_id: Any) -> DomainEvent | Parts:
         """`decode` for a parsed payload the plan may change."""

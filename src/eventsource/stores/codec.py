@@ -27,10 +27,8 @@ from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.evolution._reading import (
     Parts,
     ReadPlan,
-    at_version,
     read_plan,
     retired_plan,
-    version_needle,
 )
 from eventsource.evolution.upcasting import splits_registered
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
@@ -308,7 +306,8 @@ def _evolving(
     plan: ReadPlan, plain: Callable[[Any, Any], DomainEvent] | None
 ) -> Callable[[Any, Any], DomainEvent | Parts]:
     """The decoder of a type that takes part in evolution. Rows already at the current
-    version go through `plain` (when there is no conversion); the others through the plan."""
+    version go through `plain` (when there is no conversion); the others through the plan
+    (`ReadPlan.fast_decoder`)."""
     if plain is None:
         return plan.decode
     current = plan.current
@@ -320,16 +319,7 @@ def _evolving(
             return event if event.event_version <= current else upgrade(payload, event_id)
 
         return checked
-    if plan.current_is_final:
-        needle = version_needle(current)
-
-        def peeked(payload: Any, event_id: Any) -> DomainEvent | Parts:
-            if at_version(payload, needle):
-                return plain(payload, event_id)
-            return upgrade(payload, event_id)
-
-        return peeked
-    return upgrade
+    return plan.fast_decoder(plain)
 
 
 def _plain(event_type: str, cls: type[DomainEvent]) -> Callable[[Any, Any], DomainEvent]:
