@@ -186,9 +186,9 @@ class ReadPlan:
                 for function, version in chain:
                     data = function(data)
                     if type(data) is not dict:
-                        raise TypeError
+                        return slow(payload, event_id)  # the slow path names the culprit
                     data["event_version"] = version
-            except Exception:  # raised, or did not return a dict: the slow path names it
+            except Exception:  # the upcaster raised: the slow path names it
                 return slow(payload, event_id)
             data["event_type"] = live
             try:
