@@ -169,32 +169,19 @@ class ReadPlan:
             return slow
 
         def decode(payload: Any, event_id: Any) -> DomainEvent | Parts:
-            if type(payload) is not str:
-                return slow(payload, event_id)
-            if needle is not None:
-                at = payload.find(needle, 0, 200)
-                if at > 0 and payload.rfind("{", 0, at) == 0:
-                    return plain(payload, event_id)
-            try:
-                data = from_json(payload, cache_strings="keys")
-                chain = chains.get(data.get("event_version", 1))
-            except (ValueError, AttributeError, TypeError):  # not JSON, not an object...
-                return slow(payload, event_id)
-            if chain is None:
-                return slow(payload, event_id)
-            try:
-                for function, version in chain:
-                    data = function(data)
-                    if type(data) is not dict:
-                        return slow(payload, event_id)  # the slow path names the culprit
-                    data["event_version"] = version
-            except Exception:  # the upcaster raised: the slow path names it
-                return slow(payload, event_id)
-            data["event_type"] = live
-            try:
-                return cast(DomainEvent, validate(data))
-            except (ValidationError, ValueError) as exc:
-                raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
+            if type(payload) is str:
+                if needle is not None:
+                    at = payload.find(needle, 0, 200)
+                    if at > 0 and payload.rfind("{", 0, at) == 0:
+                        return plain(payload, event_id)
+                data = _chained(payload, chains)
+                if data is not None:
+                    data["event_type"] = live
+                    try:
+                        return cast(DomainEvent, validate(data))
+                    except (ValidationError, ValueError) as exc:
+                        raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
+            return slow(payload, event_id)
 
         return decode
 
@@ -290,6 +277,27 @@ class ReadPlan:
                 name, cls, event_type_name(cls), self._registry, self._upcasters, self._convert
             )
         return plan
+
+
+def _chained(
+    payload: str, chains: dict[int, tuple[tuple[Callable[[Any], Any], int], ...]]
+) -> dict[str, Any] | None:
+    """The payload parsed and run through the inline chain of its version; None for anything
+    unusual (not a JSON object, no such chain, an upcaster that raised or returned no dict),
+    which `ReadPlan.decode` then reads again and names."""
+    try:
+        data = from_json(payload, cache_strings="keys")
+        chain = chains.get(data.get("event_version", 1))
+        if chain is None:
+            return None
+        for function, version in chain:
+            data = function(data)
+            if type(data) is not dict:
+                return None
+            data["event_version"] = version
+    except Exception:
+        return None
+    return cast(dict[str, Any], data)
 
 
 def _invoke(step: Upcaster, data: dict[str, Any], event_id: Any) -> Any:
