@@ -24,8 +24,8 @@ from eventsource.evolution.upcasting import Upcaster, Upcasters, upcasters_for
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError
 
 __all__ = [
-    "Parts", "ReadPlan", "at_version", "current_version", "read_plan", "retired_plan",
-    "version_needle",
+    "Parts", "ReadPlan", "at_version", "current_version", "live_name", "read_plan",
+    "retired_plan", "version_needle",
 ]
 
 Convert = Callable[[type[DomainEvent], dict[str, Any]], dict[str, Any]]
@@ -78,6 +78,13 @@ def declares_version(cls: type[DomainEvent]) -> bool:
     return found
 
 
+def live_name(stored_name: str, cls: type[DomainEvent]) -> str:
+    """The name rows stored as `stored_name` are read under: the class's own for one of its
+    old names (`renamed_from`), else the stored name (a class may be registered under several
+    names, or a registry may resolve any name to one class: those are not renames)."""
+    return event_type_name(cls) if stored_name in cls.renamed_from else stored_name
+
+
 def read_plan(
     stored_name: str,
     cls: type[DomainEvent],
@@ -87,7 +94,7 @@ def read_plan(
     """The plan for rows stored as `stored_name` (resolved to `cls`), or None when the plain
     decoder reads them as they are."""
     upcasters = upcasters_for(registry)
-    live = event_type_name(cls)
+    live = live_name(stored_name, cls)
     steps = upcasters.has_steps_for(stored_name) or (
         live != stored_name and upcasters.has_steps_for(live)
     )
@@ -274,7 +281,7 @@ class ReadPlan:
             except EventTypeNotFoundError as exc:
                 raise CorruptEventError(event_id, name, f"split target unknown ({exc})") from exc
             plan = self._targets[name] = ReadPlan(
-                name, cls, event_type_name(cls), self._registry, self._upcasters, self._convert
+                name, cls, live_name(name, cls), self._registry, self._upcasters, self._convert
             )
         return plan
 

@@ -8,10 +8,9 @@ from eventsource.events.base import DomainEvent
 from eventsource.events.registry import (
     EventRegistry,
     default_registry,
-    event_type_name,
     resolve_event_class,
 )
-from eventsource.evolution._reading import current_version
+from eventsource.evolution._reading import current_version, live_name
 from eventsource.evolution.errors import (
     AliasConflictError,
     DuplicateUpcasterError,
@@ -40,8 +39,8 @@ def check_evolution(
     for name, steps in by_name.items():
         cls = _resolve(name, registry)
         chain = dict(steps)
-        if cls is not None and event_type_name(cls) != name:  # an old name: the live steps too
-            for version, live_step in by_name.get(event_type_name(cls), {}).items():
+        if cls is not None and live_name(name, cls) != name:  # an old name: the live steps too
+            for version, live_step in by_name.get(live_name(name, cls), {}).items():
                 old_step = chain.setdefault(version, live_step)
                 if old_step is not live_step:
                     raise DuplicateUpcasterError(
