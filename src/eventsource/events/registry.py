@@ -10,6 +10,7 @@ from eventsource.events.base import DomainEvent
 from eventsource.exceptions import DuplicateEventTypeError, EventTypeNotFoundError
 
 __all__ = [
+    "EVOLUTION_SEEN",
     "DuplicateEventTypeError",
     "EventRegistry",
     "EventTypeNotFoundError",
@@ -54,6 +55,8 @@ class EventRegistry:
             aliases = _checked_aliases(self, name, event_class)
             self._classes[name] = event_class
             self._aliases.update(aliases)
+            if aliases:
+                EVOLUTION_SEEN[0] = True
         return event_class
 
     def aliases(self) -> dict[str, type[DomainEvent]]:
@@ -112,6 +115,11 @@ class EventRegistry:
 
     def __repr__(self) -> str:
         return f"EventRegistry({len(self._classes)} types)"
+
+
+EVOLUTION_SEEN = [False]
+"""Set once any registry registers an old name (`renamed_from`) or any upcaster is registered:
+until then the in-memory store's append skips looking for objects of an older shape."""
 
 
 def _checked_aliases(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from eventsource.events.registry import EventRegistry, default_registry
+from eventsource.events.registry import EVOLUTION_SEEN, EventRegistry, default_registry
 from eventsource.evolution.errors import DuplicateUpcasterError
 
 __all__ = [
@@ -187,6 +187,7 @@ class Upcasters:
             table[key] = step
             if table is self._steps:
                 self._names.add(step.event_type)
+                EVOLUTION_SEEN[0] = True
             self.generation += 1
 
     def __repr__(self) -> str:

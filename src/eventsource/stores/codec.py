@@ -23,7 +23,7 @@ from pydantic_core import PydanticSerializationError
 from eventsource._compat.pydantic import dump_json, json_validator, python_validator
 from eventsource._storable_json import json_problem, lone_surrogate
 from eventsource.events.base import DomainEvent
-from eventsource.events.registry import EventRegistry, resolve_event_class
+from eventsource.events.registry import EVOLUTION_SEEN, EventRegistry, resolve_event_class
 from eventsource.evolution._reading import (
     Parts,
     ReadPlan,
@@ -39,6 +39,7 @@ from eventsource.stores.type_converter import TypeConverter
 __all__ = [
     "RowLayout",
     "check_payloads",
+    "current_shapes",
     "decode_event",
     "decode_prefix",
     "decode_rows",
@@ -87,6 +88,33 @@ def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None
         for event in events:
             if type(event) in doubtful:
                 encode_payload(event)
+
+
+def current_shapes(
+    events: Sequence[DomainEvent], registry: EventRegistry | None
+) -> Sequence[DomainEvent]:
+    """`events`, with any of an older shape than its class (an object of an old class, under an
+    old name or version) as a durable store would read it back: for the in-memory store, which
+    keeps the objects it is given. Untouched (the same sequence) until upcasters or old names
+    exist; a split's source is kept as given (a split is read from rows, not objects)."""
+    if not EVOLUTION_SEEN[0]:
+        return events
+    current: list[DomainEvent] | None = None
+    classes: dict[str, type[DomainEvent]] = {}
+    for index, event in enumerate(events):
+        name = event.event_type
+        cls = classes.get(name)
+        if cls is None:
+            cls = classes[name] = resolve_event_class(name, registry)  # checked: it resolves
+        if type(event) is cls:
+            continue
+        plan = read_plan(name, cls, registry)
+        made = plan.decode(encode_payload(event), event.event_id) if plan is not None else event
+        if isinstance(made, DomainEvent) and made is not event:
+            if current is None:
+                current = list(events)
+            current[index] = made
+    return events if current is None else current
 
 
 def _check_types(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:

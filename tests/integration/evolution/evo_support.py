@@ -87,6 +87,15 @@ class Customer(DeclarativeAggregate[Profile]):
         ))
 
 
+class OldCustomerRegistered(DomainEvent):
+    """Release 1's class, not registered any more: the in-memory backend appends its objects
+    as the first release would have."""
+
+    event_type: str = "CustomerRegistered"
+    aggregate_type: str = CUSTOMER
+    name: str
+
+
 def evolution(
     registry: EventRegistry | None = None, upcasters: Upcasters | None = None
 ) -> tuple[EventRegistry, Upcasters]:
@@ -222,6 +231,28 @@ async def sqlite_backend(path: str, registry: EventRegistry) -> AsyncIterator[Ba
 
 
 @asynccontextmanager
+async def memory_backend(registry: EventRegistry) -> AsyncIterator[Backend]:
+    """An `InMemoryEventStore`; "rows" are appended as objects of release 1's class, and the
+    digest hashes what the store holds."""
+    from eventsource import InMemoryEventStore
+    from eventsource.stores.interface import ExpectedVersion
+
+    store = InMemoryEventStore(enable_tracing=False, event_registry=registry)
+
+    async def insert(rows: Sequence[OldRow]) -> None:
+        for row in rows:
+            assert row.event_type == "CustomerRegistered", row.event_type
+            old = OldCustomerRegistered.model_validate_json(row.payload)
+            await store.append_events(row.aggregate_id, CUSTOMER, [old], ExpectedVersion.ANY)
+
+    async def digest() -> str:
+        dumps = [stored.event.model_dump_json() async for stored in store.read_all()]
+        return hashlib.sha256(repr(dumps).encode()).hexdigest()
+
+    yield Backend("memory", store, insert, digest, None)
+
+
+@asynccontextmanager
 async def postgresql_at(url: str, schema: str, registry: EventRegistry) -> AsyncIterator[Backend]:
     import asyncpg
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -298,5 +329,19 @@ async def postgresql_backend(
         yield opened
 
 
-FIXTURES = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]
-"""What a test module using `backend` imports (and names in `__all__`)."""
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql",
+                                                         marks=pytest.mark.postgresql)])
+def any_backend(request: pytest.FixtureRequest) -> Backend:
+    """`backend`, and the in-memory store too (for the tests whose rows it can hold)."""
+    found: Backend = request.getfixturevalue(
+        {"memory": "memory_backend_", "sqlite": "sqlite_backend_"}.get(
+            request.param, "postgresql_backend"
+        )
+    )
+    return found
+
+
+@pytest.fixture
+async def memory_backend_(evolved: tuple[EventRegistry, Upcasters]) -> AsyncIterator[Backend]:
+    async with memory_backend(evolved[0]) as opened:
+        yield opened

@@ -1,7 +1,7 @@
 """Issue 15, acceptance 2: a subscription and a projection filtered on the renamed class
 `CustomerSignedUp` receive all 1,000 events stored under the old name `CustomerRegistered`
 (v1, raw SQL), in commit-safe order, exactly once, and none of the other events between them;
-on a SQLite file and on PostgreSQL."""
+on a SQLite file, on PostgreSQL and in memory (release 1's objects appended)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from evo_support import (
     Backend,
     CustomerMoved,
     CustomerSignedUp,
-    backend,
+    any_backend,
     committed_events,
     evolved,
+    memory_backend_,
     old_rows,
     postgresql_backend,
     sqlite_backend_,
@@ -25,7 +26,9 @@ from eventsource import DomainEvent, InMemoryCheckpointRepository, handles
 from eventsource.projections.base import DeclarativeProjection
 from eventsource.subscriptions import SubscriptionConfig, SubscriptionManager, SubscriptionState
 
-__all__ = ["backend", "evolved", "postgresql_backend", "sqlite_backend_"]  # fixtures
+__all__ = [
+    "any_backend", "evolved", "memory_backend_", "postgresql_backend", "sqlite_backend_",
+]  # fixtures
 
 
 class SignUps:
@@ -53,17 +56,17 @@ class SignUpNames(DeclarativeProjection):
         self.seen.append(event.event_id)
 
 
-async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Backend) -> None:
+async def test_filters_on_the_renamed_class_get_every_old_row_once(any_backend: Backend) -> None:
     rows = old_rows(1000, per_stream=10)
     for start in range(0, 1000, 250):  # other events between the old rows
-        await backend.insert(rows[start:start + 250])
+        await any_backend.insert(rows[start:start + 250])
         mover = uuid4()
-        await backend.store.append_events(
+        await any_backend.store.append_events(
             mover, CUSTOMER, [CustomerMoved(aggregate_id=mover, city="Lyon")], 0
         )
-    before = await backend.digest()
+    before = await any_backend.digest()
     manager = SubscriptionManager(
-        backend.store, None, InMemoryCheckpointRepository(enable_tracing=False),
+        any_backend.store, None, InMemoryCheckpointRepository(enable_tracing=False),
         enable_tracing=False,
     )
     manager.poll_interval = 0.05
@@ -80,10 +83,10 @@ async def test_filters_on_the_renamed_class_get_every_old_row_once(backend: Back
             ):
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # anything more would arrive now
-    expected = [e.event_id for e in await committed_events(backend.store, 1004)
+    expected = [e.event_id for e in await committed_events(any_backend.store, 1004)
                 if isinstance(e, CustomerSignedUp)]
     assert [str(i) for i in expected] == [r.event_id for r in rows]
     assert subscriber.seen == expected
     assert projection.seen == expected
     assert projection.names[:2] == ["customer 0", "customer 1"]
-    assert await backend.digest() == before  # reading changed no stored byte
+    assert await any_backend.digest() == before  # reading changed no stored byte
