@@ -10,6 +10,8 @@ from uuid import UUID
 from eventsource.aggregates._settings import RepositorySettings
 from eventsource.aggregates.base import AggregateRoot
 from eventsource.events.base import DomainEvent
+from eventsource.evolution.snapshots import record_discarded, upgrade_snapshot
+from eventsource.evolution.upcasting import upcasters_for
 from eventsource.exceptions import AggregateNotFoundError
 from eventsource.observability.attributes import (
     ATTR_AGGREGATE_ID,
@@ -165,11 +167,25 @@ class AggregateRepository(
         expected = getattr(type(aggregate), "schema_version", 1)
         if snapshot.schema_version == expected:
             return snapshot, False
+        return self._other_schema(aggregate, aggregate_id, snapshot, expected)
+
+    def _other_schema(
+        self, aggregate: TAggregate, aggregate_id: UUID, snapshot: Snapshot, expected: int
+    ) -> tuple[Snapshot | None, bool]:
+        """`_usable_snapshot` for a snapshot of another schema version: upgraded by snapshot
+        upcasters, else restored by the aggregate's own `_restore_from_snapshot`, else
+        discarded (and counted)."""
+        if snapshot.schema_version < expected:
+            registry = getattr(self._event_store, "event_registry", None)
+            upgraded = upgrade_snapshot(snapshot, expected, upcasters_for(registry))
+            if upgraded is not None:
+                return upgraded, False
         overrides = (
             type(aggregate)._restore_from_snapshot is not AggregateRoot._restore_from_snapshot
         )
         if snapshot.schema_version < expected and overrides:
             return snapshot, False
+        record_discarded(self._aggregate_type)
         logger.info(
             "Ignoring snapshot of %s %s: schema version %d, aggregate expects %d",
             self._aggregate_type, aggregate_id, snapshot.schema_version, expected,

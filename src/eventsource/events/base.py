@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,10 @@ class DomainEvent(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: Names this event type was stored under before a rename: the registry resolves them to
+    #: the class, and reads return such rows as the class (see docs/evolution.md).
+    renamed_from: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, /, **data: Any) -> None:
         self.__pydantic_validator__.validate_python(data, self_instance=self)

@@ -10,6 +10,7 @@ from eventsource.events.base import DomainEvent
 from eventsource.exceptions import DuplicateEventTypeError, EventTypeNotFoundError
 
 __all__ = [
+    "EVOLUTION_SEEN",
     "DuplicateEventTypeError",
     "EventRegistry",
     "EventTypeNotFoundError",
@@ -39,6 +40,7 @@ class EventRegistry:
 
     def __init__(self) -> None:
         self._classes: dict[str, type[DomainEvent]] = {}
+        self._aliases: dict[str, type[DomainEvent]] = {}  # old names (`renamed_from`)
         self._lock = threading.Lock()
 
     def register(self, event_class: E, event_type: str | None = None) -> E:
@@ -50,8 +52,16 @@ class EventRegistry:
             existing = self._classes.get(name)
             if existing is not None and existing is not event_class:
                 raise DuplicateEventTypeError(name, existing, event_class)
+            aliases = _checked_aliases(self, name, event_class)
             self._classes[name] = event_class
+            self._aliases.update(aliases)
+            if aliases:
+                EVOLUTION_SEEN[0] = True
         return event_class
+
+    def aliases(self) -> dict[str, type[DomainEvent]]:
+        """Old type names (`renamed_from`) and the class each resolves to."""
+        return dict(self._aliases)
 
     def get(self, name: str) -> type[DomainEvent]:
         """The class for `name`; `EventTypeNotFoundError` if there is none."""
@@ -61,8 +71,9 @@ class EventRegistry:
         return found
 
     def get_or_none(self, name: str) -> type[DomainEvent] | None:
-        """The class for `name`, or None."""
-        return self._classes.get(name)
+        """The class for `name` (a live name, else an old one from `renamed_from`), or None."""
+        found = self._classes.get(name)
+        return found if found is not None else self._aliases.get(name)
 
     def contains(self, name: str) -> bool:
         """True if `name` is registered."""
@@ -79,12 +90,16 @@ class EventRegistry:
     def unregister(self, name: str) -> bool:
         """Remove `name`; True if it was registered."""
         with self._lock:
-            return self._classes.pop(name, None) is not None
+            gone = self._classes.pop(name, None)
+            if gone is not None:
+                self._aliases = {k: v for k, v in self._aliases.items() if v is not gone}
+            return gone is not None
 
     def clear(self) -> None:
         """Remove every registration."""
         with self._lock:
             self._classes.clear()
+            self._aliases.clear()
 
     def __contains__(self, name: object) -> bool:
         return name in self._classes
@@ -100,6 +115,43 @@ class EventRegistry:
 
     def __repr__(self) -> str:
         return f"EventRegistry({len(self._classes)} types)"
+
+
+EVOLUTION_SEEN = [False]
+"""Set once any registry registers an old name (`renamed_from`) or any upcaster is registered:
+until then the in-memory store's append skips looking for objects of an older shape."""
+
+
+def _checked_aliases(
+    registry: EventRegistry, name: str, event_class: type[DomainEvent]
+) -> dict[str, type[DomainEvent]]:
+    """`event_class`'s old names; AliasConflictError if one is a live name or another class's
+    old name, or if `name` is already another class's old name."""
+    from eventsource.evolution.errors import AliasConflictError
+
+    claimed = registry._aliases.get(name)
+    if claimed is not None and claimed is not event_class:
+        raise AliasConflictError(
+            f"{event_class.__qualname__} registers as {name!r}, which "
+            f"{claimed.__qualname__}.renamed_from lists as its old name"
+        )
+    found: dict[str, type[DomainEvent]] = {}
+    for alias in event_class.renamed_from:
+        live = registry._classes.get(alias)
+        if alias == name or (live is not None and live is not event_class):
+            owner = event_class if live is None else live
+            raise AliasConflictError(
+                f"{event_class.__qualname__}.renamed_from lists {alias!r}, the live type name "
+                f"of {owner.__qualname__}"
+            )
+        other = registry._aliases.get(alias)
+        if other is not None and other is not event_class:
+            raise AliasConflictError(
+                f"{event_class.__qualname__}.renamed_from and {other.__qualname__}.renamed_from "
+                f"both list {alias!r}"
+            )
+        found[alias] = event_class
+    return found
 
 
 default_registry = EventRegistry()

@@ -436,6 +436,11 @@ class DatabaseProjection(DeclarativeProjection):
                 applied = 1
             else:
                 applied = applied_count(self, await self._process_batch(conn, events), len(events))
+                while positions is not None and 0 < applied < len(events) and (
+                    positions[applied] == positions[applied - 1]
+                ):  # a cut inside a split's parts (one stored row): finish the unit first
+                    await self._dispatch(events[applied])
+                    applied += 1
             if self._writer is not None:
                 if applied < len(events):
                     position = None if positions is None else positions[applied - 1]

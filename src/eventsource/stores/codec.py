@@ -23,7 +23,14 @@ from pydantic_core import PydanticSerializationError
 from eventsource._compat.pydantic import dump_json, json_validator, python_validator
 from eventsource._storable_json import json_problem, lone_surrogate
 from eventsource.events.base import DomainEvent
-from eventsource.events.registry import EventRegistry, resolve_event_class
+from eventsource.events.registry import EVOLUTION_SEEN, EventRegistry, resolve_event_class
+from eventsource.evolution._reading import (
+    Parts,
+    ReadPlan,
+    read_plan,
+    retired_plan,
+)
+from eventsource.evolution.upcasting import splits_registered
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
 from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
 from eventsource.stores.records import StoredEvent, make_stored_event
@@ -32,6 +39,7 @@ from eventsource.stores.type_converter import TypeConverter
 __all__ = [
     "RowLayout",
     "check_payloads",
+    "current_shapes",
     "decode_event",
     "decode_prefix",
     "decode_rows",
@@ -82,6 +90,33 @@ def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None
                 encode_payload(event)
 
 
+def current_shapes(
+    events: Sequence[DomainEvent], registry: EventRegistry | None
+) -> Sequence[DomainEvent]:
+    """`events`, with any of an older shape than its class (an object of an old class, under an
+    old name or version) as a durable store would read it back: for the in-memory store, which
+    keeps the objects it is given. Untouched (the same sequence) until upcasters or old names
+    exist; a split's source is kept as given (a split is read from rows, not objects)."""
+    if not EVOLUTION_SEEN[0]:
+        return events
+    current: list[DomainEvent] | None = None
+    classes: dict[str, type[DomainEvent]] = {}
+    for index, event in enumerate(events):
+        name = event.event_type
+        cls = classes.get(name)
+        if cls is None:
+            cls = classes[name] = resolve_event_class(name, registry)  # checked: it resolves
+        if type(event) is cls:
+            continue
+        plan = read_plan(name, cls, registry)
+        made = plan.decode(encode_payload(event), event.event_id) if plan is not None else event
+        if isinstance(made, DomainEvent) and made is not event:
+            if current is None:
+                current = list(events)
+            current[index] = made
+    return events if current is None else current
+
+
 def _check_types(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:
     if len(events) == 1:  # the single append: no loop
         _check_resolvable(events[0], registry)
@@ -114,13 +149,21 @@ def decode_event(
 ) -> DomainEvent:
     """Rebuild a stored event as its registered class (the registry, then the default one).
 
-    pydantic validates straight from the JSON text. Any failure raises `CorruptEventError`
-    naming the event id and type, so a bad row never surfaces as a bare error mid-iteration.
+    pydantic validates straight from the JSON text; a type with upcasters or an old name is
+    brought to its class's shape first (`eventsource.evolution`). Any failure raises
+    `CorruptEventError` naming the event id and type, so a bad row never surfaces as a bare
+    error mid-iteration. One event per payload: a split is read from a store, not decoded alone.
     """
     try:
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError as exc:
-        raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+        retired = retired_plan(event_type, registry)  # a split's source, say
+        if retired is None:
+            raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+        return _one(retired, payload, event_id)
+    plan = read_plan(event_type, cls, registry, _conversion(cls, converter))
+    if plan is not None:
+        return _one(plan, payload, event_id)
     try:
         if converter is not None and converter.needs_conversion(cls):
             data = json.loads(payload) if not isinstance(payload, dict) else payload
@@ -130,6 +173,17 @@ def decode_event(
         return cls.model_validate_json(payload)
     except (ValidationError, ValueError) as exc:
         raise CorruptEventError(event_id, event_type, str(exc)) from exc
+
+
+def _one(plan: ReadPlan, payload: Any, event_id: Any) -> DomainEvent:
+    """`plan`'s event of a payload that must make one (a message, an outbox row)."""
+    made = plan.decode(payload, event_id)
+    if isinstance(made, Parts):
+        raise CorruptEventError(
+            event_id, plan.stored_name, "a split upcaster makes several events of it: read "
+            "it from the event store, which delivers the parts"
+        )
+    return made
 
 
 @contextmanager
@@ -190,9 +244,21 @@ def decode_prefix(
     The same rule as `decode_event`, with the class lookup done once per event type and page:
     a page is mostly a few types, and the lookup costs as much as a small event's validation.
     """
+    made, corrupt = _decode_page(rows, layout, registry, converter, where)
+    return (_flat(made) if _split_in(made) else made), corrupt  # type: ignore[return-value]
+
+
+def _decode_page(
+    rows: Sequence[Any],
+    layout: RowLayout,
+    registry: EventRegistry | None,
+    converter: TypeConverter | None,
+    where: Callable[[Any], str] | None,
+) -> tuple[list[DomainEvent | Parts], CorruptEventError | None]:
+    """`decode_prefix` with one item per row: a split row's item is its `Parts`."""
     t, p, i = layout.event_type, layout.payload, layout.event_id
-    decoders: dict[str, Callable[[Any, Any], DomainEvent]] = {}
-    events: list[DomainEvent] = []
+    decoders: dict[str, Callable[[Any, Any], DomainEvent | Parts]] = {}
+    events: list[DomainEvent | Parts] = []
     add = events.append
     try:
         with gc_paused():
@@ -203,8 +269,23 @@ def decode_prefix(
                     decode = decoders[event_type] = _decoder(event_type, registry, converter)
                 add(decode(row[p], row[i]))
     except CorruptEventError as exc:
-        return events, _located(exc, rows[len(events)], layout, where)  # one event per row
+        return events, _located(exc, rows[len(events)], layout, where)  # one item per row
     return events, None
+
+
+def _split_in(items: list[DomainEvent | Parts]) -> bool:
+    """Whether a page holds a split (the common page has none: one pass, no copy)."""
+    return any(type(item) is Parts for item in items) if splits_registered() else False
+
+
+def _flat(items: list[DomainEvent | Parts]) -> list[DomainEvent]:
+    flat: list[DomainEvent] = []
+    for item in items:
+        if type(item) is Parts:
+            flat.extend(item)
+        else:
+            flat.append(cast(DomainEvent, item))
+    return flat
 
 
 def _located(
@@ -213,9 +294,11 @@ def _located(
     """`error` again, with the row's global position (when the read selects it) in its message
     and the row's raw payload."""
     position = row[layout.position] if layout.position >= 0 else None
-    located = CorruptEventError(
+    located = type(error)(
         error.event_id, error.event_type, error.reason, position, row[layout.payload]
     )
+    for name, value in vars(error).items():  # a subclass's own attributes (the upcaster...)
+        located.__dict__.setdefault(name, value)
     located.__cause__ = error.__cause__
     if where is not None:
         located.add_note(where(row))
@@ -224,14 +307,51 @@ def _located(
 
 def _decoder(
     event_type: str, registry: EventRegistry | None, converter: TypeConverter | None
-) -> Callable[[Any, Any], DomainEvent]:
-    """`decode_event` for rows of one event type: `(payload, event_id) -> event`."""
+) -> Callable[[Any, Any], DomainEvent | Parts]:
+    """`decode_event` for rows of one event type: `(payload, event_id) -> event` (or a split's
+    `Parts`). Upcasting is resolved here, once per type and page (see `_evolving`)."""
     try:
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError:
+        retired = retired_plan(event_type, registry)  # a split's source, say
+        return retired.decode if retired else partial(_decode_with, event_type, registry, converter)
+    convert = _conversion(cls, converter)
+    plan = read_plan(event_type, cls, registry, convert)
+    if plan is not None:
+        return _evolving(plan, None if convert is not None else _plain(event_type, cls))
+    if convert is not None:
         return partial(_decode_with, event_type, registry, converter)
-    if converter is not None and converter.needs_conversion(cls):
-        return partial(_decode_with, event_type, registry, converter)
+    return _plain(event_type, cls)
+
+
+def _conversion(
+    cls: type[DomainEvent], converter: TypeConverter | None
+) -> Callable[[type[DomainEvent], dict[str, Any]], dict[str, Any]] | None:
+    return converter.convert if converter is not None and converter.needs_conversion(cls) else None
+
+
+def _evolving(
+    plan: ReadPlan, plain: Callable[[Any, Any], DomainEvent] | None
+) -> Callable[[Any, Any], DomainEvent | Parts]:
+    """The decoder of a type that takes part in evolution. Rows already at the current
+    version go through `plain` (when there is no conversion); the others through the plan
+    (`ReadPlan.fast_decoder`)."""
+    if plain is None:
+        return plan.decode
+    current = plan.current
+    upgrade = plan.decode
+    if plan.plain:  # no upcasters: only a newer stored version needs the plan (to refuse it)
+
+        def checked(payload: Any, event_id: Any) -> DomainEvent | Parts:
+            event = plain(payload, event_id)
+            return event if event.event_version <= current else upgrade(payload, event_id)
+
+        return checked
+    return plan.fast_decoder(plain)
+
+
+def _plain(event_type: str, cls: type[DomainEvent]) -> Callable[[Any, Any], DomainEvent]:
+    """The decoder of rows read as they are: pydantic straight from the JSON text."""
     validate_json = json_validator(cls)
     validate = python_validator(cls)
 
@@ -270,9 +390,11 @@ def stored_prefix(
 
     Readers hand the events over, then raise the error: the rows before a bad one still arrive.
     """
-    events, corrupt = decode_prefix(rows, layout, registry, converter, where)
+    events, corrupt = _decode_page(rows, layout, registry, converter, where)
     if corrupt is not None:
         rows = rows[: len(events)]
+    if _split_in(events):
+        return _stored_parts(rows, events, layout, stored_at), corrupt
     stream_ids: dict[tuple[Any, str], str] = {}
     stamps: dict[Any, datetime] = {}
     stored: list[StoredEvent] = []
@@ -289,5 +411,25 @@ def stored_prefix(
             stamp = stamps.get(row[s])
             if stamp is None:
                 stamp = stamps[row[s]] = stored_at(row[s])
-            stored.append(make_stored_event(event, stream_id, row[v], row[g], stamp))
+            stored.append(make_stored_event(event, stream_id, row[v], row[g], stamp))  # type: ignore[arg-type]
     return stored, corrupt
+
+
+def _stored_parts(
+    rows: Sequence[Any],
+    items: list[DomainEvent | Parts],
+    layout: RowLayout,
+    stored_at: Callable[[Any], datetime],
+) -> list[StoredEvent]:
+    """`stored_prefix` for a page holding a split: each part keeps its row's stream version
+    and global position."""
+    a, k, v, g, s = (
+        layout.aggregate_id, layout.aggregate_type, layout.version, layout.position,
+        layout.stored_at,
+    )
+    stored: list[StoredEvent] = []
+    for row, item in zip(rows, items, strict=True):
+        stream_id, stamp = f"{row[a]}:{row[k]}", stored_at(row[s])
+        for event in item if type(item) is Parts else (cast(DomainEvent, item),):
+            stored.append(make_stored_event(event, stream_id, row[v], row[g], stamp))
+    return stored

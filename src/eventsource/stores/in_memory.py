@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsource.events.base import DomainEvent
-from eventsource.events.registry import EventRegistry
+from eventsource.events.registry import EVOLUTION_SEEN, EventRegistry
 from eventsource.observability.tracing import TracingMixin
 from eventsource.stores.base import RowEventStore, StreamQuery, check_expected_version
-from eventsource.stores.codec import check_payloads
+from eventsource.stores.codec import check_payloads, current_shapes
 from eventsource.stores.records import (
     AppendResult,
     EventStream,
@@ -91,7 +91,9 @@ class InMemoryEventStore(TracingMixin, RowEventStore[Sequence[DomainEvent]]):
         self, aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent]
     ) -> Sequence[DomainEvent]:
         check_payloads(events, self._registry)  # refuse what no durable store could keep
-        return events  # kept as they are: no serialising in memory
+        # Kept as they are (no serialising in memory), but for an old class's object: that is
+        # kept as durable stores would read it back (eventsource.evolution).
+        return current_shapes(events, self._registry) if EVOLUTION_SEEN[0] else events
 
     def _write(
         self,

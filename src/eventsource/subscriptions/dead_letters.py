@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from eventsource.events.registry import resolve_event_class
+from eventsource.stores.codec import decode_event
 
 if TYPE_CHECKING:
     from eventsource.events.base import DomainEvent
@@ -32,10 +32,14 @@ class DeadLetterRetryResult:
 
 
 def _event_of(entry: DLQEntry, registry: EventRegistry | None) -> DomainEvent:
+    """The dead letter's event, through the codec: a row of an older shape (dead-lettered
+    because it could not be read) is upcast like any stored row."""
     data: object = entry.event_data
     if isinstance(data, str):
         data = json.loads(data)
-    return resolve_event_class(entry.event_type, registry).model_validate(data)
+    if not isinstance(data, dict):
+        raise TypeError(f"event data is {type(data).__name__}, not an object")
+    return decode_event(entry.event_type, data, registry, entry.event_id)
 
 
 async def _entries(

@@ -400,8 +400,14 @@ class SubscriptionReader:
             await self.checkpoint(self.last_read, self.cursor if not self.page else None)
 
     async def checkpoint(self, stored: StoredEvent | None, cursor: str | None) -> None:
-        """Save the position of `stored` (and the cursor after it, when known); never backwards."""
-        if stored is not None:
+        """Save the position of `stored` (and the cursor after it, when known); never backwards.
+
+        Not inside a split: its parts share their stored row's position, so a checkpoint before
+        the last part would skip the rest on resume (the unit is delivered again instead)."""
+        page, index = self.page, self.index
+        if stored is not None and not (
+            index < len(page) and page[index].global_position == stored.global_position
+        ):
             await self.checkpointer.save(
                 stored.global_position, stored.event_id, stored.event_type, cursor
             )

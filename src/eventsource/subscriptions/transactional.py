@@ -126,6 +126,9 @@ class TransactionalDelivery:
             after = await reader.feed.cursor_after(cursor, stored)
             if after is None:  # stopping during a store outage: the page stays unfinished
                 return
+            if await self._split_unit(reader, after, timeout):
+                cursor = after
+                continue
             if not reader.wants(stored):
                 reader.advance(reader.index + 1)
             elif await self._handle_one(reader, stored, after, timeout):
@@ -134,6 +137,31 @@ class TransactionalDelivery:
                 reader.advance(reader.index + 1)
                 await reader.checkpoint(stored, after)  # past the dead letter
             cursor = after
+
+    async def _split_unit(self, reader: PageReader, after: str, timeout: float) -> bool:
+        """The parts a split made of one stored row, in one transaction with the checkpoint
+        after the row (a unit: a crash never leaves it half applied); False when the current
+        event is not such a part, or the unit failed (then it goes one by one as usual)."""
+        page, start = reader.page, reader.index
+        position = page[start].global_position
+        end = start + 1
+        while end < len(page) and page[end].global_position == position:
+            end += 1
+        if end - start < 2:
+            return False
+        wanted = [page[i].event for i in range(start, end) if reader.wants(page[i])]
+        try:
+            async with asyncio.timeout(timeout):
+                if wanted:
+                    await self.subscriber.commit_batch(wanted, position=position, cursor=after)
+        except Exception as exc:
+            logger.warning("Subscription %s: the %d parts of a split at position %d failed "
+                           "together (%s); handling them one by one", reader.sub.name,
+                           len(wanted), position, exc)
+            return False
+        reader.advance(end, wanted[-1] if wanted else None, len(wanted), committed=bool(wanted),
+                       cursor=after)
+        return True
 
     async def _handle_one(
         self, reader: PageReader, stored: StoredEvent, after: str, timeout: float
