@@ -25,6 +25,8 @@ from eventsource._storable_json import json_problem, lone_surrogate
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
+from eventsource.personal._hook import personal_decoder, protect_payload
+from eventsource.personal.markers import plan_of
 from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
 from eventsource.stores.records import StoredEvent, make_stored_event
 from eventsource.stores.type_converter import TypeConverter
@@ -44,7 +46,16 @@ __all__ = [
 
 def encode_payload(event: DomainEvent) -> str:
     """The event's full JSON dump; SerializationError (before any write) if it has none, or if
-    its reader would not get it back (see `eventsource._storable_json`)."""
+    its reader would not get it back (see `eventsource._storable_json`). Fields marked as
+    personal data are sealed (`eventsource.personal`)."""
+    payload = _checked_dump(event)
+    plan = plan_of(type(event))  # personal data: one cached lookup for unmarked classes
+    if plan is not None:
+        payload = protect_payload(plan, event.event_type, payload)
+    return payload
+
+
+def _checked_dump(event: DomainEvent) -> str:
     try:
         payload = dump_json(event)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
@@ -79,7 +90,7 @@ def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None
     if doubtful:
         for event in events:
             if type(event) in doubtful:
-                encode_payload(event)
+                _checked_dump(event)  # kept in memory: nothing to seal
 
 
 def _check_types(events: Sequence[DomainEvent], registry: EventRegistry | None) -> None:
@@ -121,6 +132,9 @@ def decode_event(
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError as exc:
         raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
+    personal = _personal_decoder(cls, event_type, converter)  # personal data: opens fields
+    if personal is not None:
+        return cast(DomainEvent, personal(payload, event_id))
     try:
         if converter is not None and converter.needs_conversion(cls):
             data = json.loads(payload) if not isinstance(payload, dict) else payload
@@ -230,6 +244,9 @@ def _decoder(
         cls = resolve_event_class(event_type, registry)
     except EventTypeNotFoundError:
         return partial(_decode_with, event_type, registry, converter)
+    personal = _personal_decoder(cls, event_type, converter)  # personal data: opens fields
+    if personal is not None:
+        return personal
     if converter is not None and converter.needs_conversion(cls):
         return partial(_decode_with, event_type, registry, converter)
     validate_json = json_validator(cls)
@@ -245,6 +262,18 @@ def _decoder(
             raise CorruptEventError(event_id, event_type, str(exc)) from exc
 
     return decode
+
+
+def _personal_decoder(
+    cls: type[DomainEvent], event_type: str, converter: TypeConverter | None
+) -> Callable[[Any, Any], DomainEvent] | None:
+    """`personal_decoder` with the store's type converter, when it has work for `cls`."""
+    if plan_of(cls) is None:
+        return None
+    convert = partial(converter.convert, cls) if converter is not None and (
+        converter.needs_conversion(cls)
+    ) else None
+    return personal_decoder(cls, event_type, convert)
 
 
 def _decode_with(

@@ -298,7 +298,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             aggregate_type = stored_type or "Unknown"
         else:
             rows = await link.read(fetch, sql, params)
-        events = self._decode(rows)
+        keys = self._personal and await self._personal_keys(rows)  # personal data
+        events = self._decode(rows, keys=keys)
         version = rows[-1][4] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
@@ -320,7 +321,9 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             params.append(str(tenant_id))
         _time_filter(clauses, params, start, None, after_start=True)
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
-        return self._decode(await link.read(fetch, sql, params))
+        rows = await link.read(fetch, sql, params)
+        keys = self._personal and await self._personal_keys(rows)  # personal data
+        return self._decode(rows, keys=keys)
 
     async def event_exists(self, event_id: UUID) -> bool:
         clauses: list[str] = ["event_id = ?"]
@@ -413,7 +416,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
                 more = more and remaining > 0
             if more:
                 pending = request(rows[-1][key])
-            page, corrupt = self._stored(rows, datetime.fromisoformat)
+            keys = self._personal and await self._personal_keys(rows)  # personal data
+            page, corrupt = self._stored(rows, datetime.fromisoformat, keys)
             for stored in page:
                 yield stored
             if corrupt is not None:  # after the events before the bad row, in order

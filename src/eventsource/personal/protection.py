@@ -1,0 +1,322 @@
+"""`PersonalData`: the key cache, batch key fetching, `forget`, `enrol` and KEK rotation.
+
+A store with a `PersonalData` attached (`personal.attach(store)`) fetches, before encoding a
+batch or decoding a page, the keys of every subject in it with one key-store query (none when
+the cache holds them all), then encrypts or decrypts synchronously in the codec. The cache is
+bounded (`cache_size` subjects, least recently used out) and each entry lives `cache_ttl`
+seconds; a key store that pushes erasures (PostgreSQL's NOTIFY) evicts entries at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import EventRegistry, register_event, resolve_event_class
+from eventsource.exceptions import (
+    EventTypeNotFoundError,
+    PersonalDataIntegrityError,
+    SubjectErasedError,
+)
+from eventsource.personal import cipher
+from eventsource.personal._hook import activated
+from eventsource.personal.keys import ALL_GROUPS, KeyStore, StoredKey, SubjectRecord
+from eventsource.personal.markers import PersonalPlan, plan_of
+
+__all__ = ["KeyRing", "PersonalData", "PersonalDataErased", "subject_stream_id"]
+
+
+@register_event
+class PersonalDataErased(DomainEvent):
+    """Appended by `PersonalData.forget`: projections handle it to delete rows derived from the
+    subject's data. Its stream is `subject_stream_id(subject_id)`, aggregate type
+    `PersonalData`."""
+
+    event_type: str = "PersonalDataErased"
+    aggregate_type: str = "PersonalData"
+    subject_id: str
+    group: str = ALL_GROUPS
+
+
+def subject_stream_id(subject_id: str) -> UUID:
+    """The aggregate id of a subject's `PersonalDataErased` events."""
+    return uuid5(NAMESPACE_URL, f"eventsource:personal-data:{subject_id}")
+
+
+@dataclass
+class _Entry:
+    """A cached subject: its keys by group, erased groups still blocked, groups ever erased."""
+
+    deadline: float
+    keys: dict[str, tuple[str, Any]]  # group -> (key id, AESGCM)
+    blocked: frozenset[str]
+    erased: frozenset[str]
+
+
+class KeyRing:
+    """The keys of one batch or page (see `eventsource.personal._hook.FieldKeys`)."""
+
+    __slots__ = ("_entries", "_parsed")
+
+    def __init__(self, entries: dict[str, _Entry], parsed: dict[int, dict[str, Any]]) -> None:
+        self._entries = entries
+        self._parsed = parsed
+
+    def active(self) -> Any:
+        """A context manager making these keys the codec's."""
+        return activated(self)
+
+    def seal(self, subject: str, group: str, plaintext: bytes, associated: bytes) -> str:
+        """Encrypt under the subject's key of `group` (fetched for this batch)."""
+        key_id, data_cipher = self._entries[subject].keys[group]
+        return cipher.seal(data_cipher, key_id, plaintext, associated)
+
+    def open(
+        self, subject: str, group: str, token: str, associated: bytes, where: str
+    ) -> bytes | None:
+        """Decrypt, or None when the key is gone because the subject (or group) was erased."""
+        entry = self._entries.get(subject)
+        key_id = cipher.token_key_id(token)
+        current = entry.keys.get(group) if entry is not None else None
+        if current is not None and current[0] == key_id:
+            return cipher.open_field(current[1], token, associated, where)
+        if entry is not None and entry.erased & {group, ALL_GROUPS}:
+            return None
+        raise PersonalDataIntegrityError(
+            f"{where}: subject {subject!r} has no key {key_id!r} and was never forgotten (the "
+            "ciphertext was moved from another subject or group, or the key store lost it)"
+        )
+
+    def parsed(self, payload: object) -> dict[str, Any] | None:
+        """The payload parsed while fetching the keys, handed out once."""
+        return self._parsed.pop(id(payload), None)
+
+
+class _Layout(Protocol):
+    event_type: int
+    payload: int
+
+
+class PersonalData:
+    """Protects the fields of events marked as personal data (docs/personal-data.md).
+
+    Args:
+        key_store: where wrapped data keys live (`SQLiteKeyStore`, `PostgreSQLKeyStore`, ...).
+        kek: the key-encryption key wrapping them (`LocalKEK`, or a KMS-backed one).
+        cache_size: subjects whose unwrapped keys are kept in memory.
+        cache_ttl: seconds a cached subject is trusted; the bound on how late another process
+            sees an erasure when the key store cannot push them (SQLite).
+    """
+
+    def __init__(
+        self,
+        key_store: KeyStore,
+        kek: cipher.KeyEncryptionKey,
+        *,
+        cache_size: int = 10_000,
+        cache_ttl: float = 1.0,
+    ) -> None:
+        if cache_size < 1 or cache_ttl <= 0:
+            raise ValueError("cache_size must be >= 1 and cache_ttl > 0")
+        self._store = key_store
+        self._kek = kek
+        self._size = cache_size
+        self._ttl = cache_ttl
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._watching = False
+
+    @property
+    def key_store(self) -> KeyStore:
+        """Where the wrapped keys are kept."""
+        return self._store
+
+    def attach(self, store: Any) -> None:
+        """Make `store` (a bundled event store) encrypt and decrypt marked fields with these
+        keys on every append and read."""
+        store._personal = self
+
+    def evict(self, subject_id: str) -> None:
+        """Drop a subject from the cache (called on erasure notifications)."""
+        self._cache.pop(subject_id, None)
+
+    # -- fetching keys ------------------------------------------------------------------------
+
+    async def _entries(self, subjects: Collection[str]) -> dict[str, _Entry]:
+        if not self._watching:
+            self._watching = True
+            await self._store.watch(self.evict)
+        now = time.monotonic()
+        found: dict[str, _Entry] = {}
+        missing: list[str] = []
+        cache = self._cache
+        for subject in subjects:
+            entry = cache.get(subject)
+            if entry is not None and entry.deadline > now:
+                cache.move_to_end(subject)
+                found[subject] = entry
+            else:
+                missing.append(subject)
+        if missing:
+            records = await self._store.fetch(missing)
+            for subject in missing:
+                found[subject] = self._remember(subject, records.get(subject), now)
+        return found
+
+    def _remember(self, subject: str, record: SubjectRecord | None, now: float) -> _Entry:
+        record = record or SubjectRecord()
+        keys = {
+            key.group: (key.key_id, cipher.data_cipher(self._kek_for(key).unwrap(key.wrapped)))
+            for key in record.keys
+        }
+        entry = _Entry(now + self._ttl, keys, frozenset(record.blocked), frozenset(record.erased))
+        self._cache[subject] = entry
+        self._cache.move_to_end(subject)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _kek_for(self, key: StoredKey) -> cipher.KeyEncryptionKey:
+        if key.kek_id != self._kek.key_id:
+            raise PersonalDataIntegrityError(
+                f"the data key of subject {key.subject_id!r} is wrapped by KEK {key.kek_id!r}, "
+                f"not by {self._kek.key_id!r}: finish the rotation (PersonalData.rotate_kek)"
+            )
+        return self._kek
+
+    async def keys_for_events(self, events: Sequence[DomainEvent]) -> KeyRing | None:
+        """The keys a batch needs, creating those of new subjects; None when no event has
+        marked fields. `SubjectErasedError` for a forgotten subject, before any write."""
+        needs: dict[str, set[str]] = {}
+        marked = False
+        for event in events:
+            plan = plan_of(type(event))
+            if plan is None:
+                continue
+            marked = True
+            for field in plan.fields:
+                subject = getattr(event, field.subject_attribute, None)
+                if subject is not None and event.__dict__.get(field.attribute) is not None:
+                    needs.setdefault(str(subject), set()).add(field.group)
+        if not marked:
+            return None
+        entries = await self._entries(needs)
+        new: list[StoredKey] = []
+        for subject, groups in needs.items():
+            entry = entries[subject]
+            for group in sorted(groups - entry.keys.keys()):
+                if entry.blocked & {group, ALL_GROUPS}:
+                    raise SubjectErasedError(subject)
+                wrapped = self._kek.wrap(cipher.new_data_key())
+                new.append(StoredKey(subject, group, uuid4().hex, wrapped, self._kek.key_id))
+        if new:
+            await self._store.create(new)
+            fresh = {key.subject_id for key in new}
+            records = await self._store.fetch(fresh)
+            now = time.monotonic()
+            for subject in fresh:
+                entries[subject] = self._remember(subject, records.get(subject), now)
+                if needs[subject] - entries[subject].keys.keys():
+                    raise SubjectErasedError(subject)  # forgotten meanwhile
+        return KeyRing(entries, {})
+
+    async def keys_for_rows(
+        self, rows: Iterable[Sequence[Any]], layout: _Layout, registry: EventRegistry | None
+    ) -> KeyRing | None:
+        """The keys a page of stored rows needs (None when no row has marked fields)."""
+        t, p = layout.event_type, layout.payload
+        plans: dict[str, PersonalPlan | None] = {}
+        parsed: dict[int, dict[str, Any]] = {}
+        subjects: set[str] = set()
+        for row in rows:
+            event_type = row[t]
+            try:
+                plan = plans[event_type]
+            except KeyError:
+                plan = plans[event_type] = _plan_of_type(event_type, registry)
+            if plan is not None:
+                payload = row[p]
+                data = dict(payload) if isinstance(payload, dict) else json.loads(payload)
+                parsed[id(payload)] = data
+                subjects.update(_subjects(plan, data))
+        if not parsed:
+            return None
+        return KeyRing(await self._entries(subjects), parsed)
+
+    async def keys_for_payloads(
+        self, payloads: Iterable[tuple[str, Any]], registry: EventRegistry | None
+    ) -> KeyRing | None:
+        """`keys_for_rows` for `(event_type, payload)` pairs (outbox rows, bus messages)."""
+        return await self.keys_for_rows(list(payloads), _PAIR, registry)
+
+    # -- erasure, enrolment, rotation -------------------------------------------------------------
+
+    async def forget(
+        self, subject_id: object, store: Any = None, *, group: str = ALL_GROUPS
+    ) -> PersonalDataErased:
+        """Erase a subject (or one `group` of its fields): its keys are deleted and the erasure
+        recorded in one key-store transaction, then, with an event `store`, a
+        `PersonalDataErased` event is appended for projections. `UnknownSubjectError` if the
+        key store never saw the subject."""
+        subject = str(subject_id)
+        await self._store.forget(subject, group)
+        self.evict(subject)
+        erased = PersonalDataErased(
+            aggregate_id=subject_stream_id(subject), subject_id=subject, group=group
+        )
+        if store is not None:
+            await store.append_events(erased.aggregate_id, erased.aggregate_type, [erased], -1)
+        return erased
+
+    async def enrol(self, subject_id: object) -> None:
+        """Let a forgotten subject have personal data again (under new keys: what was written
+        before stays unreadable). `UnknownSubjectError` if never seen."""
+        subject = str(subject_id)
+        await self._store.enrol(subject)
+        self.evict(subject)
+
+    async def rotate_kek(self, new_kek: cipher.KeyEncryptionKey) -> int:
+        """Rewrap every data key under `new_kek` (events are not touched); the number of keys.
+        Processes still holding the old KEK must be given the new one."""
+        keys = await self._store.wrapped_keys()
+        rewrapped = [
+            StoredKey(k.subject_id, k.group, k.key_id, new_kek.wrap(self._kek_for(k).unwrap(
+                k.wrapped)), new_kek.key_id)
+            for k in keys
+            if k.kek_id != new_kek.key_id
+        ]
+        await self._store.rewrap(rewrapped)
+        self._kek = new_kek
+        self._cache.clear()
+        return len(rewrapped)
+
+    async def close(self) -> None:
+        """Close the key store."""
+        await self._store.close()
+
+
+class _PairLayout:
+    event_type = 0
+    payload = 1
+
+
+_PAIR = _PairLayout()
+
+
+def _plan_of_type(event_type: str, registry: EventRegistry | None) -> PersonalPlan | None:
+    try:
+        return plan_of(resolve_event_class(event_type, registry))
+    except EventTypeNotFoundError:
+        return None  # the decoder reports it
+
+
+def _subjects(plan: PersonalPlan, data: dict[str, Any]) -> Iterable[str]:
+    for field in plan.fields:
+        subject = data.get(field.subject_key)
+        if subject is not None:
+            yield str(subject)
