@@ -23,11 +23,13 @@ from eventsource.personal.protection import (
 
 if TYPE_CHECKING:
     from eventsource.personal.postgresql import PostgreSQLKeyStore as PostgreSQLKeyStore
+    from eventsource.personal.snapshots import PersonalSnapshotStore as PersonalSnapshotStore
     from eventsource.personal.sqlite import SQLiteKeyStore as SQLiteKeyStore
 else:  # the SQL key stores load their drivers on first use
     __getattr__ = lazy_attributes(__name__, {
         "PostgreSQLKeyStore": "eventsource.personal.postgresql",
         "SQLiteKeyStore": "eventsource.personal.sqlite",
+        "PersonalSnapshotStore": "eventsource.personal.snapshots",
     })
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "Personal",
     "PersonalData",
     "PersonalDataErased",
+    "PersonalSnapshotStore",
     "PostgreSQLKeyStore",
     "SQLKeyStore",
     "SQLiteKeyStore",

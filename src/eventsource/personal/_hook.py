@@ -20,7 +20,14 @@ from pydantic import BaseModel, ValidationError
 from eventsource.exceptions import CorruptEventError, KeyStoreUnavailableError, PersonalDataError
 from eventsource.personal.markers import PersonalPlan, mark_erased, plan_of
 
-__all__ = ["FieldKeys", "associated_data", "personal_decoder", "protect_payload"]
+__all__ = [
+    "FieldKeys",
+    "associated_data",
+    "personal_decoder",
+    "protect_payload",
+    "reveal",
+    "seal_fields",
+]
 
 
 class FieldKeys(Protocol):
@@ -60,20 +67,34 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def protect_payload(plan: PersonalPlan, event_type: str, payload: str) -> str:
-    """The event's JSON dump with each marked field sealed; KeyStoreUnavailableError with no
-    keys active, PersonalDataError for personal data without a subject id."""
+def protect_payload(
+    plan: PersonalPlan, event_type: str, payload: str, erased: frozenset[str] = frozenset()
+) -> str:
+    """The event's JSON dump with each marked field sealed, but those of `erased` (read as
+    their replacement: nothing personal is left); KeyStoreUnavailableError with no keys
+    active, PersonalDataError for personal data without a subject id."""
+    data = json.loads(payload)
+    seal_fields(plan, event_type, data, data.get("tenant_id"), erased)
+    return _dumps(data)
+
+
+def seal_fields(
+    plan: PersonalPlan,
+    event_type: str,
+    data: dict[str, Any],
+    tenant: object,
+    erased: frozenset[str] = frozenset(),
+) -> None:
+    """Seal the marked fields of `data` (a JSON-mode dict) in place."""
     keys = _active.get()
     if keys is None:
         raise KeyStoreUnavailableError(
             f"{event_type} has personal data fields but no key store is at hand: attach a "
             "PersonalData to the store (nothing was written)"
         )
-    data = json.loads(payload)
-    tenant = data.get("tenant_id")
     for field in plan.fields:
         value = data.get(field.key)
-        if value is None:
+        if value is None or field.key in erased:
             continue  # nothing to hide
         subject = data.get(field.subject_key)
         if subject is None:
@@ -83,14 +104,14 @@ def protect_payload(plan: PersonalPlan, event_type: str, payload: str) -> str:
             )
         aad = associated_data(tenant, str(subject), field.group, event_type, field.key)
         data[field.key] = keys.seal(str(subject), field.group, _dumps(value).encode(), aad)
-    return _dumps(data)
 
 
 def reveal(
-    plan: PersonalPlan, event_type: str, payload: Any, event_id: object
+    plan: PersonalPlan, event_type: str, payload: Any, event_id: object, tenant: object = None
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """The payload as a dict with each sealed field opened, or replaced when its key was
-    erased; and the keys of the replaced fields."""
+    erased; and the keys of the replaced fields. The tenant is the payload's own unless
+    given (snapshots)."""
     keys = _active.get()
     if keys is None:
         raise KeyStoreUnavailableError(
@@ -100,7 +121,8 @@ def reveal(
     data = keys.parsed(payload)
     if data is None:
         data = dict(payload) if isinstance(payload, dict) else json.loads(payload)
-    tenant = data.get("tenant_id")
+    if tenant is None:
+        tenant = data.get("tenant_id")
     erased: list[str] = []
     for field in plan.fields:
         token = data.get(field.key)

@@ -21,13 +21,14 @@ from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, register_event, resolve_event_class
 from eventsource.exceptions import (
     EventTypeNotFoundError,
+    KeyStoreUnavailableError,
     PersonalDataIntegrityError,
     SubjectErasedError,
 )
 from eventsource.personal import cipher
 from eventsource.personal._hook import activated
 from eventsource.personal.keys import ALL_GROUPS, KeyStore, StoredKey, SubjectRecord
-from eventsource.personal.markers import PersonalPlan, plan_of
+from eventsource.personal.markers import PersonalPlan, erased_fields, plan_of
 
 __all__ = ["KeyRing", "PersonalData", "PersonalDataErased", "subject_stream_id"]
 
@@ -74,8 +75,16 @@ class KeyRing:
 
     def seal(self, subject: str, group: str, plaintext: bytes, associated: bytes) -> str:
         """Encrypt under the subject's key of `group` (fetched for this batch)."""
-        key_id, data_cipher = self._entries[subject].keys[group]
-        return cipher.seal(data_cipher, key_id, plaintext, associated)
+        entry = self._entries.get(subject)
+        current = entry.keys.get(group) if entry is not None else None
+        if current is None:
+            if entry is not None and entry.blocked & {group, ALL_GROUPS}:
+                raise SubjectErasedError(subject)
+            raise KeyStoreUnavailableError(
+                f"the keys of subject {subject!r} were not fetched for this batch (use "
+                "PersonalData.keys_for_events)"
+            )
+        return cipher.seal(current[1], current[0], plaintext, associated)
 
     def open(
         self, subject: str, group: str, token: str, associated: bytes, where: str
@@ -99,8 +108,11 @@ class KeyRing:
 
 
 class _Layout(Protocol):
-    event_type: int
-    payload: int
+    @property
+    def event_type(self) -> int: ...
+
+    @property
+    def payload(self) -> int: ...
 
 
 class PersonalData:
@@ -199,12 +211,20 @@ class PersonalData:
             if plan is None:
                 continue
             marked = True
+            erased = erased_fields(event)
             for field in plan.fields:
                 subject = getattr(event, field.subject_attribute, None)
-                if subject is not None and event.__dict__.get(field.attribute) is not None:
+                if subject is None or field.key in erased:
+                    continue
+                if event.__dict__.get(field.attribute) is not None:
                     needs.setdefault(str(subject), set()).add(field.group)
         if not marked:
             return None
+        return await self.keys_to_seal(needs)
+
+    async def keys_to_seal(self, needs: dict[str, set[str]]) -> KeyRing:
+        """The keys of these subjects' groups, creating missing ones (one query to fetch, two
+        more only for new keys); `SubjectErasedError` for a forgotten subject or group."""
         entries = await self._entries(needs)
         new: list[StoredKey] = []
         for subject, groups in needs.items():
@@ -225,6 +245,10 @@ class PersonalData:
                     raise SubjectErasedError(subject)  # forgotten meanwhile
         return KeyRing(entries, {})
 
+    async def keys_for_subjects(self, subjects: Collection[str]) -> KeyRing:
+        """The keys to open these subjects' fields (one query at most)."""
+        return KeyRing(await self._entries(subjects), {})
+
     async def keys_for_rows(
         self, rows: Iterable[Sequence[Any]], layout: _Layout, registry: EventRegistry | None
     ) -> KeyRing | None:
@@ -241,10 +265,11 @@ class PersonalData:
                 plan = plans[event_type] = _plan_of_type(event_type, registry)
             if plan is not None:
                 payload = row[p]
-                data = dict(payload) if isinstance(payload, dict) else json.loads(payload)
-                parsed[id(payload)] = data
-                subjects.update(_subjects(plan, data))
-        if not parsed:
+                data = _parsed(payload)
+                if data is not None:
+                    parsed[id(payload)] = data
+                    subjects.update(_subjects(plan, data))
+        if not plans or not any(plans.values()):
             return None
         return KeyRing(await self._entries(subjects), parsed)
 
@@ -313,6 +338,17 @@ def _plan_of_type(event_type: str, registry: EventRegistry | None) -> PersonalPl
         return plan_of(resolve_event_class(event_type, registry))
     except EventTypeNotFoundError:
         return None  # the decoder reports it
+
+
+def _parsed(payload: object) -> dict[str, Any] | None:
+    """A stored payload as a dict (None if it is not one: the decoder reports it)."""
+    if isinstance(payload, dict):
+        return dict(payload)
+    try:
+        data = json.loads(payload)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _subjects(plan: PersonalPlan, data: dict[str, Any]) -> Iterable[str]:

@@ -147,7 +147,7 @@ class RowEventStore(EventStore, Generic[Rows]):
         self, rows: Sequence[Any], layout: RowLayout | None = None, keys: KeyRing | None = None
     ) -> list[DomainEvent]:
         """Rows of the backend's SELECT (`layout`, else the class's) as events; `keys` opens
-        personal data (`_personal_keys`)."""
+        personal data (`_keys_of`)."""
         chosen = layout or self._layout
         assert chosen is not None  # a SQL backend sets `_layout`
         if keys is not None:
@@ -172,7 +172,7 @@ class RowEventStore(EventStore, Generic[Rows]):
             rows, layout, self._registry, self._converter, stored_at, self._locate(layout)
         )
 
-    async def _personal_keys(
+    async def _keys_of(
         self, rows: Sequence[Any], layout: RowLayout | None = None
     ) -> KeyRing | None:
         """The keys a page of rows needs (one key-store query at most); call it only when a

@@ -26,7 +26,7 @@ from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, resolve_event_class
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
 from eventsource.personal._hook import personal_decoder, protect_payload
-from eventsource.personal.markers import plan_of
+from eventsource.personal.markers import erased_fields, plan_of
 from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
 from eventsource.stores.records import StoredEvent, make_stored_event
 from eventsource.stores.type_converter import TypeConverter
@@ -51,7 +51,7 @@ def encode_payload(event: DomainEvent) -> str:
     payload = _checked_dump(event)
     plan = plan_of(type(event))  # personal data: one cached lookup for unmarked classes
     if plan is not None:
-        payload = protect_payload(plan, event.event_type, payload)
+        payload = protect_payload(plan, event.event_type, payload, erased_fields(event))
     return payload
 
 
@@ -134,7 +134,7 @@ def decode_event(
         raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
     personal = _personal_decoder(cls, event_type, converter)  # personal data: opens fields
     if personal is not None:
-        return cast(DomainEvent, personal(payload, event_id))
+        return personal(payload, event_id)
     try:
         if converter is not None and converter.needs_conversion(cls):
             data = json.loads(payload) if not isinstance(payload, dict) else payload

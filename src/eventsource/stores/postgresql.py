@@ -252,7 +252,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
     async def _select_stream(self, query: StreamQuery) -> EventStream:
         aggregate_id, aggregate_type, from_version, _, _, tenant = query
         rows = await self._stream_rows(query)
-        keys = self._personal and await self._personal_keys(rows)  # personal data
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
         events = self._decode(rows, keys=keys)
         if aggregate_type is None:
             aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id, tenant)
@@ -306,7 +306,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
                 rows.reverse()
             if opts.limit is not None:
                 rows = rows[: opts.limit]
-            keys = self._personal and await self._personal_keys(rows)  # personal data
+            keys = await self._keys_of(rows) if self._personal else None  # personal data
             page, corrupt = self._stored(rows, keys=keys)
             for stored in page:
                 yield stored
@@ -342,7 +342,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
                 mark = rows[-1][0]
                 if left is not None:
                     left -= len(rows)
-                keys = self._personal and await self._personal_keys(rows)  # personal data
+                keys = await self._keys_of(rows) if self._personal else None  # personal data
                 page, corrupt = self._stored(rows, keys=keys)
                 for stored in page:
                     yield stored
@@ -400,7 +400,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         last_tx, last_position = int(rows[-1][8]), rows[-1][0]
         if len(rows) == limit:  # catching up: fetch the next page while this one is decoded
             self._ahead.prefetch(last_tx, last_position, limit, tenant)
-        keys = self._personal and await self._personal_keys(rows)  # personal data
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
         stored, corrupt = self._stored(rows, keys=keys)
         if corrupt is not None:  # the readable events before the row, and a cursor past it
             before = cursor_of(rows[len(stored) - 1]) if stored else f"{tx_id}:{position}"
@@ -468,7 +468,7 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         await self._ensure_ready()
         args = (aggregate_type, tenant_id, start)
         rows = await self._run("get_events_by_type", lambda c: c.fetch(queries.BY_TYPE, *args))
-        keys = self._personal and await self._personal_keys(rows, _BY_TYPE_LAYOUT)
+        keys = await self._keys_of(rows, _BY_TYPE_LAYOUT) if self._personal else None
         return self._decode(rows, _BY_TYPE_LAYOUT, keys)
 
     async def event_exists(self, event_id: UUID) -> bool:

@@ -298,7 +298,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             aggregate_type = stored_type or "Unknown"
         else:
             rows = await link.read(fetch, sql, params)
-        keys = self._personal and await self._personal_keys(rows)  # personal data
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
         events = self._decode(rows, keys=keys)
         version = rows[-1][4] if rows else max(from_version, 0)
         return EventStream(aggregate_id, aggregate_type, events, version)
@@ -322,7 +322,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
         _time_filter(clauses, params, start, None, after_start=True)
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
         rows = await link.read(fetch, sql, params)
-        keys = self._personal and await self._personal_keys(rows)  # personal data
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
         return self._decode(rows, keys=keys)
 
     async def event_exists(self, event_id: UUID) -> bool:
@@ -416,7 +416,7 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
                 more = more and remaining > 0
             if more:
                 pending = request(rows[-1][key])
-            keys = self._personal and await self._personal_keys(rows)  # personal data
+            keys = await self._keys_of(rows) if self._personal else None  # personal data
             page, corrupt = self._stored(rows, datetime.fromisoformat, keys)
             for stored in page:
                 yield stored
