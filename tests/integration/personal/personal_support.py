@@ -101,6 +101,7 @@ class Backend:
     store: RowEventStore[Any]
     personal: PersonalData
     kek: LocalKEK
+    kek_bytes: bytes
     path: Path | None = None  # SQLite
     pg_url: str | None = None  # PostgreSQL
     schema: str | None = None
@@ -147,7 +148,8 @@ class Backend:
 async def open_backend(kind: str, tmp_path: Path, *, attach: bool = True) -> AsyncIterator[Backend]:
     """A store with its outbox on `kind` ("sqlite": a file; "postgresql": a fresh schema,
     dropped afterwards), and a `PersonalData` on the same database."""
-    kek = LocalKEK(LocalKEK.generate(), "kek-1")
+    kek_bytes = LocalKEK.generate()
+    kek = LocalKEK(kek_bytes, "kek-1")
     if kind == "sqlite":
         from eventsource.stores.sqlite import SQLiteEventStore
 
@@ -155,7 +157,8 @@ async def open_backend(kind: str, tmp_path: Path, *, attach: bool = True) -> Asy
         sqlite_store = SQLiteEventStore(str(path), outbox_enabled=True)
         await sqlite_store.initialize()
         personal = PersonalData(SQLiteKeyStore(path), kek)
-        async with _opened(Backend(kind, sqlite_store, personal, kek, path=path), attach) as b:
+        backend = Backend(kind, sqlite_store, personal, kek, kek_bytes, path=path)
+        async with _opened(backend, attach) as b:
             yield b
         return
     import asyncpg
@@ -179,7 +182,7 @@ async def open_backend(kind: str, tmp_path: Path, *, attach: bool = True) -> Asy
         await pg_store.initialize()
         personal = PersonalData(PostgreSQLKeyStore(engine), kek)
         backend = Backend(
-            kind, pg_store, personal, kek, pg_url=url, schema=schema, engine=engine
+            kind, pg_store, personal, kek, kek_bytes, pg_url=url, schema=schema, engine=engine
         )
         async with _opened(backend, attach) as b:
             yield b
