@@ -28,7 +28,7 @@ from eventsource.personal import (
     SubjectId,
     plan_of,
 )
-from eventsource.personal.cipher import data_cipher, new_data_key, open_field, seal
+from eventsource.personal.cipher import data_cipher, new_data_key, open_field, seal, token_parts
 from eventsource.stores.codec import decode_event, encode_payload
 
 
@@ -157,11 +157,12 @@ json_values: st.SearchStrategy[Any] = st.recursive(
 def test_a_sealed_value_opens_only_in_its_own_place(value: Any, place: str, other: str) -> None:
     cipher = data_cipher(new_data_key())
     plaintext = json.dumps(value).encode()
-    token = seal(cipher, "k1", plaintext, place.encode())
-    assert json.loads(open_field(cipher, token, place.encode(), "here")) == value
+    key_id, body = token_parts(seal(cipher, "k1", plaintext, place.encode()))
+    assert key_id == "k1"
+    assert json.loads(open_field(cipher, body, place.encode(), "here")) == value
     if other != place:
         with pytest.raises(PersonalDataIntegrityError, match="here"):
-            open_field(cipher, token, other.encode(), "here")
+            open_field(cipher, body, other.encode(), "here")
 
 
 def test_a_wrapped_key_opens_only_under_its_kek() -> None:

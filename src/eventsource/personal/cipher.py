@@ -1,7 +1,7 @@
 """The ciphers: AES-256-GCM per field under a subject's data key, data keys wrapped by a
 key-encryption key (KEK).
 
-A sealed field is the text `pii:1:<key id>:<base64url(nonce + ciphertext + tag)>`. Its
+A sealed field is the text `pii:1:<key id>:<base64(nonce + ciphertext + tag)>`. Its
 associated data is `tenant, subject, group, event type, field`: a ciphertext moved to another
 field, subject, event type or tenant fails authentication (`PersonalDataIntegrityError`).
 
@@ -13,6 +13,7 @@ Vault transit engine fits the same three members (docs/personal-data.md).
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import secrets
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -106,21 +107,23 @@ def data_cipher(data_key: bytes) -> AESGCM:
 def seal(cipher: AESGCM, key_id: str, plaintext: bytes, associated: bytes) -> str:
     """`plaintext` as a sealed field text (see the module docstring)."""
     nonce = secrets.token_bytes(_NONCE)
-    body = base64.urlsafe_b64encode(nonce + cipher.encrypt(nonce, plaintext, associated))
+    body = binascii.b2a_base64(nonce + cipher.encrypt(nonce, plaintext, associated), newline=False)
     return f"{TOKEN_PREFIX}{key_id}:{body.decode()}"
 
 
-def token_key_id(token: str) -> str:
-    """The data key id a sealed field names."""
-    return token[len(TOKEN_PREFIX) : token.index(":", len(TOKEN_PREFIX))]
+def token_parts(token: str) -> tuple[str, str]:
+    """(the data key id a sealed field names, its base64 body)."""
+    _, _, key_id, body = token.split(":", 3)
+    return key_id, body
 
 
-def open_field(cipher: AESGCM, token: str, associated: bytes, where: str) -> bytes:
-    """The plaintext of a sealed field; `PersonalDataIntegrityError` naming `where` if it fails
-    authentication (altered, or moved from another field, subject, event type or tenant)."""
+def open_field(cipher: AESGCM, body: str, associated: bytes, where: str) -> bytes:
+    """The plaintext of a sealed field's `body`; `PersonalDataIntegrityError` naming `where` if
+    it fails authentication (altered, or moved from another field, subject, event type or
+    tenant)."""
     try:
-        body = base64.urlsafe_b64decode(token[token.index(":", len(TOKEN_PREFIX)) + 1 :])
-        return cipher.decrypt(body[:_NONCE], body[_NONCE:], associated)
+        raw = binascii.a2b_base64(body)
+        return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], associated)
     except Exception as exc:  # InvalidTag, or a body that is not base64
         raise PersonalDataIntegrityError(
             f"{where}: the ciphertext fails authentication (altered, or moved from another "

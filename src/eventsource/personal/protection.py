@@ -9,13 +9,14 @@ seconds; a key store that pushes erasures (PostgreSQL's NOTIFY) evicts entries a
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from pydantic_core import from_json
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry, register_event, resolve_event_class
@@ -58,6 +59,12 @@ class _Entry:
     keys: dict[str, tuple[str, Any]]  # group -> (key id, AESGCM)
     blocked: frozenset[str]
     erased: frozenset[str]
+    # (token, associated data) -> plaintext, once authenticated in that very place; dropped
+    # with the entry (erasure, time-to-live, eviction), so it never outlives the key.
+    opened: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
+
+
+_OPENED_MAX = 4096  # plaintexts remembered per subject (then forgotten and relearnt)
 
 
 class KeyRing:
@@ -91,10 +98,18 @@ class KeyRing:
     ) -> bytes | None:
         """Decrypt, or None when the key is gone because the subject (or group) was erased."""
         entry = self._entries.get(subject)
-        key_id = cipher.token_key_id(token)
+        if entry is not None:
+            known = entry.opened.get((token, associated))
+            if known is not None:
+                return known
+        key_id, body = cipher.token_parts(token)
         current = entry.keys.get(group) if entry is not None else None
-        if current is not None and current[0] == key_id:
-            return cipher.open_field(current[1], token, associated, where)
+        if entry is not None and current is not None and current[0] == key_id:
+            plaintext = cipher.open_field(current[1], body, associated, where)
+            if len(entry.opened) >= _OPENED_MAX:
+                entry.opened.clear()
+            entry.opened[(token, associated)] = plaintext
+            return plaintext
         if entry is not None and entry.erased & {group, ALL_GROUPS}:
             return None
         raise PersonalDataIntegrityError(
@@ -344,9 +359,11 @@ def _parsed(payload: object) -> dict[str, Any] | None:
     """A stored payload as a dict (None if it is not one: the decoder reports it)."""
     if isinstance(payload, dict):
         return dict(payload)
+    if not isinstance(payload, str | bytes):
+        return None
     try:
-        data = json.loads(payload)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        data = from_json(payload)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
