@@ -35,8 +35,6 @@ from typing import Annotated, Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE.parent / "src"), str(_HERE)]
 
-from run import PG_URL, es, open_store  # noqa: E402
-
 from eventsource.personal import (  # noqa: E402
     LocalKEK,
     Personal,
@@ -45,6 +43,7 @@ from eventsource.personal import (  # noqa: E402
     SQLiteKeyStore,
     SubjectId,
 )
+from run import PG_URL, es, open_store  # noqa: E402
 
 SUBJECTS = [f"customer-{n}" for n in range(100)]
 STREAM = 1_000

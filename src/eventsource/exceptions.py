@@ -9,12 +9,6 @@ if TYPE_CHECKING:
     from eventsource.stores.records import CommittedPage
 
 __all__ = [
-    "PersonalDataDeclarationError",  # personal data (eventsource.personal)
-    "PersonalDataError",  # personal data (eventsource.personal)
-    "PersonalDataIntegrityError",  # personal data (eventsource.personal)
-    "KeyStoreUnavailableError",  # personal data (eventsource.personal)
-    "SubjectErasedError",  # personal data (eventsource.personal)
-    "UnknownSubjectError",  # personal data (eventsource.personal)
     "AggregateNotFoundError",
     "CheckpointError",
     "CorruptEventError",
@@ -30,9 +24,13 @@ __all__ = [
     "EventVersionError",
     "InvalidHandlerError",
     "KafkaNotAvailableError",
+    "KeyStoreUnavailableError",  # personal data (eventsource.personal)
     "MissingExtraError",
     "NATSNotAvailableError",
     "OptimisticLockError",
+    "PersonalDataDeclarationError",  # personal data (eventsource.personal)
+    "PersonalDataError",  # personal data (eventsource.personal)
+    "PersonalDataIntegrityError",  # personal data (eventsource.personal)
     "PostgreSQLNotAvailableError",
     "ProjectionError",
     "RabbitMQNotAvailableError",
@@ -40,9 +38,11 @@ __all__ = [
     "SQLiteNotAvailableError",
     "SerializationError",
     "StoreNotConnectedError",
+    "SubjectErasedError",  # personal data (eventsource.personal)
     "TenantMismatchError",
     "TenantRequiredError",
     "UnhandledEventError",
+    "UnknownSubjectError",  # personal data (eventsource.personal)
 ]
 
 

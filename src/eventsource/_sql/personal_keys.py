@@ -87,4 +87,5 @@ WHERE subject_id = :subject_id AND enrolled_at IS NULL"""
 
 WRAPPED_KEYS = "SELECT subject_id, key_group, key_id, wrapped_key, kek_id FROM personal_data_keys"
 
-REWRAP = "UPDATE personal_data_keys SET wrapped_key = :wrapped_key, kek_id = :kek_id WHERE key_id = :key_id"
+REWRAP = """UPDATE personal_data_keys SET wrapped_key = :wrapped_key, kek_id = :kek_id
+WHERE key_id = :key_id"""

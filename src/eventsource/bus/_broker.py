@@ -25,7 +25,6 @@ from eventsource.bus._stats import BrokerStats
 from eventsource.bus.interface import EventBus, Handler, handler_name
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.personal.protection import KeyRing, PersonalData
 from eventsource.observability.attributes import (
     ATTR_EVENT_COUNT,
     ATTR_MESSAGING_DESTINATION,
@@ -33,6 +32,7 @@ from eventsource.observability.attributes import (
     ATTR_MESSAGING_SYSTEM,
 )
 from eventsource.observability.tracing import NO_SPAN, extract_trace_context, inject_trace_context
+from eventsource.personal.protection import KeyRing, PersonalData
 
 __all__ = ["BrokerEventBus", "default_consumer_name"]
 

@@ -24,7 +24,7 @@ from eventsource.exceptions import MissingExtraError, PersonalDataIntegrityError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["KeyEncryptionKey", "LocalKEK", "TOKEN_PREFIX", "new_data_key", "open_field", "seal"]
+__all__ = ["TOKEN_PREFIX", "KeyEncryptionKey", "LocalKEK", "new_data_key", "open_field", "seal"]
 
 TOKEN_PREFIX = "pii:1:"
 _NONCE = 12

@@ -166,7 +166,8 @@ class SQLKeyStore:
         if not subjects:
             return {}
         async with self._transaction(write=False) as tx:
-            rows = await tx.rows(sql.fetch_sql(self.dialect), {"subjects": json.dumps(list(subjects))})
+            subjects_json = json.dumps(list(subjects))
+            rows = await tx.rows(sql.fetch_sql(self.dialect), {"subjects": subjects_json})
         found: dict[str, SubjectRecord] = {}
         for subject, group, key_id, wrapped, kek_id, blocked in rows:
             record = found.setdefault(subject, SubjectRecord())

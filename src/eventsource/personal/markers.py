@@ -103,7 +103,12 @@ def _read_plan(cls: type[BaseModel]) -> PersonalPlan | None:
 
 
 def _field(
-    cls: type, subjects: dict[str, tuple[str, str]], name: str, key: str, marker: Personal, annotation: Any
+    cls: type,
+    subjects: dict[str, tuple[str, str]],
+    name: str,
+    key: str,
+    marker: Personal,
+    annotation: Any,
 ) -> PersonalField:
     where = f"{cls.__qualname__}.{name}"
     if not subjects:

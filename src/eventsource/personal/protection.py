@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -61,7 +62,7 @@ class _Entry:
     erased: frozenset[str]
     # (token, associated data) -> plaintext, once authenticated in that very place; dropped
     # with the entry (erasure, time-to-live, eviction), so it never outlives the key.
-    opened: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
+    opened: dict[tuple[str, bytes], bytes] = dataclass_field(default_factory=dict)
 
 
 _OPENED_MAX = 4096  # plaintexts remembered per subject (then forgotten and relearnt)

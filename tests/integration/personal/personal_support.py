@@ -202,4 +202,4 @@ async def _opened(backend: Backend, attach: bool) -> AsyncIterator[Backend]:
         for close in backend.closing:
             await close()
         await backend.personal.close()
-        await backend.store.close()  # type: ignore[attr-defined]
+        await backend.store.close()

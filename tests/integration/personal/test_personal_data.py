@@ -74,6 +74,11 @@ def snapshots_of(backend: Backend) -> PersonalSnapshotStore:
     return made
 
 
+def state_of(order: Order) -> OrderState:
+    assert order.state is not None
+    return order.state
+
+
 def repository(backend: Backend, snapshots: PersonalSnapshotStore) -> AggregateRepository[Order]:
     return AggregateRepository(
         backend.store, Order, "Order", snapshot_store=snapshots, snapshot_threshold=1
@@ -90,7 +95,9 @@ async def test_tables_hold_no_plaintext_while_every_read_returns_it(backend: Bac
     await repo.save(order)  # takes a snapshot of the state, which holds both names
 
     dump = await backend.dump()
-    assert "pii:1:" in dump and "OrderPlaced" in dump and '"snapshot' not in dump
+    assert "pii:1:" in dump
+    assert "OrderPlaced" in dump
+    assert '"snapshot' not in dump
     for plaintext in PLAINTEXTS:
         assert plaintext not in dump
     for event in await every_read(backend, order_id):
@@ -99,8 +106,9 @@ async def test_tables_hold_no_plaintext_while_every_read_returns_it(backend: Bac
         )
         assert erased_fields(event) == frozenset()
     snapshot = await snapshots.get_snapshot(order_id, "Order")
-    assert snapshot is not None and snapshot.state["buyer_name"] == NAME
-    assert (await repo.load(order_id)).state.seller_name == SELLER_NAME
+    assert snapshot is not None
+    assert snapshot.state["buyer_name"] == NAME
+    assert state_of(await repo.load(order_id)).seller_name == SELLER_NAME
 
 
 class Buyers(DeclarativeProjection):
@@ -135,17 +143,19 @@ async def test_forget_erases_one_subject_on_every_read_path(backend: Backend) ->
     erased = await backend.personal.forget("buyer-1", backend.store)
 
     for event in await every_read(backend, order_id):
-        assert event.buyer_name == "[erased]" and event.buyer_street is None
+        assert event.buyer_name == "[erased]"
+        assert event.buyer_street is None
         assert event.seller_name == SELLER_NAME  # the other subject of the same event
         assert erased_fields(event) == {"buyer_name", "buyer_street"}
     [intact] = (await backend.store.get_events(other_order, "Order")).events
-    assert isinstance(intact, OrderPlaced) and intact.buyer_name == NAME
+    assert isinstance(intact, OrderPlaced)
+    assert intact.buyer_name == NAME
     # The aggregate loads (from its snapshot, whose buyer name is replaced) and takes events.
     loaded = await repo.load(order_id)
-    assert (loaded.state.buyer_name, loaded.state.seller_name) == ("", SELLER_NAME)
+    assert (state_of(loaded).buyer_name, state_of(loaded).seller_name) == ("", SELLER_NAME)
     loaded.pay(2)
     await repo.save(loaded)
-    assert (await repo.load(order_id)).state.paid == 3
+    assert state_of(await repo.load(order_id)).paid == 3
     # A projection handling the system event deletes its row.
     buyers = Buyers()
     async for stored in backend.store.read_all():
@@ -162,10 +172,12 @@ async def test_forget_erases_one_subject_on_every_read_path(backend: Backend) ->
     await backend.personal.enrol("buyer-1")
     await backend.store.append_events(again, "Order", [placed(again)], 0)
     [fresh] = (await backend.store.get_events(again, "Order")).events
-    assert isinstance(fresh, OrderPlaced) and fresh.buyer_name == NAME
+    assert isinstance(fresh, OrderPlaced)
+    assert fresh.buyer_name == NAME
     # ... and what was written before the erasure stays unreadable.
     [old] = (await backend.store.get_events(order_id, "Order", 0, None, None)).events[:1]
-    assert isinstance(old, OrderPlaced) and old.buyer_name == "[erased]"
+    assert isinstance(old, OrderPlaced)
+    assert old.buyer_name == "[erased]"
 
 
 async def test_forget_one_group_keeps_the_others(backend: Backend) -> None:
@@ -202,7 +214,8 @@ async def test_a_second_reader_sees_the_erasure(backend: Backend) -> None:
         if erased_fields(event):
             break
         await asyncio.sleep(0.01)
-    assert isinstance(event, OrderPlaced) and event.buyer_name == "[erased]"
+    assert isinstance(event, OrderPlaced)
+    assert event.buyer_name == "[erased]"
     await other.close()
 
 
@@ -257,7 +270,8 @@ async def test_kek_rotation_rewraps_keys_without_touching_events(backend: Backen
     fresh = await backend.new_personal(new_kek)  # a process started with only the new KEK
     fresh.attach(backend.store)
     [event] = (await backend.store.get_events(order_id, "Order")).events
-    assert isinstance(event, OrderPlaced) and event.buyer_name == NAME
+    assert isinstance(event, OrderPlaced)
+    assert event.buyer_name == NAME
     await fresh.close()
 
 

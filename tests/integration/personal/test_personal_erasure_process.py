@@ -29,7 +29,8 @@ async def test_a_second_process_sees_the_erasure(tmp_path: Path) -> None:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])},
         )
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         try:
             ready = await asyncio.wait_for(child.stdout.readline(), 60)
             assert ready.decode().split(maxsplit=1) == ["ready", NAME + "\n"]
