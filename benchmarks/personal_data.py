@@ -35,14 +35,7 @@ from typing import Annotated, Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE.parent / "src"), str(_HERE)]
 
-from eventsource.personal import (  # noqa: E402
-    LocalKEK,
-    Personal,
-    PersonalData,
-    PostgreSQLKeyStore,
-    SQLiteKeyStore,
-    SubjectId,
-)
+from eventsource import personal as pii  # noqa: E402
 from run import PG_URL, es, open_store  # noqa: E402
 
 SUBJECTS = [f"customer-{n}" for n in range(100)]
@@ -55,9 +48,9 @@ class CustomerNoted(es.DomainEvent):
 
     event_type: str = "BenchCustomerNoted"
     aggregate_type: str = "BenchCustomer"
-    customer_id: Annotated[str, SubjectId()]
-    name: Annotated[str, Personal(replacement="[erased]")]
-    email: Annotated[str, Personal(replacement="")]
+    customer_id: Annotated[str, pii.SubjectId()]
+    name: Annotated[str, pii.Personal(replacement="[erased]")]
+    email: Annotated[str, pii.Personal(replacement="")]
     note: str
     points: int
 
@@ -83,14 +76,14 @@ def make(cls: type[es.DomainEvent], aggregate_id: uuid.UUID, version: int, n: in
     )
 
 
-def personal_for(store: Any) -> PersonalData:
-    kek = LocalKEK(LocalKEK.generate(), "bench")
+def personal_for(store: Any) -> pii.PersonalData:
+    kek = pii.LocalKEK(pii.LocalKEK.generate(), "bench")
     database = getattr(store, "_database", None)
     key_store: Any = (
-        SQLiteKeyStore(database) if database is not None
-        else PostgreSQLKeyStore(store.session_factory.kw["bind"])
+        pii.SQLiteKeyStore(database) if database is not None
+        else pii.PostgreSQLKeyStore(store.session_factory.kw["bind"])
     )
-    return PersonalData(key_store, kek, cache_ttl=3600)
+    return pii.PersonalData(key_store, kek, cache_ttl=3600)
 
 
 async def timed(work: Callable[[], Awaitable[None]]) -> float:
@@ -139,7 +132,7 @@ async def loads(store: Any, stream: uuid.UUID, times: int) -> float:
     return await timed(work)
 
 
-async def forget_time(store: Any, personal: PersonalData, events: int) -> float:
+async def forget_time(store: Any, personal: pii.PersonalData, events: int) -> float:
     subject = f"forgotten-{uuid.uuid4().hex[:8]}"
     stream = uuid.uuid4()
     for start in range(0, events, 500):
