@@ -174,3 +174,19 @@ def test_a_wrapped_key_opens_only_under_its_kek() -> None:
     assert kek.unwrap(kek.wrap(key)) == key
     with pytest.raises(PersonalDataIntegrityError, match="KEK 'a'"):
         stranger.unwrap(kek.wrap(key))
+
+
+async def test_a_ciphertext_moved_to_another_tenant_does_not_open() -> None:
+    personal = PersonalData(InMemoryKeyStore(), LocalKEK(LocalKEK.generate()))
+    event = Customer(aggregate_id=uuid4(), customer="c-1", name="Ann", tenant_id=uuid4())
+    keys = await personal.keys_for_events([event])
+    assert keys is not None
+    with keys.active():
+        payload = encode_payload(event)
+    moved = json.loads(payload)
+    moved["tenant_id"] = str(uuid4())
+    text = json.dumps(moved)
+    reading = await personal.keys_for_payloads([("PersonalCustomer", text)], None)
+    assert reading is not None
+    with reading.active(), pytest.raises(PersonalDataIntegrityError, match="'name'"):
+        decode_event("PersonalCustomer", text, None)
