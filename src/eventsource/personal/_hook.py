@@ -17,7 +17,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
 
-from eventsource.exceptions import CorruptEventError, KeyStoreUnavailableError, PersonalDataError
+from eventsource.exceptions import (
+    CorruptEventError,
+    KeyStoreUnavailableError,
+    PersonalDataError,
+    PersonalDataIntegrityError,
+)
 from eventsource.personal.markers import PersonalPlan, mark_erased, plan_of
 
 __all__ = [
@@ -36,10 +41,9 @@ class FieldKeys(Protocol):
     def seal(self, subject: str, group: str, plaintext: bytes, associated: bytes) -> str:
         """The field's sealed text under the subject's current key of `group`."""
 
-    def open(
-        self, subject: str, group: str, token: str, associated: bytes, where: str
-    ) -> bytes | None:
-        """The plaintext, or None when the key was erased."""
+    def open(self, subject: str, group: str, token: str, associated: bytes) -> bytes | None:
+        """The plaintext, or None when the key was erased; `PersonalDataIntegrityError` when
+        the ciphertext fails authentication."""
 
     def parsed(self, payload: object) -> dict[str, Any] | None:
         """The payload already parsed while fetching the keys (each parse is used once)."""
@@ -140,8 +144,12 @@ def reveal(
             continue  # None, or written before the field was marked
         subject = str(data.get(field.subject_key))
         aad = associated_data(tenant, subject, field.group, event_type, field.key)
-        where = f"event {event_id} ({event_type}) field {field.key!r}"
-        plaintext = keys.open(subject, field.group, token, aad, where)
+        try:
+            plaintext = keys.open(subject, field.group, token, aad)
+        except PersonalDataIntegrityError as exc:
+            raise PersonalDataIntegrityError(
+                f"event {event_id} ({event_type}) field {field.key!r}: {exc}"
+            ) from exc
         if plaintext is None:
             data[field.key] = field.replacement
             erased.append(field.key)
@@ -158,7 +166,7 @@ def personal_decoder(
     plan = plan_of(cls)
     if plan is None:
         return None
-    validate = cls.model_validate
+    validate = cls.__pydantic_validator__.validate_python
 
     def decode(payload: Any, event_id: Any) -> Any:
         data, erased = reveal(plan, event_type, payload, event_id)

@@ -117,15 +117,14 @@ def token_parts(token: str) -> tuple[str, str]:
     return key_id, body
 
 
-def open_field(cipher: AESGCM, body: str, associated: bytes, where: str) -> bytes:
-    """The plaintext of a sealed field's `body`; `PersonalDataIntegrityError` naming `where` if
-    it fails authentication (altered, or moved from another field, subject, event type or
-    tenant)."""
+def open_field(cipher: AESGCM, body: str, associated: bytes) -> bytes:
+    """The plaintext of a sealed field's `body`; `PersonalDataIntegrityError` if it fails
+    authentication (altered, or moved from another field, subject, event type or tenant)."""
     try:
         raw = binascii.a2b_base64(body)
         return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], associated)
     except Exception as exc:  # InvalidTag, or a body that is not base64
         raise PersonalDataIntegrityError(
-            f"{where}: the ciphertext fails authentication (altered, or moved from another "
-            "field, subject, event type or tenant)"
+            "the ciphertext fails authentication (altered, or moved from another field, "
+            "subject, event type or tenant)"
         ) from exc

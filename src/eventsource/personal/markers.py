@@ -65,6 +65,7 @@ class PersonalPlan:
 
     fields: tuple[PersonalField, ...]
     subject_attributes: tuple[str, ...]
+    subject_keys: tuple[str, ...]  # their keys in the JSON dump
 
 
 _plans: dict[type, PersonalPlan | None] = {}
@@ -99,7 +100,11 @@ def _read_plan(cls: type[BaseModel]) -> PersonalPlan | None:
     if not marked:
         return None
     fields = tuple(_field(cls, subjects, *entry) for entry in marked)
-    return PersonalPlan(fields, tuple(attribute for _, attribute in subjects.values()))
+    return PersonalPlan(
+        fields,
+        tuple(attribute for _, attribute in subjects.values()),
+        tuple(key for key, _ in subjects.values()),
+    )
 
 
 def _field(

@@ -94,9 +94,7 @@ class KeyRing:
             )
         return cipher.seal(current[1], current[0], plaintext, associated)
 
-    def open(
-        self, subject: str, group: str, token: str, associated: bytes, where: str
-    ) -> bytes | None:
+    def open(self, subject: str, group: str, token: str, associated: bytes) -> bytes | None:
         """Decrypt, or None when the key is gone because the subject (or group) was erased."""
         entry = self._entries.get(subject)
         if entry is not None:
@@ -106,7 +104,7 @@ class KeyRing:
         key_id, body = cipher.token_parts(token)
         current = entry.keys.get(group) if entry is not None else None
         if entry is not None and current is not None and current[0] == key_id:
-            plaintext = cipher.open_field(current[1], body, associated, where)
+            plaintext = cipher.open_field(current[1], body, associated)
             if len(entry.opened) >= _OPENED_MAX:
                 entry.opened.clear()
             entry.opened[(token, associated)] = plaintext
@@ -114,7 +112,7 @@ class KeyRing:
         if entry is not None and entry.erased & {group, ALL_GROUPS}:
             return None
         raise PersonalDataIntegrityError(
-            f"{where}: subject {subject!r} has no key {key_id!r} and was never forgotten (the "
+            f"subject {subject!r} has no key {key_id!r} and was never forgotten (the "
             "ciphertext was moved from another subject or group, or the key store lost it)"
         )
 
@@ -284,7 +282,10 @@ class PersonalData:
                 data = _parsed(payload)
                 if data is not None:
                     parsed[id(payload)] = data
-                    subjects.update(_subjects(plan, data))
+                    for key in plan.subject_keys:
+                        subject = data.get(key)
+                        if subject is not None:
+                            subjects.add(str(subject))
         if not plans or not any(plans.values()):
             return None
         return KeyRing(await self._entries(subjects), parsed)
@@ -367,10 +368,3 @@ def _parsed(payload: object) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _subjects(plan: PersonalPlan, data: dict[str, Any]) -> Iterable[str]:
-    for field in plan.fields:
-        subject = data.get(field.subject_key)
-        if subject is not None:
-            yield str(subject)
