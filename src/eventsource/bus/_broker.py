@@ -138,7 +138,9 @@ class BrokerEventBus(
         with keys.active():
             await self._publish_in_span(events)
 
-    async def _message_keys(self, fields: Mapping[bytes, bytes]) -> KeyRing | None:
+    async def _message_keys(
+        self, fields: Mapping[bytes, bytes] | Mapping[str, str]
+    ) -> KeyRing | None:
         """The keys to open a consumed message's marked fields (None: nothing to open)."""
         if self._personal is None:
             return None

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import CorruptEventError, EventBusError
+from eventsource.exceptions import CorruptEventError, EventBusError, PersonalDataError
 from eventsource.stores.codec import decode_event, encode_payload
 
 __all__ = [
@@ -109,6 +109,8 @@ def decode_message(
         return decode_event(event_type, payload, registry, event_id)
     except CorruptEventError as exc:
         raise UndecodableMessageError(exc.reason, event_id, event_type) from exc
+    except PersonalDataError as exc:  # sealed fields without their keys, or tampered ones
+        raise UndecodableMessageError(str(exc), event_id, event_type) from exc
 
 
 def message_essentials(
