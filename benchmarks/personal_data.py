@@ -11,6 +11,8 @@ created before timing (a warm key cache). Interleaved repetitions, same run:
   1,000 per repetition, protected vs unprotected: ratio target <= 1.15.
 * A2: 100-event batch appends, 20 batches per repetition (informational).
 * R1: `get_events` of a 1,000-event stream, 5 loads per repetition: ratio target <= 1.2.
+  R1c: the same with the opened-payload cache off (`opened_payloads=0`): every read parses
+  and decrypts every marked field (informational).
 * F1: `forget` of a subject that has 5,000 events (keys deleted, the erasure recorded, the
   `PersonalDataErased` event appended): target < 50 ms, and no slower than for a subject
   with 1 event.
@@ -76,14 +78,14 @@ def make(cls: type[es.DomainEvent], aggregate_id: uuid.UUID, version: int, n: in
     )
 
 
-def personal_for(store: Any) -> pii.PersonalData:
-    kek = pii.LocalKEK(pii.LocalKEK.generate(), "bench")
+def personal_for(store: Any, kek: Any = None, **options: Any) -> pii.PersonalData:
+    kek = kek or pii.LocalKEK(pii.LocalKEK.generate(), "bench")
     database = getattr(store, "_database", None)
     key_store: Any = (
         pii.SQLiteKeyStore(database) if database is not None
         else pii.PostgreSQLKeyStore(store.session_factory.kw["bind"])
     )
-    return pii.PersonalData(key_store, kek, cache_ttl=3600)
+    return pii.PersonalData(key_store, kek, cache_ttl=3600, **options)
 
 
 async def timed(work: Callable[[], Awaitable[None]]) -> float:
@@ -167,6 +169,10 @@ async def main(backend: str, reps: int) -> dict[str, Any]:
         )
         protected_stream = await stream_of(store, CustomerNoted)
         plain_stream = await stream_of(store, CustomerNotedPlain)
+        cold = personal_for(store, personal._kek, opened_payloads=0)
+        cold.attach(store)
+        await loads(store, protected_stream, 1)
+        personal.attach(store)
         await loads(store, protected_stream, 1)
         await loads(store, plain_stream, 1)
         for _ in range(reps):
@@ -176,13 +182,17 @@ async def main(backend: str, reps: int) -> dict[str, Any]:
             add("A2 protected", await batch_appends(store, CustomerNoted, 20))
             add("R1 plain", await loads(store, plain_stream, 5))
             add("R1 protected", await loads(store, protected_stream, 5))
+            cold.attach(store)  # no opened-payload cache: every read opens every field
+            add("R1c protected", await loads(store, protected_stream, 5))
+            personal.attach(store)
             add("F1 5000 events", await forget_time(store, personal, 5000))
             add("F1 1 event", await forget_time(store, personal, 1))
         await personal.close()
+        await cold.close()
     report: dict[str, Any] = {name: summary(values) for name, values in results.items()}
-    for workload in ("A1", "A2", "R1"):
+    for workload, plain in (("A1", "A1"), ("A2", "A2"), ("R1", "R1"), ("R1c", "R1")):
         ratios = [
-            p / u for p, u in zip(results[f"{workload} protected"], results[f"{workload} plain"],
+            p / u for p, u in zip(results[f"{workload} protected"], results[f"{plain} plain"],
                                   strict=True)
         ]
         report[f"{workload} ratio"] = summary(ratios)

@@ -4,7 +4,9 @@ ciphertext to its place."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -26,6 +28,7 @@ from eventsource.personal import (
     Personal,
     PersonalData,
     SubjectId,
+    erased_fields,
     plan_of,
 )
 from eventsource.personal.cipher import data_cipher, new_data_key, open_field, seal, token_parts
@@ -190,3 +193,29 @@ async def test_a_ciphertext_moved_to_another_tenant_does_not_open() -> None:
     assert reading is not None
     with reading.active(), pytest.raises(PersonalDataIntegrityError, match="'name'"):
         decode_event("PersonalCustomer", text, None)
+
+
+async def test_an_opened_payload_is_not_reused_after_an_erasure_or_its_keys_expiry() -> None:
+    personal = PersonalData(InMemoryKeyStore(), LocalKEK(LocalKEK.generate()), cache_ttl=0.05)
+    event = Customer(aggregate_id=uuid4(), customer="c-1", name="Ann Example")
+    keys = await personal.keys_for_events([event])
+    assert keys is not None
+    with keys.active():
+        payload = encode_payload(event)
+
+    async def read() -> Customer:
+        ring = await personal.keys_for_payloads([("PersonalCustomer", payload)], None)
+        assert ring is not None
+        with ring.active():
+            found = decode_event("PersonalCustomer", payload, None)
+        assert isinstance(found, Customer)
+        return found
+
+    assert (await read()).name == "Ann Example"
+    assert (await read()).name == "Ann Example"  # from the opened payload
+    await asyncio.sleep(0.06)  # the keys' time-to-live passes: the opened payload with it
+    assert personal._opened.get(payload, time.monotonic()) is None
+    assert (await read()).name == "Ann Example"
+    await personal.forget("c-1")
+    erased = await read()
+    assert (erased.name, erased_fields(erased)) == ("[erased]", frozenset({"name"}))

@@ -9,7 +9,7 @@ This module imports no cipher: the active keys do the cryptography.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -47,6 +47,14 @@ class FieldKeys(Protocol):
 
     def parsed(self, payload: object) -> dict[str, Any] | None:
         """The payload already parsed while fetching the keys (each parse is used once)."""
+
+    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The payload as opened by an earlier read and still valid, or None."""
+
+    def remember(
+        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+    ) -> None:
+        """Keep an opened payload for later reads (while its keys are cached)."""
 
 
 _active: ContextVar[FieldKeys | None] = ContextVar("eventsource_personal_keys", default=None)
@@ -168,10 +176,19 @@ def personal_decoder(
         return None
     validate = cls.__pydantic_validator__.validate_python
 
+    subject_keys = plan.subject_keys
+
     def decode(payload: Any, event_id: Any) -> Any:
-        data, erased = reveal(plan, event_type, payload, event_id)
+        keys = _active.get()
+        known = keys.opened(payload) if keys is not None else None
+        if known is None:
+            data, erased = reveal(plan, event_type, payload, event_id)
+            assert keys is not None  # reveal refuses to run without keys
+            keys.remember(payload, [str(data.get(k)) for k in subject_keys], data, erased)
+        else:
+            data, erased = known
         try:
-            event = validate(convert(data) if convert is not None else data)
+            event = validate(convert(dict(data)) if convert is not None else data)
         except (ValidationError, ValueError) as exc:
             raise CorruptEventError(event_id, event_type, str(exc)) from exc
         if erased:

@@ -71,11 +71,19 @@ _OPENED_MAX = 4096  # plaintexts remembered per subject (then forgotten and rele
 class KeyRing:
     """The keys of one batch or page (see `eventsource.personal._hook.FieldKeys`)."""
 
-    __slots__ = ("_entries", "_parsed")
+    __slots__ = ("_entries", "_opened", "_owner", "_parsed")
 
-    def __init__(self, entries: dict[str, _Entry], parsed: dict[int, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        entries: dict[str, _Entry],
+        parsed: dict[int, dict[str, Any]],
+        owner: _OpenedPayloads | None = None,
+        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] | None = None,
+    ) -> None:
         self._entries = entries
         self._parsed = parsed
+        self._owner = owner
+        self._opened = opened or {}
 
     def active(self) -> Any:
         """A context manager making these keys the codec's."""
@@ -120,6 +128,57 @@ class KeyRing:
         """The payload parsed while fetching the keys, handed out once."""
         return self._parsed.pop(id(payload), None)
 
+    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The payload as opened by an earlier read, still valid (see `_OpenedPayloads`)."""
+        return self._opened.pop(id(payload), None) if self._opened else None
+
+    def remember(
+        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+    ) -> None:
+        """Keep an opened payload for later reads, as long as its subjects' keys are cached."""
+        if self._owner is not None and isinstance(payload, str):
+            deadline = min(
+                (e.deadline for s in subjects if (e := self._entries.get(s)) is not None),
+                default=0.0,
+            )
+            self._owner.put(payload, deadline, data, erased)
+
+
+class _OpenedPayloads:
+    """Payloads already opened, so a warm read skips parsing and decrypting them again.
+
+    An entry is valid while no subject has left the key cache since it was stored (any
+    eviction, erasure or enrolment bumps `generation`) and until the earliest time-to-live of
+    its subjects' keys; it holds plaintext no longer than the keys that decrypted it. Bounded:
+    least recently stored out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.generation = 0
+        self._items: OrderedDict[str, tuple[int, float, dict[str, Any], frozenset[str]]] = (
+            OrderedDict()
+        )
+
+    def get(self, payload: str, now: float) -> tuple[dict[str, Any], frozenset[str]] | None:
+        found = self._items.get(payload)
+        if found is None or found[0] != self.generation or found[1] <= now:
+            return None
+        return found[2], found[3]
+
+    def put(
+        self, payload: str, deadline: float, data: dict[str, Any], erased: frozenset[str]
+    ) -> None:
+        if self.size <= 0:
+            return
+        self._items[payload] = (self.generation, deadline, data, erased)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._items.clear()
+
 
 class _Layout(Protocol):
     @property
@@ -138,6 +197,8 @@ class PersonalData:
         cache_size: subjects whose unwrapped keys are kept in memory.
         cache_ttl: seconds a cached subject is trusted; the bound on how late another process
             sees an erasure when the key store cannot push them (SQLite).
+        opened_payloads: stored payloads kept opened for warm reads (0: none); dropped whenever
+            a subject leaves the key cache.
     """
 
     def __init__(
@@ -147,6 +208,7 @@ class PersonalData:
         *,
         cache_size: int = 10_000,
         cache_ttl: float = 1.0,
+        opened_payloads: int = 10_000,
     ) -> None:
         if cache_size < 1 or cache_ttl <= 0:
             raise ValueError("cache_size must be >= 1 and cache_ttl > 0")
@@ -155,6 +217,7 @@ class PersonalData:
         self._size = cache_size
         self._ttl = cache_ttl
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._opened = _OpenedPayloads(opened_payloads)
         self._watching = False
 
     @property
@@ -170,6 +233,7 @@ class PersonalData:
     def evict(self, subject_id: str) -> None:
         """Drop a subject from the cache (called on erasure notifications)."""
         self._cache.pop(subject_id, None)
+        self._opened.invalidate()
 
     # -- fetching keys ------------------------------------------------------------------------
 
@@ -205,6 +269,7 @@ class PersonalData:
         self._cache.move_to_end(subject)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
+            self._opened.invalidate()
         return entry
 
     def _kek_for(self, key: StoredKey) -> cipher.KeyEncryptionKey:
@@ -270,7 +335,10 @@ class PersonalData:
         t, p = layout.event_type, layout.payload
         plans: dict[str, PersonalPlan | None] = {}
         parsed: dict[int, dict[str, Any]] = {}
+        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
         subjects: set[str] = set()
+        known = self._opened
+        now = time.monotonic()
         for row in rows:
             event_type = row[t]
             try:
@@ -279,6 +347,9 @@ class PersonalData:
                 plan = plans[event_type] = _plan_of_type(event_type, registry)
             if plan is not None:
                 payload = row[p]
+                if isinstance(payload, str) and (hit := known.get(payload, now)) is not None:
+                    opened[id(payload)] = hit
+                    continue
                 data = _parsed(payload)
                 if data is not None:
                     parsed[id(payload)] = data
@@ -288,7 +359,10 @@ class PersonalData:
                             subjects.add(str(subject))
         if not plans or not any(plans.values()):
             return None
-        return KeyRing(await self._entries(subjects), parsed)
+        generation = known.generation
+        entries = await self._entries(subjects)
+        # An eviction while fetching: what this page opens is not kept.
+        return KeyRing(entries, parsed, known if known.generation == generation else None, opened)
 
     async def keys_for_payloads(
         self, payloads: Iterable[tuple[str, Any]], registry: EventRegistry | None
@@ -335,6 +409,7 @@ class PersonalData:
         await self._store.rewrap(rewrapped)
         self._kek = new_kek
         self._cache.clear()
+        self._opened.invalidate()
         return len(rewrapped)
 
     async def close(self) -> None:
