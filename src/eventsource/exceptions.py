@@ -24,9 +24,13 @@ __all__ = [
     "EventVersionError",
     "InvalidHandlerError",
     "KafkaNotAvailableError",
+    "KeyStoreUnavailableError",  # personal data (eventsource.personal)
     "MissingExtraError",
     "NATSNotAvailableError",
     "OptimisticLockError",
+    "PersonalDataDeclarationError",  # personal data (eventsource.personal)
+    "PersonalDataError",  # personal data (eventsource.personal)
+    "PersonalDataIntegrityError",  # personal data (eventsource.personal)
     "PostgreSQLNotAvailableError",
     "ProjectionError",
     "RabbitMQNotAvailableError",
@@ -35,12 +39,14 @@ __all__ = [
     "SerializationError",
     "StoreNotConnectedError",
     "StreamTombstonedError",
+    "SubjectErasedError",  # personal data (eventsource.personal)
     "TenantMismatchError",
     "TenantRequiredError",
     "TransferError",
     "TransferFileError",
     "TransformError",
     "UnhandledEventError",
+    "UnknownSubjectError",  # personal data (eventsource.personal)
 ]
 
 
@@ -375,3 +381,48 @@ class TransferFileError(TransferError):
         self.line = line
         self.reason = reason
         super().__init__(f"{path}, line {line}: {reason}")
+# -- personal data (eventsource.personal, docs/personal-data.md) ---------------------------------
+
+
+class PersonalDataError(EventSourceError):
+    """Personal data could not be protected or revealed; nothing was written."""
+
+
+class PersonalDataDeclarationError(PersonalDataError, TypeError):
+    """An event class marks personal data wrongly (a marked field but no subject id field, a
+    marker naming an unknown subject, a replacement value the field's type refuses)."""
+
+
+class KeyStoreUnavailableError(PersonalDataError):
+    """Marked fields were to be encrypted or decrypted with no key store at hand (the store has
+    no `PersonalData` attached): the append is refused rather than write plaintext."""
+
+
+class SubjectErasedError(PersonalDataError):
+    """An append carries personal data of a subject that was forgotten and not re-enrolled."""
+
+    def __init__(self, subject_id: str) -> None:
+        self.subject_id = subject_id
+        super().__init__(
+            f"Data subject {subject_id!r} was forgotten: its personal data cannot be written "
+            "until it is re-enrolled (PersonalData.enrol); nothing was written"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.subject_id,))
+
+
+class UnknownSubjectError(PersonalDataError, LookupError):
+    """`forget` or `enrol` named a subject the key store has never seen."""
+
+    def __init__(self, subject_id: str) -> None:
+        self.subject_id = subject_id
+        super().__init__(f"Data subject {subject_id!r} has no keys and was never forgotten")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.subject_id,))
+
+
+class PersonalDataIntegrityError(PersonalDataError):
+    """A stored ciphertext failed authentication: it was altered, or moved to another field,
+    subject, event type or tenant."""

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from eventsource._attributes import ReadOnly
 from eventsource._lifecycle import AsyncContext
+from eventsource.bus._codec import UndecodableMessageError, message_essentials
 from eventsource.bus._dispatch import SubscriberRegistry, SubscriptionMethods
 from eventsource.bus._spans import BusSpans, bus_span
 from eventsource.bus._stats import BrokerStats
@@ -31,6 +32,7 @@ from eventsource.observability.attributes import (
     ATTR_MESSAGING_SYSTEM,
 )
 from eventsource.observability.tracing import NO_SPAN, extract_trace_context, inject_trace_context
+from eventsource.personal.protection import KeyRing, PersonalData
 
 __all__ = ["BrokerEventBus", "default_consumer_name"]
 
@@ -70,6 +72,7 @@ class BrokerEventBus(
         self._config = config
         self._stats = stats
         self._event_registry = event_registry
+        self._personal: PersonalData | None = None  # personal data: `PersonalData.attach`
         self._logger = logger
         self._init_tracing(logger.name, enable_tracing)
         self._messaging_system = logger.name.rpartition(".")[2]  # redis, rabbitmq, nats, kafka
@@ -127,7 +130,29 @@ class BrokerEventBus(
 
     async def _publish_now(self, events: Sequence[DomainEvent]) -> None:
         await self.connect()
-        await self._publish_in_span(events)
+        personal = self._personal  # personal data: the batch's keys, sealing marked fields
+        keys = None if personal is None else await personal.keys_for_events(events)
+        if keys is None:
+            await self._publish_in_span(events)
+            return
+        with keys.active():
+            await self._publish_in_span(events)
+
+    async def _message_keys(
+        self, fields: Mapping[bytes, bytes] | Mapping[str, str]
+    ) -> KeyRing | None:
+        """The keys to open a consumed message's marked fields (None: nothing to open)."""
+        if self._personal is None:
+            return None
+        try:
+            event_type, _, payload = message_essentials(fields)
+        except UndecodableMessageError:
+            return None  # the decoder reports it
+        if not event_type or payload is None:
+            return None
+        return await self._personal.keys_for_payloads(
+            [(event_type, payload)], self._event_registry
+        )
 
     @bus_span("eventsource.event_bus.publish", _publish_attributes, kind="producer")
     def _publish_in_span(self, events: Sequence[DomainEvent]) -> Awaitable[None]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
-from eventsource.exceptions import CorruptEventError, EventBusError
+from eventsource.exceptions import CorruptEventError, EventBusError, PersonalDataError
 from eventsource.stores.codec import decode_event, encode_payload
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "encode_entry",
     "encode_message",
     "event_headers",
+    "message_essentials",
     "text_fields",
 ]
 
@@ -101,16 +102,18 @@ def decode_message(
     fields: Mapping[bytes, bytes] | Mapping[str, str], registry: EventRegistry | None
 ) -> DomainEvent:
     """Rebuild the event as its registered class (the registry, then the default one)."""
-    event_type, event_id, payload = _essentials(fields)
+    event_type, event_id, payload = message_essentials(fields)
     if not event_type or payload is None:
         raise UndecodableMessageError("message has no event_type or no payload", event_id)
     try:
         return decode_event(event_type, payload, registry, event_id)
     except CorruptEventError as exc:
         raise UndecodableMessageError(exc.reason, event_id, event_type) from exc
+    except PersonalDataError as exc:  # sealed fields without their keys, or tampered ones
+        raise UndecodableMessageError(str(exc), event_id, event_type) from exc
 
 
-def _essentials(
+def message_essentials(
     fields: Mapping[bytes, bytes] | Mapping[str, str],
 ) -> tuple[str | None, str | None, str | None]:
     """event_type, event_id and payload as text, decoding only those (the hot path)."""

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -273,8 +274,10 @@ class KafkaEventBus(BrokerEventBus[KafkaEventBusConfig, KafkaEventBusStats]):
                 b"event_id": headers.get("event_id", "").encode(),
                 b"payload": record.value or b"",
             }
+            keys = await self._message_keys(fields)  # personal data: None without it
             try:
-                event = decode_message(fields, self._event_registry)
+                with nullcontext() if keys is None else keys.active():
+                    event = decode_message(fields, self._event_registry)
             except UndecodableMessageError as exc:
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable record at offset %d: %s", record.offset, exc.reason)  # noqa: TRY400

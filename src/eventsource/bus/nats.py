@@ -335,8 +335,13 @@ class NATSEventBus(NATSAdmin):
             msg.headers,
             {"messaging.message.id": msg.metadata.sequence.stream},
         ):
+            keys = None if self._personal is None else await self._message_keys({
+                "event_type": (msg.headers or {}).get("event_type", ""),
+                "payload": msg.data.decode(errors="replace"),
+            })  # personal data
             try:
-                event = decode(msg.data, msg.headers, self._event_registry)
+                with contextlib.nullcontext() if keys is None else keys.active():
+                    event = decode(msg.data, msg.headers, self._event_registry)
             except UndecodableMessageError as exc:
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable message %s: %s", msg.subject, exc.reason)  # noqa: TRY400

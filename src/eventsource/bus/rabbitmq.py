@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
 from eventsource._compat.aiormq import Delivery, Outgoing, publish_all
@@ -414,7 +414,9 @@ class RabbitMQEventBus(RabbitMQAdmin):
         headers = message.headers
         try:
             fields = message_fields(headers, message.body, message.type)
-            event = decode_message(fields, self._event_registry)
+            keys = await self._message_keys(fields)  # personal data: None without it
+            with nullcontext() if keys is None else keys.active():
+                event = decode_message(fields, self._event_registry)
         except UndecodableMessageError as exc:
             self._stats.events_processed_failed += 1
             logger.error("Undecodable message %s: %s", message.message_id, exc.reason)  # noqa: TRY400

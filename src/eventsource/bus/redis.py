@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsource._optional import optional
@@ -298,8 +299,10 @@ class RedisEventBus(RedisAdmin):
         with self._consume_span(
             "eventsource.event_bus.process", fields, {"messaging.message.id": message_id}
         ):
+            keys = await self._message_keys(fields)  # personal data: None without it
             try:
-                event = decode_message(fields, self._event_registry)
+                with nullcontext() if keys is None else keys.active():
+                    event = decode_message(fields, self._event_registry)
             except UndecodableMessageError as exc:
                 self._stats.events_processed_failed += 1
                 logger.error("Undecodable message %s: %s", message_id, exc.reason)  # noqa: TRY400

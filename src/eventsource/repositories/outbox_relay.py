@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from eventsource._lifecycle import AsyncContext
 from eventsource.events.base import DomainEvent
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import CorruptEventError, EventBusError
+from eventsource.personal.protection import PersonalData
 from eventsource.repositories.outbox import (
     LocalRelayLock,
     OutboxEntry,
@@ -141,6 +143,8 @@ class OutboxRelay(AsyncContext):
             ago, every `cleanup_interval` seconds.
         leader_lock: take the outbox's relay lock before each pass (leave True unless some
             other mechanism guarantees a single relay).
+        personal_data: the store's `PersonalData`, when events carry marked fields: a pass
+            fetches the keys of its rows in one query, and the bus gets them sealed again.
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class OutboxRelay(AsyncContext):
         cleanup_interval: float = 3600.0,
         leader_lock: bool = True,
         type_converter: TypeConverter | None = None,
+        personal_data: PersonalData | None = None,
     ) -> None:
         at_least("batch_size", batch_size, 1)
         greater_than("poll_interval", poll_interval, 0)
@@ -168,6 +173,7 @@ class OutboxRelay(AsyncContext):
         )
         self._bus = bus
         self._registry = event_registry
+        self._personal = personal_data
         self._converter = type_converter or DefaultTypeConverter()
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -248,8 +254,12 @@ class OutboxRelay(AsyncContext):
         if not leader:
             return RelayPassResult(leader=False)
         rows = await self._outbox.get_publishable_events(self._batch_size)
-        ready, unreadable, held = self._select(rows)
-        published, unsent, bus_down = await self._publish(ready)
+        keys = None if self._personal is None else await self._personal.keys_for_payloads(
+            [(row.event_type, row.event_data.get("payload")) for row in rows], self._registry
+        )
+        with nullcontext() if keys is None else keys.active():  # opened, then sealed again
+            ready, unreadable, held = self._select(rows)
+            published, unsent, bus_down = await self._publish(ready)
         if published:
             await self._outbox.mark_published_many([row.id for row in published])
             for row in published:

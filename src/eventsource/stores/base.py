@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 from uuid import UUID
 
 from eventsource._storable_json import has_lone_surrogate
@@ -36,6 +36,9 @@ from eventsource.stores.records import (
 )
 from eventsource.stores.type_converter import TypeConverter
 from eventsource.tenancy import bound_tenant, stamp_events
+
+if TYPE_CHECKING:
+    from eventsource.personal.protection import KeyRing, PersonalData
 
 __all__ = ["RowEventStore", "StreamQuery", "check_append_args", "check_expected_version"]
 
@@ -60,6 +63,7 @@ class RowEventStore(EventStore, Generic[Rows]):
     _layout: ClassVar[RowLayout | None] = None  # where the backend's SELECT puts each column
     _registry: EventRegistry | None = None
     _converter: TypeConverter | None = None
+    _personal: PersonalData | None = None  # personal data: set by `PersonalData.attach`
 
     @property
     def event_registry(self) -> EventRegistry:
@@ -80,7 +84,13 @@ class RowEventStore(EventStore, Generic[Rows]):
         tenant = bound_tenant()
         if tenant is not None:  # stamp or refuse; the backend checks the stream's owner
             events = stamp_events(events, tenant)
-        rows = self._encode(aggregate_id, aggregate_type, events)  # refusals before any write
+        personal = self._personal  # personal data: one query for the batch's keys, if any
+        keys = None if personal is None else await personal.keys_for_events(events)
+        if keys is None:
+            rows = self._encode(aggregate_id, aggregate_type, events)  # refusals before any write
+        else:
+            with keys.active():
+                rows = self._encode(aggregate_id, aggregate_type, events)
         observed = self._append_span(aggregate_id, aggregate_type, len(events), expected_version)
         try:
             if observed is NO_SPAN:  # nothing records: skip even the no-op context manager
@@ -146,22 +156,44 @@ class RowEventStore(EventStore, Generic[Rows]):
 
     # -- the codec, for the rows of every backend ---------------------------------------------
 
-    def _decode(self, rows: Sequence[Any], layout: RowLayout | None = None) -> list[DomainEvent]:
-        """Rows of the backend's SELECT (`layout`, else the class's) as events."""
+    def _decode(
+        self, rows: Sequence[Any], layout: RowLayout | None = None, keys: KeyRing | None = None
+    ) -> list[DomainEvent]:
+        """Rows of the backend's SELECT (`layout`, else the class's) as events; `keys` opens
+        personal data (`_keys_of`)."""
         chosen = layout or self._layout
         assert chosen is not None  # a SQL backend sets `_layout`
+        if keys is not None:
+            with keys.active():
+                return self._decode(rows, layout)
         return decode_rows(rows, chosen, self._registry, self._converter, self._locate(chosen))
 
     def _stored(
-        self, rows: Sequence[Any], stored_at: Callable[[Any], datetime] = lambda value: value
+        self,
+        rows: Sequence[Any],
+        stored_at: Callable[[Any], datetime] = lambda value: value,
+        keys: KeyRing | None = None,
     ) -> tuple[list[StoredEvent], CorruptEventError | None]:
         """A page of rows as StoredEvents, up to the first that cannot be read, and its error
         (see `codec.stored_prefix`); readers hand the events over, then raise the error."""
         layout = self._layout
         assert layout is not None  # a SQL backend sets `_layout`
+        if keys is not None:
+            with keys.active():
+                return self._stored(rows, stored_at)
         return stored_prefix(
             rows, layout, self._registry, self._converter, stored_at, self._locate(layout)
         )
+
+    async def _keys_of(
+        self, rows: Sequence[Any], layout: RowLayout | None = None
+    ) -> KeyRing | None:
+        """The keys a page of rows needs (one key-store query at most); call it only when a
+        `PersonalData` is attached (`self._personal`), so other stores pay nothing."""
+        chosen = layout or self._layout
+        assert self._personal is not None
+        assert chosen is not None
+        return await self._personal.keys_for_rows(rows, chosen, self._registry)
 
     def _locate(self, layout: RowLayout) -> Callable[[Any], str] | None:
         """What a `CorruptEventError` adds about where a bad row lies (None: nothing)."""

@@ -32,6 +32,8 @@ from eventsource.evolution._reading import (
 )
 from eventsource.evolution.upcasting import splits_registered
 from eventsource.exceptions import CorruptEventError, EventTypeNotFoundError, SerializationError
+from eventsource.personal._hook import personal_decoder, protect_payload
+from eventsource.personal.markers import erased_fields, plan_of
 from eventsource.stores._payload_plans import doubtful_classes, non_finite_field
 from eventsource.stores.records import StoredEvent, make_stored_event
 from eventsource.stores.type_converter import TypeConverter
@@ -52,7 +54,16 @@ __all__ = [
 
 def encode_payload(event: DomainEvent) -> str:
     """The event's full JSON dump; SerializationError (before any write) if it has none, or if
-    its reader would not get it back (see `eventsource._storable_json`)."""
+    its reader would not get it back (see `eventsource._storable_json`). Fields marked as
+    personal data are sealed (`eventsource.personal`)."""
+    payload = _checked_dump(event)
+    plan = plan_of(type(event))  # personal data: one cached lookup for unmarked classes
+    if plan is not None:
+        payload = protect_payload(plan, event.event_type, payload, erased_fields(event))
+    return payload
+
+
+def _checked_dump(event: DomainEvent) -> str:
     try:
         payload = dump_json(event)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
@@ -87,7 +98,7 @@ def check_payloads(events: Sequence[DomainEvent], registry: EventRegistry | None
     if doubtful:
         for event in events:
             if type(event) in doubtful:
-                encode_payload(event)
+                _checked_dump(event)  # kept in memory: nothing to seal
 
 
 def current_shapes(
@@ -162,6 +173,10 @@ def decode_event(
             raise CorruptEventError(event_id, event_type, f"unknown event type ({exc})") from exc
         return _one(retired, payload, event_id)
     plan = read_plan(event_type, cls, registry, _conversion(cls, converter))
+    personal = _personal_decoder(cls, event_type, converter)  # personal data: opens fields
+    if personal is not None:
+        _refuse_evolving_personal(plan, event_id, event_type)
+        return personal(payload, event_id)
     if plan is not None:
         return _one(plan, payload, event_id)
     try:
@@ -317,11 +332,27 @@ def _decoder(
         return retired.decode if retired else partial(_decode_with, event_type, registry, converter)
     convert = _conversion(cls, converter)
     plan = read_plan(event_type, cls, registry, convert)
+    personal = _personal_decoder(cls, event_type, converter)  # personal data: opens fields
+    if personal is not None:
+        _refuse_evolving_personal(plan, None, event_type)
+        return personal
     if plan is not None:
         return _evolving(plan, None if convert is not None else _plain(event_type, cls))
     if convert is not None:
         return partial(_decode_with, event_type, registry, converter)
     return _plain(event_type, cls)
+
+
+def _refuse_evolving_personal(plan: ReadPlan | None, event_id: Any, event_type: str) -> None:
+    """Personal fields are sealed under the stored type and field names, and opened before
+    validation; upcasting them (which may rename both) is not supported yet: say so rather than
+    hand back a sealed field or a half-upcast event."""
+    if plan is not None and not plan.plain:
+        raise CorruptEventError(
+            event_id, event_type, f"{plan.cls.__qualname__ if plan.cls else event_type} has "
+            "personal data fields and upcasters or old names: upcasting events with personal "
+            "data is not supported yet (docs/personal-data.md)",
+        )
 
 
 def _conversion(
@@ -365,6 +396,18 @@ def _plain(event_type: str, cls: type[DomainEvent]) -> Callable[[Any, Any], Doma
             raise CorruptEventError(event_id, event_type, str(exc)) from exc
 
     return decode
+
+
+def _personal_decoder(
+    cls: type[DomainEvent], event_type: str, converter: TypeConverter | None
+) -> Callable[[Any, Any], DomainEvent] | None:
+    """`personal_decoder` with the store's type converter, when it has work for `cls`."""
+    if plan_of(cls) is None:
+        return None
+    convert = partial(converter.convert, cls) if converter is not None and (
+        converter.needs_conversion(cls)
+    ) else None
+    return personal_decoder(cls, event_type, convert)
 
 
 def _decode_with(

@@ -256,7 +256,8 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
     async def _select_stream(self, query: StreamQuery) -> EventStream:
         aggregate_id, aggregate_type, from_version, _, _, tenant = query
         rows, head = await self._stream_rows(query)
-        events = self._decode(rows)
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
+        events = self._decode(rows, keys=keys)
         if aggregate_type is None:
             aggregate_type = rows[0][4] if rows else await self._first_type(aggregate_id, tenant)
         version = rows[-1][5] if rows else max(from_version, head)
@@ -318,7 +319,8 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
                 rows.reverse()
             if opts.limit is not None:
                 rows = rows[: opts.limit]
-            page, corrupt = self._stored(rows)
+            keys = await self._keys_of(rows) if self._personal else None  # personal data
+            page, corrupt = self._stored(rows, keys=keys)
             for stored in page:
                 yield stored
             if corrupt is not None:  # after the events before the bad row
@@ -353,7 +355,8 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
                 mark = rows[-1][0]
                 if left is not None:
                     left -= len(rows)
-                page, corrupt = self._stored(rows)
+                keys = await self._keys_of(rows) if self._personal else None  # personal data
+                page, corrupt = self._stored(rows, keys=keys)
                 for stored in page:
                     yield stored
                 if corrupt is not None:  # after the events before the bad row
@@ -410,7 +413,8 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         last_tx, last_position = int(rows[-1][8]), rows[-1][0]
         if len(rows) == limit:  # catching up: fetch the next page while this one is decoded
             self._ahead.prefetch(last_tx, last_position, limit, tenant)
-        stored, corrupt = self._stored(rows)
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
+        stored, corrupt = self._stored(rows, keys=keys)
         if corrupt is not None:  # the readable events before the row, and a cursor past it
             before = cursor_of(rows[len(stored) - 1]) if stored else f"{tx_id}:{position}"
             raise corrupt.resumable(CommittedPage(stored, before), cursor_of(rows[len(stored)]))
@@ -477,7 +481,8 @@ class PostgreSQLEventStore(TracingMixin, RowEventStore["_Batch"]):
         await self._ensure_ready()
         args = (aggregate_type, tenant_id, start)
         rows = await self._run("get_events_by_type", lambda c: c.fetch(queries.BY_TYPE, *args))
-        return self._decode(rows, _BY_TYPE_LAYOUT)
+        keys = await self._keys_of(rows, _BY_TYPE_LAYOUT) if self._personal else None
+        return self._decode(rows, _BY_TYPE_LAYOUT, keys)
 
     async def event_exists(self, event_id: UUID) -> bool:
         return bool(await self._value("event_exists", queries.EXISTS, bound_tenant(), event_id))

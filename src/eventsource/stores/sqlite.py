@@ -314,7 +314,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             sql, params = typed_stream(clauses, params, aggregate_type, self._retention)
             rows, head = split_marker(await link.read(fetch, sql, params), aggregate_id,
                                       aggregate_type, 4)
-        events = self._decode(rows)
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
+        events = self._decode(rows, keys=keys)
         version = rows[-1][4] if rows else max(from_version, head)
         return EventStream(aggregate_id, aggregate_type, events, version)
 
@@ -336,7 +337,9 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
             params.append(str(tenant_id))
         _time_filter(clauses, params, start, None, after_start=True)
         sql = f"SELECT {_EVENT} FROM events WHERE {' AND '.join(clauses)} ORDER BY timestamp, id"
-        return self._decode(await link.read(fetch, sql, params))
+        rows = await link.read(fetch, sql, params)
+        keys = await self._keys_of(rows) if self._personal else None  # personal data
+        return self._decode(rows, keys=keys)
 
     async def event_exists(self, event_id: UUID) -> bool:
         clauses: list[str] = ["event_id = ?"]
@@ -444,7 +447,8 @@ class SQLiteEventStore(AsyncContext, TracingMixin, RowEventStore[_Batch]):
                 more = more and remaining > 0
             if more:
                 pending = request(rows[-1][key])
-            page, corrupt = self._stored(rows, datetime.fromisoformat)
+            keys = await self._keys_of(rows) if self._personal else None  # personal data
+            page, corrupt = self._stored(rows, datetime.fromisoformat, keys)
             for stored in page:
                 yield stored
             if corrupt is not None:  # after the events before the bad row, in order
