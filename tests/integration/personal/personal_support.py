@@ -33,7 +33,7 @@ PLAINTEXTS = (NAME, STREET, SELLER_NAME)
 class OrderPlaced(DomainEvent):
     """Two subjects: the buyer (name, and an address group) and the seller (name)."""
 
-    event_type: str = "OrderPlaced"
+    event_type: str = "PersonalOrderPlaced"  # the default registry is shared: not the demo's name
     aggregate_type: str = "Order"
     buyer_id: Annotated[str, SubjectId("buyer")]
     seller_id: Annotated[str, SubjectId("seller")]
@@ -47,7 +47,7 @@ class OrderPlaced(DomainEvent):
 class OrderPaid(DomainEvent):
     """No marked field: the unprotected path."""
 
-    event_type: str = "OrderPaid"
+    event_type: str = "PersonalOrderPaid"
     aggregate_type: str = "Order"
     amount: int
 
