@@ -1,0 +1,24 @@
+"""Scaling out the read side: partitioned subscriptions with fenced leases, leader leases,
+and lag per partition. See docs/scaling.md."""
+
+from eventsource.scaling.exceptions import (
+    LeaseLost,
+    PartitionCountMismatchError,
+    ScalingConfigurationError,
+    ScalingError,
+    SubscriptionNameCollisionError,
+)
+from eventsource.scaling.partitions import partition_of
+from eventsource.scaling.worker import PartitionedWorker, PlainHandler, TransactionalHandler
+
+__all__ = [
+    "LeaseLost",
+    "PartitionCountMismatchError",
+    "PartitionedWorker",
+    "PlainHandler",
+    "ScalingConfigurationError",
+    "ScalingError",
+    "SubscriptionNameCollisionError",
+    "TransactionalHandler",
+    "partition_of",
+]
