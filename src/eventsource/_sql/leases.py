@@ -68,6 +68,7 @@ class LeaseSQL:
     lag_rows: str
     lead: str
     leader_row: str
+    leader_fence: str
     resign: str
     repartition_check: str
 
@@ -108,6 +109,8 @@ def statements(dialect: str) -> LeaseSQL:
         f"WHERE name = :n AND (owner = :o OR owner IS NULL OR expires_at < {now}) "
         "RETURNING epoch",
         leader_row="INSERT INTO scaling_leaders (name) VALUES (:n) ON CONFLICT (name) DO NOTHING",
+        leader_fence="UPDATE scaling_leaders SET epoch = epoch "
+        "WHERE name = :n AND owner = :o AND epoch = :e RETURNING epoch",
         resign="UPDATE scaling_leaders SET owner = NULL, expires_at = 0 "
         "WHERE name = :n AND owner = :o AND epoch = :e",
         repartition_check="SELECT COUNT(DISTINCT COALESCE(cursor_text, '')), "

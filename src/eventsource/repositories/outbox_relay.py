@@ -141,6 +141,9 @@ class OutboxRelay(AsyncContext):
             ago, every `cleanup_interval` seconds.
         leader_lock: take the outbox's relay lock before each pass (leave True unless some
             other mechanism guarantees a single relay).
+        lock: the leadership to take instead of the outbox's own relay lock, e.g. an
+            `eventsource.scaling.LeaderLease` (a lease row with an epoch: no session lock,
+            so it works behind PgBouncer in transaction mode).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class OutboxRelay(AsyncContext):
         cleanup_interval: float = 3600.0,
         leader_lock: bool = True,
         type_converter: TypeConverter | None = None,
+        lock: RelayLock | None = None,
     ) -> None:
         at_least("batch_size", batch_size, 1)
         greater_than("poll_interval", poll_interval, 0)
@@ -175,7 +179,7 @@ class OutboxRelay(AsyncContext):
         self._cleanup_days = cleanup_after_days
         self._cleanup_interval = cleanup_interval
         self._next_cleanup = 0.0
-        self._lock: RelayLock | None = self._outbox.relay_lock() if leader_lock else None
+        self._lock: RelayLock | None = lock or (self._outbox.relay_lock() if leader_lock else None)
         self._pass_lock = asyncio.Lock()
         self._not_before: dict[UUID, float] = {}  # row -> monotonic time of its next attempt
         self._down_passes = 0  # consecutive passes where the bus looked down

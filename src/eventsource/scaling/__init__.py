@@ -8,10 +8,12 @@ from eventsource.scaling.exceptions import (
     ScalingError,
     SubscriptionNameCollisionError,
 )
+from eventsource.scaling.leader import LeaderLease
 from eventsource.scaling.partitions import partition_of
 from eventsource.scaling.worker import PartitionedWorker, PlainHandler, TransactionalHandler
 
 __all__ = [
+    "LeaderLease",
     "LeaseLost",
     "PartitionCountMismatchError",
     "PartitionedWorker",

@@ -24,12 +24,13 @@ class LeaseLost(ScalingError):  # noqa: N818 - the issue's name for it
     nothing the stale worker did stays, and the worker stops handling the partition.
     """
 
-    def __init__(self, subscription: str, partitions: list[int]) -> None:
+    def __init__(self, subscription: str, partitions: list[int] | None = None) -> None:
         self.subscription = subscription
-        self.partitions = partitions
+        self.partitions = partitions or []
+        what = f"lease lost on partition(s) {partitions}" if partitions else "leadership lost"
         super().__init__(
-            f"Subscription {subscription!r}: lease lost on partition(s) {partitions} "
-            "(another worker took them over); the transaction was rolled back"
+            f"{subscription!r}: {what} (another worker took over at a newer epoch); "
+            "the transaction was rolled back"
         )
 
 
