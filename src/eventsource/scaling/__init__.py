@@ -8,6 +8,7 @@ from eventsource.scaling.exceptions import (
     ScalingError,
     SubscriptionNameCollisionError,
 )
+from eventsource.scaling.lag import PartitionLag, partition_lag
 from eventsource.scaling.leader import LeaderLease
 from eventsource.scaling.partitions import partition_of
 from eventsource.scaling.worker import PartitionedWorker, PlainHandler, TransactionalHandler
@@ -16,11 +17,13 @@ __all__ = [
     "LeaderLease",
     "LeaseLost",
     "PartitionCountMismatchError",
+    "PartitionLag",
     "PartitionedWorker",
     "PlainHandler",
     "ScalingConfigurationError",
     "ScalingError",
     "SubscriptionNameCollisionError",
     "TransactionalHandler",
+    "partition_lag",
     "partition_of",
 ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsource._lifecycle import AsyncContext
 from eventsource.scaling.exceptions import LeaseLost, ScalingConfigurationError
+from eventsource.scaling.lag import PartitionLag, observe_partition_lag, partition_lag
 from eventsource.scaling.leases import Claimed, LeaseTable, fair_share
 from eventsource.scaling.partitions import cursor_key, cursor_position, partition_of
 
@@ -129,11 +130,31 @@ class PartitionedWorker(AsyncContext):
         self.leases_lost = 0
         self.last_heartbeat: float | None = None  # time.time() of the last good heartbeat
         self.last_error: BaseException | None = None
+        self.lag_report: list[PartitionLag] = []  # this worker's partitions, per heartbeat
+        observe_partition_lag(self)
 
     @property
     def owned(self) -> dict[int, int]:
         """The partitions this worker holds, with their epochs."""
         return {p: h.epoch for p, h in sorted(self._held.items())}
+
+    def health(self) -> dict[str, Any]:
+        """The worker's state and its partitions' lag (as of the last heartbeat), JSON-ready."""
+        return {
+            "subscription": self.name, "worker": self.worker_id, "running": bool(self._tasks),
+            "partitions": self.partitions, "owned": sorted(self._held),
+            "events_delivered": self.events_delivered, "pages": self.pages,
+            "leases_lost": self.leases_lost, "last_heartbeat": self.last_heartbeat,
+            "last_error": None if self.last_error is None else repr(self.last_error),
+            "lag": [lag.to_dict() for lag in self.lag_report],
+        }
+
+    async def refresh_lag(self) -> list[PartitionLag]:
+        """Measure this worker's partitions' lag now (the heartbeat does it each time)."""
+        self.lag_report = await partition_lag(
+            self.leases.engine, self.store, self.name, set(self._held)
+        )
+        return self.lag_report
 
     async def start(self) -> None:
         """Register (typed errors for a wrong partition count or a name collision), take a
@@ -170,6 +191,7 @@ class PartitionedWorker(AsyncContext):
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self._beat()
+                await self.refresh_lag()
             except Exception as exc:  # the database is down: the leases run out, fencing holds
                 self.last_error = exc
                 logger.warning("Subscription %s: heartbeat failed: %s", self.name, exc)
