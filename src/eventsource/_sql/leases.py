@@ -71,6 +71,10 @@ class LeaseSQL:
     leader_fence: str
     resign: str
     repartition_check: str
+    repartition_from: str
+    repartition_clear: str
+    repartition_insert: str
+    repartition_count: str
 
 
 def statements(dialect: str) -> LeaseSQL:
@@ -116,6 +120,13 @@ def statements(dialect: str) -> LeaseSQL:
         repartition_check="SELECT COUNT(DISTINCT COALESCE(cursor_text, '')), "
         f"SUM(CASE WHEN owner IS NOT NULL AND expires_at > {now} THEN 1 ELSE 0 END) "
         "FROM scaling_partitions WHERE subscription = :s",
+        repartition_from="SELECT MIN(cursor_text), MIN(last_position), MAX(epoch) "
+        "FROM scaling_partitions WHERE subscription = :s",
+        repartition_clear="DELETE FROM scaling_partitions WHERE subscription = :s",
+        repartition_insert="INSERT INTO scaling_partitions "
+        "(subscription, part, epoch, cursor_text, last_position) VALUES (:s, :n, :e, :c, :pos)",
+        repartition_count="UPDATE scaling_subscriptions SET partitions = :p "
+        "WHERE subscription = :s",
     )
 
 

@@ -10,6 +10,7 @@ from eventsource.scaling.exceptions import (
 )
 from eventsource.scaling.lag import PartitionLag, partition_lag
 from eventsource.scaling.leader import LeaderLease
+from eventsource.scaling.leases import repartition
 from eventsource.scaling.partitions import partition_of
 from eventsource.scaling.worker import PartitionedWorker, PlainHandler, TransactionalHandler
 
@@ -26,4 +27,5 @@ __all__ = [
     "TransactionalHandler",
     "partition_lag",
     "partition_of",
+    "repartition",
 ]

@@ -17,13 +17,14 @@ from eventsource._sql.leases import DDL, fence_statement, release_statement, sta
 from eventsource.scaling.exceptions import (
     LeaseLost,
     PartitionCountMismatchError,
+    ScalingConfigurationError,
     SubscriptionNameCollisionError,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["Claimed", "LeaseTable", "ensure_schema", "fair_share"]
+__all__ = ["Claimed", "LeaseTable", "ensure_schema", "fair_share", "repartition"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,34 @@ class LeaseTable:
             now = {int(p): (o, int(e)) for p, o, e in rows}
             lost = [p for p in parts if now.get(p) != (self.owner, epochs[p])]
             raise LeaseLost(self.subscription, lost or parts)
+
+
+async def repartition(engine: AsyncEngine, subscription: str, partitions: int) -> None:
+    """Change `subscription`'s partition count, in one transaction.
+
+    Only at one common position: every partition's checkpoint must be the same cursor (run a
+    single worker until it has caught up and stop it: its partitions then move together) and
+    no worker may hold a lease. Otherwise `ScalingConfigurationError`, and nothing changes.
+    """
+    if not isinstance(partitions, int) or partitions < 1:
+        raise ScalingConfigurationError(f"partitions must be an int >= 1, got {partitions!r}")
+    sql = statements(engine.dialect.name)
+    params = {"s": subscription}
+    async with engine.begin() as conn:
+        cursors, held = (await conn.execute(_text(sql.repartition_check), params)).one()
+        if cursors != 1 or held:
+            raise ScalingConfigurationError(
+                f"Subscription {subscription!r} cannot be repartitioned now: its partitions "
+                f"stand at {cursors} different positions and {held or 0} are held; stop every "
+                "worker after one worker alone has caught up"
+            )
+        # Epochs carry on from the highest, so no fencing token is ever handed out twice.
+        cursor, position, epoch = (
+            await conn.execute(_text(sql.repartition_from), params)
+        ).one()
+        await conn.execute(_text(sql.repartition_clear), params)
+        await conn.execute(_text(sql.repartition_insert), [
+            {"s": subscription, "n": n, "e": epoch, "c": cursor, "pos": position}
+            for n in range(partitions)
+        ])
+        await conn.execute(_text(sql.repartition_count), {"s": subscription, "p": partitions})

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,12 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scale_child import Audit, open_store, prepare
+from scale_child import Audit, Tick, open_store, prepare
 from eventsource.scaling import (
     PartitionCountMismatchError,
     PartitionedWorker,
     ScalingConfigurationError,
     SubscriptionNameCollisionError,
+    repartition,
 )
 from eventsource.stores.interface import EventStore
 
@@ -74,3 +77,25 @@ async def test_both_errors_are_configuration_errors(backend: Backend) -> None:
         await _worker(backend, partitions=4).start()
     with pytest.raises(ScalingConfigurationError):
         await _worker(backend, handler_name="x").start()
+
+
+async def test_repartition_only_at_one_common_position_and_with_no_holder(
+    backend: Backend,
+) -> None:
+    store, engine = backend
+    stream = uuid.uuid4()
+    await store.append_events(stream, "ScaleStream", [Tick(aggregate_id=stream, n=1)], 0)
+    async with _worker(backend, partitions=4) as worker:
+        with pytest.raises(ScalingConfigurationError, match="4 are held"):
+            await repartition(engine, "audit", 8)
+        async with asyncio.timeout(30):
+            while worker.events_delivered < 1:
+                await asyncio.sleep(0.02)
+        epochs = set(worker.owned.values())
+    await repartition(engine, "audit", 8)
+    async with _worker(backend, partitions=8) as grown:
+        assert len(grown.owned) == 8 and min(grown.owned.values()) > max(epochs)
+        await asyncio.sleep(0.3)
+        assert grown.events_delivered == 0  # resumed at the common position: nothing again
+    with pytest.raises(PartitionCountMismatchError):
+        await _worker(backend, partitions=4).start()
