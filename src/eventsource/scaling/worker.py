@@ -76,6 +76,8 @@ class PartitionedWorker(AsyncContext):
         heartbeat: seconds between heartbeats; live workers reach a fair share within two.
         batch_size: events per page read.
         poll_interval: longest wait for new events before reading again.
+        concurrency: transactions a page is split into, each for a group of partitions, run
+            at once (for handlers that wait on I/O; keep 1 on SQLite, whose writers queue).
         worker_id: this worker's identity in the lease rows (default: a fresh UUID).
         handler_name: what identifies the handler for the name-collision check (default: its
             module and qualified name).
@@ -94,6 +96,7 @@ class PartitionedWorker(AsyncContext):
         heartbeat: float = 3.0,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        concurrency: int = 1,
         worker_id: str | None = None,
         handler_name: str | None = None,
     ) -> None:
@@ -106,8 +109,10 @@ class PartitionedWorker(AsyncContext):
                 f"lease_ttl ({lease_ttl!r}s) must be longer than heartbeat ({heartbeat!r}s), "
                 "or leases lapse between two heartbeats (3x the heartbeat is a good start)"
             )
-        if batch_size < 1 or not poll_interval > 0:
-            raise ScalingConfigurationError("batch_size must be >= 1 and poll_interval > 0")
+        if batch_size < 1 or concurrency < 1 or not poll_interval > 0:
+            raise ScalingConfigurationError(
+                "batch_size and concurrency must be >= 1, and poll_interval > 0"
+            )
         self.store = store
         self.name = name
         self.partitions = partitions
@@ -115,6 +120,7 @@ class PartitionedWorker(AsyncContext):
         self.heartbeat_interval = heartbeat
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.concurrency = concurrency
         self.worker_id = worker_id or uuid.uuid4().hex
         self.handler_name = handler_name or _handler_name(handler)
         self.leases = LeaseTable(engine, name, partitions, self.worker_id, lease_ttl)
@@ -286,7 +292,27 @@ class PartitionedWorker(AsyncContext):
     async def _deliver(
         self, events: list[StoredEvent], targets: dict[int, _Held], cursor: str, position: int
     ) -> None:
-        epochs = {p: h.epoch for p, h in targets.items()}
+        """The page in `concurrency` groups of partitions, each in its own transaction with
+        its own fenced checkpoint (one group: one transaction for the whole page)."""
+        groups = min(self.concurrency, len(targets))
+        order = sorted(targets)
+        parts = [order[i::groups] for i in range(groups)]
+        of = {p: g for g, members in enumerate(parts) for p in members}
+        batches: list[list[StoredEvent]] = [[] for _ in parts]
+        for stored in events:
+            batches[of[partition_of(stored.aggregate_id, self.partitions)]].append(stored)
+        done = await asyncio.gather(*(
+            self._deliver_group(batch, {p: targets[p].epoch for p in members}, cursor, position)
+            for batch, members in zip(batches, parts, strict=True)
+        ), return_exceptions=True)
+        self.pages += 1
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the other groups committed; this one's partitions stay behind
+
+    async def _deliver_group(
+        self, events: list[StoredEvent], epochs: dict[int, int], cursor: str, position: int
+    ) -> None:
         leases = self.leases
         try:
             if self.transactional:
@@ -312,4 +338,3 @@ class PartitionedWorker(AsyncContext):
             if mine is not None and mine.epoch == epoch:
                 mine.cursor, mine.position = cursor, position
         self.events_delivered += len(events)
-        self.pages += 1

@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,13 @@ from eventsource.stores.interface import EventStore, StoredEvent  # noqa: E402
 READ_MODEL = (
     "CREATE TABLE IF NOT EXISTS scale_audit (event_id TEXT NOT NULL UNIQUE, "
     "aggregate_id TEXT NOT NULL, stream_position INT NOT NULL, prev INT NOT NULL, "
-    "worker TEXT NOT NULL)",
+    "worker TEXT NOT NULL, delivered_at DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS scale_streams (aggregate_id TEXT PRIMARY KEY, "
     "last_position INT NOT NULL)",
 )
 _AUDIT = text(
-    "INSERT INTO scale_audit (event_id, aggregate_id, stream_position, prev, worker) "
-    "VALUES (:e, :a, :n, :prev, :w)"
+    "INSERT INTO scale_audit (event_id, aggregate_id, stream_position, prev, worker, "
+    "delivered_at) VALUES (:e, :a, :n, :prev, :w, :t)"
 )
 _STREAM = text(
     "INSERT INTO scale_streams (aggregate_id, last_position) VALUES (:a, :n) "
@@ -115,6 +116,9 @@ class Audit:
         self.pages = 0
 
     async def __call__(self, conn: Any, events: Sequence[StoredEvent]) -> None:
+        if self.io:
+            await asyncio.sleep(self.io * len(events))  # the simulated I/O, one call per event
+        now = time.time()
         streams = sorted({str(s.aggregate_id) for s in events})
         params = {f"a{i}": a for i, a in enumerate(streams)}
         marks = ", ".join(f":{k}" for k in params)
@@ -125,12 +129,10 @@ class Audit:
         for s in events:
             a = str(s.aggregate_id)
             audit.append({"e": str(s.event_id), "a": a, "n": s.stream_position,
-                          "prev": last.get(a, 0), "w": self.worker})
+                          "prev": last.get(a, 0), "w": self.worker, "t": now})
             last[a] = s.stream_position
         await conn.execute(_AUDIT, audit)
         await conn.execute(_STREAM, [{"a": a, "n": last[a]} for a in streams])
-        if self.io:
-            await asyncio.sleep(self.io * len(events))  # the simulated I/O, one call per event
         self.pages += 1
         if self.hold_file and self.pages == self.hold_after:
             Path(self.hold_file).write_text("\n".join(str(s.event_id) for s in events))
@@ -143,6 +145,7 @@ async def work(args: argparse.Namespace) -> None:
         worker = PartitionedWorker(
             store, engine, args.name, handler, partitions=args.partitions,
             lease_ttl=args.ttl, heartbeat=args.heartbeat, batch_size=args.batch,
+            concurrency=args.concurrency,
             worker_id=args.worker, handler_name=args.handler_name,
         )
         stop = asyncio.Event()
@@ -176,6 +179,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=0.5)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--io-ms", type=float, default=0.0)
+    parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--worker", default=f"w{os.getpid()}")
     parser.add_argument("--handler-name", default="scale_child.Audit")
     parser.add_argument("--hold-file")

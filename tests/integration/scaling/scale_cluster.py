@@ -133,9 +133,9 @@ async def check_exact(engine: AsyncEngine, appended: dict[str, tuple[str, int]])
         rows = (await conn.execute(text(
             "SELECT event_id, aggregate_id, stream_position, prev FROM scale_audit"
         ))).all()
-        last = dict((await conn.execute(text(
+        last = {str(a): int(n) for a, n in (await conn.execute(text(
             "SELECT aggregate_id, last_position FROM scale_streams"
-        ))).all())
+        ))).all()}
     assert len(rows) == len(appended)
     assert {r[0]: (r[1], r[2]) for r in rows} == appended
     assert all(prev == position - 1 for _, _, position, prev in rows)

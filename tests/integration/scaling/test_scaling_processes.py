@@ -31,9 +31,9 @@ async def _owners(engine: AsyncEngine) -> dict[int, str | None]:
 
 
 async def _kill_one_at_30_percent(
-    backend: str, location: str, workers: int, events: int, streams: int
+    backend: str, location: str, workers: int, events: int, streams: int, *extra: str
 ) -> None:
-    cluster = Cluster(backend, location, OPTIONS)
+    cluster = Cluster(backend, location, [*OPTIONS, *extra])
     await cluster.prepare()
     try:
         async with open_store(backend, location) as (store, engine):
@@ -60,6 +60,14 @@ async def test_three_processes_sixteen_partitions_one_sigkilled_postgresql(
     pg_url: str, pg_schema: str
 ) -> None:
     await _kill_one_at_30_percent("postgresql", f"{pg_url} {pg_schema}", 3, 6000, 200)
+
+
+@pytest.mark.postgresql
+async def test_pages_split_into_concurrent_transactions_stay_exact_postgresql(
+    pg_url: str, pg_schema: str
+) -> None:
+    await _kill_one_at_30_percent("postgresql", f"{pg_url} {pg_schema}", 3, 6000, 200,
+                                  "--concurrency", "4")
 
 
 async def test_two_processes_one_sqlite_file_one_sigkilled(tmp_path: Path) -> None:
