@@ -104,6 +104,7 @@ async def lag(io_ms: float, concurrency: int, seconds: float = 20,
         async with open_store("postgresql", location) as (store, engine):
             for i in range(3):
                 await nodes.spawn(f"w{i}")
+            await balanced(engine)  # sustained load on a settled cluster
             load = Load(store, int(seconds * rate), 2000, rate=rate)
             try:
                 await load.run()
@@ -126,8 +127,7 @@ async def takeover() -> tuple[float, float]:
             await nodes.spawn("w1")
             await nodes.spawn("w2")
             last_start = time.monotonic()
-            while sorted(_count(await owners(engine))) != [5, 5, 6]:
-                await asyncio.sleep(0.01)
+            await balanced(engine)
             rebalanced = time.monotonic() - last_start
             del started
             writing = asyncio.ensure_future(Load(store, 4000, 200, rate=300).run())
@@ -140,6 +140,12 @@ async def takeover() -> tuple[float, float]:
             await writing
             await nodes.stop_all()
             return rebalanced, taken
+
+
+async def balanced(engine: AsyncEngine) -> None:
+    """Until the 16 partitions are split 6/5/5."""
+    while sorted(_count(await owners(engine))) != [5, 5, 6]:
+        await asyncio.sleep(0.01)
 
 
 def _count(owned: dict[int, str | None]) -> list[int]:
