@@ -6,9 +6,10 @@ clock) and an epoch, incremented whenever leadership is taken afresh; the epoch 
 token: a leader's writes can check it (`fence`) in their own transaction.
 
 A renewal or fencing check that fails (database unreachable, session terminated) makes the
-holder stop acting at once (`is_leader` False); its next successful renewal takes leadership again under a new
-epoch, so whatever it did before and after never shares an epoch. A holder whose renewals
-stall stops acting when its lease could have run out (`ttl` after the last renewal began).
+holder stop acting at once (`is_leader` False); its next successful renewal takes leadership
+again under a new epoch, so whatever it did before and after never shares an epoch. A holder
+whose renewals stall stops acting when its lease could have run out (`ttl` after the last
+renewal began).
 """
 
 from __future__ import annotations

@@ -59,11 +59,12 @@ async def ensure_schema(engine: AsyncEngine) -> None:
             async with engine.begin() as conn:
                 for ddl in DDL:
                     await conn.execute(_text(ddl))
-            return
         except Exception:  # two creators at once: one wins, the other retries and sees it
             if attempt == 4:
                 raise
             await asyncio.sleep(0.1 * (attempt + 1))
+        else:
+            return
 
 
 class LeaseTable:

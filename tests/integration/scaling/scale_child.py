@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from eventsource.events.base import DomainEvent  # noqa: E402
-from eventsource.events.registry import default_registry  # noqa: E402
-from eventsource.scaling import LeaseLost, PartitionedWorker  # noqa: E402
-from eventsource.stores.interface import EventStore, StoredEvent  # noqa: E402
+from eventsource.events.base import DomainEvent
+from eventsource.events.registry import default_registry
+from eventsource.scaling import LeaseLost, PartitionedWorker
+from eventsource.stores.interface import EventStore, StoredEvent
 
 READ_MODEL = (
     "CREATE TABLE IF NOT EXISTS scale_audit (event_id TEXT NOT NULL UNIQUE, "
@@ -135,7 +135,8 @@ class Audit:
         await conn.execute(_STREAM, [{"a": a, "n": last[a]} for a in streams])
         self.pages += 1
         if self.hold_file and self.pages == self.hold_after:
-            Path(self.hold_file).write_text("\n".join(str(s.event_id) for s in events))
+            ids = "\n".join(str(s.event_id) for s in events)
+            await asyncio.to_thread(Path(self.hold_file).write_text, ids)
             await asyncio.sleep(float(os.environ.get("SCALE_HOLD_SECONDS", "4")))
 
 

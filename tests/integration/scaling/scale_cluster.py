@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scale_child import Tick
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scale_child import Tick
 from eventsource.stores.interface import EventStore
 
 CHILD = Path(__file__).with_name("scale_child.py")
@@ -37,7 +37,9 @@ class Cluster:
         )
         assert await proc.wait() == 0
 
-    async def spawn(self, worker: str, *extra: str, wait: bool = True) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, worker: str, *extra: str, wait: bool = True
+    ) -> asyncio.subprocess.Process:
         """Start a worker; with `wait`, return once it has registered and taken its share."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(CHILD), "work", self.backend, self.location, "--worker", worker,
@@ -123,7 +125,7 @@ async def audited(engine: AsyncEngine) -> int:
 
 async def wait_audited(engine: AsyncEngine, count: int, timeout: float) -> None:
     async with asyncio.timeout(timeout):
-        while await audited(engine) < count:
+        while await audited(engine) < count:  # noqa: ASYNC110 - polls another process's state
             await asyncio.sleep(0.2)
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from scale_child import Audit, Tick, open_store, prepare
 from scale_cluster import check_exact
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from eventsource.scaling import PartitionedWorker, partition_lag
 from eventsource.scaling.lag import PARTITION_LAG, PARTITION_OLDEST_AGE
 from eventsource.stores.interface import EventStore
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 Backend = tuple[EventStore, AsyncEngine]
 
@@ -61,7 +61,7 @@ async def test_lag_shows_the_backlog_then_the_owner_catching_up(
     assert all(lag.oldest_undelivered_age > 0 and lag.heartbeat_age is None for lag in before)
     async with worker:
         async with asyncio.timeout(30):
-            while worker.events_delivered < 80:
+            while worker.events_delivered < 80:  # noqa: ASYNC110 - polls another process's state
                 await asyncio.sleep(0.05)
         report = await worker.refresh_lag()
         health = worker.health()
@@ -73,5 +73,6 @@ async def test_lag_shows_the_backlog_then_the_owner_catching_up(
     assert [(lag.owner, lag.events_behind, lag.oldest_undelivered_age) for lag in report] == \
         [("w", 0, 0.0)] * 4
     assert all(lag.epoch == 1 and lag.heartbeat_age is not None for lag in report)
-    assert health["owned"] == [0, 1, 2, 3] and len(health["lag"]) == 4
+    assert health["owned"] == [0, 1, 2, 3]
+    assert len(health["lag"]) == 4
     await check_exact(engine, appended)

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from scale_child import Audit, Tick, open_store, prepare
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scale_child import Audit, Tick, open_store, prepare
 from eventsource.scaling import (
     PartitionCountMismatchError,
     PartitionedWorker,
@@ -58,7 +58,7 @@ async def _claimed_by(engine: AsyncEngine, worker: str) -> int:
 async def test_a_worker_declaring_another_partition_count_is_refused(backend: Backend) -> None:
     async with _worker(backend, worker_id="first") as first:
         assert len(first.owned) == 16
-        with pytest.raises(PartitionCountMismatchError, match="16 partitions.*declares 8"):
+        with pytest.raises(PartitionCountMismatchError, match=r"16 partitions.*declares 8"):
             await _worker(backend, partitions=8, worker_id="second").start()
     assert await _claimed_by(backend[1], "second") == 0
 
@@ -66,7 +66,7 @@ async def test_a_worker_declaring_another_partition_count_is_refused(backend: Ba
 async def test_two_handlers_under_one_subscription_name_are_refused(backend: Backend) -> None:
     async with _worker(backend, worker_id="first"):
         other = _worker(backend, handler_name="billing.v1", worker_id="second")
-        with pytest.raises(SubscriptionNameCollisionError, match="'audit'.*billing.v1"):
+        with pytest.raises(SubscriptionNameCollisionError, match=r"'audit'.*billing\.v1"):
             await other.start()
     assert await _claimed_by(backend[1], "second") == 0
 
@@ -89,12 +89,13 @@ async def test_repartition_only_at_one_common_position_and_with_no_holder(
         with pytest.raises(ScalingConfigurationError, match="4 are held"):
             await repartition(engine, "audit", 8)
         async with asyncio.timeout(30):
-            while worker.events_delivered < 1:
+            while worker.events_delivered < 1:  # noqa: ASYNC110 - polls another process's state
                 await asyncio.sleep(0.02)
         epochs = set(worker.owned.values())
     await repartition(engine, "audit", 8)
     async with _worker(backend, partitions=8) as grown:
-        assert len(grown.owned) == 8 and min(grown.owned.values()) > max(epochs)
+        assert len(grown.owned) == 8
+        assert min(grown.owned.values()) > max(epochs)
         await asyncio.sleep(0.3)
         assert grown.events_delivered == 0  # resumed at the common position: nothing again
     with pytest.raises(PartitionCountMismatchError):

@@ -12,11 +12,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from scale_child import open_store
 from scale_cluster import Cluster, Load, check_exact, wait_audited
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 pytestmark = pytest.mark.slow
 OPTIONS = ["--partitions", "16", "--ttl", "2", "--heartbeat", "0.5"]
@@ -90,12 +89,12 @@ async def test_a_stopped_worker_past_its_lease_commits_nothing_postgresql(
             await load.run()
             await cluster.spawn("a", "--hold-file", str(held), "--hold-after", "3")
             async with asyncio.timeout(60):
-                while not held.exists():
+                while not held.exists():  # noqa: ASYNC110 - polls another process's state
                     await asyncio.sleep(0.02)
             cluster.signal("a", signal.SIGSTOP)
             await cluster.spawn("b")
             async with asyncio.timeout(60):  # a's leases ran out and b took every partition
-                while set((await _owners(engine)).values()) != {"b"}:
+                while set((await _owners(engine)).values()) != {"b"}:  # noqa: ASYNC110 - polls another process's state
                     await asyncio.sleep(0.1)
             cluster.signal("a", signal.SIGCONT)
             await wait_audited(engine, len(load.appended), 120)
@@ -130,12 +129,12 @@ async def test_workers_joining_and_leaving_rebalance_and_skip_nothing_postgresql
             await cluster.spawn("w1")
             await cluster.spawn("w2")
             async with asyncio.timeout(30):
-                while sorted(_counts(await _owners(engine))) != [5, 5, 6]:
+                while sorted(_counts(await _owners(engine))) != [5, 5, 6]:  # noqa: ASYNC110 - polls another process's state
                     await asyncio.sleep(0.05)
             cluster.signal("w1", signal.SIGTERM)
             assert await cluster.procs["w1"].wait() == 0
             async with asyncio.timeout(30):
-                while sorted(_counts(await _owners(engine))) != [8, 8]:
+                while sorted(_counts(await _owners(engine))) != [8, 8]:  # noqa: ASYNC110 - polls another process's state
                     await asyncio.sleep(0.05)
             assert set((await _owners(engine)).values()) == {"w0", "w2"}
             await writing
