@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from scale_child import Audit, Tick, open_store, prepare
+from scale_child import Audit, Tick
 from scale_cluster import check_exact
+from scale_fixtures import backend_fixture, where_fixture  # noqa: F401 - fixtures
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventsource.scaling import PartitionedWorker, partition_lag
@@ -19,21 +17,6 @@ from eventsource.scaling.lag import PARTITION_LAG, PARTITION_OLDEST_AGE
 from eventsource.stores.interface import EventStore
 
 Backend = tuple[EventStore, AsyncEngine]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    if request.param == "postgresql":
-        return "postgresql", f"{request.getfixturevalue('pg_url')} " \
-            f"{request.getfixturevalue('pg_schema')}"
-    return "sqlite", str(tmp_path / "events.db")
-
-
-@pytest.fixture
-async def backend(where: tuple[str, str]) -> AsyncIterator[Backend]:
-    await prepare(*where)
-    async with open_store(*where) as opened:
-        yield opened
 
 
 async def _append(store: EventStore, streams: int, per_stream: int) -> dict[str, tuple[str, int]]:
