@@ -40,6 +40,10 @@ DDL = (
         expires_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (subscription, worker)
     )""",
+    """CREATE TABLE IF NOT EXISTS scaling_versions (
+        name TEXT PRIMARY KEY,
+        active INTEGER NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS scaling_leaders (
         name TEXT PRIMARY KEY,
         owner TEXT,
@@ -75,6 +79,10 @@ class LeaseSQL:
     repartition_clear: str
     repartition_insert: str
     repartition_count: str
+    active_version: str
+    switch_version: str
+    forget_partitions: str
+    forget_subscription: str
 
 
 def statements(dialect: str) -> LeaseSQL:
@@ -127,6 +135,11 @@ def statements(dialect: str) -> LeaseSQL:
         "(subscription, part, epoch, cursor_text, last_position) VALUES (:s, :n, :e, :c, :pos)",
         repartition_count="UPDATE scaling_subscriptions SET partitions = :p "
         "WHERE subscription = :s",
+        active_version="SELECT active FROM scaling_versions WHERE name = :n",
+        switch_version="INSERT INTO scaling_versions (name, active) VALUES (:n, :v) "
+        "ON CONFLICT (name) DO UPDATE SET active = excluded.active",
+        forget_partitions="DELETE FROM scaling_partitions WHERE subscription = :s",
+        forget_subscription="DELETE FROM scaling_subscriptions WHERE subscription = :s",
     )
 
 
