@@ -9,8 +9,24 @@ in the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DDL", "LeaseSQL", "fence_statement", "in_list", "release_statement", "statements"]
+__all__ = [
+    "DDL",
+    "LeaseSQL",
+    "fence_statement",
+    "in_list",
+    "release_statement",
+    "statements",
+    "text",
+]
+
+
+def text(sql: str) -> Any:
+    """`sqlalchemy.text(sql)`, SQLAlchemy imported only when a statement is made."""
+    from sqlalchemy import text as sqlalchemy_text
+
+    return sqlalchemy_text(sql)
 
 _NOW = {
     "postgresql": "EXTRACT(EPOCH FROM clock_timestamp())::float8",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eventsource._sql.leases import statements
+from eventsource._sql.leases import text as _text
 from eventsource.scaling.lag import partition_lag
 from eventsource.scaling.leases import ensure_schema
 from eventsource.scaling.worker import PartitionedWorker
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["BlueGreenRebuild", "RebuildProgress", "active_version", "version_name"]
 
 Drop = Callable[["AsyncConnection", int], Awaitable[None]]
-
-
-def _text(sql: str) -> Any:
-    from sqlalchemy import text
-
-    return text(sql)
 
 
 def version_name(name: str, version: int) -> str:

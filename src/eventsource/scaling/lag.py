@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eventsource._sql.leases import statements
+from eventsource._sql.leases import text as _text
 from eventsource.observability.attributes import ATTR_SUBSCRIPTION_NAME
 from eventsource.observability.metrics import observe_gauge
 
@@ -60,12 +61,6 @@ class PartitionLag:
     def to_dict(self) -> dict[str, Any]:
         """As plain JSON-ready values."""
         return dict(vars(self))
-
-
-def _text(sql: str) -> Any:
-    from sqlalchemy import text
-
-    return text(sql)
 
 
 async def partition_lag(

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from eventsource._sql.leases import statements
+from eventsource._sql.leases import text as _text
 from eventsource.scaling.exceptions import LeaseLost, ScalingConfigurationError
 from eventsource.scaling.leases import ensure_schema
 
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["LeaderLease"]
 
 logger = logging.getLogger("eventsource.scaling")
-
-
-def _text(sql: str) -> Any:
-    from sqlalchemy import text
-
-    return text(sql)
 
 
 class LeaderLease:

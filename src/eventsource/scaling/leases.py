@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventsource._sql.leases import DDL, fence_statement, release_statement, statements
+from eventsource._sql.leases import text as _text
 from eventsource.scaling.exceptions import (
     LeaseLost,
     PartitionCountMismatchError,
@@ -44,12 +45,6 @@ def fair_share(partitions: int, workers: list[str], me: str) -> int:
         workers = sorted([*workers, me])
     base, extra = divmod(partitions, len(workers))
     return base + (1 if workers.index(me) < extra else 0)
-
-
-def _text(sql: str) -> Any:
-    from sqlalchemy import text
-
-    return text(sql)
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
