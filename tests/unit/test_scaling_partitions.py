@@ -5,14 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from eventsource.events.base import DomainEvent
 from eventsource.scaling import PartitionedWorker, ScalingConfigurationError, partition_of
 from eventsource.scaling.leases import fair_share
 from eventsource.scaling.partitions import cursor_key, cursor_position
+from eventsource.scaling.worker import _Held
+from eventsource.stores.records import CommittedPage, StoredEvent
 
 ONE = uuid.UUID("00000000-0000-0000-0000-000000000001")
 OTHER = uuid.UUID("6f1c0f4e-2a55-4c1e-9a7e-0d3c5b8e9f10")
@@ -82,3 +87,45 @@ def test_a_partition_count_below_one_is_refused(partitions: int) -> None:
 
 async def _noop(events: object) -> None:
     del events
+
+
+
+POOL = [uuid.UUID(int=n * 7919 + 1) for n in range(6)]
+
+
+class Ping(DomainEvent):
+    event_type: str = "Ping"
+    aggregate_type: str = "Pinger"
+
+
+@given(
+    st.integers(0, 50),
+    st.lists(st.sampled_from(POOL), min_size=1, max_size=30),
+    st.dictionaries(st.integers(0, 3), st.integers(0, 29), min_size=1),
+)
+def test_a_page_goes_to_each_partition_from_just_after_its_own_checkpoint(
+    start: int, streams: list[uuid.UUID], offsets: dict[int, int]
+) -> None:
+    """The model: a partition gets the page's events of its streams past its own checkpoint,
+    in page order, whether it stands at the page's start or inside the page."""
+    page = [
+        StoredEvent(Ping(aggregate_id=stream), str(stream), 1, start + i + 1, datetime.now(UTC))
+        for i, stream in enumerate(streams)
+    ]
+    lowest = min(offsets.values())
+    checkpoints = {  # positions inside the page; the lowest is where the reader started
+        p: start + min(offset, len(page) - 1) - min(lowest, len(page) - 1)
+        for p, offset in offsets.items()
+    }
+    reader_at = min(checkpoints.values())
+    targets = {p: _Held(1, str(c) if c else None, c) for p, c in checkpoints.items()}
+    worker = PartitionedWorker(
+        None, create_async_engine("sqlite+aiosqlite://"), "s", _noop,  # type: ignore[arg-type]
+        partitions=4,
+    )
+    chosen = worker._select(CommittedPage(page, str(start + len(page))),
+                            str(reader_at) if reader_at else None, targets)
+    assert chosen == [
+        s for s in page
+        if (p := partition_of(s.aggregate_id, 4)) in targets and s.global_position > checkpoints[p]
+    ]
