@@ -142,6 +142,19 @@ class LeaderLease:
         return int(row[0])
 
     @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[tuple[AsyncConnection, int]]:
+        """A transaction for the leader's work, fenced first: `(conn, epoch)`. Raises
+        `LeaseLost` if this candidate does not lead at its epoch; if the session dies at any
+        point of the transaction, the candidate stops acting until it leads afresh."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn, await self.fence(conn)
+        except Exception as exc:
+            if getattr(exc, "connection_invalidated", False) or isinstance(exc, OSError):
+                self._lose(f"its session ended ({type(exc).__name__}: {exc})")
+            raise
+
+    @contextlib.asynccontextmanager
     async def keep(self) -> AsyncIterator[LeaderLease]:
         """Renew (or try to take) leadership every `heartbeat` seconds while in the block;
         release it on the way out."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from eventsource.bus.memory import InMemoryEventBus
@@ -24,13 +25,12 @@ def _engine(url: str, schema: str, application: str) -> AsyncEngine:
     )
 
 
-async def _act(lease: LeaderLease, engine: AsyncEngine, stop: asyncio.Event) -> None:
+async def _act(lease: LeaderLease, stop: asyncio.Event) -> None:
     """What a singleton does while it leads: one row per action, fenced by the epoch."""
     while not stop.is_set():
         if lease.is_leader:
-            with contextlib.suppress(LeaseLost, OSError, Exception):
-                async with engine.begin() as conn:
-                    epoch = await lease.fence(conn)
+            with contextlib.suppress(LeaseLost, DBAPIError):
+                async with lease.transaction() as (conn, epoch):
                     await conn.execute(text(
                         "INSERT INTO leader_actions (epoch, owner) VALUES (:e, :o)"
                     ), {"e": epoch, "o": lease.owner})
@@ -49,7 +49,7 @@ async def test_a_terminated_leader_stops_and_each_epoch_has_one_actor(
     stop = asyncio.Event()
     try:
         async with leases["a"].keep(), leases["b"].keep():
-            actors = [asyncio.ensure_future(_act(leases[n], engines[n], stop)) for n in "ab"]
+            actors = [asyncio.ensure_future(_act(leases[n], stop)) for n in "ab"]
             async with asyncio.timeout(10):
                 while not any(lease.is_leader for lease in leases.values()):  # noqa: ASYNC110 - polls another process's state
                     await asyncio.sleep(0.02)
