@@ -145,6 +145,9 @@ class OutboxRelay(AsyncContext):
             other mechanism guarantees a single relay).
         personal_data: the store's `PersonalData`, when events carry marked fields: a pass
             fetches the keys of its rows in one query, and the bus gets them sealed again.
+        lock: the leadership to take instead of the outbox's own relay lock, e.g. an
+            `eventsource.scaling.LeaderLease` (a lease row with an epoch: no session lock,
+            so it works behind PgBouncer in transaction mode).
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class OutboxRelay(AsyncContext):
         leader_lock: bool = True,
         type_converter: TypeConverter | None = None,
         personal_data: PersonalData | None = None,
+        lock: RelayLock | None = None,
     ) -> None:
         at_least("batch_size", batch_size, 1)
         greater_than("poll_interval", poll_interval, 0)
@@ -181,7 +185,7 @@ class OutboxRelay(AsyncContext):
         self._cleanup_days = cleanup_after_days
         self._cleanup_interval = cleanup_interval
         self._next_cleanup = 0.0
-        self._lock: RelayLock | None = self._outbox.relay_lock() if leader_lock else None
+        self._lock: RelayLock | None = lock or (self._outbox.relay_lock() if leader_lock else None)
         self._pass_lock = asyncio.Lock()
         self._not_before: dict[UUID, float] = {}  # row -> monotonic time of its next attempt
         self._down_passes = 0  # consecutive passes where the bus looked down
