@@ -8,17 +8,21 @@ scope of the request.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
 from eventsource.cli._backend import Backend
 from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
+from eventsource.cli._evolution import current_shape
 from eventsource.cli._output import plain
 from eventsource.cli._queries import _where, id_range, list_streams
 from eventsource.cli.dlq import _STATUSES, _detail, _summary
 from eventsource.cli.streams import parse_stream_id
 from eventsource.cli.subscriptions import progress
+from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import EventSourceError
 from eventsource.stores.interface import ReadOptions
 from eventsource.web._cursor import decode_position, decode_stream_key, encode_cursor
 
@@ -137,19 +141,31 @@ async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any
     return {"events": events, "next": following}
 
 
-async def event_detail(db: Backend, position: int) -> dict[str, Any]:
-    """The event at global `position`, with its type and `event_version` as stored."""
+async def event_detail(db: Backend, position: int, registry: EventRegistry | None) -> dict[str, Any]:
+    """The event at global `position`: its type, `event_version` and payload as stored, and
+    (`current`) what the app's upcasters and old names make of it, if they apply."""
     params: dict[str, object] = {"position": position}
     where = _where(["id = :position"], params, "tenant_id")
-    version = db.json_text("payload", "event_version")
-    rows = await db.fetch(f"SELECT event_type, {version} FROM events{where}", params)
+    rows = await db.fetch(f"SELECT event_type, payload FROM events{where}", params)
     if not rows:
         raise NotFoundError(f"no event at global position {position}")
+    stored_type, raw = rows[0][0], rows[0][1]
+    payload = json.loads(raw) if isinstance(raw, str | bytes) else dict(raw)
+    version = payload.get("event_version")
+    current = current_shape(stored_type, payload, payload.get("event_id"), registry)
     options = ReadOptions(from_position=position - 1, limit=1)
-    found = [event_record(stored) async for stored in db.store.read_all(options)]
-    record = found[0]
-    stored_version = None if rows[0][1] is None else int(rows[0][1])
-    return {**record, "stored_type": rows[0][0], "stored_event_version": stored_version}
+    try:
+        record = [event_record(stored) async for stored in db.store.read_all(options)][0]
+    except EventSourceError as exc:  # unreadable as the code stands: shown as stored
+        record = {"global_position": position, "event_type": stored_type, "known": False,
+                  "read_error": " ".join(str(exc).split())}
+    return {
+        **record,
+        "stored_type": stored_type,
+        "stored_event_version": version if type(version) is int else None,
+        "stored_payload": payload,
+        "current": current,
+    }
 
 
 async def subscriptions(db: Backend, tables: Tables) -> dict[str, Any]:
