@@ -2,7 +2,8 @@
 the operator tools' evolution views (`events types`, the web event page).
 
 `ParcelWeighed` is at v3 and was once `ParcelMeasured`: v1 `{"weight_kg"}` → v2 `{"grams"}`
-→ v3 `{"grams", "unit"}`. `ParcelLabelled` is at v2 with no upcaster from v1. The registry
+→ v3 `{"grams", "unit"}`. `ParcelLabelled` is at v2 with no upcaster from v1. `ParcelPacked` (no class any more) v1 splits into one of each.
+The registry
 and its upcasters are the app's own (`--app evolved_app:app`), not the default ones.
 """
 
@@ -60,6 +61,14 @@ def _kilograms_to_grams(data: dict[str, Any]) -> dict[str, Any]:
 @UPCASTERS.upcaster("ParcelWeighed", 2)
 def _unit(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "unit": "g"}
+
+
+@UPCASTERS.split("ParcelPacked", 1, into=["ParcelWeighed", "ParcelLabelled"])
+def _unpack(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"event_type": "ParcelWeighed", "grams": data["grams"], "unit": "g"},
+        {"event_type": "ParcelLabelled", "label": data["label"], "carrier": "post"},
+    ]
 
 
 def app() -> CliApp:

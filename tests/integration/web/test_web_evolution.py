@@ -21,6 +21,7 @@ def _seed(url: str) -> None:
     insert_row(url, "ParcelMeasured", 1, {"weight_kg": 1.25}, 1)  # position 1: two steps
     insert_row(url, "ParcelWeighed", 3, {"grams": 10, "unit": "kg"}, 2)  # as the code writes
     insert_row(url, "ParcelLabelled", 1, {"label": "fragile"}, 3)  # no upcaster path
+    insert_row(url, "ParcelPacked", 1, {"grams": 3, "label": "x"}, 4)  # split in two
 
 
 def test_a_v1_row_under_an_old_name_shows_both_shapes(store_url: str) -> None:
@@ -80,3 +81,17 @@ def test_without_the_app_rows_are_shown_as_stored(store_url: str) -> None:
     assert data["current"] is None
     assert data["known"] is False
     assert data["data"] == {"weight_kg": 1.25}
+
+
+def test_a_split_row_shows_each_event_it_becomes(store_url: str) -> None:
+    _seed(store_url)
+    with client(store_url, app=app()) as web:
+        data = web.get("/api/events/4").json()
+        html = web.get("/events/4").text
+    current = data["current"]
+    assert current["status"] == "split"
+    assert [(e["event_type"], e["event_version"]) for e in current["events"]] == [
+        ("ParcelWeighed", 3), ("ParcelLabelled", 2)
+    ]
+    assert current["events"][1]["data"] == {"label": "x", "carrier": "post"}
+    assert html.count('class="payload current-payload"') == 2
