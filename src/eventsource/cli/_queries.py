@@ -34,6 +34,8 @@ __all__ = [
     "list_snapshots",
     "list_streams",
     "snapshot_count",
+    "stream_states",
+    "stream_state_counts",
     "table_columns",
     "tenant_has_events",
 ]
@@ -176,6 +178,35 @@ async def event_type_counts(db: Backend) -> list[tuple[str, int | None, int]]:
         for row in await db.fetch(sql, params)
     ]
     return sorted(found, key=lambda item: (item[0], item[1] or 0))
+
+
+_STATES = """SELECT aggregate_type, state, max_age_seconds, max_count, truncate_before
+FROM stream_metadata WHERE {where} ORDER BY aggregate_type"""
+
+
+async def stream_states(
+    db: Backend, aggregate_id: UUID, aggregate_type: str | None
+) -> list[dict[str, object]]:
+    """The `stream_metadata` rows (retention state and rule) of the aggregate's streams (of
+    `aggregate_type`, if given): one primary-key lookup. Live streams with no rule have none."""
+    conditions = ["aggregate_id = :id"]
+    params: dict[str, object] = {"id": aggregate_id}
+    if aggregate_type is not None:
+        conditions.append("aggregate_type = :type")
+        params["type"] = aggregate_type
+    rows = await db.fetch(_STATES.format(where=" AND ".join(conditions)), params)
+    return [
+        {"aggregate_type": row[0], "state": row[1], "max_age_seconds": row[2],
+         "max_count": row[3], "truncate_before": int(row[4] or 0)}
+        for row in rows
+    ]
+
+
+async def stream_state_counts(db: Backend) -> dict[str, int]:
+    """How many streams are in each retention state other than live (the metadata table
+    holds only streams with a rule or a state, so this reads no event)."""
+    sql = "SELECT state, COUNT(*) FROM stream_metadata WHERE state <> 'live' GROUP BY state"
+    return {row[0]: int(row[1]) for row in await db.fetch(sql, {})}
 
 
 async def tenant_has_events(db: Backend, tenant: UUID) -> bool:

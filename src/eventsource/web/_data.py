@@ -17,13 +17,21 @@ from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
 from eventsource.cli._evolution import current_shape
 from eventsource.cli._output import plain
-from eventsource.cli._queries import _where, id_range, list_streams
+from eventsource.cli._queries import (
+    _where,
+    id_range,
+    list_streams,
+    stream_state_counts,
+    stream_states,
+)
 from eventsource.cli.dlq import _STATUSES, _detail, _summary
 from eventsource.cli.streams import parse_stream_id
 from eventsource.cli.subscriptions import progress
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import EventSourceError
+from eventsource.retention import reading
 from eventsource.stores.interface import ReadOptions
+from eventsource.tenancy import bound_tenant
 from eventsource.web._cursor import decode_position, decode_stream_key, encode_cursor
 
 __all__ = [
@@ -44,7 +52,8 @@ __all__ = [
 # index walk as long as the count, so it is kept short (the head position is always shown).
 COUNT_CAP = 10_000
 STREAM_COUNT_CAP = 1_000
-Tables = frozenset[str]  # the optional tables present: checkpoints, dlq, outbox, snapshots
+Tables = frozenset[str]  # the optional tables present: checkpoints, dlq, outbox, snapshots,
+# retention (stream_metadata)
 
 _BOUNDED_EVENTS = "SELECT COUNT(*) FROM (SELECT 1 FROM events{where} LIMIT :cap) t"
 _BOUNDED_STREAMS = """SELECT COUNT(*) FROM (SELECT aggregate_id, aggregate_type FROM events{where}
@@ -70,6 +79,11 @@ async def dashboard(db: Backend, tables: Tables) -> dict[str, Any]:
         "subscriptions": (await subscriptions(db, tables))["subscriptions"],
         "dlq": plain(await db.dlq.get_failure_stats()) if "dlq" in tables else None,
         "outbox": plain(await db.outbox.get_stats()) if "outbox" in tables else None,
+        # streams soft-deleted, tombstoned or archived (the table has no tenant column)
+        "retention": (
+            await stream_state_counts(db)
+            if "retention" in tables and bound_tenant() is None else None
+        ),
     }
     return result
 
@@ -107,8 +121,12 @@ async def stream_detail(
     key = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
     after = decode_position("stream", cursor) if cursor else 0
     options = ReadOptions(from_position=after, limit=limit + 1)
-    events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
-    if not events and after == 0:
+    with reading(include_archived=True):  # an operator sees archived streams' events
+        events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
+    retention = (
+        await stream_states(db, aggregate_id, aggregate_type) if "retention" in tables else []
+    )
+    if not events and after == 0 and not retention:
         raise NotFoundError(f"stream {key} not found: it has no events")
     following = None
     if len(events) > limit:
@@ -119,7 +137,8 @@ async def stream_detail(
         found = await db.snapshots.get_snapshot(aggregate_id, aggregate_type)
         if found is not None:
             snapshot = plain(found)
-    return {"stream_id": key, "events": events, "next": following, "snapshot": snapshot}
+    return {"stream_id": key, "events": events, "next": following, "snapshot": snapshot,
+            "retention": plain(retention)}
 
 
 async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any]:
