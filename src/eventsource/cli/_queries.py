@@ -34,8 +34,8 @@ __all__ = [
     "list_snapshots",
     "list_streams",
     "snapshot_count",
-    "stream_states",
     "stream_state_counts",
+    "stream_states",
     "table_columns",
     "tenant_has_events",
 ]

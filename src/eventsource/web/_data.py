@@ -160,7 +160,9 @@ async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any
     return {"events": events, "next": following}
 
 
-async def event_detail(db: Backend, position: int, registry: EventRegistry | None) -> dict[str, Any]:
+async def event_detail(
+    db: Backend, position: int, registry: EventRegistry | None
+) -> dict[str, Any]:
     """The event at global `position`: its type, `event_version` and payload as stored, and
     (`current`) what the app's upcasters and old names make of it, if they apply."""
     params: dict[str, object] = {"position": position}
@@ -174,7 +176,9 @@ async def event_detail(db: Backend, position: int, registry: EventRegistry | Non
     current = current_shape(stored_type, payload, payload.get("event_id"), registry)
     options = ReadOptions(from_position=position - 1, limit=1)
     try:
-        record = [event_record(stored) async for stored in db.store.read_all(options)][0]
+        record = next(
+            iter([event_record(stored) async for stored in db.store.read_all(options)])
+        )
     except EventSourceError as exc:  # unreadable as the code stands: shown as stored
         record = {"global_position": position, "event_type": stored_type, "known": False,
                   "read_error": " ".join(str(exc).split())}

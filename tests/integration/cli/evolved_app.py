@@ -2,9 +2,9 @@
 the operator tools' evolution views (`events types`, the web event page).
 
 `ParcelWeighed` is at v3 and was once `ParcelMeasured`: v1 `{"weight_kg"}` → v2 `{"grams"}`
-→ v3 `{"grams", "unit"}`. `ParcelLabelled` is at v2 with no upcaster from v1. `ParcelPacked` (no class any more) v1 splits into one of each.
-The registry
-and its upcasters are the app's own (`--app evolved_app:app`), not the default ones.
+→ v3 `{"grams", "unit"}`. `ParcelLabelled` is at v2 with no upcaster from v1. `ParcelPacked`
+(no class any more) v1 splits into one of each. The registry and its upcasters are the app's
+own (`--app evolved_app:app`), not the default ones.
 """
 
 from __future__ import annotations

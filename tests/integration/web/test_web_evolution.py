@@ -3,15 +3,12 @@ apply, as the app's code reads it now (SQLite file and PostgreSQL, rows inserted
 
 from __future__ import annotations
 
+from operator_support import app, insert_row, ok
 from web_support import (  # noqa: F401 - fixtures
     HTTPX_WARNING,
     client,
-    console_script,
     store_url_fixture,
 )
-
-from cli_support import ok
-from evolved_app import app, insert_row
 
 pytestmark = HTTPX_WARNING
 
@@ -64,7 +61,8 @@ def test_a_row_with_no_upcaster_path_shows_why_it_cannot_be_read(store_url: str)
     with client(store_url, app=app()) as web:
         response = web.get("/api/events/3")
         html = web.get("/events/3")
-    assert response.status_code == 200 and html.status_code == 200
+    assert response.status_code == 200
+    assert html.status_code == 200
     data = response.json()
     assert data["current"]["status"] == "no_path"
     assert data["current"]["events"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator_support import ORDER_1, change_state
 from web_support import (  # noqa: F401 - fixtures
     ACCOUNT_1,
     HTTPX_WARNING,
@@ -9,9 +10,6 @@ from web_support import (  # noqa: F401 - fixtures
     demo_url_fixture,
     store_url_fixture,
 )
-
-from cli_support import ORDER_1
-from stream_states import change_state
 
 pytestmark = HTTPX_WARNING
 
