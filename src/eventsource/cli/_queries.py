@@ -180,8 +180,11 @@ async def event_type_counts(db: Backend) -> list[tuple[str, int | None, int]]:
     return sorted(found, key=lambda item: (item[0], item[1] or 0))
 
 
-_STATES = """SELECT aggregate_type, state, max_age_seconds, max_count, truncate_before
-FROM stream_metadata WHERE {where} ORDER BY aggregate_type"""
+_STATES = """SELECT m.aggregate_type, m.state, m.max_age_seconds, m.max_count, m.truncate_before
+FROM stream_metadata m WHERE {where} ORDER BY m.aggregate_type"""
+# Inside a tenant scope, only streams holding that tenant's events (the table has no tenant).
+_TENANT_STREAM = """EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = m.aggregate_id
+    AND e.aggregate_type = m.aggregate_type AND {tenant})"""
 
 
 async def stream_states(
@@ -189,11 +192,15 @@ async def stream_states(
 ) -> list[dict[str, object]]:
     """The `stream_metadata` rows (retention state and rule) of the aggregate's streams (of
     `aggregate_type`, if given): one primary-key lookup. Live streams with no rule have none."""
-    conditions = ["aggregate_id = :id"]
+    conditions = ["m.aggregate_id = :id"]
     params: dict[str, object] = {"id": aggregate_id}
     if aggregate_type is not None:
-        conditions.append("aggregate_type = :type")
+        conditions.append("m.aggregate_type = :type")
         params["type"] = aggregate_type
+    tenant = bound_tenant()
+    if tenant is not None:
+        conditions.append(_TENANT_STREAM.format(tenant=tenant_clause(":tenant", "e.tenant_id")))
+        params["tenant"] = tenant
     rows = await db.fetch(_STATES.format(where=" AND ".join(conditions)), params)
     return [
         {"aggregate_type": row[0], "state": row[1], "max_age_seconds": row[2],
@@ -202,11 +209,17 @@ async def stream_states(
     ]
 
 
-async def stream_state_counts(db: Backend) -> dict[str, int]:
-    """How many streams are in each retention state other than live (the metadata table
-    holds only streams with a rule or a state, so this reads no event)."""
-    sql = "SELECT state, COUNT(*) FROM stream_metadata WHERE state <> 'live' GROUP BY state"
-    return {row[0]: int(row[1]) for row in await db.fetch(sql, {})}
+_STATE_COUNTS = """SELECT state, COUNT(*) FROM (SELECT state FROM stream_metadata
+    WHERE state <> 'live' LIMIT :cap) t GROUP BY state"""
+
+
+async def stream_state_counts(db: Backend, cap: int) -> tuple[dict[str, int], bool]:
+    """How many streams are in each retention state other than live, counting up to `cap`
+    rows (and whether there were more): the metadata table holds only streams with a rule or
+    a state, and no event is read."""
+    rows = await db.fetch(_STATE_COUNTS, {"cap": cap + 1})
+    counts = {row[0]: int(row[1]) for row in rows}
+    return counts, sum(counts.values()) > cap
 
 
 async def tenant_has_events(db: Backend, tenant: UUID) -> bool:

@@ -81,11 +81,15 @@ async def dashboard(db: Backend, tables: Tables) -> dict[str, Any]:
         "outbox": plain(await db.outbox.get_stats()) if "outbox" in tables else None,
         # streams soft-deleted, tombstoned or archived (the table has no tenant column)
         "retention": (
-            await stream_state_counts(db)
-            if "retention" in tables and bound_tenant() is None else None
+            await _state_counts(db) if "retention" in tables and bound_tenant() is None else None
         ),
     }
     return result
+
+
+async def _state_counts(db: Backend) -> dict[str, Any]:
+    counts, more = await stream_state_counts(db, STREAM_COUNT_CAP)
+    return {"counts": counts, "more": more}
 
 
 async def streams_page(
