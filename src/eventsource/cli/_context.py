@@ -37,6 +37,7 @@ _TABLES = {
     "dlq": "dead_letter_queue",
     "outbox": "event_outbox",
     "snapshots": "snapshots",
+    "retention": "stream_metadata",
 }
 
 

@@ -38,6 +38,10 @@ class BrowsingRegistry(EventRegistry):
     def __init__(self, app_registry: EventRegistry | None) -> None:
         super().__init__()
         self._app_registry = app_registry
+        if app_registry is not None:  # the store reads with the app's upcasters, if bound
+            from eventsource.evolution.upcasting import _BOUND, upcasters_for
+
+            _BOUND[self] = upcasters_for(app_registry)
 
     def get_or_none(self, name: str) -> type[DomainEvent] | None:
         return resolve_known(name, self._app_registry) or UnknownEvent

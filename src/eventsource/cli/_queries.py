@@ -34,6 +34,8 @@ __all__ = [
     "list_snapshots",
     "list_streams",
     "snapshot_count",
+    "stream_state_counts",
+    "stream_states",
     "table_columns",
     "tenant_has_events",
 ]
@@ -176,6 +178,48 @@ async def event_type_counts(db: Backend) -> list[tuple[str, int | None, int]]:
         for row in await db.fetch(sql, params)
     ]
     return sorted(found, key=lambda item: (item[0], item[1] or 0))
+
+
+_STATES = """SELECT m.aggregate_type, m.state, m.max_age_seconds, m.max_count, m.truncate_before
+FROM stream_metadata m WHERE {where} ORDER BY m.aggregate_type"""
+# Inside a tenant scope, only streams holding that tenant's events (the table has no tenant).
+_TENANT_STREAM = """EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = m.aggregate_id
+    AND e.aggregate_type = m.aggregate_type AND {tenant})"""
+
+
+async def stream_states(
+    db: Backend, aggregate_id: UUID, aggregate_type: str | None
+) -> list[dict[str, object]]:
+    """The `stream_metadata` rows (retention state and rule) of the aggregate's streams (of
+    `aggregate_type`, if given): one primary-key lookup. Live streams with no rule have none."""
+    conditions = ["m.aggregate_id = :id"]
+    params: dict[str, object] = {"id": aggregate_id}
+    if aggregate_type is not None:
+        conditions.append("m.aggregate_type = :type")
+        params["type"] = aggregate_type
+    tenant = bound_tenant()
+    if tenant is not None:
+        conditions.append(_TENANT_STREAM.format(tenant=tenant_clause(":tenant", "e.tenant_id")))
+        params["tenant"] = tenant
+    rows = await db.fetch(_STATES.format(where=" AND ".join(conditions)), params)
+    return [
+        {"aggregate_type": row[0], "state": row[1], "max_age_seconds": row[2],
+         "max_count": row[3], "truncate_before": int(row[4] or 0)}
+        for row in rows
+    ]
+
+
+_STATE_COUNTS = """SELECT state, COUNT(*) FROM (SELECT state FROM stream_metadata
+    WHERE state <> 'live' LIMIT :cap) t GROUP BY state"""
+
+
+async def stream_state_counts(db: Backend, cap: int) -> tuple[dict[str, int], bool]:
+    """How many streams are in each retention state other than live, counting up to `cap`
+    rows (and whether there were more): the metadata table holds only streams with a rule or
+    a state, and no event is read."""
+    rows = await db.fetch(_STATE_COUNTS, {"cap": cap + 1})
+    counts = {row[0]: int(row[1]) for row in rows}
+    return counts, sum(counts.values()) > cap
 
 
 async def tenant_has_events(db: Backend, tenant: UUID) -> bool:

@@ -25,7 +25,11 @@ def group() -> None:
 @click.pass_obj
 @runs_async
 async def check(settings: Settings) -> None:
-    """Check every table and column exists; exit 1 (saying what to run) if not."""
+    """Check every table and column exists; exit 1 (saying what to run) if not.
+
+    The tables of optional features (retention, DCB, transfer) may be absent, all of them;
+    once one of a feature's tables exists, the feature's tables are checked like the rest.
+    """
     url = settings.store_url()
     async with settings.backend(needs=(), create=url.backend == "sqlite") as db:
         states = await table_states(db)
@@ -36,7 +40,8 @@ async def check(settings: Settings) -> None:
             "ok": ok,
             "backend": db.kind,
             "tables": [
-                {"table": s.table, "exists": s.exists, "missing_columns": list(s.missing_columns)}
+                {"table": s.table, "exists": s.exists, "missing_columns": list(s.missing_columns),
+                 "feature": s.feature, "optional": s.optional, "ok": s.ok}
                 for s in states
             ],
             "fix": None if ok else hint,
@@ -48,13 +53,19 @@ async def check(settings: Settings) -> None:
 
 
 def _summary(states: list[TableState]) -> str:
-    missing = [s.table for s in states if not s.exists]
-    lacking = [s.table for s in states if s.exists and not s.ok]
+    missing = [s.table for s in states if not s.ok and not s.exists]
+    lacking = [s.table for s in states if not s.ok and s.exists]
     parts = []
     if missing:
         parts.append(f"missing tables {', '.join(missing)}")
     if lacking:
         parts.append(f"tables lacking columns {', '.join(lacking)}")
+    elsewhere = [s.table for s in states if not s.ok and not s.by_init]
+    if elsewhere:
+        parts.append(
+            f"{', '.join(elsewhere)} are made by their feature on first use, not by db init "
+            "(see docs/cli.md)"
+        )
     return "; ".join(parts)
 
 
@@ -66,11 +77,13 @@ async def init(settings: Settings, yes: bool) -> None:
     """Create the missing tables and columns (idempotent; creates an SQLite file)."""
     async with settings.backend(needs=(), create=True) as db:
         states = await table_states(db)
-        todo = [state for state in states if not state.ok]
+        todo = [state for state in states if state.by_init and not state.complete]
         if not todo:
             settings.out.note(f"{db.url.shown}: every table is in place; nothing to do")
         else:
-            work = ", ".join(f"{s.table} ({s.describe()})" for s in todo)
+            work = ", ".join(
+                f"{s.table} ({s.describe() if s.exists else 'missing'})" for s in todo
+            )
             await settings.act(
                 f"Will create or upgrade in {db.url.shown}: {work}",
                 yes=yes,

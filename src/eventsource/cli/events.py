@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Any
 
 import click
 
 from eventsource.cli._context import Settings
-from eventsource.cli._events import event_record, resolve_known
+from eventsource.cli._events import event_record
+from eventsource.cli._evolution import STATUSES, resolve_stored
 from eventsource.cli._queries import event_type_counts
 from eventsource.cli._runner import runs_async
 from eventsource.cli.streams import event_line
@@ -103,7 +105,10 @@ def _stop_on_sigterm() -> None:
 @click.pass_obj
 @runs_async
 async def types(settings: Settings) -> None:
-    """Count the stored events per type and version; flag types no class is registered for.
+    """Count the stored events per type and version, and say what each reads as: the class
+    and current version it resolves to (through old names and upcasters); flag types no
+    class is registered for, versions no upcaster path brings to the current one, and
+    versions newer than the code.
 
     Counts every event: a full scan of the events table.
     """
@@ -112,13 +117,14 @@ async def types(settings: Settings) -> None:
         counts = await event_type_counts(db)
     rows = []
     for event_type, version, count in counts:
-        cls = resolve_known(event_type, app.registry)
+        resolved = resolve_stored(event_type, version, app.registry)
         rows.append({
             "event_type": event_type,
             "event_version": version,
             "count": count,
-            "known": cls is not None,
-            "class": None if cls is None else f"{cls.__module__}.{cls.__qualname__}",
+            "known": resolved["class"] is not None,
+            **resolved,
+            "flagged": resolved["status"] in _FLAGGED,
         })
     out = settings.out
     if out.json_mode:
@@ -126,10 +132,21 @@ async def types(settings: Settings) -> None:
         return
     out.table(
         None,
-        ["event type", "version", "count", "class"],
+        ["event type", "version", "count", "class", "reads as", "note"],
         [
-            (row["event_type"], row["event_version"], row["count"],
-             row["class"] or "UNKNOWN: no class registered (pass --app?)")
+            (row["event_type"], row["event_version"], row["count"], row["class"] or "-",
+             _reads_as(row), STATUSES[row["status"]])
             for row in rows
         ],
     )
+
+
+_FLAGGED = frozenset({"unknown", "no_path", "newer"})
+
+
+def _reads_as(row: dict[str, Any]) -> str:
+    if row["split_into"] is not None:
+        return " + ".join(row["split_into"])
+    if row["current_type"] is None:
+        return "-"
+    return f"{row['current_type']} v{row['current_version']}"

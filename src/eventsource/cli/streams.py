@@ -10,8 +10,9 @@ import click
 from eventsource.cli._context import Settings
 from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
-from eventsource.cli._queries import id_range, list_streams
+from eventsource.cli._queries import id_range, list_streams, stream_states, table_columns
 from eventsource.cli._runner import runs_async
+from eventsource.retention import reading
 from eventsource.stores.interface import ReadOptions
 from eventsource.types import JSON
 
@@ -102,17 +103,38 @@ async def show(settings: Settings, stream_id: str, from_version: int, limit: int
     key = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
     async with settings.backend() as db:
         options = ReadOptions(from_position=from_version, limit=limit)
-        events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
-        if not events and (
+        with reading(include_archived=True):  # an operator sees archived streams' events
+            events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
+        retention = []
+        if "stream_metadata" in await table_columns(db, ["stream_metadata"]):
+            retention = await stream_states(db, aggregate_id, aggregate_type)
+        if not events and not retention and (
             from_version == 0 or not await db.store.read_stream(key, ReadOptions(limit=1))
         ):
             raise NotFoundError(f"stream {key} not found: it has no events in {db.url.shown}")
     out = settings.out
     if out.json_mode:
-        out.json({"stream_id": key, "from_version": from_version, "events": events})
+        out.json({"stream_id": key, "from_version": from_version, "events": events,
+                  "retention": retention})
         return
+    for state in retention:
+        out.note(_retention_line(state))
     for record in events:
         out.line(event_line(record))
+
+
+def _retention_line(state: dict[str, object]) -> str:
+    """A stream's retention row, as `streams show` notes it (on stderr)."""
+    parts = [f"retention ({state['aggregate_type']}): {state['state']}"]
+    if state["max_age_seconds"] is not None:
+        parts.append(f"max age {state['max_age_seconds']} s")
+    if state["max_count"] is not None:
+        parts.append(f"keeps the newest {state['max_count']}")
+    if state["truncate_before"]:
+        parts.append(f"truncated before v{state['truncate_before']}")
+    if state["state"] in ("soft_deleted", "tombstoned"):
+        parts.append("its events are hidden from reads")
+    return "; ".join(parts)
 
 
 def event_line(record: JSON) -> str:

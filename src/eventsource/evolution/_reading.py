@@ -233,6 +233,10 @@ class ReadPlan:
         except (ValidationError, ValueError) as exc:
             raise CorruptEventError(event_id, self.stored_name, str(exc)) from exc
 
+    def route(self, version: int) -> tuple[Upcaster, ...]:
+        """The steps rows stored at `version` go through (operator tools show them)."""
+        return self._route(version)
+
     def _route(self, version: int) -> tuple[Upcaster, ...]:
         """The steps from `version` on: under the stored name, else under the live one."""
         steps: list[Upcaster] = []

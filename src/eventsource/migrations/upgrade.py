@@ -26,6 +26,7 @@ from eventsource.migrations import BackendName, get_schema, split_statements
 
 __all__ = [
     "SQLITE_LATER_COLUMNS",
+    "ddl_tables",
     "postgresql_probe",
     "postgresql_upgrade",
     "probe_columns",
@@ -62,7 +63,12 @@ def _columns(body: str) -> list[str]:
 def tables(name: str, backend: BackendName = "postgresql") -> dict[str, tuple[str, ...]]:
     """Each table schema file `name` creates on `backend`, with its columns in order (those
     added by `ALTER TABLE` last)."""
-    script = get_schema(name, backend)
+    return ddl_tables(get_schema(name, backend))
+
+
+def ddl_tables(script: str) -> dict[str, tuple[str, ...]]:
+    """Each table a DDL script creates (`CREATE TABLE IF NOT EXISTS`, written as the schema
+    files are), with its columns in order (those added by `ALTER TABLE` last)."""
     found: dict[str, list[str]] = {}
     for table, body in _CREATE.findall(script):
         found.setdefault(table, []).extend(_columns(body))

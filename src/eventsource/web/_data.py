@@ -8,18 +8,30 @@ scope of the request.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
 from eventsource.cli._backend import Backend
 from eventsource.cli._errors import CliUsageError, NotFoundError
 from eventsource.cli._events import event_record
+from eventsource.cli._evolution import current_shape
 from eventsource.cli._output import plain
-from eventsource.cli._queries import _where, id_range, list_streams
+from eventsource.cli._queries import (
+    _where,
+    id_range,
+    list_streams,
+    stream_state_counts,
+    stream_states,
+)
 from eventsource.cli.dlq import _STATUSES, _detail, _summary
 from eventsource.cli.streams import parse_stream_id
 from eventsource.cli.subscriptions import progress
+from eventsource.events.registry import EventRegistry
+from eventsource.exceptions import EventSourceError
+from eventsource.retention import reading
 from eventsource.stores.interface import ReadOptions
+from eventsource.tenancy import bound_tenant
 from eventsource.web._cursor import decode_position, decode_stream_key, encode_cursor
 
 __all__ = [
@@ -40,7 +52,8 @@ __all__ = [
 # index walk as long as the count, so it is kept short (the head position is always shown).
 COUNT_CAP = 10_000
 STREAM_COUNT_CAP = 1_000
-Tables = frozenset[str]  # the optional tables present: checkpoints, dlq, outbox, snapshots
+Tables = frozenset[str]  # the optional tables present: checkpoints, dlq, outbox, snapshots,
+# retention (stream_metadata)
 
 _BOUNDED_EVENTS = "SELECT COUNT(*) FROM (SELECT 1 FROM events{where} LIMIT :cap) t"
 _BOUNDED_STREAMS = """SELECT COUNT(*) FROM (SELECT aggregate_id, aggregate_type FROM events{where}
@@ -66,8 +79,17 @@ async def dashboard(db: Backend, tables: Tables) -> dict[str, Any]:
         "subscriptions": (await subscriptions(db, tables))["subscriptions"],
         "dlq": plain(await db.dlq.get_failure_stats()) if "dlq" in tables else None,
         "outbox": plain(await db.outbox.get_stats()) if "outbox" in tables else None,
+        # streams soft-deleted, tombstoned or archived (the table has no tenant column)
+        "retention": (
+            await _state_counts(db) if "retention" in tables and bound_tenant() is None else None
+        ),
     }
     return result
+
+
+async def _state_counts(db: Backend) -> dict[str, Any]:
+    counts, more = await stream_state_counts(db, STREAM_COUNT_CAP)
+    return {"counts": counts, "more": more}
 
 
 async def streams_page(
@@ -103,8 +125,12 @@ async def stream_detail(
     key = f"{aggregate_id}:{aggregate_type}" if aggregate_type else str(aggregate_id)
     after = decode_position("stream", cursor) if cursor else 0
     options = ReadOptions(from_position=after, limit=limit + 1)
-    events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
-    if not events and after == 0:
+    with reading(include_archived=True):  # an operator sees archived streams' events
+        events = [event_record(stored) async for stored in db.store.read_stream(key, options)]
+    retention = (
+        await stream_states(db, aggregate_id, aggregate_type) if "retention" in tables else []
+    )
+    if not events and after == 0 and not retention:
         raise NotFoundError(f"stream {key} not found: it has no events")
     following = None
     if len(events) > limit:
@@ -115,7 +141,8 @@ async def stream_detail(
         found = await db.snapshots.get_snapshot(aggregate_id, aggregate_type)
         if found is not None:
             snapshot = plain(found)
-    return {"stream_id": key, "events": events, "next": following, "snapshot": snapshot}
+    return {"stream_id": key, "events": events, "next": following, "snapshot": snapshot,
+            "retention": plain(retention)}
 
 
 async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -137,19 +164,35 @@ async def log_page(db: Backend, cursor: str | None, limit: int) -> dict[str, Any
     return {"events": events, "next": following}
 
 
-async def event_detail(db: Backend, position: int) -> dict[str, Any]:
-    """The event at global `position`, with its type and `event_version` as stored."""
+async def event_detail(
+    db: Backend, position: int, registry: EventRegistry | None
+) -> dict[str, Any]:
+    """The event at global `position`: its type, `event_version` and payload as stored, and
+    (`current`) what the app's upcasters and old names make of it, if they apply."""
     params: dict[str, object] = {"position": position}
     where = _where(["id = :position"], params, "tenant_id")
-    version = db.json_text("payload", "event_version")
-    rows = await db.fetch(f"SELECT event_type, {version} FROM events{where}", params)
+    rows = await db.fetch(f"SELECT event_type, payload FROM events{where}", params)
     if not rows:
         raise NotFoundError(f"no event at global position {position}")
+    stored_type, raw = rows[0][0], rows[0][1]
+    payload = json.loads(raw) if isinstance(raw, str | bytes) else dict(raw)
+    version = payload.get("event_version")
+    current = current_shape(stored_type, payload, payload.get("event_id"), registry)
     options = ReadOptions(from_position=position - 1, limit=1)
-    found = [event_record(stored) async for stored in db.store.read_all(options)]
-    record = found[0]
-    stored_version = None if rows[0][1] is None else int(rows[0][1])
-    return {**record, "stored_type": rows[0][0], "stored_event_version": stored_version}
+    try:
+        record = next(
+            iter([event_record(stored) async for stored in db.store.read_all(options)])
+        )
+    except EventSourceError as exc:  # unreadable as the code stands: shown as stored
+        record = {"global_position": position, "event_type": stored_type, "known": False,
+                  "read_error": " ".join(str(exc).split())}
+    return {
+        **record,
+        "stored_type": stored_type,
+        "stored_event_version": version if type(version) is int else None,
+        "stored_payload": payload,
+        "current": current,
+    }
 
 
 async def subscriptions(db: Backend, tables: Tables) -> dict[str, Any]:

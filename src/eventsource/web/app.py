@@ -88,7 +88,8 @@ async def _log(request: Request, state: WebState) -> dict[str, Any]:
 
 
 async def _event(request: Request, state: WebState) -> dict[str, Any]:
-    return await _data.event_detail(state.db, request.path_params["position"])
+    position = request.path_params["position"]
+    return await _data.event_detail(state.db, position, state.app.registry)
 
 
 async def _subscriptions(request: Request, state: WebState) -> dict[str, Any]:
