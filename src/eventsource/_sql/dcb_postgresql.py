@@ -9,6 +9,8 @@ index (`want_tags`, `want_items`), those items' event types likewise (`kind_type
 
 from __future__ import annotations
 
+from eventsource._sql.postgresql_events import APPEND_AT_HEADS
+
 __all__ = ["APPEND", "CALL", "DDL", "READ", "SCHEMA_READY"]
 
 DDL = """
@@ -84,26 +86,14 @@ _INSERT = """WITH t AS (
         AS t(event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
              occurred_at, payload, ord)
     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = t.event_id)
-), heads AS (
-    SELECT s.aggregate_id, s.aggregate_type,
-           COALESCE((SELECT version FROM events e
-                     WHERE e.aggregate_id = s.aggregate_id AND e.aggregate_type = s.aggregate_type
-                     ORDER BY version DESC LIMIT 1), 0) AS v
-    FROM (SELECT DISTINCT aggregate_id, aggregate_type FROM t) s
-), ins AS (
-    INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
-                        version, "timestamp", payload)
-    SELECT t.event_id, t.aggregate_id, t.aggregate_type, t.event_type, t.tenant_id, t.actor_id,
-           h.v + row_number() OVER (PARTITION BY t.aggregate_id, t.aggregate_type ORDER BY t.ord),
-           t.occurred_at, t.payload::jsonb
-    FROM t JOIN heads h USING (aggregate_id, aggregate_type) ORDER BY t.ord
-    RETURNING id, event_id, event_type, version
-), tagged AS (
+), {append}, tagged AS (
     INSERT INTO event_tags (tag, position, event_type)
     SELECT g.tag, ins.id, ins.event_type
     FROM unnest(p_tag_ids, p_tags) AS g(event_id, tag) JOIN ins USING (event_id)
 )
-SELECT false, ins.id, ins.version FROM ins ORDER BY ins.id"""
+SELECT false, ins.id, ins.version FROM ins ORDER BY ins.id""".replace(
+    "{append}", APPEND_AT_HEADS.format(returning="id, event_id, event_type, version")
+)
 
 # The append, as one function call (one round trip). In READ COMMITTED every statement of a
 # volatile PL/pgSQL function takes a fresh snapshot, so the check, which runs after the locks

@@ -12,6 +12,7 @@ from eventsource._sql.retention import MARKER, STREAM_VISIBLE, bind
 __all__ = [
     "ALL_BACKWARD",
     "ALL_FORWARD",
+    "APPEND_AT_HEADS",
     "AT_POSITION",
     "BY_TYPE",
     "COLUMNS",
@@ -106,3 +107,24 @@ BY_TYPE = """SELECT event_id, event_type, payload::text FROM events
     WHERE aggregate_type = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
       AND ($3::timestamptz IS NULL OR "timestamp" > $3)
     ORDER BY "timestamp", id"""
+
+
+# Events of a CTE `t` (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
+# occurred_at, payload, ord) written at the next versions of their streams, in `ord` order: the
+# `heads` and `ins` CTEs of a batch that is appended at any version (a copy-transform batch, a
+# DCB append). Format with `returning`, the columns `ins` returns.
+APPEND_AT_HEADS = """heads AS (
+    SELECT s.aggregate_id, s.aggregate_type,
+           COALESCE((SELECT e.version FROM events e
+                     WHERE e.aggregate_id = s.aggregate_id AND e.aggregate_type = s.aggregate_type
+                     ORDER BY e.version DESC LIMIT 1), 0) AS v
+    FROM (SELECT DISTINCT aggregate_id, aggregate_type FROM t) s
+), ins AS (
+    INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
+                        version, "timestamp", payload)
+    SELECT t.event_id, t.aggregate_id, t.aggregate_type, t.event_type, t.tenant_id, t.actor_id,
+           h.v + row_number() OVER (PARTITION BY t.aggregate_id, t.aggregate_type ORDER BY t.ord),
+           t.occurred_at, t.payload::jsonb
+    FROM t JOIN heads h USING (aggregate_id, aggregate_type) ORDER BY t.ord
+    RETURNING {returning}
+)"""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsource._sql import postgresql_events as sqlpg
 from eventsource._sql import transfer as sql
 from eventsource._sql.postgresql import DriverConnection, Operation, is_unique_violation
 from eventsource._sql.sqlite import utc_iso
@@ -29,21 +30,7 @@ _COPY = f"""WITH {_PROGRESS_CTE}, t AS (
                          $11::text[], $12::timestamptz[], $13::text[]) WITH ORDINALITY
         AS t(event_id, event_type, aggregate_id, aggregate_type, tenant_id, actor_id,
              occurred_at, payload, ord)
-), heads AS (
-    SELECT s.aggregate_id, s.aggregate_type, COALESCE((SELECT e.version FROM events e
-        WHERE e.aggregate_id = s.aggregate_id AND e.aggregate_type = s.aggregate_type
-        ORDER BY e.version DESC LIMIT 1), 0) AS v
-    FROM (SELECT DISTINCT aggregate_id, aggregate_type FROM t) s
-), ins AS (
-    INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id,
-                        version, "timestamp", payload)
-    SELECT t.event_id, t.aggregate_id, t.aggregate_type, t.event_type, t.tenant_id, t.actor_id,
-           h.v + row_number() OVER (PARTITION BY t.aggregate_id, t.aggregate_type ORDER BY t.ord),
-           t.occurred_at, t.payload::jsonb
-    FROM t JOIN heads h ON h.aggregate_id = t.aggregate_id AND h.aggregate_type = t.aggregate_type
-    ORDER BY t.ord
-    RETURNING id, event_id
-), mapped AS (
+), {sqlpg.APPEND_AT_HEADS.format(returning='id, event_id')}, mapped AS (
     INSERT INTO transfer_positions (job, source_position, target_position)
     SELECT $1, m.source, ins.id
     FROM unnest($14::bigint[], $15::uuid[]) AS m(source, event_id)
