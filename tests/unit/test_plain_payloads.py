@@ -232,8 +232,8 @@ async def test_plain_events_are_not_dumped(monkeypatch: pytest.MonkeyPatch) -> N
         dumped.append(event)
         return dump(event)
 
-    dump = codec.encode_payload
-    monkeypatch.setattr(codec, "encode_payload", counting)
+    dump = codec._checked_dump  # the dump every write path makes (encode_payload's first step)
+    monkeypatch.setattr(codec, "_checked_dump", counting)
     store = InMemoryEventStore(enable_tracing=False)
     aggregate_id = uuid.uuid4()
     batch = [PlainProbe(aggregate_id=aggregate_id, name=f"n{i}", count=i) for i in range(5)]
