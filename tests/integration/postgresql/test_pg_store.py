@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 from typing import Any
