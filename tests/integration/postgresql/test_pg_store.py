@@ -247,11 +247,17 @@ async def test_corrupt_and_unknown_rows_name_the_event(
     assert unknown.value.event_id == unknown_id
     assert unknown.value.event_type == "NoSuchEvent"
     with pytest.raises(CorruptEventError):
-        # The commit-safe horizon is the server's: a transaction open elsewhere (another
-        # database's client) holds the rows back until it ends, so read until they come.
-        for _ in range(400):
-            await store.read_committed()
-            await asyncio.sleep(0.025)
+        await _read_committed_until_rows(store)
+
+
+async def _read_committed_until_rows(store: PostgreSQLEventStore) -> None:
+    """Read the committed log until it returns rows (or raises). The commit-safe horizon is
+    the server's: a transaction open elsewhere (another database's client) holds rows back
+    until it ends."""
+    for _ in range(400):
+        if (await store.read_committed()).events:
+            return
+        await asyncio.sleep(0.025)
 
 
 async def test_unserialisable_payload_writes_nothing(store: PostgreSQLEventStore) -> None:
