@@ -20,6 +20,10 @@ repetitions (events appended per second, all writers together):
   one event to each writer's own stream, in a schema without and with the DCB tables and
   index; installed but unused, DCB may cost the plain path at most 5 %.
 
+Each of our runs also reports the client's CPU time per operation (`resource.getrusage`, the
+median over the counted runs): client and server share the machine's cores, so what the
+Python side spends per decision bounds the rate as much as the server does.
+
 EVENTSOURCE_BENCH_PG_URL chooses the server (default postgresql://postgres@127.0.0.1:5432/test).
 """
 
@@ -29,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -49,6 +54,7 @@ TARGET_RATE = 2500.0
 TARGET_RATIO = 2.0
 MAX_PLAIN_LOSS = 0.05
 SEATS = 10  # decisions per tag: a decision reads at most SEATS - 1 earlier events
+CLIENT_CPU: dict[str, list[float]] = {}  # our runs' client CPU per operation (µs), by mode
 
 
 @es.register_event
@@ -119,9 +125,11 @@ async def _ours(writers: int, ops: int, mode: str) -> float:
                 else:
                     await store.append_events(streams[n], "BenchSeat", [event], i)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         await asyncio.gather(*(writer(n) for n in range(writers)))
-        return writers * ops / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        CLIENT_CPU.setdefault(mode, []).append((_cpu() - cpu) / (writers * ops) * 1e6)
+        return writers * ops / elapsed
     finally:
         await store.close()
         await engine.dispose()
@@ -171,6 +179,12 @@ def _theirs(writers: int, ops: int) -> float:
     finally:
         datastore.close()
         asyncio.run(_drop(schema))
+
+
+def _cpu() -> float:
+    """This process's CPU time so far (user and system), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _course(writer: int, op: int) -> str:
@@ -224,6 +238,11 @@ def main() -> None:
             results[name] = rate
             if not args.json:
                 print(f"{name:40s} {rate:10.0f} events/s")
+    for mode, values in CLIENT_CPU.items():
+        cpu_per_op = statistics.median(values[1:] or values)  # the warm-up round not counted
+        results[f"client CPU per op ({mode}), us"] = cpu_per_op
+        if not args.json:
+            print(f"{'client CPU per op (' + mode + ')':40s} {cpu_per_op:10.0f} us")
     verdicts = {"decide >= 2,500/s": results["eventsource decide"] >= TARGET_RATE}
     if "pyeventsourcing decide" in results:
         ratio = results["eventsource decide"] / results["pyeventsourcing decide"]

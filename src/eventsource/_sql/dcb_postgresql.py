@@ -63,10 +63,11 @@ def _match(names: tuple[str, str, str, str, str], seen: str) -> str:
 
 # The read: matching events in commit-safe order (the order of `read_committed`), each with
 # its tags, and the snapshot the statement read in (the token). One row, with NULL columns,
-# when nothing matches.
+# when nothing matches. Only the columns an event is decoded from (`_READ_LAYOUT` in
+# `eventsource.dcb.postgresql`): the client decodes every column it is sent, and the stream
+# columns are in the payload too.
 READ = _match(("$1", "$2", "$3", "$4", "$5"), "true") + """
-SELECT e.id, e.event_id, e.event_type, e.aggregate_id, e.aggregate_type, e.version,
-       e.created_at, e.payload::text,
+SELECT e.id, e.event_id, e.event_type, e.payload::text,
        ARRAY(SELECT g.tag FROM event_tags g WHERE g.position = e.id) AS tags,
        s.snap
 FROM (SELECT pg_current_snapshot()::text AS snap) s

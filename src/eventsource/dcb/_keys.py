@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 
@@ -25,6 +26,7 @@ def query_arrays(query: Query) -> tuple[list[str], list[int], list[str], list[in
     return want_tags, want_items, kind_types, kind_items, sorted(query.type_only_types)
 
 
+@lru_cache(maxsize=65536)  # a decision locks the tags it read: hashed once, not per append
 def _key(kind: str, name: str) -> int:
     digest = hashlib.blake2b(f"eventsource.dcb.{kind}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

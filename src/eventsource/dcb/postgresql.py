@@ -50,12 +50,18 @@ from eventsource.dcb.exceptions import DCBConflictError
 from eventsource.dcb.query import AppendCondition, Query, TaggedEvents
 from eventsource.events.registry import EventRegistry
 from eventsource.exceptions import OptimisticLockError
-from eventsource.stores.codec import encode_payloads
+from eventsource.stores.codec import RowLayout, encode_payloads
 from eventsource.stores.postgresql import PostgreSQLEventStore
 
 __all__ = ["PostgreSQLDCBStore", "append_args"]
 
 _MAX_ATTEMPTS = 20
+# The columns of `READ`: what decoding an event needs (a corrupt row's error names its
+# position), nothing a read would decode only to drop.
+_READ_LAYOUT = RowLayout(
+    position=0, event_id=1, event_type=2, payload=3, version=-1, aggregate_id=-1,
+    aggregate_type=-1, stored_at=-1,
+)
 
 
 class PostgreSQLDCBStore(DCBStore):
@@ -99,12 +105,14 @@ class PostgreSQLDCBStore(DCBStore):
         rows = await self._store._run(
             "dcb read", lambda conn: conn.fetch(sql.READ, *args), stable_plans=True
         )
-        found = [row for row in rows if row[0] is not None]
-        events = self._store._decode(found)
+        token = self.token(rows[0][5])
+        if rows[0][0] is None:  # nothing matched: the one row holds the snapshot alone
+            return DCBReadResult([], token)
+        events = self._store._decode(rows, _READ_LAYOUT)
         return DCBReadResult(
-            [SequencedEvent(row[0], event, frozenset(row[8]))
-             for row, event in zip(found, events, strict=True)],
-            self.token(str(rows[0][9])),
+            [SequencedEvent(row[0], event, frozenset(row[4]))
+             for row, event in zip(rows, events, strict=True)],
+            token,
         )
 
     async def _append(self, job: AppendJob) -> Written:
