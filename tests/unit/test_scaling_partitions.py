@@ -6,11 +6,11 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from eventsource.events.base import DomainEvent
 from eventsource.scaling import PartitionedWorker, ScalingConfigurationError, partition_of
@@ -18,6 +18,7 @@ from eventsource.scaling.leases import fair_share
 from eventsource.scaling.partitions import cursor_key, cursor_position
 from eventsource.scaling.worker import _Held
 from eventsource.stores.records import CommittedPage, StoredEvent
+from extras import import_extra
 
 ONE = uuid.UUID("00000000-0000-0000-0000-000000000001")
 OTHER = uuid.UUID("6f1c0f4e-2a55-4c1e-9a7e-0d3c5b8e9f10")
@@ -119,8 +120,9 @@ def test_a_page_goes_to_each_partition_from_just_after_its_own_checkpoint(
     }
     reader_at = min(checkpoints.values())
     targets = {p: _Held(1, str(c) if c else None, c) for p, c in checkpoints.items()}
+    engines: Any = import_extra("sqlalchemy.ext.asyncio")  # the core run has no SQLAlchemy
     worker = PartitionedWorker(
-        None, create_async_engine("sqlite+aiosqlite://"), "s", _noop,  # type: ignore[arg-type]
+        None, engines.create_async_engine("sqlite+aiosqlite://"), "s", _noop,  # type: ignore[arg-type]
         partitions=4,
     )
     chosen = worker._select(CommittedPage(page, str(start + len(page))),

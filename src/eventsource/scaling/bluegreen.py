@@ -66,7 +66,8 @@ class BlueGreenRebuild:
     event, then switches to it and drops the serving version.
 
     Args:
-        store, engine: as for `PartitionedWorker` (the read model lives in `engine`'s database).
+        store: the event store, as for `PartitionedWorker`.
+        engine: the database of the read model, as for `PartitionedWorker`.
         name: the read model; `version` must be new (its subscription starts from 0).
         handler: the new version's transactional handler.
         partitions: P of the new version (may differ from the old one's).
