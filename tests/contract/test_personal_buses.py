@@ -14,6 +14,9 @@ from test_buses import bus_factory
 from eventsource import DomainEvent, register_event
 from eventsource.personal import InMemoryKeyStore, LocalKEK, Personal, PersonalData, SubjectId
 from eventsource.testing.contract.bus import consuming
+from extras import import_extra
+
+import_extra("cryptography")  # sealing needs it: the core run skips this module
 
 BROKERS = ["redis", "nats", "rabbitmq"]
 

@@ -33,6 +33,9 @@ from eventsource.personal import (
 )
 from eventsource.personal.cipher import data_cipher, new_data_key, open_field, seal, token_parts
 from eventsource.stores.codec import decode_event, encode_payload
+from extras import import_extra
+
+import_extra("cryptography")  # sealing needs it: the core run skips this module
 
 
 class NoSubject(DomainEvent):

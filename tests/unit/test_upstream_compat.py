@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -340,7 +341,8 @@ CONSTANTS.update({
     (METRICS, "STATE_MAPPING"): {
         "starting": 1, "catching_up": 2, "live": 3, "paused": 4, "stopped": 5, "error": 6,
     },
-    (METRICS, "OTEL_METRICS_AVAILABLE"): True,
+    # True where OpenTelemetry is installed (the main run), False in the core run
+    (METRICS, "OTEL_METRICS_AVAILABLE"): importlib.util.find_spec("opentelemetry") is not None,
 })
 
 # Type aliases that must import (they have no runtime behaviour to call).
