@@ -137,47 +137,85 @@ class KeyRing:
     ) -> None:
         """Keep an opened payload for later reads, as long as its subjects' keys are cached."""
         if self._owner is not None and isinstance(payload, str):
+            named = tuple(subjects)
             deadline = min(
-                (e.deadline for s in subjects if (e := self._entries.get(s)) is not None),
+                (e.deadline for s in named if (e := self._entries.get(s)) is not None),
                 default=0.0,
             )
-            self._owner.put(payload, deadline, data, erased)
+            self._owner.put(payload, named, deadline, data, erased)
 
 
 class _OpenedPayloads:
     """Payloads already opened, so a warm read skips parsing and decrypting them again.
 
-    An entry is valid while no subject has left the key cache since it was stored (any
-    eviction, erasure or enrolment bumps `generation`) and until the earliest time-to-live of
-    its subjects' keys; it holds plaintext no longer than the keys that decrypted it. Bounded:
-    least recently stored out.
+    An entry is valid until the earliest time-to-live of its subjects' keys, and is dropped
+    as soon as one of its subjects leaves the key cache (erasure, enrolment, NOTIFY, least
+    recently used out: `drop`), so it holds plaintext no longer than the keys that decrypted
+    it; the other subjects' entries stay. Every drop bumps `generation`: a page whose keys
+    were fetched across one keeps nothing. Bounded: least recently stored out.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.generation = 0
-        self._items: OrderedDict[str, tuple[int, float, dict[str, Any], frozenset[str]]] = (
-            OrderedDict()
-        )
+        # payload -> (deadline, data, erased fields, its subjects)
+        self._items: OrderedDict[
+            str, tuple[float, dict[str, Any], frozenset[str], tuple[str, ...]]
+        ] = OrderedDict()
+        self._of: dict[str, set[str]] = {}  # subject -> the stored payloads naming it
 
     def get(self, payload: str, now: float) -> tuple[dict[str, Any], frozenset[str]] | None:
         found = self._items.get(payload)
-        if found is None or found[0] != self.generation or found[1] <= now:
+        if found is None or found[0] <= now:
             return None
-        return found[2], found[3]
+        return found[1], found[2]
 
     def put(
-        self, payload: str, deadline: float, data: dict[str, Any], erased: frozenset[str]
+        self,
+        payload: str,
+        subjects: tuple[str, ...],
+        deadline: float,
+        data: dict[str, Any],
+        erased: frozenset[str],
     ) -> None:
         if self.size <= 0:
             return
-        self._items[payload] = (self.generation, deadline, data, erased)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        items = self._items
+        old = items.pop(payload, None)
+        if old is not None:
+            self._unlink(payload, old[3])
+        items[payload] = (deadline, data, erased, subjects)
+        of = self._of
+        for subject in subjects:
+            held = of.get(subject)
+            if held is None:
+                of[subject] = {payload}
+            else:
+                held.add(payload)
+        if len(items) > self.size:
+            gone, item = items.popitem(last=False)
+            self._unlink(gone, item[3])
+
+    def _unlink(self, payload: str, subjects: tuple[str, ...]) -> None:
+        for subject in subjects:
+            held = self._of.get(subject)
+            if held is not None:
+                held.discard(payload)
+                if not held:
+                    del self._of[subject]
+
+    def drop(self, subject: str) -> None:
+        """Forget every payload naming `subject` (it left the key cache)."""
+        self.generation += 1
+        for payload in self._of.pop(subject, ()):
+            item = self._items.pop(payload, None)
+            if item is not None:
+                self._unlink(payload, item[3])
 
     def invalidate(self) -> None:
         self.generation += 1
         self._items.clear()
+        self._of.clear()
 
 
 class _Layout(Protocol):
@@ -233,7 +271,7 @@ class PersonalData:
     def evict(self, subject_id: str) -> None:
         """Drop a subject from the cache (called on erasure notifications)."""
         self._cache.pop(subject_id, None)
-        self._opened.invalidate()
+        self._opened.drop(subject_id)
 
     # -- fetching keys ------------------------------------------------------------------------
 
@@ -268,8 +306,8 @@ class PersonalData:
         self._cache[subject] = entry
         self._cache.move_to_end(subject)
         while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-            self._opened.invalidate()
+            gone, _ = self._cache.popitem(last=False)
+            self._opened.drop(gone)
         return entry
 
     def _kek_for(self, key: StoredKey) -> cipher.KeyEncryptionKey:
