@@ -124,8 +124,9 @@ def seal_fields(
                 f"{event_type}.{field.key} holds personal data but subject id "
                 f"{field.subject_key!r} is None (nothing was written)"
             )
-        aad = associated_data(tenant, str(subject), field.group, event_type, field.key)
-        data[field.key] = keys.seal(str(subject), field.group, _plaintext(value), aad)
+        subject = str(subject)
+        aad = associated_data(tenant, subject, field.group, event_type, field.key)
+        data[field.key] = keys.seal(subject, field.group, _plaintext(value), aad)
 
 
 def reveal(

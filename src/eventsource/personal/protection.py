@@ -158,17 +158,17 @@ class _OpenedPayloads:
     def __init__(self, size: int) -> None:
         self.size = size
         self.generation = 0
-        # payload -> (deadline, data, erased fields, its subjects)
-        self._items: OrderedDict[
-            str, tuple[float, dict[str, Any], frozenset[str], tuple[str, ...]]
+        # payload -> (deadline, (data, erased fields), its subjects)
+        self.items: OrderedDict[
+            str, tuple[float, tuple[dict[str, Any], frozenset[str]], tuple[str, ...]]
         ] = OrderedDict()
         self._of: dict[str, set[str]] = {}  # subject -> the stored payloads naming it
 
     def get(self, payload: str, now: float) -> tuple[dict[str, Any], frozenset[str]] | None:
-        found = self._items.get(payload)
+        found = self.items.get(payload)
         if found is None or found[0] <= now:
             return None
-        return found[1], found[2]
+        return found[1]
 
     def put(
         self,
@@ -180,11 +180,11 @@ class _OpenedPayloads:
     ) -> None:
         if self.size <= 0:
             return
-        items = self._items
+        items = self.items
         old = items.pop(payload, None)
         if old is not None:
-            self._unlink(payload, old[3])
-        items[payload] = (deadline, data, erased, subjects)
+            self._unlink(payload, old[2])
+        items[payload] = (deadline, (data, erased), subjects)
         of = self._of
         for subject in subjects:
             held = of.get(subject)
@@ -194,7 +194,7 @@ class _OpenedPayloads:
                 held.add(payload)
         if len(items) > self.size:
             gone, item = items.popitem(last=False)
-            self._unlink(gone, item[3])
+            self._unlink(gone, item[2])
 
     def _unlink(self, payload: str, subjects: tuple[str, ...]) -> None:
         for subject in subjects:
@@ -208,13 +208,13 @@ class _OpenedPayloads:
         """Forget every payload naming `subject` (it left the key cache)."""
         self.generation += 1
         for payload in self._of.pop(subject, ()):
-            item = self._items.pop(payload, None)
+            item = self.items.pop(payload, None)
             if item is not None:
-                self._unlink(payload, item[3])
+                self._unlink(payload, item[2])
 
     def invalidate(self) -> None:
         self.generation += 1
-        self._items.clear()
+        self.items.clear()
         self._of.clear()
 
 
@@ -329,11 +329,12 @@ class PersonalData:
                 continue
             marked = True
             erased = erased_fields(event)
+            values = event.__dict__  # the fields' values: no attribute lookup per field
             for field in plan.fields:
-                subject = getattr(event, field.subject_attribute, None)
+                subject = values.get(field.subject_attribute)
                 if subject is None or field.key in erased:
                     continue
-                if event.__dict__.get(field.attribute) is not None:
+                if values.get(field.attribute) is not None:
                     needs.setdefault(str(subject), set()).add(field.group)
         if not marked:
             return None
@@ -346,6 +347,8 @@ class PersonalData:
         new: list[StoredKey] = []
         for subject, groups in needs.items():
             entry = entries[subject]
+            if entry.keys.keys() >= groups:
+                continue  # the usual case: every key exists and is cached
             for group in sorted(groups - entry.keys.keys()):
                 if entry.blocked & {group, ALL_GROUPS}:
                     raise SubjectErasedError(subject)
@@ -376,6 +379,7 @@ class PersonalData:
         opened: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
         subjects: set[str] = set()
         known = self._opened
+        stored = known.items  # `known.get`, inlined: this loop runs once per row of a page
         now = time.monotonic()
         for row in rows:
             event_type = row[t]
@@ -385,8 +389,9 @@ class PersonalData:
                 plan = plans[event_type] = _plan_of_type(event_type, registry)
             if plan is not None:
                 payload = row[p]
-                if isinstance(payload, str) and (hit := known.get(payload, now)) is not None:
-                    opened[id(payload)] = hit
+                hit = stored.get(payload) if type(payload) is str else None
+                if hit is not None and hit[0] > now:
+                    opened[id(payload)] = hit[1]
                     continue
                 data = _parsed(payload)
                 if data is not None:
