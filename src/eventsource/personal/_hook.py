@@ -9,8 +9,8 @@ This module imports no cipher: the active keys do the cryptography.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -60,14 +60,24 @@ class FieldKeys(Protocol):
 _active: ContextVar[FieldKeys | None] = ContextVar("eventsource_personal_keys", default=None)
 
 
-@contextmanager
-def activated(keys: FieldKeys) -> Iterator[None]:
+class _Activated:
+    """`activated`'s context manager: a class, not a generator, as every append enters one."""
+
+    __slots__ = ("_keys", "_token")
+
+    def __init__(self, keys: FieldKeys) -> None:
+        self._keys = keys
+
+    def __enter__(self) -> None:
+        self._token = _active.set(self._keys)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _active.reset(self._token)
+
+
+def activated(keys: FieldKeys) -> AbstractContextManager[None]:
     """Make `keys` the ones the codec uses until the block ends."""
-    token = _active.set(keys)
-    try:
-        yield
-    finally:
-        _active.reset(token)
+    return _Activated(keys)
 
 
 def associated_data(tenant: object, subject: str, group: str, event_type: str, key: str) -> bytes:
