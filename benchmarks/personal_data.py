@@ -15,7 +15,6 @@ created before timing (a warm key cache). Interleaved repetitions, same run:
   <= 1.2. R1c: 10 protected loads with the opened-payload cache off (`opened_payloads=0`):
   every read parses and decrypts every marked field (informational; its ratio is over R1's
   unprotected time).
-
 * F1: `forget` of a subject that has 5,000 events (keys deleted, the erasure recorded, the
   `PersonalDataErased` event appended): target < 50 ms, and no slower than for a subject
   with 1 event.

@@ -19,10 +19,12 @@ from eventsource.stores.codec import decode_event, encode_payload
 
 @register_event
 class OpenedCustomer(DomainEvent):
-    event_type: str = "PersonalOpenedCustomer"
-    aggregate_type: str = "X"
+    """One marked field, the customer's name."""
+
     customer: Annotated[str, SubjectId()]
     name: Annotated[str, Personal(replacement="[erased]")]
+    event_type: str = "PersonalOpenedCustomer"
+    aggregate_type: str = "X"
 
 
 async def _written(personal: PersonalData, customer: str, name: str) -> str:
