@@ -45,7 +45,7 @@ async def _read(personal: PersonalData, payload: str) -> OpenedCustomer:
 
 
 def _kept(personal: PersonalData, payload: str) -> bool:
-    return personal._opened.get(payload, time.monotonic()) is not None
+    return personal._opened.get(payload, payload, time.monotonic()) is not None
 
 
 async def test_forgetting_one_subject_drops_its_opened_payloads_and_keeps_the_others() -> None:
@@ -102,7 +102,7 @@ def test_opened_payloads_follow_the_model_of_a_bounded_map_dropped_by_subject(
         if operation[0] == "put":
             payload = str(operation[1])
             subjects = tuple(str(s) for s in operation[2])  # type: ignore[attr-defined]
-            cache.put(payload, subjects, float("inf"), {"payload": payload}, frozenset())
+            cache.put(payload, payload, subjects, float("inf"), {"payload": payload}, frozenset())
             model.pop(payload, None)
             model[payload] = subjects
             while len(model) > size:
@@ -116,8 +116,17 @@ def test_opened_payloads_follow_the_model_of_a_bounded_map_dropped_by_subject(
             cache.invalidate()
             model.clear()
         for payload in ("p1", "p2", "p3", "p4", "p5"):
-            found = cache.get(payload, 0.0)
+            found = cache.get(payload, payload, 0.0)
             assert (found is not None) == (payload in model)
             if found is not None:
                 assert found[0] == {"payload": payload}
         assert {s for subjects in model.values() for s in subjects} == set(cache._of)
+
+
+def test_an_opened_payload_found_by_event_id_is_served_only_for_the_same_text() -> None:
+    cache = _OpenedPayloads(10)
+    event_id = uuid4()
+    cache.put(event_id, '{"name":"pii:1:k:old"}', ("c-1",), float("inf"), {"n": 1}, frozenset())
+    assert cache.get(event_id, '{"name":"pii:1:k:old"}', 0.0) == ({"n": 1}, frozenset())
+    assert cache.get(event_id, '{"name":"pii:1:k:altered"}', 0.0) is None  # row changed
+    assert cache.get(event_id, '{"name":"pii:1:k:old"}', float("inf")) is None  # keys expired

@@ -52,9 +52,15 @@ class FieldKeys(Protocol):
         """The payload as opened by an earlier read and still valid, or None."""
 
     def remember(
-        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+        self,
+        payload: object,
+        subjects: Iterable[str],
+        data: dict[str, Any],
+        erased: frozenset[str],
+        event_id: object = None,
     ) -> None:
-        """Keep an opened payload for later reads (while its keys are cached)."""
+        """Keep an opened payload (of event `event_id`) for later reads (while its keys are
+        cached)."""
 
 
 _active: ContextVar[FieldKeys | None] = ContextVar("eventsource_personal_keys", default=None)
@@ -195,7 +201,8 @@ def personal_decoder(
         if known is None:
             data, erased = reveal(plan, event_type, payload, event_id)
             assert keys is not None  # reveal refuses to run without keys
-            keys.remember(payload, [str(data.get(k)) for k in subject_keys], data, erased)
+            subjects = [str(data.get(k)) for k in subject_keys]
+            keys.remember(payload, subjects, data, erased, event_id)
         else:
             data, erased = known
         try:

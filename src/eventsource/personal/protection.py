@@ -71,7 +71,7 @@ _OPENED_MAX = 4096  # plaintexts remembered per subject (then forgotten and rele
 class KeyRing:
     """The keys of one batch or page (see `eventsource.personal._hook.FieldKeys`)."""
 
-    __slots__ = ("_entries", "_opened", "_owner", "_parsed")
+    __slots__ = ("_by_id", "_entries", "_opened", "_owner", "_parsed")
 
     def __init__(
         self,
@@ -79,11 +79,13 @@ class KeyRing:
         parsed: dict[int, dict[str, Any]],
         owner: _OpenedPayloads | None = None,
         opened: dict[int, tuple[dict[str, Any], frozenset[str]]] | None = None,
+        by_id: bool = False,
     ) -> None:
         self._entries = entries
         self._parsed = parsed
         self._owner = owner
         self._opened = opened or {}
+        self._by_id = by_id  # the page's rows had event ids: opened payloads are found by them
 
     def active(self) -> Any:
         """A context manager making these keys the codec's."""
@@ -133,7 +135,12 @@ class KeyRing:
         return self._opened.pop(id(payload), None) if self._opened else None
 
     def remember(
-        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+        self,
+        payload: object,
+        subjects: Iterable[str],
+        data: dict[str, Any],
+        erased: frozenset[str],
+        event_id: object = None,
     ) -> None:
         """Keep an opened payload for later reads, as long as its subjects' keys are cached."""
         if self._owner is not None and isinstance(payload, str):
@@ -142,36 +149,42 @@ class KeyRing:
                 (e.deadline for s in named if (e := self._entries.get(s)) is not None),
                 default=0.0,
             )
-            self._owner.put(payload, named, deadline, data, erased)
+            key = event_id if self._by_id and event_id is not None else payload
+            self._owner.put(key, payload, named, deadline, data, erased)
 
 
 class _OpenedPayloads:
     """Payloads already opened, so a warm read skips parsing and decrypting them again.
 
-    An entry is valid until the earliest time-to-live of its subjects' keys, and is dropped
-    as soon as one of its subjects leaves the key cache (erasure, enrolment, NOTIFY, least
-    recently used out: `drop`), so it holds plaintext no longer than the keys that decrypted
-    it; the other subjects' entries stay. Every drop bumps `generation`: a page whose keys
-    were fetched across one keeps nothing. Bounded: least recently stored out.
+    Entries are found by event id (a short key to hash; the payload must still be the same
+    text) or, for rows without one, by the payload itself. An entry is valid until the
+    earliest time-to-live of its subjects' keys, and is dropped as soon as one of its subjects
+    leaves the key cache (erasure, enrolment, NOTIFY, least recently used out: `drop`), so it
+    holds plaintext no longer than the keys that decrypted it; the other subjects' entries
+    stay. Every drop bumps `generation`: a page whose keys were fetched across one keeps
+    nothing. Bounded: least recently stored out.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.generation = 0
-        # payload -> (deadline, (data, erased fields), its subjects)
+        # key -> (deadline, (data, erased fields), its subjects, the payload)
         self.items: OrderedDict[
-            str, tuple[float, tuple[dict[str, Any], frozenset[str]], tuple[str, ...]]
+            object, tuple[float, tuple[dict[str, Any], frozenset[str]], tuple[str, ...], str]
         ] = OrderedDict()
-        self._of: dict[str, set[str]] = {}  # subject -> the stored payloads naming it
+        self._of: dict[str, set[object]] = {}  # subject -> the keys of the payloads naming it
 
-    def get(self, payload: str, now: float) -> tuple[dict[str, Any], frozenset[str]] | None:
-        found = self.items.get(payload)
-        if found is None or found[0] <= now:
+    def get(
+        self, key: object, payload: str, now: float
+    ) -> tuple[dict[str, Any], frozenset[str]] | None:
+        found = self.items.get(key)
+        if found is None or found[0] <= now or found[3] != payload:
             return None
         return found[1]
 
     def put(
         self,
+        key: object,
         payload: str,
         subjects: tuple[str, ...],
         deadline: float,
@@ -181,36 +194,36 @@ class _OpenedPayloads:
         if self.size <= 0:
             return
         items = self.items
-        old = items.pop(payload, None)
+        old = items.pop(key, None)
         if old is not None:
-            self._unlink(payload, old[2])
-        items[payload] = (deadline, (data, erased), subjects)
+            self._unlink(key, old[2])
+        items[key] = (deadline, (data, erased), subjects, payload)
         of = self._of
         for subject in subjects:
             held = of.get(subject)
             if held is None:
-                of[subject] = {payload}
+                of[subject] = {key}
             else:
-                held.add(payload)
+                held.add(key)
         if len(items) > self.size:
             gone, item = items.popitem(last=False)
             self._unlink(gone, item[2])
 
-    def _unlink(self, payload: str, subjects: tuple[str, ...]) -> None:
+    def _unlink(self, key: object, subjects: tuple[str, ...]) -> None:
         for subject in subjects:
             held = self._of.get(subject)
             if held is not None:
-                held.discard(payload)
+                held.discard(key)
                 if not held:
                     del self._of[subject]
 
     def drop(self, subject: str) -> None:
         """Forget every payload naming `subject` (it left the key cache)."""
         self.generation += 1
-        for payload in self._of.pop(subject, ()):
-            item = self.items.pop(payload, None)
+        for key in self._of.pop(subject, ()):
+            item = self.items.pop(key, None)
             if item is not None:
-                self._unlink(payload, item[2])
+                self._unlink(key, item[2])
 
     def invalidate(self) -> None:
         self.generation += 1
@@ -374,6 +387,7 @@ class PersonalData:
     ) -> KeyRing | None:
         """The keys a page of stored rows needs (None when no row has marked fields)."""
         t, p = layout.event_type, layout.payload
+        i: int = getattr(layout, "event_id", -1)  # pairs (bus messages) have none
         plans: dict[str, PersonalPlan | None] = {}
         parsed: dict[int, dict[str, Any]] = {}
         opened: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
@@ -389,8 +403,11 @@ class PersonalData:
                 plan = plans[event_type] = _plan_of_type(event_type, registry)
             if plan is not None:
                 payload = row[p]
-                hit = stored.get(payload) if type(payload) is str else None
-                if hit is not None and hit[0] > now:
+                hit = None
+                if type(payload) is str:
+                    key = row[i] if i >= 0 else None
+                    hit = stored.get(payload if key is None else key)
+                if hit is not None and hit[0] > now and hit[3] == payload:
                     opened[id(payload)] = hit[1]
                     continue
                 data = _parsed(payload)
@@ -405,7 +422,8 @@ class PersonalData:
         generation = known.generation
         entries = await self._entries(subjects)
         # An eviction while fetching: what this page opens is not kept.
-        return KeyRing(entries, parsed, known if known.generation == generation else None, opened)
+        owner = known if known.generation == generation else None
+        return KeyRing(entries, parsed, owner, opened, i >= 0)
 
     async def keys_for_payloads(
         self, payloads: Iterable[tuple[str, Any]], registry: EventRegistry | None
