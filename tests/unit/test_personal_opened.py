@@ -102,7 +102,7 @@ def test_opened_payloads_follow_the_model_of_a_bounded_map_dropped_by_subject(
         if operation[0] == "put":
             payload = str(operation[1])
             subjects = tuple(str(s) for s in operation[2])  # type: ignore[attr-defined]
-            cache.put(payload, payload, subjects, float("inf"), {"payload": payload}, frozenset())
+            cache.put(payload, payload, subjects, float("inf"), ({"payload": payload}, frozenset()))
             model.pop(payload, None)
             model[payload] = subjects
             while len(model) > size:
@@ -126,7 +126,7 @@ def test_opened_payloads_follow_the_model_of_a_bounded_map_dropped_by_subject(
 def test_an_opened_payload_found_by_event_id_is_served_only_for_the_same_text() -> None:
     cache = _OpenedPayloads(10)
     event_id = uuid4()
-    cache.put(event_id, '{"name":"pii:1:k:old"}', ("c-1",), float("inf"), {"n": 1}, frozenset())
+    cache.put(event_id, '{"name":"pii:1:k:old"}', ("c-1",), float("inf"), ({"n": 1}, frozenset()))
     assert cache.get(event_id, '{"name":"pii:1:k:old"}', 0.0) == ({"n": 1}, frozenset())
     assert cache.get(event_id, '{"name":"pii:1:k:altered"}', 0.0) is None  # row changed
     assert cache.get(event_id, '{"name":"pii:1:k:old"}', float("inf")) is None  # keys expired

@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 
+Opened = tuple[dict[str, Any], frozenset[str]]  # a payload's fields opened, and those erased
+
+
 class FieldKeys(Protocol):
     """The keys of one batch or page, made active around the codec calls."""
 
@@ -48,19 +51,14 @@ class FieldKeys(Protocol):
     def parsed(self, payload: object) -> dict[str, Any] | None:
         """The payload already parsed while fetching the keys (each parse is used once)."""
 
-    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+    def opened(self, payload: object) -> Opened | None:
         """The payload as opened by an earlier read and still valid, or None."""
 
     def remember(
-        self,
-        payload: object,
-        subjects: Iterable[str],
-        data: dict[str, Any],
-        erased: frozenset[str],
-        event_id: object = None,
+        self, payload: object, event_id: object, subjects: Iterable[str], opened: Opened
     ) -> None:
-        """Keep an opened payload (of event `event_id`) for later reads (while its keys are
-        cached)."""
+        """Keep an opened payload (of event `event_id`: None if unknown) for later reads,
+        while its keys are cached."""
 
 
 _active: ContextVar[FieldKeys | None] = ContextVar("eventsource_personal_keys", default=None)
@@ -202,7 +200,7 @@ def personal_decoder(
             data, erased = reveal(plan, event_type, payload, event_id)
             assert keys is not None  # reveal refuses to run without keys
             subjects = [str(data.get(k)) for k in subject_keys]
-            keys.remember(payload, subjects, data, erased, event_id)
+            keys.remember(payload, event_id, subjects, (data, erased))
         else:
             data, erased = known
         try:

@@ -28,7 +28,7 @@ from eventsource.exceptions import (
     SubjectErasedError,
 )
 from eventsource.personal import cipher
-from eventsource.personal._hook import activated
+from eventsource.personal._hook import Opened, activated
 from eventsource.personal.keys import ALL_GROUPS, KeyStore, StoredKey, SubjectRecord
 from eventsource.personal.markers import PersonalPlan, erased_fields, plan_of
 
@@ -78,7 +78,7 @@ class KeyRing:
         entries: dict[str, _Entry],
         parsed: dict[int, dict[str, Any]],
         owner: _OpenedPayloads | None = None,
-        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] | None = None,
+        opened: dict[int, Opened] | None = None,
         by_id: bool = False,
     ) -> None:
         self._entries = entries
@@ -130,17 +130,12 @@ class KeyRing:
         """The payload parsed while fetching the keys, handed out once."""
         return self._parsed.pop(id(payload), None)
 
-    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+    def opened(self, payload: object) -> Opened | None:
         """The payload as opened by an earlier read, still valid (see `_OpenedPayloads`)."""
         return self._opened.pop(id(payload), None) if self._opened else None
 
     def remember(
-        self,
-        payload: object,
-        subjects: Iterable[str],
-        data: dict[str, Any],
-        erased: frozenset[str],
-        event_id: object = None,
+        self, payload: object, event_id: object, subjects: Iterable[str], opened: Opened
     ) -> None:
         """Keep an opened payload for later reads, as long as its subjects' keys are cached."""
         if self._owner is not None and isinstance(payload, str):
@@ -150,7 +145,7 @@ class KeyRing:
                 default=0.0,
             )
             key = event_id if self._by_id and event_id is not None else payload
-            self._owner.put(key, payload, named, deadline, data, erased)
+            self._owner.put(key, payload, named, deadline, opened)
 
 
 class _OpenedPayloads:
@@ -169,14 +164,10 @@ class _OpenedPayloads:
         self.size = size
         self.generation = 0
         # key -> (deadline, (data, erased fields), its subjects, the payload)
-        self.items: OrderedDict[
-            object, tuple[float, tuple[dict[str, Any], frozenset[str]], tuple[str, ...], str]
-        ] = OrderedDict()
+        self.items: OrderedDict[object, tuple[float, Opened, tuple[str, ...], str]] = OrderedDict()
         self._of: dict[str, set[object]] = {}  # subject -> the keys of the payloads naming it
 
-    def get(
-        self, key: object, payload: str, now: float
-    ) -> tuple[dict[str, Any], frozenset[str]] | None:
+    def get(self, key: object, payload: str, now: float) -> Opened | None:
         found = self.items.get(key)
         if found is None or found[0] <= now or found[3] != payload:
             return None
@@ -188,8 +179,7 @@ class _OpenedPayloads:
         payload: str,
         subjects: tuple[str, ...],
         deadline: float,
-        data: dict[str, Any],
-        erased: frozenset[str],
+        opened: Opened,
     ) -> None:
         if self.size <= 0:
             return
@@ -197,7 +187,7 @@ class _OpenedPayloads:
         old = items.pop(key, None)
         if old is not None:
             self._unlink(key, old[2])
-        items[key] = (deadline, (data, erased), subjects, payload)
+        items[key] = (deadline, opened, subjects, payload)
         of = self._of
         for subject in subjects:
             held = of.get(subject)
@@ -390,7 +380,7 @@ class PersonalData:
         i: int = getattr(layout, "event_id", -1)  # pairs (bus messages) have none
         plans: dict[str, PersonalPlan | None] = {}
         parsed: dict[int, dict[str, Any]] = {}
-        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+        opened: dict[int, Opened] = {}
         subjects: set[str] = set()
         known = self._opened
         stored = known.items  # `known.get`, inlined: this loop runs once per row of a page
