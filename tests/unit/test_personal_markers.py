@@ -217,7 +217,7 @@ async def test_an_opened_payload_is_not_reused_after_an_erasure_or_its_keys_expi
     assert (await read()).name == "Ann Example"
     assert (await read()).name == "Ann Example"  # from the opened payload
     await asyncio.sleep(0.06)  # the keys' time-to-live passes: the opened payload with it
-    assert personal._opened.get(payload, time.monotonic()) is None
+    assert personal._opened.get(payload, payload, time.monotonic()) is None
     assert (await read()).name == "Ann Example"
     await personal.forget("c-1")
     erased = await read()

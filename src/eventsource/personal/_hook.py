@@ -9,8 +9,8 @@ This module imports no cipher: the active keys do the cryptography.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 
+Opened = tuple[dict[str, Any], frozenset[str]]  # a payload's fields opened, and those erased
+
+
 class FieldKeys(Protocol):
     """The keys of one batch or page, made active around the codec calls."""
 
@@ -48,26 +51,37 @@ class FieldKeys(Protocol):
     def parsed(self, payload: object) -> dict[str, Any] | None:
         """The payload already parsed while fetching the keys (each parse is used once)."""
 
-    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+    def opened(self, payload: object) -> Opened | None:
         """The payload as opened by an earlier read and still valid, or None."""
 
     def remember(
-        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+        self, payload: object, event_id: object, subjects: Iterable[str], opened: Opened
     ) -> None:
-        """Keep an opened payload for later reads (while its keys are cached)."""
+        """Keep an opened payload (of event `event_id`: None if unknown) for later reads,
+        while its keys are cached."""
 
 
 _active: ContextVar[FieldKeys | None] = ContextVar("eventsource_personal_keys", default=None)
 
 
-@contextmanager
-def activated(keys: FieldKeys) -> Iterator[None]:
+class _Activated:
+    """`activated`'s context manager: a class, not a generator, as every append enters one."""
+
+    __slots__ = ("_keys", "_token")
+
+    def __init__(self, keys: FieldKeys) -> None:
+        self._keys = keys
+
+    def __enter__(self) -> None:
+        self._token = _active.set(self._keys)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _active.reset(self._token)
+
+
+def activated(keys: FieldKeys) -> AbstractContextManager[None]:
     """Make `keys` the ones the codec uses until the block ends."""
-    token = _active.set(keys)
-    try:
-        yield
-    finally:
-        _active.reset(token)
+    return _Activated(keys)
 
 
 def associated_data(tenant: object, subject: str, group: str, event_type: str, key: str) -> bytes:
@@ -124,8 +138,9 @@ def seal_fields(
                 f"{event_type}.{field.key} holds personal data but subject id "
                 f"{field.subject_key!r} is None (nothing was written)"
             )
-        aad = associated_data(tenant, str(subject), field.group, event_type, field.key)
-        data[field.key] = keys.seal(str(subject), field.group, _plaintext(value), aad)
+        subject = str(subject)
+        aad = associated_data(tenant, subject, field.group, event_type, field.key)
+        data[field.key] = keys.seal(subject, field.group, _plaintext(value), aad)
 
 
 def reveal(
@@ -184,7 +199,8 @@ def personal_decoder(
         if known is None:
             data, erased = reveal(plan, event_type, payload, event_id)
             assert keys is not None  # reveal refuses to run without keys
-            keys.remember(payload, [str(data.get(k)) for k in subject_keys], data, erased)
+            subjects = [str(data.get(k)) for k in subject_keys]
+            keys.remember(payload, event_id, subjects, (data, erased))
         else:
             data, erased = known
         try:

@@ -28,7 +28,7 @@ from eventsource.exceptions import (
     SubjectErasedError,
 )
 from eventsource.personal import cipher
-from eventsource.personal._hook import activated
+from eventsource.personal._hook import Opened, activated
 from eventsource.personal.keys import ALL_GROUPS, KeyStore, StoredKey, SubjectRecord
 from eventsource.personal.markers import PersonalPlan, erased_fields, plan_of
 
@@ -71,19 +71,21 @@ _OPENED_MAX = 4096  # plaintexts remembered per subject (then forgotten and rele
 class KeyRing:
     """The keys of one batch or page (see `eventsource.personal._hook.FieldKeys`)."""
 
-    __slots__ = ("_entries", "_opened", "_owner", "_parsed")
+    __slots__ = ("_by_id", "_entries", "_opened", "_owner", "_parsed")
 
     def __init__(
         self,
         entries: dict[str, _Entry],
         parsed: dict[int, dict[str, Any]],
         owner: _OpenedPayloads | None = None,
-        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] | None = None,
+        opened: dict[int, Opened] | None = None,
+        by_id: bool = False,
     ) -> None:
         self._entries = entries
         self._parsed = parsed
         self._owner = owner
         self._opened = opened or {}
+        self._by_id = by_id  # the page's rows had event ids: opened payloads are found by them
 
     def active(self) -> Any:
         """A context manager making these keys the codec's."""
@@ -128,56 +130,95 @@ class KeyRing:
         """The payload parsed while fetching the keys, handed out once."""
         return self._parsed.pop(id(payload), None)
 
-    def opened(self, payload: object) -> tuple[dict[str, Any], frozenset[str]] | None:
+    def opened(self, payload: object) -> Opened | None:
         """The payload as opened by an earlier read, still valid (see `_OpenedPayloads`)."""
         return self._opened.pop(id(payload), None) if self._opened else None
 
     def remember(
-        self, payload: object, subjects: Iterable[str], data: dict[str, Any], erased: frozenset[str]
+        self, payload: object, event_id: object, subjects: Iterable[str], opened: Opened
     ) -> None:
         """Keep an opened payload for later reads, as long as its subjects' keys are cached."""
         if self._owner is not None and isinstance(payload, str):
+            named = tuple(subjects)
             deadline = min(
-                (e.deadline for s in subjects if (e := self._entries.get(s)) is not None),
+                (e.deadline for s in named if (e := self._entries.get(s)) is not None),
                 default=0.0,
             )
-            self._owner.put(payload, deadline, data, erased)
+            key = event_id if self._by_id and event_id is not None else payload
+            self._owner.put(key, payload, named, deadline, opened)
 
 
 class _OpenedPayloads:
     """Payloads already opened, so a warm read skips parsing and decrypting them again.
 
-    An entry is valid while no subject has left the key cache since it was stored (any
-    eviction, erasure or enrolment bumps `generation`) and until the earliest time-to-live of
-    its subjects' keys; it holds plaintext no longer than the keys that decrypted it. Bounded:
-    least recently stored out.
+    Entries are found by event id (a short key to hash; the payload must still be the same
+    text) or, for rows without one, by the payload itself. An entry is valid until the
+    earliest time-to-live of its subjects' keys, and is dropped as soon as one of its subjects
+    leaves the key cache (erasure, enrolment, NOTIFY, least recently used out: `drop`), so it
+    holds plaintext no longer than the keys that decrypted it; the other subjects' entries
+    stay. Every drop bumps `generation`: a page whose keys were fetched across one keeps
+    nothing. Bounded: least recently stored out.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.generation = 0
-        self._items: OrderedDict[str, tuple[int, float, dict[str, Any], frozenset[str]]] = (
-            OrderedDict()
-        )
+        # key -> (deadline, (data, erased fields), its subjects, the payload)
+        self.items: OrderedDict[object, tuple[float, Opened, tuple[str, ...], str]] = OrderedDict()
+        self._of: dict[str, set[object]] = {}  # subject -> the keys of the payloads naming it
 
-    def get(self, payload: str, now: float) -> tuple[dict[str, Any], frozenset[str]] | None:
-        found = self._items.get(payload)
-        if found is None or found[0] != self.generation or found[1] <= now:
+    def get(self, key: object, payload: str, now: float) -> Opened | None:
+        found = self.items.get(key)
+        if found is None or found[0] <= now or found[3] != payload:
             return None
-        return found[2], found[3]
+        return found[1]
 
     def put(
-        self, payload: str, deadline: float, data: dict[str, Any], erased: frozenset[str]
+        self,
+        key: object,
+        payload: str,
+        subjects: tuple[str, ...],
+        deadline: float,
+        opened: Opened,
     ) -> None:
         if self.size <= 0:
             return
-        self._items[payload] = (self.generation, deadline, data, erased)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        items = self.items
+        old = items.pop(key, None)
+        if old is not None:
+            self._unlink(key, old[2])
+        items[key] = (deadline, opened, subjects, payload)
+        of = self._of
+        for subject in subjects:
+            held = of.get(subject)
+            if held is None:
+                of[subject] = {key}
+            else:
+                held.add(key)
+        if len(items) > self.size:
+            gone, item = items.popitem(last=False)
+            self._unlink(gone, item[2])
+
+    def _unlink(self, key: object, subjects: tuple[str, ...]) -> None:
+        for subject in subjects:
+            held = self._of.get(subject)
+            if held is not None:
+                held.discard(key)
+                if not held:
+                    del self._of[subject]
+
+    def drop(self, subject: str) -> None:
+        """Forget every payload naming `subject` (it left the key cache)."""
+        self.generation += 1
+        for key in self._of.pop(subject, ()):
+            item = self.items.pop(key, None)
+            if item is not None:
+                self._unlink(key, item[2])
 
     def invalidate(self) -> None:
         self.generation += 1
-        self._items.clear()
+        self.items.clear()
+        self._of.clear()
 
 
 class _Layout(Protocol):
@@ -233,7 +274,7 @@ class PersonalData:
     def evict(self, subject_id: str) -> None:
         """Drop a subject from the cache (called on erasure notifications)."""
         self._cache.pop(subject_id, None)
-        self._opened.invalidate()
+        self._opened.drop(subject_id)
 
     # -- fetching keys ------------------------------------------------------------------------
 
@@ -268,8 +309,8 @@ class PersonalData:
         self._cache[subject] = entry
         self._cache.move_to_end(subject)
         while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-            self._opened.invalidate()
+            gone, _ = self._cache.popitem(last=False)
+            self._opened.drop(gone)
         return entry
 
     def _kek_for(self, key: StoredKey) -> cipher.KeyEncryptionKey:
@@ -291,11 +332,12 @@ class PersonalData:
                 continue
             marked = True
             erased = erased_fields(event)
+            values = event.__dict__  # the fields' values: no attribute lookup per field
             for field in plan.fields:
-                subject = getattr(event, field.subject_attribute, None)
+                subject = values.get(field.subject_attribute)
                 if subject is None or field.key in erased:
                     continue
-                if event.__dict__.get(field.attribute) is not None:
+                if values.get(field.attribute) is not None:
                     needs.setdefault(str(subject), set()).add(field.group)
         if not marked:
             return None
@@ -308,6 +350,8 @@ class PersonalData:
         new: list[StoredKey] = []
         for subject, groups in needs.items():
             entry = entries[subject]
+            if entry.keys.keys() >= groups:
+                continue  # the usual case: every key exists and is cached
             for group in sorted(groups - entry.keys.keys()):
                 if entry.blocked & {group, ALL_GROUPS}:
                     raise SubjectErasedError(subject)
@@ -333,11 +377,13 @@ class PersonalData:
     ) -> KeyRing | None:
         """The keys a page of stored rows needs (None when no row has marked fields)."""
         t, p = layout.event_type, layout.payload
+        i: int = getattr(layout, "event_id", -1)  # pairs (bus messages) have none
         plans: dict[str, PersonalPlan | None] = {}
         parsed: dict[int, dict[str, Any]] = {}
-        opened: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+        opened: dict[int, Opened] = {}
         subjects: set[str] = set()
         known = self._opened
+        stored = known.items  # `known.get`, inlined: this loop runs once per row of a page
         now = time.monotonic()
         for row in rows:
             event_type = row[t]
@@ -347,8 +393,12 @@ class PersonalData:
                 plan = plans[event_type] = _plan_of_type(event_type, registry)
             if plan is not None:
                 payload = row[p]
-                if isinstance(payload, str) and (hit := known.get(payload, now)) is not None:
-                    opened[id(payload)] = hit
+                hit = None
+                if type(payload) is str:
+                    key = row[i] if i >= 0 else None
+                    hit = stored.get(payload if key is None else key)
+                if hit is not None and hit[0] > now and hit[3] == payload:
+                    opened[id(payload)] = hit[1]
                     continue
                 data = _parsed(payload)
                 if data is not None:
@@ -362,7 +412,8 @@ class PersonalData:
         generation = known.generation
         entries = await self._entries(subjects)
         # An eviction while fetching: what this page opens is not kept.
-        return KeyRing(entries, parsed, known if known.generation == generation else None, opened)
+        owner = known if known.generation == generation else None
+        return KeyRing(entries, parsed, owner, opened, i >= 0)
 
     async def keys_for_payloads(
         self, payloads: Iterable[tuple[str, Any]], registry: EventRegistry | None
