@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real browser the web UI's tests drive (tests/browser/): Chromium and its WebDriver from
+# The real browser the web UI's tests drive (tests/integration/web/test_web_browser.py): Chromium and its WebDriver from
 # Debian's packages. Idempotent: does nothing when /usr/bin/chromium is already there.
 # Called by .ci/run before the tests; run it by hand to get the browser tests locally.
 set -euo pipefail
