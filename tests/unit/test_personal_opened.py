@@ -15,6 +15,9 @@ from eventsource import DomainEvent, register_event
 from eventsource.personal import InMemoryKeyStore, LocalKEK, Personal, PersonalData, SubjectId
 from eventsource.personal.protection import _OpenedPayloads
 from eventsource.stores.codec import decode_event, encode_payload
+from extras import import_extra
+
+import_extra("cryptography")  # sealing needs it: the core run skips this module
 
 
 @register_event
